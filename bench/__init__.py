@@ -1,0 +1,1 @@
+"""orbitq benchmarks: each module measures a figure and the physical limit in the same run."""

@@ -1,0 +1,66 @@
+"""The `orbitq` entry point: builds the command tree, runs one command, maps failures to exits.
+
+Owns: parser assembly (client commands from this package, broker-side commands from the
+`orbitq.commands` entry-point group) and the one place where errors become a printed line and
+an exit code. Does not own any command's behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from orbitq.clients.cli.registry import CommandError, CommandTree
+
+ENTRY_POINT_GROUP = "orbitq.commands"
+
+# Client-side command modules: each has `register(tree: CommandTree) -> None`.
+_CLIENT_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orbitq",
+        description="orbitq: quota tokens, a signed ledger and an orbital scheduler over gRPC.",
+    )
+    parser.set_defaults(handler=lambda _args: _print_help(parser))
+    tree = CommandTree(parser)
+    for register in _registrars():
+        register(tree)
+    return parser
+
+
+def _registrars() -> list[Callable[[CommandTree], None]]:
+    found: list[Callable[[CommandTree], None]] = []
+    for name in _CLIENT_COMMAND_MODULES:
+        found.append(importlib.import_module(name).register)
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found.append(entry.load())
+    return found
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every expected failure prints one line and exits non-zero."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CommandError as error:
+        print(f"orbitq: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("orbitq: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

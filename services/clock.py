@@ -1,0 +1,88 @@
+"""The broker's sense of time.
+
+Owns: the `Clock` protocol and its three implementations — the wall clock for `orbitq serve`, a
+simulated clock that only moves when told (tests, `orbitq sim`, benchmarks), and a shifted clock
+that runs at a chosen rate from a chosen instant (demos that must live near a TLE snapshot's
+epoch). Nothing in orbitq reads `time.time()` directly; everything takes a Clock.
+
+Does not own: timers or scheduling (APScheduler calls plain functions that read a Clock).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+NANOS_PER_SECOND = 1_000_000_000
+
+
+class Clock(Protocol):
+    """A source of the current instant, always timezone-aware UTC."""
+
+    def now(self) -> datetime: ...
+
+
+def to_ns(instant: datetime) -> int:
+    """Nanoseconds since the Unix epoch of an aware datetime (microsecond precision)."""
+    if instant.tzinfo is None:
+        raise ValueError("naive datetime: orbitq works in aware UTC instants")
+    delta = instant - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * NANOS_PER_SECOND + delta.microseconds * 1000
+
+
+def from_ns(ns: int) -> datetime:
+    """The aware UTC datetime of nanoseconds since the Unix epoch (truncated to microseconds)."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SimulatedClock:
+    """A clock that moves only when advanced; never goes backwards. Thread-safe."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("SimulatedClock needs an aware UTC start")
+        self._now = start.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        if seconds < 0:
+            raise ValueError("a simulated clock never goes backwards")
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+    def set(self, instant: datetime) -> None:
+        with self._lock:
+            if instant < self._now:
+                raise ValueError("a simulated clock never goes backwards")
+            self._now = instant
+
+
+class ShiftedClock:
+    """Runs from `start` at `rate` times real speed, measured on the monotonic clock."""
+
+    def __init__(self, start: datetime, rate: float = 1.0) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ShiftedClock needs an aware UTC start")
+        if not 0 < rate <= 10_000:
+            raise ValueError("rate must be in (0, 10000]")
+        self._start = start.astimezone(UTC)
+        self._rate = rate
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        elapsed = (time.monotonic() - self._origin) * self._rate
+        return self._start + timedelta(seconds=elapsed)

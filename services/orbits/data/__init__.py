@@ -1,0 +1,1 @@
+"""Bundled real orbital data (element sets and ground stations); see README.md beside it."""

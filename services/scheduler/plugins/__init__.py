@@ -1,0 +1,1 @@
+"""Scheduler plugins: one module per plugin, each with a NAME and its reason strings."""
