@@ -1,0 +1,78 @@
+"""The exceptions raised when ledger data fails a check.
+
+Owns: one root, `LedgerIntegrityError`, and one subclass per kind of failure a verifier can
+report. Every check in `orbitq.ledger` that finds bad data (a proof, a note, a checkpoint, a key
+string, a hash of the wrong size) raises one of these; catching `LedgerIntegrityError` catches
+them all. Messages name what failed and what to do about it, because they reach operators and
+tenants through the CLI and gRPC statuses.
+
+Does not own: arguments a caller got wrong in a way no data could cause (a negative tree size
+passed to a proof *generator*, signing with no signer); those raise `ValueError`. Nor the
+mapping of these errors to gRPC status codes (orbitq.services).
+
+    LedgerIntegrityError
+    ├── HashSizeError            a hash is not 32 bytes
+    ├── InclusionProofError      an inclusion proof does not prove what it claims
+    ├── ConsistencyProofError    a consistency proof does not link the two tree heads
+    ├── KeyFormatError           a verifier or signer key string is malformed
+    ├── NoteFormatError          a signed note breaks the signed-note syntax or its limits
+    ├── NoteSignatureError       a signature by a known key does not verify
+    ├── UnknownKeyError          no signature by any of the expected keys
+    ├── CheckpointFormatError    a checkpoint body breaks the tlog-checkpoint syntax
+    └── OriginMismatchError      a checkpoint's origin is not its signing key's name
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointFormatError",
+    "ConsistencyProofError",
+    "HashSizeError",
+    "InclusionProofError",
+    "KeyFormatError",
+    "LedgerIntegrityError",
+    "NoteFormatError",
+    "NoteSignatureError",
+    "OriginMismatchError",
+    "UnknownKeyError",
+]
+
+
+class LedgerIntegrityError(Exception):
+    """Ledger data failed a check: the data is wrong, not the program."""
+
+
+class HashSizeError(LedgerIntegrityError):
+    """A leaf hash, node hash, root or proof hash is not exactly 32 bytes (L2, L8, L9)."""
+
+
+class InclusionProofError(LedgerIntegrityError):
+    """An inclusion proof does not show the leaf at that index in the tree with that root (L8)."""
+
+
+class ConsistencyProofError(LedgerIntegrityError):
+    """A consistency proof does not show the first tree head is a prefix of the second (L9)."""
+
+
+class KeyFormatError(LedgerIntegrityError):
+    """A verifier key (`name+id+key`) or signer key (`PRIVATE+KEY+...`) is malformed (L13)."""
+
+
+class NoteFormatError(LedgerIntegrityError):
+    """A signed note is not valid signed-note syntax, or exceeds a limit (L11, L12, L17)."""
+
+
+class NoteSignatureError(LedgerIntegrityError):
+    """A signature by a known key (name and key id both match) does not verify (L14)."""
+
+
+class UnknownKeyError(LedgerIntegrityError):
+    """A note carries no signature by any of the keys the verifier was given (L14)."""
+
+
+class CheckpointFormatError(LedgerIntegrityError):
+    """A checkpoint body is not `<origin>\\n<size>\\n<base64 root>\\n[extensions]` (L10)."""
+
+
+class OriginMismatchError(LedgerIntegrityError):
+    """A checkpoint's origin line differs from the name of the key that signed it (L15)."""
