@@ -6,4 +6,119 @@ C2SP signed checkpoints, proofs and their verification. Everything importable fr
 the one module doing I/O, `orbitq.ledger.store`, must be imported explicitly.
 
 Does not own: who may call what (orbitq.services), transport (gRPC), or the clock.
+
+The log's modules, each citing the numbered rules of docs/ledger-format.md (L1..L18):
+
+- `errors`: the exception tree under `LedgerIntegrityError`;
+- `merkle`: leaf and node hashing, the appending `Frontier`, roots and proofs built from stored
+  perfect-subtree hashes in O(log n) reads, and proof verification (RFC 9162 §2.1);
+- `note`: C2SP signed notes with Ed25519 keys (verifier and signer key strings);
+- `checkpoint`: C2SP tlog-checkpoints, signed and verified against a pinned key.
+
+Verification functions return the verified value (or None) and raise a `LedgerIntegrityError`
+subclass on any failure; none returns a bool to forget to check.
 """
+
+from __future__ import annotations
+
+from orbitq.ledger.checkpoint import (
+    Checkpoint,
+    format_checkpoint_body,
+    parse_checkpoint_body,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from orbitq.ledger.errors import (
+    CheckpointFormatError,
+    ConsistencyProofError,
+    HashSizeError,
+    InclusionProofError,
+    KeyFormatError,
+    LedgerIntegrityError,
+    NoteFormatError,
+    NoteSignatureError,
+    OriginMismatchError,
+    UnknownKeyError,
+)
+from orbitq.ledger.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    TREE_SIZE_MAX,
+    Frontier,
+    SubtreeReader,
+    consistency_proof,
+    consistency_proof_nodes,
+    frontier_nodes,
+    inclusion_proof,
+    inclusion_proof_nodes,
+    leaf_hash,
+    node_hash,
+    root_from_subtrees,
+    root_nodes,
+    root_of,
+    verify_consistency,
+    verify_inclusion,
+)
+from orbitq.ledger.note import (
+    NOTE_BYTES_MAX,
+    NOTE_SIGNATURES_MAX,
+    NoteSignature,
+    OpenedNote,
+    SignedNote,
+    Signer,
+    Verifier,
+    key_id,
+    open_note,
+    parse_note,
+    parse_signer_key,
+    parse_verifier_key,
+    sign_note,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "NOTE_BYTES_MAX",
+    "NOTE_SIGNATURES_MAX",
+    "TREE_SIZE_MAX",
+    "Checkpoint",
+    "CheckpointFormatError",
+    "ConsistencyProofError",
+    "Frontier",
+    "HashSizeError",
+    "InclusionProofError",
+    "KeyFormatError",
+    "LedgerIntegrityError",
+    "NoteFormatError",
+    "NoteSignature",
+    "NoteSignatureError",
+    "OpenedNote",
+    "OriginMismatchError",
+    "SignedNote",
+    "Signer",
+    "SubtreeReader",
+    "UnknownKeyError",
+    "Verifier",
+    "consistency_proof",
+    "consistency_proof_nodes",
+    "format_checkpoint_body",
+    "frontier_nodes",
+    "inclusion_proof",
+    "inclusion_proof_nodes",
+    "key_id",
+    "leaf_hash",
+    "node_hash",
+    "open_note",
+    "parse_checkpoint_body",
+    "parse_note",
+    "parse_signer_key",
+    "parse_verifier_key",
+    "root_from_subtrees",
+    "root_nodes",
+    "root_of",
+    "sign_checkpoint",
+    "sign_note",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
+]
