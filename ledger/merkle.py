@@ -17,8 +17,9 @@ leaf i's row holds levels 0..t where t is the number of trailing zeros of i + 1 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from hashlib import sha256
+from typing import Protocol
 
 from orbitq.ledger.errors import ConsistencyProofError, HashSizeError, InclusionProofError
 
@@ -51,8 +52,16 @@ TREE_SIZE_MAX = 2**64 - 1
 EMPTY_ROOT = sha256(b"").digest()
 """The root of the empty tree, SHA-256 of nothing (L3)."""
 
-SubtreeReader = Callable[[int, int], bytes]
-"""Returns the stored hash of the perfect subtree (level, index); raises if it is not stored."""
+
+class SubtreeReader(Protocol):
+    """Returns the stored hash of the perfect subtree `(level, index)`; raises if not stored.
+
+    It takes the pair as one argument so that a `dict[tuple[int, int], bytes]` filled by one
+    query over a `*_nodes(...)` list can be passed as `hashes.__getitem__` (L5).
+    """
+
+    def __call__(self, node: tuple[int, int], /) -> bytes: ...
+
 
 # Hashing is prefix-then-data; copying a hasher that has already absorbed the one-byte domain
 # prefix avoids concatenating (copying) the data, and is the cheapest form in CPython.
@@ -133,7 +142,7 @@ def _fold(nodes: Sequence[tuple[int, int]], subtree: SubtreeReader) -> bytes:
 
 
 def _read(subtree: SubtreeReader, node: tuple[int, int]) -> bytes:
-    value = subtree(node[0], node[1])
+    value = subtree(node)
     if len(value) != HASH_SIZE:
         raise HashSizeError(
             f"stored hash of perfect subtree (level {node[0]}, index {node[1]}) has "
