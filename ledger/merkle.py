@@ -110,9 +110,9 @@ def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
 # --- The shape of the tree in perfect subtrees (L4, L5) ---------------------------------------
 
 
-def _check_size(size: int, what: str = "tree size") -> None:
+def _check_size(size: int) -> None:
     if not 0 <= size <= TREE_SIZE_MAX:
-        raise ValueError(f"{what} {size} is outside 0..2^64-1 (L7)")
+        raise ValueError(f"tree size {size} is outside 0..2^64-1 (L7)")
 
 
 def _cover(start: int, end: int) -> list[tuple[int, int]]:
