@@ -4,3 +4,67 @@ Owns: talking to a broker over gRPC, mapping status codes to typed exceptions, c
 verification of the signed ledger. Never imports orbitq.services: importing the SDK does not
 pull in SQLModel or the server.
 """
+
+from orbitq.clients._calls import Page
+from orbitq.clients._client import AsyncBrokerClient, BrokerClient
+from orbitq.clients._transport import RetryConfig, TLSConfig
+from orbitq.clients.errors import (
+    AlreadyExistsError,
+    BrokerCallError,
+    ConfigurationError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    LedgerIntegrityError,
+    NotFoundError,
+    OrbitqError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnimplementedError,
+)
+from orbitq.clients.ids import format_id, new_id, parse_id
+from orbitq.clients.models import (
+    Account,
+    ApiKey,
+    IssuedApiKey,
+    Tenant,
+    TransferOutcome,
+    TransferRecord,
+    TransferSpec,
+)
+
+__all__ = [
+    "Account",
+    "AlreadyExistsError",
+    "ApiKey",
+    "AsyncBrokerClient",
+    "BrokerCallError",
+    "BrokerClient",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "InternalError",
+    "InvalidArgumentError",
+    "IssuedApiKey",
+    "LedgerIntegrityError",
+    "NotFoundError",
+    "OrbitqError",
+    "Page",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "RetryConfig",
+    "TLSConfig",
+    "Tenant",
+    "TransferOutcome",
+    "TransferRecord",
+    "TransferSpec",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UnimplementedError",
+    "format_id",
+    "new_id",
+    "parse_id",
+]

@@ -324,6 +324,13 @@ class Frontier:
         self._size = size + 1
         return completed
 
+    def copy(self) -> Frontier:
+        """An independent frontier to append to tentatively (kept only if a write commits)."""
+        clone = Frontier.__new__(Frontier)
+        clone._size = self._size
+        clone._nodes = list(self._nodes)
+        return clone
+
     def root(self) -> bytes:
         """L3, L5: the root of the tree of `size` leaves: the right fold of the frontier."""
         nodes = self._nodes

@@ -14,11 +14,17 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from orbitq.clients.cli.registry import CommandError, CommandTree
+from orbitq.clients.errors import BrokerCallError, OrbitqError
 
 ENTRY_POINT_GROUP = "orbitq.commands"
+# Exit status when the broker refused a call (bad input, permissions, state).
+EXIT_BROKER_ERROR = 3
 
 # Client-side command modules: each has `register(tree: CommandTree) -> None`.
-_CLIENT_COMMAND_MODULES: tuple[str, ...] = ()
+_CLIENT_COMMAND_MODULES: tuple[str, ...] = (
+    "orbitq.clients.cli.tenant",
+    "orbitq.clients.cli.quota",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"orbitq: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokerCallError as error:
+        print(f"orbitq: {error.details} [{error.code.name}]", file=sys.stderr)
+        return EXIT_BROKER_ERROR
+    except OrbitqError as error:
+        print(f"orbitq: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("orbitq: interrupted", file=sys.stderr)
         return 130

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from ledger_vectors import go_note, rfc_root
 from orbitq.ledger import (
     EMPTY_ROOT,
     Checkpoint,
@@ -23,6 +22,8 @@ from orbitq.ledger import (
     sign_note,
     verify_checkpoint,
 )
+
+from tests.ledger.ledger_vectors import go_note, rfc_root
 
 DERIVED = go_note()["derived_checkpoint_example"]
 ORIGIN = "orbitq.test/ledger"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ledger_vectors import build_store, rfc6962, rfc_leaf_hashes, rfc_root
 from orbitq.ledger import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -27,6 +26,8 @@ from orbitq.ledger import (
     verify_consistency,
     verify_inclusion,
 )
+
+from tests.ledger.ledger_vectors import build_store, rfc6962, rfc_leaf_hashes, rfc_root
 
 NOTHING_STORED: dict[tuple[int, int], bytes] = {}
 INCLUSION = rfc6962()["inclusion_proofs"]

@@ -7,7 +7,6 @@ import hashlib
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from ledger_vectors import build_store
 from orbitq.ledger import (
     ConsistencyProofError,
     Frontier,
@@ -22,6 +21,8 @@ from orbitq.ledger import (
     verify_consistency,
     verify_inclusion,
 )
+
+from tests.ledger.ledger_vectors import build_store
 
 SIZE_MAX = 300
 # Fast: a bounded example count, no deadline (shared CI machines are noisy). The edges (powers

@@ -137,7 +137,8 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_POSTED: _CreateTransferResult.ValueType  # 50
     CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS: _CreateTransferResult.ValueType  # 51
     CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS: _CreateTransferResult.ValueType  # 52
-    CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: _CreateTransferResult.ValueType  # 53
+    CREATE_TRANSFER_RESULT_OVERFLOWS_TIMEOUT: _CreateTransferResult.ValueType  # 53
+    CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: _CreateTransferResult.ValueType  # 54
 
 class CreateTransferResult(_CreateTransferResult, metaclass=_CreateTransferResultEnumTypeWrapper):
     """Outcome of one transfer, in TigerBeetle's order of precedence: when several apply, the
@@ -197,7 +198,8 @@ CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS_POSTED: CreateTransferResult.ValueType  
 CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS_POSTED: CreateTransferResult.ValueType  # 50
 CREATE_TRANSFER_RESULT_OVERFLOWS_DEBITS: CreateTransferResult.ValueType  # 51
 CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS: CreateTransferResult.ValueType  # 52
-CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: CreateTransferResult.ValueType  # 53
+CREATE_TRANSFER_RESULT_OVERFLOWS_TIMEOUT: CreateTransferResult.ValueType  # 53
+CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: CreateTransferResult.ValueType  # 54
 Global___CreateTransferResult: _TypeAlias = CreateTransferResult  # noqa: Y015
 
 @_typing.final

@@ -1,0 +1,193 @@
+"""Every SDK call defined once: which RPC, the request built from Python arguments, how the
+response is parsed, and whether it is safe to retry. The sync and async clients only run them.
+
+Owns: argument checking that can be done client-side (amount signs, id formats) and making
+calls idempotent before the first attempt (ids are generated here, once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from orbitq.clients.ids import IdLike, id_bytes, new_id
+from orbitq.clients.models import (
+    Account,
+    ApiKey,
+    IssuedApiKey,
+    Tenant,
+    TransferOutcome,
+    TransferRecord,
+    TransferSpec,
+    code_value,
+    kind_value,
+)
+from orbitq.v1 import admin_pb2, common_pb2, quota_pb2
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    service: str
+    method: str
+    request: Any
+    parse: Callable[[Any], T]
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+
+
+_ROLES = {
+    "operator": common_pb2.ROLE_OPERATOR,
+    "tenant": common_pb2.ROLE_TENANT,
+    "node": common_pb2.ROLE_NODE,
+}
+
+
+def _amounts(cpu: int, storage: int, link: int) -> common_pb2.Amounts:
+    for name, value in (("cpu", cpu), ("storage", storage), ("link", link)):
+        if value < 0:
+            raise ValueError(f"{name} amount {value} is negative")
+    return common_pb2.Amounts(cpu=cpu, storage=storage, link=link)
+
+
+def create_tenant(name: str, display_name: str) -> Call[Tenant]:
+    return Call(
+        "admin",
+        "CreateTenant",
+        admin_pb2.CreateTenantRequest(name=name, display_name=display_name),
+        lambda response: Tenant.from_proto(response.tenant),
+        idempotent=False,
+    )
+
+
+def list_tenants(page_size: int, page_token: str) -> Call[Page[Tenant]]:
+    return Call(
+        "admin",
+        "ListTenants",
+        admin_pb2.ListTenantsRequest(page_size=page_size, page_token=page_token),
+        lambda response: Page(
+            [Tenant.from_proto(t) for t in response.tenants], response.next_page_token
+        ),
+        idempotent=True,
+    )
+
+
+def issue_api_key(role: str, tenant: str, node: str, label: str) -> Call[IssuedApiKey]:
+    if role not in _ROLES:
+        raise ValueError(f"role {role!r}: use operator, tenant or node")
+    return Call(
+        "admin",
+        "IssueApiKey",
+        admin_pb2.IssueApiKeyRequest(role=_ROLES[role], tenant=tenant, node=node, label=label),
+        lambda response: IssuedApiKey(ApiKey.from_proto(response.key), response.api_key),
+        idempotent=False,
+    )
+
+
+def revoke_api_key(key_id: str) -> Call[ApiKey]:
+    return Call(
+        "admin",
+        "RevokeApiKey",
+        admin_pb2.RevokeApiKeyRequest(key_id=key_id),
+        lambda response: ApiKey.from_proto(response.key),
+        idempotent=True,
+    )
+
+
+def _outcomes(response: Any) -> list[TransferOutcome]:
+    return [TransferOutcome.from_proto(outcome) for outcome in response.outcomes]
+
+
+def mint(
+    tenant: str, cpu: int, storage: int, link: int, id: IdLike | None
+) -> Call[list[TransferOutcome]]:
+    request = quota_pb2.MintRequest(
+        tenant=tenant, amounts=_amounts(cpu, storage, link), id=id_bytes(id or new_id())
+    )
+    return Call("quota", "Mint", request, _outcomes, idempotent=True)
+
+
+def balances(tenant: str, system: bool, at_timestamp_ns: int) -> Call[list[Account]]:
+    return Call(
+        "quota",
+        "GetBalances",
+        quota_pb2.GetBalancesRequest(tenant=tenant, system=system, at_timestamp_ns=at_timestamp_ns),
+        lambda response: [Account.from_proto(a) for a in response.accounts],
+        idempotent=True,
+    )
+
+
+def transfer(
+    to_tenant: str, cpu: int, storage: int, link: int, from_tenant: str, id: IdLike | None
+) -> Call[list[TransferOutcome]]:
+    request = quota_pb2.TransferRequest(
+        from_tenant=from_tenant,
+        to_tenant=to_tenant,
+        amounts=_amounts(cpu, storage, link),
+        id=id_bytes(id or new_id()),
+    )
+    return Call("quota", "Transfer", request, _outcomes, idempotent=True)
+
+
+def list_transfers(
+    tenant: str,
+    account_id: int,
+    kind: str,
+    code: str,
+    since_ns: int,
+    until_ns: int,
+    page_size: int,
+    page_token: str,
+) -> Call[Page[TransferRecord]]:
+    request = quota_pb2.ListTransfersRequest(
+        tenant=tenant,
+        account_id=account_id,
+        kind=kind_value(kind) if kind else 0,  # type: ignore[arg-type]
+        code=code_value(code) if code else 0,  # type: ignore[arg-type]
+        since_ns=since_ns,
+        until_ns=until_ns,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    return Call(
+        "quota",
+        "ListTransfers",
+        request,
+        lambda response: Page(
+            [TransferRecord.from_proto(t) for t in response.transfers], response.next_page_token
+        ),
+        idempotent=True,
+    )
+
+
+def create_transfers(specs: Sequence[TransferSpec]) -> Call[list[TransferOutcome]]:
+    messages = []
+    for spec in specs:
+        messages.append(
+            quota_pb2.Transfer(
+                id=id_bytes(spec.id if spec.id is not None else new_id()),
+                debit_account_id=spec.debit_account_id,
+                credit_account_id=spec.credit_account_id,
+                amount=spec.amount,
+                pending_id=id_bytes(spec.pending_id) if spec.pending_id else b"",
+                user_data=spec.user_data,
+                kind=kind_value(spec.kind) if spec.kind else 0,  # type: ignore[arg-type]
+                code=code_value(spec.code) if spec.code else 0,  # type: ignore[arg-type]
+                flags=quota_pb2.TransferFlags(
+                    linked=spec.linked,
+                    pending=spec.pending,
+                    post_pending=spec.post_pending,
+                    void_pending=spec.void_pending,
+                ),
+                timeout_seconds=spec.timeout_seconds,
+            )
+        )
+    request = quota_pb2.CreateTransfersRequest(transfers=messages)
+    return Call("quota", "CreateTransfers", request, _outcomes, idempotent=True)

@@ -1,0 +1,54 @@
+"""Shared pieces of the client commands: a BrokerClient from the connection flags, and
+argument types with messages a person can act on."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from orbitq.clients import BrokerClient, TLSConfig
+from orbitq.clients.cli.registry import CommandError
+from orbitq.clients.errors import ConfigurationError
+
+
+def client_from(args: argparse.Namespace) -> BrokerClient:
+    try:
+        tls = TLSConfig.from_ca_file(args.tls_ca) if args.tls_ca else None
+        return BrokerClient(args.target, args.api_key, timeout=args.timeout, tls=tls)
+    except (ConfigurationError, OSError) as error:
+        raise CommandError(str(error)) from None
+
+
+def amount(text: str) -> int:
+    """A token amount: a whole number >= 0 (underscores and commas allowed: 1_000, 1,000)."""
+    cleaned = text.replace("_", "").replace(",", "")
+    if not cleaned.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of tokens >= 0")
+    return int(cleaned)
+
+
+def instant(text: str) -> datetime:
+    """An RFC 3339 instant, e.g. 2025-12-06T00:00:00Z."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time such as 2025-12-06T00:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def ns_of(value: datetime) -> int:
+    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000
+
+
+def rfc3339(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_ns(ns: int) -> str:
+    return rfc3339(datetime.fromtimestamp(ns / 1e9, tz=UTC)) if ns else "-"

@@ -1,0 +1,227 @@
+"""What the SDK returns: small frozen dataclasses with plain Python types.
+
+Owns: the client-side shape of tenants, keys, accounts, transfers and outcomes, and their
+conversion from protobuf messages. Kinds, codes, flags and results are lower-case names
+("cpu", "mint", "pending", "exceeds_credits"), stable across versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from orbitq.clients.ids import format_id
+from orbitq.v1 import admin_pb2, common_pb2, quota_pb2
+
+KINDS = ("cpu", "storage", "link")
+
+
+def _enum_label(enum: Any, value: int, prefix: str) -> str:
+    name: str = enum.Name(value) if value in enum.values() else f"{prefix}{value}"
+    return name.removeprefix(prefix).lower()
+
+
+def kind_label(value: int) -> str:
+    return _enum_label(common_pb2.ResourceKind, value, "RESOURCE_KIND_")
+
+
+def kind_value(label: str) -> int:
+    try:
+        return int(common_pb2.ResourceKind.Value("RESOURCE_KIND_" + label.upper()))
+    except ValueError:
+        raise ValueError(f"unknown resource kind {label!r}: use cpu, storage or link") from None
+
+
+def code_label(value: int) -> str:
+    return _enum_label(quota_pb2.TransferCode, value, "TRANSFER_CODE_")
+
+
+def code_value(label: str) -> int:
+    try:
+        return int(quota_pb2.TransferCode.Value("TRANSFER_CODE_" + label.upper()))
+    except ValueError:
+        names = ", ".join(
+            name.removeprefix("TRANSFER_CODE_").lower()
+            for name in quota_pb2.TransferCode.keys()[1:]
+        )
+        raise ValueError(f"unknown transfer code {label!r}: use one of {names}") from None
+
+
+def result_label(value: int) -> str:
+    return _enum_label(quota_pb2.CreateTransferResult, value, "CREATE_TRANSFER_RESULT_")
+
+
+def _time(message: Timestamp, present: bool = True) -> datetime | None:
+    if not present:
+        return None
+    from datetime import UTC
+
+    return message.ToDatetime(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    display_name: str
+    created_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: admin_pb2.Tenant) -> Tenant:
+        return cls(message.name, message.display_name, _time(message.created_at))
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    role: str
+    tenant: str
+    node: str
+    label: str
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: admin_pb2.ApiKeyInfo) -> ApiKey:
+        return cls(
+            key_id=message.key_id,
+            role=_enum_label(common_pb2.Role, message.role, "ROLE_"),
+            tenant=message.tenant,
+            node=message.node,
+            label=message.label,
+            created_at=_time(message.created_at),
+            revoked_at=_time(message.revoked_at, message.HasField("revoked_at")),
+        )
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    key: ApiKey
+    #: The whole key: shown once, never again.
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    kind: str
+    #: The owning tenant, or "" for a system account.
+    tenant: str
+    #: "treasury", "escrow", "consumed", or "" for a tenant account.
+    system: str
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+    available: int
+
+    @property
+    def owner(self) -> str:
+        return self.tenant or f"system:{self.system}"
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.Account) -> Account:
+        system = (
+            _enum_label(quota_pb2.SystemAccount, message.system, "SYSTEM_ACCOUNT_")
+            if message.system
+            else ""
+        )
+        return cls(
+            id=message.id,
+            kind=kind_label(message.kind),
+            tenant=message.tenant,
+            system=system,
+            debits_pending=message.debits_pending,
+            debits_posted=message.debits_posted,
+            credits_pending=message.credits_pending,
+            credits_posted=message.credits_posted,
+            available=message.available,
+        )
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """A transfer as the ledger stored it."""
+
+    id: str
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    kind: str
+    code: str
+    flags: frozenset[str]
+    pending_id: str
+    user_data: bytes
+    timeout_seconds: int
+    timestamp_ns: int
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.Transfer) -> TransferRecord:
+        flags = frozenset(
+            name
+            for name in ("linked", "pending", "post_pending", "void_pending")
+            if getattr(message.flags, name)
+        )
+        return cls(
+            id=format_id(message.id),
+            debit_account_id=message.debit_account_id,
+            credit_account_id=message.credit_account_id,
+            amount=message.amount,
+            kind=kind_label(message.kind),
+            code=code_label(message.code),
+            flags=flags,
+            pending_id=format_id(message.pending_id) if message.pending_id else "",
+            user_data=message.user_data,
+            timeout_seconds=message.timeout_seconds,
+            timestamp_ns=message.timestamp_ns,
+        )
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What happened to one transfer of a call."""
+
+    index: int
+    #: "ok", "exists", "exceeds_credits", "linked_event_failed", ...
+    result: str
+    #: For "id_already_failed": what the first attempt with this id got.
+    original_result: str
+    transfer: TransferRecord | None
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("ok", "exists")
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.TransferOutcome) -> TransferOutcome:
+        return cls(
+            index=message.index,
+            result=result_label(message.result),
+            original_result=result_label(message.original_result)
+            if message.original_result
+            else "",
+            transfer=TransferRecord.from_proto(message.transfer)
+            if message.HasField("transfer")
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """One transfer of a `create_transfers` batch (operator)."""
+
+    #: 128-bit id; the SDK makes one when None (and keeps it across retries).
+    id: int | None = None
+    debit_account_id: int = 0
+    credit_account_id: int = 0
+    amount: int = 0
+    kind: str = ""
+    code: str = "transfer"
+    pending_id: int = 0
+    user_data: bytes = b""
+    timeout_seconds: int = 0
+    linked: bool = False
+    pending: bool = False
+    post_pending: bool = False
+    void_pending: bool = False

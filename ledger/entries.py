@@ -1,0 +1,144 @@
+"""Leaves of the signed log: account creations and transfers as `orbitq.v1.LedgerEntry` bytes.
+
+Owns: turning ledger records into the exact bytes that are hashed (docs/ledger-format.md L1)
+and back. Encoding is protobuf's deterministic serialization; decoding never re-encodes (the
+stored bytes are what was signed).
+
+Does not own: hashing (orbitq.ledger.merkle) or storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orbitq.ledger.model import (
+    Account,
+    AccountFlag,
+    Kind,
+    Result,
+    StoredTransfer,
+    SystemAccount,
+    Transfer,
+    TransferFlag,
+    id_from_bytes,
+    id_to_bytes,
+)
+from orbitq.v1 import ledger_pb2, quota_pb2
+
+
+def encode_account_created(index: int, account: Account) -> bytes:
+    entry = ledger_pb2.LedgerEntry(
+        index=index,
+        timestamp_ns=account.timestamp_ns,
+        account_created=ledger_pb2.AccountCreated(
+            id=account.id,
+            kind=int(account.kind),  # type: ignore[arg-type]
+            tenant=account.tenant or "",
+            system=int(account.system or 0),  # type: ignore[arg-type]
+            debits_must_not_exceed_credits=bool(
+                account.flags & AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
+            ),
+        ),
+    )
+    return entry.SerializeToString(deterministic=True)
+
+
+def transfer_to_proto(transfer: Transfer) -> quota_pb2.Transfer:
+    flags = transfer.flags
+    return quota_pb2.Transfer(
+        id=id_to_bytes(transfer.id),
+        debit_account_id=transfer.debit_account_id,
+        credit_account_id=transfer.credit_account_id,
+        amount=transfer.amount,
+        pending_id=id_to_bytes(transfer.pending_id) if transfer.pending_id else b"",
+        user_data=transfer.user_data,
+        kind=transfer.kind,  # type: ignore[arg-type]
+        code=transfer.code,  # type: ignore[arg-type]
+        flags=quota_pb2.TransferFlags(
+            linked=bool(flags & TransferFlag.LINKED),
+            pending=bool(flags & TransferFlag.PENDING),
+            post_pending=bool(flags & TransferFlag.POST_PENDING),
+            void_pending=bool(flags & TransferFlag.VOID_PENDING),
+        ),
+        timeout_seconds=transfer.timeout_seconds,
+        timestamp_ns=transfer.timestamp_ns,
+    )
+
+
+def transfer_from_proto(message: quota_pb2.Transfer) -> Transfer:
+    """The domain transfer of a wire message. Ids must already be checked to be 16 bytes."""
+    flags = message.flags
+    return Transfer(
+        id=id_from_bytes(message.id),
+        debit_account_id=message.debit_account_id,
+        credit_account_id=message.credit_account_id,
+        amount=message.amount,
+        pending_id=id_from_bytes(message.pending_id) if message.pending_id else 0,
+        user_data=message.user_data,
+        kind=message.kind,
+        code=message.code,
+        flags=(TransferFlag.LINKED if flags.linked else 0)
+        | (TransferFlag.PENDING if flags.pending else 0)
+        | (TransferFlag.POST_PENDING if flags.post_pending else 0)
+        | (TransferFlag.VOID_PENDING if flags.void_pending else 0),
+        timeout_seconds=message.timeout_seconds,
+        timestamp_ns=message.timestamp_ns,
+    )
+
+
+def encode_transfer_recorded(index: int, stored: StoredTransfer) -> bytes:
+    entry = ledger_pb2.LedgerEntry(
+        index=index,
+        timestamp_ns=stored.transfer.timestamp_ns,
+        transfer_recorded=ledger_pb2.TransferRecorded(
+            transfer=transfer_to_proto(stored.transfer),
+            result=int(stored.result),  # type: ignore[arg-type]
+        ),
+    )
+    return entry.SerializeToString(deterministic=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEntry:
+    """One leaf, decoded: exactly one of `account` and `transfer` is set."""
+
+    index: int
+    timestamp_ns: int
+    account: Account | None = None
+    transfer: Transfer | None = None
+    result: Result | None = None
+
+
+def decode_entry(data: bytes) -> DecodedEntry:
+    """Parse leaf bytes; raises ValueError on bytes that are not a LedgerEntry."""
+    entry = ledger_pb2.LedgerEntry()
+    try:
+        entry.ParseFromString(data)
+    except Exception as error:  # protobuf raises its own DecodeError
+        raise ValueError(f"not a LedgerEntry: {error}") from None
+    body = entry.WhichOneof("body")
+    if body == "account_created":
+        created = entry.account_created
+        return DecodedEntry(
+            index=entry.index,
+            timestamp_ns=entry.timestamp_ns,
+            account=Account(
+                id=created.id,
+                kind=Kind(created.kind),
+                tenant=created.tenant or None,
+                system=SystemAccount(created.system) if created.system else None,
+                flags=AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
+                if created.debits_must_not_exceed_credits
+                else 0,
+                timestamp_ns=entry.timestamp_ns,
+            ),
+        )
+    if body == "transfer_recorded":
+        recorded = entry.transfer_recorded
+        return DecodedEntry(
+            index=entry.index,
+            timestamp_ns=entry.timestamp_ns,
+            transfer=transfer_from_proto(recorded.transfer),
+            result=Result(recorded.result),
+        )
+    raise ValueError("a LedgerEntry without a body")

@@ -1,0 +1,170 @@
+"""Group commit: one writer thread applies queued work in shared, durable transactions.
+
+Owns: the bounded queue between callers (gRPC handler threads, jobs) and the store, the loop
+that drains it into groups of at most `GROUP_WEIGHT_MAX` transfers, and handing each caller its
+own result once the group's transaction is committed (fsync'd): acknowledged means durable.
+Concurrent single transfers therefore share one commit, as TigerBeetle batches its requests.
+
+A group that fails as a whole (an unexpected database error) is retried item by item, so one
+bad item cannot fail its neighbours; an item that fails alone gets the exception.
+
+Does not own: what the work does (orbitq.ledger.store) or when expiry runs (callers submit
+ExpireDue; the writer also expires due reservations before every group, as TigerBeetle does
+before each batch, so a balance never counts a reservation past its timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from orbitq.ledger.store import ExpireDue, LedgerStore, WorkItem, WorkResult, work_weight
+
+log = logging.getLogger(__name__)
+
+# Bound on items waiting for the writer; beyond it callers are told to back off.
+QUEUE_ITEMS_MAX = 4096
+# Bound on the transfers one group commit applies (several client batches of up to 8,190).
+GROUP_WEIGHT_MAX = 16_384
+
+
+class WriterOverloadedError(Exception):
+    """The writer's queue is full: the caller should retry later (RESOURCE_EXHAUSTED)."""
+
+
+class WriterStoppedError(Exception):
+    """The writer is not running (shutting down, or never started)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """What one group commit did, for listeners (e.g. the checkpoint signer)."""
+
+    items: int
+    queue_empty: bool
+
+
+@dataclass(slots=True)
+class _Job:
+    item: WorkItem
+    future: Future[WorkResult]
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """The single writer of a LedgerStore."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        now_ns: Callable[[], int],
+        *,
+        on_commit: Callable[[CommitInfo], None] | None = None,
+        queue_items_max: int = QUEUE_ITEMS_MAX,
+        group_weight_max: int = GROUP_WEIGHT_MAX,
+    ) -> None:
+        self._store = store
+        self._now_ns = now_ns
+        self._on_commit = on_commit
+        self._queue: queue.Queue[_Job | object] = queue.Queue(maxsize=queue_items_max)
+        self._group_weight_max = group_weight_max
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the work already queued, then stop."""
+        with self._lock:
+            if not self._running:
+                return
+            self._running = False
+            thread = self._thread
+        self._queue.put(_STOP)
+        if thread is not None:
+            thread.join(timeout)
+
+    def submit(self, item: WorkItem) -> Future[WorkResult]:
+        """Queue `item`; the future resolves once it is durable (or failed)."""
+        if not self._running:
+            raise WriterStoppedError("the ledger writer is not running")
+        future: Future[WorkResult] = Future()
+        try:
+            self._queue.put_nowait(_Job(item, future))
+        except queue.Full:
+            raise WriterOverloadedError(
+                f"the ledger writer has {self._queue.maxsize} items queued; retry shortly"
+            ) from None
+        return future
+
+    def apply(self, item: WorkItem, timeout: float = 30.0) -> WorkResult:
+        """Queue `item` and wait for its durable result."""
+        return self.submit(item).result(timeout)
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            assert isinstance(first, _Job)
+            group = [first]
+            weight = work_weight(first.item)
+            while weight < self._group_weight_max:
+                try:
+                    extra = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if extra is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(extra, _Job)
+                group.append(extra)
+                weight += work_weight(extra.item)
+            self._commit(group)
+            if self._on_commit is not None:
+                try:
+                    self._on_commit(CommitInfo(len(group), self._queue.empty()))
+                except Exception:
+                    log.exception("commit listener failed")
+        self._drain_after_stop()
+
+    def _commit(self, group: list[_Job]) -> None:
+        items: list[WorkItem] = [ExpireDue()] + [job.item for job in group]
+        try:
+            results = self._store.write(items, self._now_ns())
+        except Exception as error:
+            if len(group) == 1:
+                log.exception("ledger write failed")
+                group[0].future.set_exception(error)
+                return
+            log.warning("group of %d failed; retrying its items one by one", len(group))
+            for job in group:
+                self._commit([job])
+            return
+        for job, result in zip(group, results[1:], strict=True):
+            job.future.set_result(result)
+
+    def _drain_after_stop(self) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(job, _Job):
+                job.future.set_exception(WriterStoppedError("the ledger writer stopped"))

@@ -1,0 +1,152 @@
+"""Who is calling: API keys to principals, and the rules of what each role may touch.
+
+Owns: authenticating an `authorization: Bearer <key>` value against the stored key hashes (with
+a small, bounded, short-lived cache so a busy tenant's calls do not each hit the database),
+the current principal of an RPC (a context variable set by the auth interceptor), and tenant
+isolation: a tenant key acts only on its own tenant, a node key only for its node.
+
+Does not own: issuing keys (orbitq.services.tenants) or transport.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from orbitq.services.db.models import ApiKeyRow
+from orbitq.services.errors import (
+    InvalidArgumentError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from orbitq.services.identity import api_keys
+from orbitq.services.identity.api_keys import Role
+from sqlmodel import Session, select
+
+# How long a verified key is trusted without asking the database again. Revocation on this
+# broker takes effect at once (the cache entry is dropped); on other replicas within this time.
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_ENTRIES_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    role: Role
+    tenant: str | None = None
+    node: str | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.OPERATOR
+
+    def require_operator(self, action: str) -> None:
+        if not self.is_operator:
+            raise PermissionDeniedError(f"{action} needs an operator key")
+
+    def require_role(self, *roles: Role, action: str) -> None:
+        if self.role not in roles:
+            allowed = " or ".join(role.value for role in roles)
+            raise PermissionDeniedError(f"{action} needs a key of role {allowed}")
+
+    def tenant_scope(self, requested: str, action: str) -> str:
+        """The tenant this call acts on: a tenant key's own (or PERMISSION_DENIED), or for an
+        operator the named one (required)."""
+        if self.role is Role.TENANT:
+            assert self.tenant is not None
+            if requested and requested != self.tenant:
+                raise PermissionDeniedError(
+                    f"a key of tenant {self.tenant!r} cannot {action} tenant {requested!r}"
+                )
+            return self.tenant
+        if self.role is Role.OPERATOR:
+            if not requested:
+                raise InvalidArgumentError(f"name the tenant to {action} (operator key)")
+            return requested
+        raise PermissionDeniedError(f"a node key cannot {action} a tenant")
+
+
+_current: ContextVar[Principal | None] = ContextVar("orbitq_principal", default=None)
+
+
+def current_principal() -> Principal:
+    principal = _current.get()
+    if principal is None:
+        raise UnauthenticatedError("no credentials: send `authorization: Bearer <api key>`")
+    return principal
+
+
+def set_current_principal(principal: Principal | None) -> object:
+    return _current.set(principal)
+
+
+def reset_current_principal(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]
+
+
+class Authenticator:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        now_ns: Callable[[], int],
+        *,
+        cache_seconds: float = AUTH_CACHE_SECONDS,
+    ) -> None:
+        self._engine = engine
+        self._now_ns = now_ns
+        self._cache_seconds = cache_seconds
+        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise UnauthenticatedError("no credentials: send `authorization: Bearer <api key>`")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise UnauthenticatedError("the authorization header must be `Bearer <api key>`")
+        token = token.strip()
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
+        parsed = api_keys.parse(token)
+        if parsed is None:
+            raise UnauthenticatedError("malformed API key: expected oq_<key id>_<secret>")
+        key_id, secret = parsed
+        with Session(self._engine) as session:
+            row = session.exec(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id)).first()
+        if row is None or not api_keys.secret_matches(secret, row.secret_hash):
+            raise UnauthenticatedError(f"unknown API key {key_id}")
+        if row.revoked_ns is not None:
+            raise UnauthenticatedError(f"API key {key_id} was revoked")
+        principal = Principal(key_id, Role(row.role), row.tenant, row.node)
+        self._remember(token, principal)
+        return principal
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key from the cache (called when it is revoked)."""
+        with self._lock:
+            for token in [t for t, (_, p) in self._cache.items() if p.key_id == key_id]:
+                del self._cache[token]
+
+    def _cached(self, token: str) -> Principal | None:
+        with self._lock:
+            entry = self._cache.get(token)
+            if entry is None:
+                return None
+            expires, principal = entry
+            if expires < time.monotonic():
+                del self._cache[token]
+                return None
+            self._cache.move_to_end(token)
+            return principal
+
+    def _remember(self, token: str, principal: Principal) -> None:
+        with self._lock:
+            self._cache[token] = (time.monotonic() + self._cache_seconds, principal)
+            while len(self._cache) > AUTH_CACHE_ENTRIES_MAX:
+                self._cache.popitem(last=False)

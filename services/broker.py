@@ -1,0 +1,164 @@
+"""The broker: every part of orbitq wired together, started and stopped as one.
+
+Owns: assembling the database, migrations, ledger store and writer, identity, domain services
+and background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
+signing) from a BrokerConfig; creating a data directory (`init`); orderly shutdown (stop taking
+calls, finish queued ledger work, stop jobs).
+
+Does not own: the gRPC server (orbitq.services.server) or any rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from orbitq.ledger.checkpoint import Checkpoint
+from orbitq.ledger.note import Signer
+from orbitq.ledger.store import ExpireDue, LedgerStore
+from orbitq.ledger.writer import CommitInfo, GroupCommitWriter
+from orbitq.services.auth import Authenticator
+from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
+from orbitq.services.config import KEY_FILE, BrokerConfig, load_config, write_config
+from orbitq.services.db.engine import create_engine
+from orbitq.services.db.migrate import migrate
+from orbitq.services.identity.signing_key import create_key_file, load_key_file
+from orbitq.services.quota import Quota
+from orbitq.services.tenants import IssuedKey, Tenants
+
+log = logging.getLogger(__name__)
+
+_SHIFTED = re.compile(r"^shifted:(?P<start>[^x]+)(?:x(?P<rate>[0-9.]+))?$")
+
+
+def clock_from_spec(spec: str) -> Clock:
+    """`system`, or `shifted:<RFC 3339 start>[x<rate>]`."""
+    if spec == "system":
+        return SystemClock()
+    match = _SHIFTED.match(spec)
+    if match is None:
+        raise ValueError(f"clock {spec!r}: use 'system' or 'shifted:2025-12-06T00:00:00Z[x60]'")
+    start = datetime.fromisoformat(match["start"].replace("Z", "+00:00"))
+    if start.tzinfo is None:
+        raise ValueError(f"clock {spec!r}: the start needs a time zone (e.g. Z)")
+    return ShiftedClock(start, float(match["rate"] or 1.0))
+
+
+@dataclass(frozen=True)
+class InitResult:
+    data_dir: Path
+    operator_key: IssuedKey
+    verifier_key: str
+
+
+class Broker:
+    """All the parts of one broker process; `start()` before serving, `stop()` after."""
+
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or clock_from_spec(config.clock)
+        self.engine = create_engine(config.db_url)
+        migrate(self.engine)
+        key = load_key_file(config.key_path, config.key_passphrase)
+        self.signer = Signer.from_private_key(config.origin, key)
+        self.store = LedgerStore(self.engine)
+        self.store.initialize(self.now_ns())
+        self.writer = GroupCommitWriter(self.store, self.now_ns, on_commit=self._after_commit)
+        self.authenticator = Authenticator(self.engine, self.now_ns)
+        self.tenants = Tenants(self.engine, self.writer, self.authenticator, self.now_ns)
+        self.quota = Quota(self.store, self.writer, self.tenants)
+        self.jobs = BackgroundScheduler(timezone="UTC")
+        self._started = False
+
+    def now_ns(self) -> int:
+        return to_ns(self.clock.now())
+
+    # -- background work (plain functions, so tests call them with a simulated clock) ----------
+
+    def expire_due(self) -> None:
+        """Release reservations whose timeout has passed."""
+        self.writer.apply(ExpireDue())
+
+    def sign_checkpoint(self) -> Checkpoint:
+        """Sign a checkpoint of everything committed so far (no-op if nothing new)."""
+        return self.store.sign_checkpoint(self.signer, self.config.origin, self.now_ns())
+
+    def _after_commit(self, info: CommitInfo) -> None:
+        # After a burst of group commits (queue drained), sign promptly instead of waiting for
+        # the interval; APScheduler coalesces repeated requests into one run.
+        if info.queue_empty and self._started:
+            self.jobs.add_job(
+                self.sign_checkpoint,
+                id="checkpoint-burst",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.writer.start()
+        self.sign_checkpoint()
+        self.jobs.add_job(
+            self.expire_due,
+            "interval",
+            seconds=self.config.expire_interval_seconds,
+            id="expire",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.jobs.add_job(
+            self.sign_checkpoint,
+            "interval",
+            seconds=self.config.checkpoint_interval_seconds,
+            id="checkpoint",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.jobs.start()
+        self._started = True
+
+    def stop(self) -> None:
+        self._started = False
+        if self.jobs.running:
+            self.jobs.shutdown(wait=True)
+        self.writer.stop()
+        try:
+            self.sign_checkpoint()
+        except Exception:
+            log.exception("final checkpoint failed")
+        self.engine.dispose()
+
+
+def init_data_dir(
+    data_dir: Path,
+    *,
+    origin: str,
+    db_url: str | None = None,
+    passphrase: bytes | None = None,
+    clock: Clock | None = None,
+) -> InitResult:
+    """Create a broker's data directory: config, signing key (0600), database, operator key."""
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    key_path = data_dir / KEY_FILE
+    if key_path.exists():
+        raise FileExistsError(f"{data_dir} is already initialised ({key_path} exists)")
+    write_config(data_dir, origin, db_url)
+    create_key_file(key_path, passphrase)
+    config = replace(load_config(data_dir, db_url=db_url), key_passphrase=passphrase)
+    broker = Broker(config, clock)
+    try:
+        broker.writer.start()
+        issued = broker.tenants.create_operator_key("created by orbitq init")
+        broker.sign_checkpoint()
+        verifier_key = broker.signer.verifier_key()
+    finally:
+        broker.writer.stop()
+        broker.engine.dispose()
+    return InitResult(data_dir, issued, verifier_key)

@@ -1,0 +1,116 @@
+"""The broker's configuration: a data directory, a database URL, an address, a ledger origin.
+
+Owns: defaults, the data directory layout (orbitq.db, broker.key, config.toml), reading
+config.toml, and the ORBITQ_* environment variables. Explicit flags beat the environment, which
+beats config.toml, which beats defaults.
+
+Does not own: what the broker does with any of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:7707"
+CONFIG_FILE = "config.toml"
+KEY_FILE = "broker.key"
+DB_FILE = "orbitq.db"
+# C2SP origins are schema-less URL-like names: no spaces, no control characters.
+ORIGIN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/:+-]{0,199}$")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("ORBITQ_DATA_DIR", Path.home() / ".orbitq"))
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    data_dir: Path
+    # Database URL: sqlite:///FILE (default: DATA_DIR/orbitq.db) or postgresql://...
+    db_url: str
+    # The checkpoint origin and signing-key name (C2SP tlog-checkpoint).
+    origin: str
+    listen: str = DEFAULT_LISTEN
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    key_passphrase: bytes | None = None
+    # How often pending reservations past their timeout are released (seconds).
+    expire_interval_seconds: float = 1.0
+    # How often a checkpoint is signed when the log has grown (seconds).
+    checkpoint_interval_seconds: float = 2.0
+    # "system", or "shifted:<RFC 3339 start>[x<rate>]" for demos near a TLE snapshot's epoch.
+    clock: str = "system"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / KEY_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+
+def validate_origin(origin: str) -> str:
+    if not ORIGIN_PATTERN.match(origin):
+        raise ValueError(
+            f"ledger origin {origin!r} is not valid: 1-200 characters of letters, digits and"
+            " ._~/:+- (e.g. orbitq.example.com/ledger)"
+        )
+    return origin
+
+
+def load_config(
+    data_dir: Path | None = None,
+    *,
+    db_url: str | None = None,
+    listen: str | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> BrokerConfig:
+    """The effective configuration of the broker whose data directory is `data_dir`."""
+    directory = (data_dir or default_data_dir()).expanduser().resolve()
+    stored: dict[str, object] = {}
+    path = directory / CONFIG_FILE
+    if path.exists():
+        with path.open("rb") as handle:
+            stored = tomllib.load(handle)
+    origin = str(stored.get("origin", "orbitq.local/ledger"))
+    config = BrokerConfig(
+        data_dir=directory,
+        db_url=str(stored.get("db_url", f"sqlite:///{directory / DB_FILE}")),
+        origin=validate_origin(origin),
+        listen=str(stored.get("listen", DEFAULT_LISTEN)),
+        clock=str(stored.get("clock", "system")),
+    )
+    env = os.environ
+    passphrase = env.get("ORBITQ_KEY_PASSPHRASE")
+    config = replace(
+        config,
+        db_url=db_url or env.get("ORBITQ_DB_URL") or config.db_url,
+        listen=listen or env.get("ORBITQ_LISTEN") or config.listen,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        key_passphrase=passphrase.encode() if passphrase else None,
+    )
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ValueError("give both --tls-cert and --tls-key, or neither")
+    return config
+
+
+def write_config(directory: Path, origin: str, db_url: str | None) -> Path:
+    """config.toml as `orbitq init` leaves it."""
+    lines = [
+        "# orbitq broker configuration (written by `orbitq init`).",
+        f'origin = "{validate_origin(origin)}"',
+    ]
+    if db_url:
+        if '"' in db_url or "\n" in db_url:
+            raise ValueError("the database URL may not contain quotes or newlines")
+        lines.append(f'db_url = "{db_url}"')
+    path = directory / CONFIG_FILE
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,83 @@
+"""Database engines for the broker: SQLite (the embedded default) and PostgreSQL, by URL.
+
+Owns: URL handling (`sqlite:///path`, `postgresql://...`), the SQLite pragmas that make it a
+durable single-file store (WAL, synchronous=FULL, foreign keys, busy timeout), explicit
+transaction control on SQLite (deferred for readers, IMMEDIATE for connections carrying the
+`orbitq_write` execution option, so a writer never fails to upgrade its lock), and applying the
+migrations on start.
+
+Does not own: table definitions (orbitq.ledger.tables, orbitq.services.db.models).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+POOL_SIZE = 16
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings; PostgreSQL goes through psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, **options: Any) -> sa.Engine:
+    """An engine for `url`, configured for orbitq's durability and locking rules."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError(
+                "orbitq needs a SQLite file (sqlite:///path), not an in-memory database"
+            )
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **options,
+        )
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(
+            url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_pre_ping=True, **options
+        )
+    raise ValueError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///FILE or postgresql://..."
+    )
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: every commit is fsync'd before it returns (acknowledged means durable).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: sa.Connection) -> None:
+        if connection.get_execution_options().get("orbitq_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")

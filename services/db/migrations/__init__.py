@@ -1,0 +1,1 @@
+"""Alembic migrations of the broker's database; applied on start by `migrate()`."""

@@ -1,0 +1,237 @@
+"""The gRPC boundary: the interceptor chain every call passes through, outermost first:
+
+1. logging — one line per call: method, caller's key id, status, milliseconds;
+2. error mapping — the one table from domain errors to status codes (`STATUS_OF`); anything
+   unexpected becomes INTERNAL with an incident id, logged with its traceback, never UNKNOWN;
+3. authentication — `authorization: Bearer <api key>` to a Principal for the call. Only the
+   standard health and reflection services are open, so probes and grpcurl work.
+
+Does not own: what a method does (servicers), or the key store (orbitq.services.auth).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from orbitq.ledger.writer import WriterOverloadedError, WriterStoppedError
+from orbitq.services.auth import (
+    Authenticator,
+    reset_current_principal,
+    set_current_principal,
+)
+from orbitq.services.errors import (
+    AlreadyExistsError,
+    BrokerError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+
+log = logging.getLogger("orbitq.rpc")
+
+# The one table from domain errors to gRPC status codes.
+STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
+    InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    WriterOverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WriterStoppedError: grpc.StatusCode.UNAVAILABLE,
+    NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+if TYPE_CHECKING:
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _Handler = grpc.RpcMethodHandler
+    _ServerInterceptor = grpc.ServerInterceptor
+
+
+def _rewrap(handler: _Handler, wrap: Callable[[Behavior, bool], Behavior]) -> Any:
+    """The same handler with its behaviour wrapped (unary or server-streaming responses)."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap(handler.unary_unary, False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap(handler.unary_stream, True),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap(handler.stream_unary, False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    assert handler.stream_stream is not None
+    return grpc.stream_stream_rpc_method_handler(
+        wrap(handler.stream_stream, True),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class _Interceptor(_ServerInterceptor):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        return _rewrap(
+            handler,
+            lambda behavior, streaming: self.wrap(handler_call_details, behavior, streaming),
+        )
+
+    def wrap(
+        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
+    ) -> Behavior:
+        raise NotImplementedError
+
+
+class LoggingInterceptor(_Interceptor):
+    def wrap(
+        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
+    ) -> Behavior:
+        method = details.method
+
+        def finish(context: grpc.ServicerContext, started: float) -> None:
+            code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            level = logging.INFO if code is grpc.StatusCode.OK else logging.WARNING
+            log.log(level, "%s %s %.1fms", method, getattr(code, "name", code), elapsed_ms)
+
+        if streaming:
+
+            def logged_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                started = time.perf_counter()
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    finish(context, started)
+
+            return logged_stream
+
+        def logged(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            try:
+                return behavior(request, context)
+            finally:
+                finish(context, started)
+
+        return logged
+
+
+def abort_for(error: Exception, context: grpc.ServicerContext, method: str) -> None:
+    """Abort the call with the status of `error` (always raises)."""
+    for kind in type(error).__mro__:
+        code = STATUS_OF.get(kind)
+        if code is not None:
+            message = error.message if isinstance(error, BrokerError) else str(error)
+            if isinstance(error, NotImplementedError):
+                message = f"{method} is not implemented in this broker version"
+            context.abort(code, message)
+    if isinstance(error, concurrent.futures.TimeoutError):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the ledger is busy; retry with the same id")
+    incident = secrets.token_hex(6)
+    log.error("internal error %s in %s", incident, method, exc_info=error)
+    context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error {incident}; the broker logged its details"
+    )
+
+
+class ErrorMappingInterceptor(_Interceptor):
+    def wrap(
+        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
+    ) -> Behavior:
+        method = details.method
+
+        if streaming:
+
+            def mapped_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                try:
+                    yield from behavior(request, context)
+                except Exception as error:
+                    if _is_abort(error, context):
+                        raise
+                    abort_for(error, context, method)
+
+            return mapped_stream
+
+        def mapped(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return behavior(request, context)
+            except Exception as error:
+                if _is_abort(error, context):
+                    raise
+                abort_for(error, context, method)
+
+        return mapped
+
+
+def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
+    # context.abort raises a bare Exception after setting a non-OK code: let it through.
+    code = context.code()  # type: ignore[attr-defined]
+    return type(error) is Exception and code not in (None, grpc.StatusCode.OK)
+
+
+class AuthInterceptor(_Interceptor):
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    def wrap(
+        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
+    ) -> Behavior:
+        if details.method.startswith(OPEN_METHOD_PREFIXES):
+            return behavior
+        authorization = None
+        for key, value in details.invocation_metadata or ():
+            if key == "authorization":
+                authorization = value if isinstance(value, str) else value.decode("latin-1")
+                break
+        authenticator = self._authenticator
+
+        if streaming:
+
+            def authed_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                token = set_current_principal(authenticator.authenticate(authorization))
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    reset_current_principal(token)
+
+            return authed_stream
+
+        def authed(request: Any, context: grpc.ServicerContext) -> Any:
+            token = set_current_principal(authenticator.authenticate(authorization))
+            try:
+                return behavior(request, context)
+            finally:
+                reset_current_principal(token)
+
+        return authed
