@@ -34,8 +34,14 @@ from orbitq.ledger.model import (
     TransferFlag,
 )
 
-_TWO_PHASE = TransferFlag.PENDING | TransferFlag.POST_PENDING | TransferFlag.VOID_PENDING
-_KNOWN_FLAGS = TransferFlag.LINKED | _TWO_PHASE
+# Plain ints: `~` of an IntFlag stays inside the flag's own bits and would hide unknown ones.
+_TWO_PHASE = int(TransferFlag.PENDING | TransferFlag.POST_PENDING | TransferFlag.VOID_PENDING)
+_UNKNOWN_FLAGS = ~int(
+    TransferFlag.LINKED
+    | TransferFlag.PENDING
+    | TransferFlag.POST_PENDING
+    | TransferFlag.VOID_PENDING
+)
 
 
 @dataclass
@@ -171,7 +177,7 @@ class Engine:
                 return Result.ID_ALREADY_FAILED, None, existing.result
             return _compare_existing(existing, t), existing, None
         flags = t.flags
-        if flags & ~_KNOWN_FLAGS or bin(flags & _TWO_PHASE).count("1") > 1:
+        if flags & _UNKNOWN_FLAGS or bin(flags & _TWO_PHASE).count("1") > 1:
             return Result.FLAGS_ARE_MUTUALLY_EXCLUSIVE, None, None
         if flags & (TransferFlag.POST_PENDING | TransferFlag.VOID_PENDING):
             return self._apply_resolution(t, undo)

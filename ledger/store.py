@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from orbitq.ledger import entries, merkle
 from orbitq.ledger.checkpoint import Checkpoint, parse_checkpoint_body, sign_checkpoint
 from orbitq.ledger.engine import Engine, WorkingSet
+from orbitq.ledger.invariants import check_balances, check_replay, effect_of
 from orbitq.ledger.model import (
     Account,
     AccountFlag,
@@ -35,7 +36,6 @@ from orbitq.ledger.model import (
     StoredTransfer,
     SystemAccount,
     Transfer,
-    TransferFlag,
     id_from_bytes,
     id_to_bytes,
 )
@@ -176,6 +176,7 @@ class LedgerStore:
                 events: list[Account | StoredTransfer] = []
                 results: list[WorkResult] = []
                 next_account_id = head.next_account_id
+                failed: list[int] = []
                 for item in items:
                     if isinstance(item, CreateAccounts):
                         created, next_account_id = self._create_accounts(
@@ -186,10 +187,17 @@ class LedgerStore:
                         continue
                     mark = len(state.created)
                     if isinstance(item, CreateTransfers):
-                        results.append(engine.create_transfers(item.transfers))
+                        outcomes = engine.create_transfers(item.transfers)
+                        if not load_every_id:
+                            failed.extend(item.transfers[o.index].id for o in outcomes if not o.ok)
+                        results.append(outcomes)
                     else:
                         results.append(engine.expire(due))
                     events.extend(state.created[mark:])
+                # A failed transfer is not inserted, so the primary key cannot reveal that its id
+                # was already taken (a retry must get EXISTS, not a fresh verdict): ask.
+                if failed and self._select_transfers(cursor, failed):
+                    raise _DuplicateIdError
                 size = self._append_log(cursor, frontier, head.size, events)
                 self._write_transfers(cursor, state, events, head.size)
                 self._write_balances(cursor, state)
@@ -612,6 +620,32 @@ class LedgerStore:
                     totals[credit][3] += posted_delta
         return {account_id: tuple(values) for account_id, values in totals.items()}
 
+    def all_transfers(self) -> Iterator[StoredTransfer]:
+        """Every stored transfer (successes and recorded failures), in pages, oldest first."""
+        with self._engine.connect() as conn:
+            cursor = conn.connection.cursor()
+            after = -1
+            while True:
+                cursor.execute(
+                    self._sql(
+                        f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers"
+                        " WHERE timestamp_ns > ? ORDER BY timestamp_ns LIMIT 10000"
+                    ),
+                    (after,),
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    return
+                for row in rows:
+                    yield _stored_of(row)
+                after = int(rows[-1][10])
+
+    def check_invariants(self) -> None:
+        """A13: raise InvariantError unless every ledger invariant holds right now."""
+        accounts = self.all_accounts()
+        check_balances(accounts)
+        check_replay(accounts, self.all_transfers())
+
     # -- checkpoints ---------------------------------------------------------------------------
 
     def sign_checkpoint(self, signer: Signer, origin: str, now_ns: int) -> Checkpoint:
@@ -714,17 +748,6 @@ class LedgerStore:
     def _consistency_proof(self, cursor: Any, size1: int, size2: int) -> list[bytes]:
         hashes = self._subtree_hashes(cursor, merkle.consistency_proof_nodes(size1, size2))
         return merkle.consistency_proof(size1, size2, hashes.__getitem__)
-
-
-def effect_of(flags: int, amount: int, released: int) -> tuple[int, int]:
-    """A12: how an OK transfer changes (pending, posted) on both of its accounts."""
-    if flags & TransferFlag.PENDING:
-        return amount, 0
-    if flags & TransferFlag.POST_PENDING:
-        return -released, amount
-    if flags & TransferFlag.VOID_PENDING:
-        return -released, 0
-    return 0, amount
 
 
 class _WriteTransaction:
