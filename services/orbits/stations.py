@@ -313,6 +313,8 @@ def _number(
 
 def _whole(record: Mapping[str, object], key: str) -> int:
     value = record.get(key)
+    if value is None or value == "":
+        raise _FieldError(f"field {key!r} is missing or empty")
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):

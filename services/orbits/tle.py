@@ -135,6 +135,8 @@ def parse_tle(text: str) -> ParsedElements:
         index += 1
     if name is not None:
         problems.append(_orphan_name(name))
+    # An orphan name is only known when the next line arrives: report in line order.
+    problems.sort(key=lambda problem: problem.line)
     return ParsedElements(elements, problems)
 
 
