@@ -25,14 +25,15 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
+from orbitq.services.orbits import refine
 from orbitq.services.orbits.elements import ElementSet
-from orbitq.services.orbits.frames import FloatArray, teme_to_ecef
+from orbitq.services.orbits.frames import FloatArray, gmst_rad, teme_to_ecef
 from orbitq.services.orbits.stations import GroundStation
 from orbitq.services.orbits.visibility import (
-    Brackets,
-    Clock,
+    GridStates,
     GridValues,
     IntArray,
+    Points,
     StationArrays,
     acceleration_bound_km_s2,
     elevation_deg,
@@ -40,7 +41,6 @@ from orbitq.services.orbits.visibility import (
     height_bound_km,
     max_radius_and_speed,
     step_for_orbit_s,
-    values_at,
 )
 from sgp4.api import SatrecArray
 
@@ -225,22 +225,22 @@ def _chunk_table(
 ) -> _Table:
     """Propagate one chunk of satellites once, then search it against each block of stations."""
     chunk = [elements[int(i)] for i in indices]
-    step = min(grid_step_s(e) for e in chunk)
-    samples = _sample_count(horizon.seconds, step)
-    clock = Clock(horizon.jd_whole, horizon.jd_fraction, horizon.seconds / (samples - 1))
+    samples = _sample_count(horizon.seconds, min(grid_step_s(e) for e in chunk))
     times = np.linspace(0.0, horizon.seconds, samples)
-    fraction = clock.jd_fraction + times / 86400.0
+    fraction = horizon.jd_fraction + times / 86400.0
     errors, r_teme, v_teme = SatrecArray([e.to_satrec() for e in chunk]).sgp4(
-        np.full(samples, clock.jd_whole), fraction
+        np.full(samples, horizon.jd_whole), fraction
     )
     # Where SGP4 fails (decayed orbit) the satellite is treated as invisible: NaN never passes
     # the f >= 0 test, and interpolation next to a NaN sample stays NaN.
     failed = errors != 0
     r_teme[failed] = np.nan
     v_teme[failed] = np.nan
-    r_fixed, v_fixed = teme_to_ecef(r_teme, v_teme, clock.theta(times)[None, :])
+    theta = gmst_rad(horizon.jd_whole, fraction)
+    r_fixed, v_fixed = teme_to_ecef(r_teme, v_teme, theta[None, :])
     radius, speed = max_radius_and_speed(r_fixed, v_fixed)
-    search = _Search(clock, r_teme, v_teme, acceleration_bound_km_s2(radius, speed))
+    states = GridStates(r_teme, v_teme, theta, horizon.seconds / (samples - 1))
+    search = _Search(states, acceleration_bound_km_s2(radius, speed))
     tables: list[_Table] = []
     for first in range(0, len(stations), STATIONS_PER_BLOCK_MAX):
         block = StationArrays.of(stations[first : first + STATIONS_PER_BLOCK_MAX])
@@ -290,18 +290,38 @@ class _Extrema:
 
 
 @dataclass(frozen=True, slots=True)
+class _Bracket:
+    """Intervals [lo, hi] (seconds into grid interval k) each holding exactly one crossing, with
+    f and f' at both ends (f' NaN where unknown)."""
+
+    sat: IntArray
+    k: IntArray
+    station: IntArray
+    lo: FloatArray
+    hi: FloatArray
+    f_lo: FloatArray
+    f_hi: FloatArray
+    rate_lo: FloatArray
+    rate_hi: FloatArray
+    lo_visible: BoolArray
+    position: IntArray
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Bracket]) -> _Bracket:
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__slots__))
+
+
+@dataclass(frozen=True, slots=True)
 class _Search:
     """Search one chunk's grid against one block of stations: detect, refine, assemble."""
 
-    clock: Clock
-    r_teme: FloatArray
-    v_teme: FloatArray
+    states: GridStates
     acceleration_km_s2: float
 
     def run(self, grid: GridValues, stations: StationArrays) -> _Table:
         visible = grid.f >= 0.0
-        left, right = visible[:, :-1, :], visible[:, 1:, :]
-        rate_left, rate_right = grid.f_rate[:, :-1, :], grid.f_rate[:, 1:, :]
+        left, right = visible[:, :, :-1], visible[:, :, 1:]
+        rate_left, rate_right = grid.f_rate[:, :, :-1], grid.f_rate[:, :, 1:]
         peaks = self._extrema(
             self._peak_intervals(grid, (rate_left > 0.0) & (rate_right <= 0.0), visible),
             grid,
@@ -309,16 +329,16 @@ class _Search:
             +1.0,
         )
         valleys = self._extrema(
-            np.nonzero((rate_left < 0.0) & (rate_right >= 0.0) & left & right),
+            _nonzero3((rate_left < 0.0) & (rate_right >= 0.0) & left & right),
             grid,
             stations,
             -1.0,
         )
-        crossings = np.nonzero(left != right)
+        crossings = _nonzero3(left != right)
         events = _Events.concat(
             [
                 self._boundary_events(grid, visible),
-                self._crossing_events(grid, visible, crossings, (peaks, valleys), stations),
+                self._crossing_events(grid, crossings, (peaks, valleys), stations),
             ]
         )
         return self._assemble(events, peaks, grid.f.shape, stations)
@@ -331,70 +351,56 @@ class _Search:
         Maxima inside windows are kept for the peak elevation; the others only when the
         satellite can rise above the station's horizon plane there (a rigorous bound).
         """
-        sat, k, station = np.nonzero(falling_rate)
-        seen = visible[sat, k, station] | visible[sat, k + 1, station]
+        sat, k, station = _nonzero3(falling_rate)
+        seen = visible[station, sat, k] | visible[station, sat, k + 1]
         bound = height_bound_km(
-            grid.height_km[sat, k, station],
-            grid.height_rate_km_s[sat, k, station],
-            grid.height_km[sat, k + 1, station],
-            grid.height_rate_km_s[sat, k + 1, station],
-            step_s=self.clock.step_s,
+            grid.height_km[station, sat, k],
+            grid.height_rate_km_s[station, sat, k],
+            grid.height_km[station, sat, k + 1],
+            grid.height_rate_km_s[station, sat, k + 1],
+            step_s=self.states.step_s,
             acceleration_km_s2=self.acceleration_km_s2,
         )
         keep = seen | (bound >= 0.0)
         return sat[keep], k[keep], station[keep]
 
-    def _iterations(self) -> int:
-        ratio = self.clock.step_s / REFINE_BRACKET_SECONDS_MAX
-        return max(0, math.ceil(math.log2(ratio))) if ratio > 1.0 else 0
-
     def _extrema(
         self,
-        where: tuple[IntArray, ...],
+        where: tuple[IntArray, IntArray, IntArray],
         grid: GridValues,
         stations: StationArrays,
         sign: float,
     ) -> _Extrema:
-        """Bisect f' (times `sign`: +1 maxima, -1 minima) to <= 1 s, then one secant step."""
-        sat, k, station = (np.asarray(a, dtype=np.int64) for a in where)
-        brackets = Brackets.gather(sat, station, k, self.r_teme, self.v_teme)
-        lo = np.zeros(len(sat))
-        hi = np.full(len(sat), self.clock.step_s)
-        rate_lo = sign * grid.f_rate[sat, k, station]
-        rate_hi = sign * grid.f_rate[sat, k + 1, station]
-        for _ in range(self._iterations()):
-            mid = 0.5 * (lo + hi)
-            _, rate = values_at(brackets, mid, self.clock, stations)
-            before = sign * rate > 0.0
-            lo = np.where(before, mid, lo)
-            hi = np.where(before, hi, mid)
-            rate_lo = np.where(before, sign * rate, rate_lo)
-            rate_hi = np.where(before, rate_hi, sign * rate)
-        tau = _secant(lo, hi, rate_lo, rate_hi, lo)
-        f, _ = values_at(brackets, tau, self.clock, stations)
+        sat, k, station = where
+        points = Points.gather(where, self.states, stations)
+        tau, f = refine.extrema(
+            points,
+            (np.zeros(len(sat)), np.full(len(sat), self.states.step_s)),
+            (grid.f_rate[station, sat, k], grid.f_rate[station, sat, k + 1]),
+            sign,
+        )
         return _Extrema(sat, k, station, tau, f)
 
     def _boundary_events(self, grid: GridValues, visible: BoolArray) -> _Events:
         """Windows open at the start of the horizon, and windows still open at its end."""
-        last = visible.shape[1] - 1
-        sat0, station0 = np.nonzero(visible[:, 0, :])
-        sat1, station1 = np.nonzero(visible[:, last, :])
+        last = visible.shape[2] - 1
+        sat0, station0 = _nonzero2(visible[:, :, 0])
+        sat1, station1 = _nonzero2(visible[:, :, last])
         return _Events(
-            np.concatenate([sat0, sat1]).astype(np.int64),
-            np.concatenate([station0, station1]).astype(np.int64),
-            np.concatenate([np.zeros(len(sat0)), np.full(len(sat1), last * self.clock.step_s)]),
+            np.concatenate([sat0, sat1]),
+            np.concatenate([station0, station1]),
+            np.concatenate([np.zeros(len(sat0)), np.full(len(sat1), last * self.states.step_s)]),
             np.concatenate([np.ones(len(sat0), bool), np.zeros(len(sat1), bool)]),
-            np.concatenate([np.zeros(len(sat0)), np.full(len(sat1), 2 * last + 1)]).astype(
-                np.int64
+            np.concatenate(
+                [np.zeros(len(sat0), np.int64), np.full(len(sat1), 2 * last + 1, np.int64)]
             ),
-            np.concatenate([grid.f[sat0, 0, station0], grid.f[sat1, last, station1]]),
+            np.concatenate([grid.f[station0, sat0, 0], grid.f[station1, sat1, last]]),
         )
 
     def _crossing_events(
         self,
         grid: GridValues,
-        visible: BoolArray,
-        crossings: tuple[IntArray, ...],
+        crossings: tuple[IntArray, IntArray, IntArray],
         extrema: tuple[_Extrema, _Extrema],
         stations: StationArrays,
     ) -> _Events:
@@ -404,57 +410,47 @@ class _Search:
         maximum reaches f >= 0 is two (rise before the peak, set after); a seen-ends interval
         whose minimum dips below 0 is two the other way round.
         """
-        step = self.clock.step_s
+        step = self.states.step_s
         peaks, valleys = extrema
-        sat, k, station = (np.asarray(a, dtype=np.int64) for a in crossings)
-        f_left = grid.f[sat, k, station]
+        sat, k, station = crossings
+        count = len(sat)
         parts = [
             _Bracket(
                 sat,
                 k,
                 station,
-                np.zeros(len(sat)),
-                np.full(len(sat), step),
-                f_left,
-                grid.f[sat, k + 1, station],
-                visible[sat, k, station],
+                np.zeros(count),
+                np.full(count, step),
+                grid.f[station, sat, k],
+                grid.f[station, sat, k + 1],
+                grid.f_rate[station, sat, k],
+                grid.f_rate[station, sat, k + 1],
+                grid.f[station, sat, k] >= 0.0,
                 1 + 2 * k,
             )
         ]
-        unseen = ~(
-            visible[peaks.sat, peaks.k, peaks.station]
-            | visible[peaks.sat, peaks.k + 1, peaks.station]
+        unseen = (grid.f[peaks.station, peaks.sat, peaks.k] < 0.0) & (
+            grid.f[peaks.station, peaks.sat, peaks.k + 1] < 0.0
         )
         parts += _split(peaks, unseen & (peaks.f >= 0.0), grid, step, rises_first=True)
         parts += _split(valleys, valleys.f < 0.0, grid, step, rises_first=False)
         bracket = _Bracket.concat(parts)
-        time = self._refine_crossings(bracket, stations)
+        points = Points.gather((bracket.sat, bracket.k, bracket.station), self.states, stations)
+        tau = refine.crossings(
+            points,
+            (bracket.lo, bracket.hi),
+            (bracket.f_lo, bracket.f_hi),
+            (bracket.rate_lo, bracket.rate_hi),
+            bracket.lo_visible,
+        )
         return _Events(
             bracket.sat,
             bracket.station,
-            time,
+            bracket.k * step + tau,
             ~bracket.lo_visible,
             bracket.position,
-            np.zeros(len(time)),
+            np.zeros(len(tau)),
         )
-
-    def _refine_crossings(self, bracket: _Bracket, stations: StationArrays) -> FloatArray:
-        """Bisect each bracket on "visible?" to <= 1 s, then place the crossing by secant."""
-        brackets = Brackets.gather(
-            bracket.sat, bracket.station, bracket.k, self.r_teme, self.v_teme
-        )
-        lo, hi, f_lo, f_hi = bracket.lo, bracket.hi, bracket.f_lo, bracket.f_hi
-        for _ in range(self._iterations()):
-            mid = 0.5 * (lo + hi)
-            f, _ = values_at(brackets, mid, self.clock, stations)
-            same = (f >= 0.0) == bracket.lo_visible
-            lo = np.where(same, mid, lo)
-            hi = np.where(same, hi, mid)
-            f_lo = np.where(same, f, f_lo)
-            f_hi = np.where(same, f_hi, f)
-        # Failed propagation (NaN) on one side: the window ends at the last good instant.
-        fallback = np.where(bracket.lo_visible, lo, hi)
-        return bracket.k * self.clock.step_s + _secant(lo, hi, f_lo, f_hi, fallback)
 
     def _assemble(
         self,
@@ -464,7 +460,7 @@ class _Search:
         stations: StationArrays,
     ) -> _Table:
         """Pair rises with sets into windows and give each its highest refined elevation."""
-        _, samples, station_count = shape
+        station_count, _, samples = shape
         pair = events.sat * station_count + events.station
         order = np.argsort(pair * (2 * samples) + events.position, kind="stable")
         rising = events.rising[order]
@@ -478,12 +474,11 @@ class _Search:
         opened, closed = order[0::2], order[1::2]
         aos, los = events.time_s[opened], events.time_s[closed]
         best = np.fmax(events.f_at[opened], events.f_at[closed])
-        span = (samples + 1) * self.clock.step_s
+        step = self.states.step_s
+        span = (samples + 1) * step
         window_pair = pair[0::2]
         peak_key = np.asarray(
-            (peaks.sat * station_count + peaks.station) * span
-            + peaks.k * self.clock.step_s
-            + peaks.tau_s,
+            (peaks.sat * station_count + peaks.station) * span + peaks.k * step + peaks.tau_s,
             dtype=np.float64,
         )
         window_keys = (window_pair * span + aos, window_pair * span + los)
@@ -499,23 +494,16 @@ class _Search:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Bracket:
-    """Intervals [lo, hi] (seconds into grid interval k) each holding exactly one crossing."""
+def _nonzero3(mask: BoolArray) -> tuple[IntArray, IntArray, IntArray]:
+    """(satellite, interval, station) of the true cells of a (station, satellite, k) mask."""
+    station, sat, k = np.nonzero(mask)
+    return sat.astype(np.int64), k.astype(np.int64), station.astype(np.int64)
 
-    sat: IntArray
-    k: IntArray
-    station: IntArray
-    lo: FloatArray
-    hi: FloatArray
-    f_lo: FloatArray
-    f_hi: FloatArray
-    lo_visible: BoolArray
-    position: IntArray
 
-    @classmethod
-    def concat(cls, parts: Sequence[_Bracket]) -> _Bracket:
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__slots__))
+def _nonzero2(mask: BoolArray) -> tuple[IntArray, IntArray]:
+    """(satellite, station) of the true cells of a (station, satellite) mask."""
+    station, sat = np.nonzero(mask)
+    return sat.astype(np.int64), station.astype(np.int64)
 
 
 def _split(
@@ -525,14 +513,17 @@ def _split(
     sat, k, station = extrema.sat[mask], extrema.k[mask], extrema.station[mask]
     tau, f = extrema.tau_s[mask], extrema.f[mask]
     count = len(sat)
+    unknown = np.full(count, np.nan)  # f' at the extremum is ~0: no Newton step from there
     before = _Bracket(
         sat,
         k,
         station,
         np.zeros(count),
         tau,
-        grid.f[sat, k, station],
+        grid.f[station, sat, k],
         f,
+        grid.f_rate[station, sat, k],
+        unknown,
         np.full(count, not rises_first),
         1 + 2 * k,
     )
@@ -543,21 +534,13 @@ def _split(
         tau,
         np.full(count, step_s),
         f,
-        grid.f[sat, k + 1, station],
+        grid.f[station, sat, k + 1],
+        unknown,
+        grid.f_rate[station, sat, k + 1],
         np.full(count, rises_first),
         2 + 2 * k,
     )
     return [before, after]
-
-
-def _secant(
-    lo: FloatArray, hi: FloatArray, g_lo: FloatArray, g_hi: FloatArray, fallback: FloatArray
-) -> FloatArray:
-    """Zero of the line through (lo, g_lo) and (hi, g_hi), kept inside [lo, hi]."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fraction = g_lo / (g_lo - g_hi)
-    usable = np.isfinite(fraction) & (fraction >= 0.0) & (fraction <= 1.0)
-    return np.where(usable, lo + fraction * (hi - lo), fallback)
 
 
 def _raise_to_peaks(

@@ -23,7 +23,6 @@ from orbitq.services.orbits.frames import (
     EARTH_ROTATION_RAD_PER_S,
     FloatArray,
     geodetic_to_ecef,
-    gmst_rad,
     teme_to_ecef,
     up_vector,
 )
@@ -66,7 +65,7 @@ class StationArrays:
 
 @dataclass(frozen=True, slots=True)
 class GridValues:
-    """f, f', height above the horizon plane and its rate; each (satellites, times, stations)."""
+    """f, f', height above the horizon plane and its rate; each (stations, satellites, times)."""
 
     f: FloatArray
     f_rate: FloatArray
@@ -77,34 +76,47 @@ class GridValues:
 def grid_values(
     position_km: FloatArray, velocity_km_s: FloatArray, stations: StationArrays
 ) -> GridValues:
-    """Evaluate on a grid of Earth-fixed states (n, K, 3) for all stations at once.
+    """Evaluate on a grid of Earth-fixed states (n, K, 3) for every station.
 
-    Every dot product with a station vector is one (n*K, 3) x (3, S) matrix product; the squared
-    range is expanded as |r|^2 - 2 r.p + |p|^2 (cancellation costs ~1e-8 km^2, nothing).
+    One station at a time over flat (n*K,) component arrays: the temporaries stay in cache, and
+    no BLAS call is made (threaded BLAS on these skinny products is slower, and erratic on a
+    shared machine).
     """
     n, k, _ = position_km.shape
-    r = position_km.reshape(-1, 3)
-    v = velocity_km_s.reshape(-1, 3)
-    up = stations.up
-    p = stations.position_km
-    height = r @ up.T
-    height -= np.einsum("ij,ij->i", p, up)[None, :]
-    height_rate = v @ up.T
-    range_km = r @ p.T
-    range_km *= -2.0
-    range_km += np.einsum("ij,ij->i", r, r)[:, None]
-    range_km += np.einsum("ij,ij->i", p, p)[None, :]
-    np.sqrt(range_km, out=range_km)
-    # Range rate times range: d.v = r.v - p.v (the station does not move in this frame).
-    range_rate = v @ p.T
-    np.subtract(np.einsum("ij,ij->i", r, v)[:, None], range_rate, out=range_rate)
-    range_rate /= range_km
-    sin_elevation = height / range_km
-    f_rate = height_rate - sin_elevation * range_rate
-    f_rate /= range_km
-    f = sin_elevation
-    f -= stations.sin_min_elevation[None, :]
-    shape = (n, k, -1)
+    x, y, z = (np.ascontiguousarray(position_km[..., i]).reshape(-1) for i in range(3))
+    vx, vy, vz = (np.ascontiguousarray(velocity_km_s[..., i]).reshape(-1) for i in range(3))
+    count = len(stations.sin_min_elevation)
+    f = np.empty((count, n * k))
+    f_rate = np.empty((count, n * k))
+    height = np.empty((count, n * k))
+    height_rate = np.empty((count, n * k))
+    for j in range(count):
+        px, py, pz = stations.position_km[j]
+        ux, uy, uz = stations.up[j]
+        dx, dy, dz = x - px, y - py, z - pz
+        up = height[j]
+        np.multiply(dx, ux, out=up)
+        up += dy * uy
+        up += dz * uz
+        up_rate = height_rate[j]
+        np.multiply(vx, ux, out=up_rate)
+        up_rate += vy * uy
+        up_rate += vz * uz
+        range_km = dx * dx
+        range_km += dy * dy
+        range_km += dz * dz
+        np.sqrt(range_km, out=range_km)
+        sin_elevation = up / range_km
+        # f' = (height' - sin(elevation) * range') / range, with range' = d.v / range.
+        rate = dx * vx
+        rate += dy * vy
+        rate += dz * vz
+        rate /= range_km
+        rate *= sin_elevation
+        np.subtract(up_rate, rate, out=rate)
+        np.divide(rate, range_km, out=f_rate[j])
+        np.subtract(sin_elevation, stations.sin_min_elevation[j], out=f[j])
+    shape = (count, n, k)
     return GridValues(
         f.reshape(shape),
         f_rate.reshape(shape),
@@ -131,110 +143,130 @@ def gravity_km_s2(position_km: FloatArray) -> FloatArray:
     )
 
 
-def hermite(
-    ends: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
-    *,
-    step_s: float,
-    s: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    """Quintic Hermite interpolation of states at fractions `s` (m,) of the step.
+def hermite_basis(s: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Quintic Hermite weights (m, 6) for values and for derivatives, at fractions `s` (m,).
 
-    `ends` is (r0, v0, a0, r1, v1, a1), each (m, 3): position, velocity and acceleration at both
-    ends of the interval. Matching accelerations as well (from `gravity_km_s2`) makes the error
-    about 4 m at a 240 s step for LEO against 100 m for the cubic on positions and velocities
-    (measured against SGP4 itself, docs/orbits.md): elevation errors of 1e-4 degree, so even
-    passes grazing the minimum elevation are decided as SGP4 would.
+    The order matches `Points.ends`: r0, h v0, h^2 a0, h^2 a1, h v1, r1 (position, velocity and
+    acceleration at both ends of a step h; derivative weights are per unit of s, divide by h).
     """
-    r0, v0, a0, r1, v1, a1 = ends
-    h = step_s
-    s = s[:, None]
     s2 = s * s
     s3 = s2 * s
     s4 = s3 * s
     s5 = s4 * s
-    position = (
-        (1.0 - 10.0 * s3 + 15.0 * s4 - 6.0 * s5) * r0
-        + (s - 6.0 * s3 + 8.0 * s4 - 3.0 * s5) * h * v0
-        + (0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5) * h * h * a0
-        + (0.5 * s3 - s4 + 0.5 * s5) * h * h * a1
-        + (-4.0 * s3 + 7.0 * s4 - 3.0 * s5) * h * v1
-        + (10.0 * s3 - 15.0 * s4 + 6.0 * s5) * r1
+    value = np.stack(
+        (
+            1.0 - 10.0 * s3 + 15.0 * s4 - 6.0 * s5,
+            s - 6.0 * s3 + 8.0 * s4 - 3.0 * s5,
+            0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5,
+            0.5 * s3 - s4 + 0.5 * s5,
+            -4.0 * s3 + 7.0 * s4 - 3.0 * s5,
+            10.0 * s3 - 15.0 * s4 + 6.0 * s5,
+        ),
+        axis=-1,
     )
-    velocity = (
-        (-30.0 * s2 + 60.0 * s3 - 30.0 * s4) * (r0 - r1) / h
-        + (1.0 - 18.0 * s2 + 32.0 * s3 - 15.0 * s4) * v0
-        + (s - 4.5 * s2 + 6.0 * s3 - 2.5 * s4) * h * a0
-        + (1.5 * s2 - 4.0 * s3 + 2.5 * s4) * h * a1
-        + (-12.0 * s2 + 28.0 * s3 - 15.0 * s4) * v1
+    slope = np.stack(
+        (
+            -30.0 * s2 + 60.0 * s3 - 30.0 * s4,
+            1.0 - 18.0 * s2 + 32.0 * s3 - 15.0 * s4,
+            s - 4.5 * s2 + 6.0 * s3 - 2.5 * s4,
+            1.5 * s2 - 4.0 * s3 + 2.5 * s4,
+            -12.0 * s2 + 28.0 * s3 - 15.0 * s4,
+            30.0 * s2 - 60.0 * s3 + 30.0 * s4,
+        ),
+        axis=-1,
     )
-    return position, velocity
+    return value, slope
 
 
 @dataclass(frozen=True, slots=True)
-class Brackets:
-    """Scattered evaluation points: grid interval `k` of satellite `sat` seen from `station`.
+class GridStates:
+    """One chunk's SGP4 samples: TEME states (n, K+1, 3), GMST at each sample, uniform step."""
 
-    The TEME states at both ends of each interval are gathered once, so every bisection step
-    is a handful of (m, 3) array operations and no SGP4 call.
+    position_teme: FloatArray
+    velocity_teme: FloatArray
+    theta_rad: FloatArray
+    step_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Points:
+    """Scattered (satellite, station, grid interval) triples, ready for evaluating f anywhere in
+    the interval: everything is gathered once, so each refinement step is a few array passes
+    and no SGP4 call.
+
+    `ends` (m, 6, 3) holds the quintic Hermite data r0, h v0, h^2 a0, h^2 a1, h v1, r1 in TEME,
+    accelerations from `gravity_km_s2`. Matching accelerations as well as positions and
+    velocities makes the interpolation err by ~4 m at a 240 s step for LEO (100 m for a cubic
+    on positions and velocities alone; measured against SGP4, docs/orbits.md): ~1e-4 degree of
+    elevation, so even passes grazing the minimum elevation are decided as SGP4 would.
     """
 
-    sat: IntArray
-    station: IntArray
-    k: IntArray
-    ends: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
+    ends: FloatArray
+    theta0_rad: FloatArray
+    station_km: FloatArray
+    up: FloatArray
+    sin_min_elevation: FloatArray
+    step_s: float
 
     @classmethod
     def gather(
         cls,
-        sat: IntArray,
-        station: IntArray,
-        k: IntArray,
-        position_teme: FloatArray,
-        velocity_teme: FloatArray,
-    ) -> Brackets:
-        r0, r1 = position_teme[sat, k], position_teme[sat, k + 1]
-        ends = (
-            r0,
-            velocity_teme[sat, k],
-            gravity_km_s2(r0),
-            r1,
-            velocity_teme[sat, k + 1],
-            gravity_km_s2(r1),
+        where: tuple[IntArray, IntArray, IntArray],
+        grid: GridStates,
+        stations: StationArrays,
+    ) -> Points:
+        sat, k, station = where
+        h = grid.step_s
+        r0 = grid.position_teme[sat, k]
+        r1 = grid.position_teme[sat, k + 1]
+        ends = np.stack(
+            (
+                r0,
+                h * grid.velocity_teme[sat, k],
+                h * h * gravity_km_s2(r0),
+                h * h * gravity_km_s2(r1),
+                h * grid.velocity_teme[sat, k + 1],
+                r1,
+            ),
+            axis=1,
         )
-        return cls(sat, station, k, ends)
+        return cls(
+            ends,
+            grid.theta_rad[k],
+            stations.position_km[station],
+            stations.up[station],
+            stations.sin_min_elevation[station],
+            h,
+        )
+
+    def take(self, index: IntArray) -> Points:
+        return Points(
+            self.ends[index],
+            self.theta0_rad[index],
+            self.station_km[index],
+            self.up[index],
+            self.sin_min_elevation[index],
+            self.step_s,
+        )
 
     def __len__(self) -> int:
-        return len(self.sat)
+        return len(self.theta0_rad)
 
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """The grid's time axis: uniform `step_s` from a Julian date split into whole and fraction."""
-
-    jd_whole: float
-    jd_fraction: float
-    step_s: float
-
-    def theta(self, seconds: FloatArray) -> FloatArray:
-        return gmst_rad(self.jd_whole, self.jd_fraction + seconds / 86400.0)
-
-
-def values_at(
-    brackets: Brackets, tau_s: FloatArray, clock: Clock, stations: StationArrays
-) -> tuple[FloatArray, FloatArray]:
-    """f and f' at `tau_s` seconds into each bracket's grid interval (same math as the grid)."""
-    step = clock.step_s
-    r_teme, v_teme = hermite(brackets.ends, step_s=step, s=tau_s / step)
-    theta = clock.theta(brackets.k * step + tau_s)
-    r, v = teme_to_ecef(r_teme, v_teme, theta)
-    d = r - stations.position_km[brackets.station]
-    up = stations.up[brackets.station]
-    height = np.einsum("ij,ij->i", d, up)
-    range_km = np.sqrt(np.einsum("ij,ij->i", d, d))
-    sin_elevation = height / range_km
-    range_rate = np.einsum("ij,ij->i", d, v) / range_km
-    f_rate = (np.einsum("ij,ij->i", v, up) - sin_elevation * range_rate) / range_km
-    return sin_elevation - stations.sin_min_elevation[brackets.station], f_rate
+    def values(self, tau_s: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """f and f' at `tau_s` seconds into each interval (the grid's math, per point)."""
+        value, slope = hermite_basis(tau_s / self.step_s)
+        r_teme = np.einsum("mk,mkj->mj", value, self.ends)
+        v_teme = np.einsum("mk,mkj->mj", slope, self.ends) / self.step_s
+        # GMST is linear in time to 1e-15 rad over one step.
+        theta = self.theta0_rad + EARTH_ROTATION_RAD_PER_S * tau_s
+        r, v = teme_to_ecef(r_teme, v_teme, theta)
+        d = r - self.station_km
+        height = np.einsum("ij,ij->i", d, self.up)
+        range_km = np.sqrt(np.einsum("ij,ij->i", d, d))
+        sin_elevation = height / range_km
+        range_rate = np.einsum("ij,ij->i", d, v) / range_km
+        f_rate = (np.einsum("ij,ij->i", v, self.up) - sin_elevation * range_rate) / range_km
+        return sin_elevation - self.sin_min_elevation, f_rate
 
 
 def acceleration_bound_km_s2(radius_km_max: float, speed_km_s_max: float) -> float:
