@@ -3,8 +3,9 @@
 Owns: `ContactWindow`, `compute_contacts` and its streaming forms, the horizon and memory
 limits, and the search: SGP4 via `SatrecArray` on a coarse grid (1/24 of an orbit at perigee
 speed, 10-300 s) vectorised over satellites and times, detection of every interval that holds a
-crossing or an elevation maximum, vectorised bisection of each to <= 1 s on Hermite-interpolated
-states (no further SGP4 calls), and assembly of [AOS, LOS) windows with their peak elevation.
+crossing or an elevation maximum, refinement of all of them at once to a millisecond (`refine`)
+on Hermite-interpolated states (no further SGP4 calls), and assembly of [AOS, LOS) windows with
+their peak elevation.
 Does not own: frames (see `frames`), the visibility function (see `visibility`), or storage.
 
 Why no pass is missed (docs/orbits.md has the argument in full): a window either contains a grid
@@ -52,7 +53,6 @@ HORIZON_HOURS_MAX = 168.0
 GRID_STEPS_PER_ORBIT = 24
 GRID_STEP_SECONDS_MIN = 10.0
 GRID_STEP_SECONDS_MAX = 300.0
-REFINE_BRACKET_SECONDS_MAX = 1.0
 # Memory per block: ~100 bytes per satellite-sample (SGP4 states in two frames) and ~80 bytes per
 # satellite-sample-station (the visibility grids, their temporaries, the refinement arrays).
 # These caps keep one block near 100 MB (measured: 80 MB over the baseline at 20 stations)
