@@ -133,11 +133,12 @@ def compute_contacts(
     limits); the result itself is ~200 bytes per window.
     """
     horizon = _Horizon.of(start, end)
+    satellites, ground = list(elements), list(stations)
     tables = [
-        _chunk_table(list(elements), indices, list(stations), horizon)
-        for indices in _chunk_indices(elements, len(stations), horizon)
+        _chunk_table(satellites, indices, ground, horizon)
+        for indices in _chunk_indices(satellites, len(ground), horizon)
     ]
-    return _windows(_Table.concat(tables), elements, stations, start)
+    return _Names.of(satellites, ground).windows(_Table.concat(tables), start)
 
 
 def iter_contacts(
@@ -151,10 +152,15 @@ def iter_contacts(
     Each list is sorted by (aos, node, station); the lists are not merged, so a caller can store
     or forward each as it comes without holding the whole plan.
     """
+    # Validate now, not at the first next(): a bad horizon is the caller's error, raised here.
     horizon = _Horizon.of(start, end)
-    for indices in _chunk_indices(elements, len(stations), horizon):
-        table = _chunk_table(list(elements), indices, list(stations), horizon)
-        yield _windows(table, elements, stations, start)
+    satellites, ground = list(elements), list(stations)
+    names = _Names.of(satellites, ground)
+    chunks = _chunk_indices(satellites, len(ground), horizon)
+    return (
+        names.windows(_chunk_table(satellites, indices, ground, horizon), start)
+        for indices in chunks
+    )
 
 
 def compute_contacts_chunk(
@@ -563,38 +569,48 @@ def _raise_to_peaks(
     np.fmax.at(best, window[inside], peak_f[inside])
 
 
-def _windows(
-    table: _Table,
-    elements: Sequence[ElementSet],
-    stations: Sequence[GroundStation],
-    start: datetime,
-) -> list[ContactWindow]:
-    """ContactWindow objects sorted by (aos, node, station), times rounded to microseconds."""
-    aos_us = np.rint(table.aos_s * 1e6).astype(np.int64)
-    los_us = np.rint(table.los_s * 1e6).astype(np.int64)
-    keep = los_us > aos_us
-    nodes = [str(element.norad_id) for element in elements]
-    ids = [station.id for station in stations]
-    # Dense lexicographic ranks, so sorting numbers sorts exactly as the strings would.
-    _, node_rank = np.unique(np.array(nodes), return_inverse=True)
-    _, station_rank = np.unique(np.array(ids), return_inverse=True)
-    sat, station = table.sat[keep], table.station[keep]
-    order = np.lexsort((station_rank[station], node_rank[sat], aos_us[keep]))
-    columns = zip(
-        sat[order].tolist(),
-        station[order].tolist(),
-        aos_us[keep][order].tolist(),
-        los_us[keep][order].tolist(),
-        table.max_elevation_deg[keep][order].tolist(),
-        strict=True,
-    )
-    return [
-        ContactWindow(
-            nodes[i],
-            ids[j],
-            start + timedelta(microseconds=aos),
-            start + timedelta(microseconds=los),
-            elevation,
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """Node and station names, with dense lexicographic ranks so that sorting by numbers sorts
+    exactly as sorting by the strings would."""
+
+    nodes: list[str]
+    stations: list[str]
+    node_rank: IntArray
+    station_rank: IntArray
+
+    @classmethod
+    def of(cls, elements: Sequence[ElementSet], stations: Sequence[GroundStation]) -> _Names:
+        nodes = [str(element.norad_id) for element in elements]
+        ids = [station.id for station in stations]
+        _, node_rank = np.unique(np.array(nodes, dtype=str), return_inverse=True)
+        _, station_rank = np.unique(np.array(ids, dtype=str), return_inverse=True)
+        return cls(nodes, ids, node_rank.astype(np.int64), station_rank.astype(np.int64))
+
+    def windows(self, table: _Table, start: datetime) -> list[ContactWindow]:
+        """ContactWindow objects sorted by (aos, node, station), times rounded to microseconds."""
+        aos_us = np.rint(table.aos_s * 1e6).astype(np.int64)
+        los_us = np.rint(table.los_s * 1e6).astype(np.int64)
+        keep = los_us > aos_us
+        sat, station = table.sat[keep], table.station[keep]
+        aos_us, los_us = aos_us[keep], los_us[keep]
+        order = np.lexsort((self.station_rank[station], self.node_rank[sat], aos_us))
+        columns = zip(
+            sat[order].tolist(),
+            station[order].tolist(),
+            aos_us[order].tolist(),
+            los_us[order].tolist(),
+            table.max_elevation_deg[keep][order].tolist(),
+            strict=True,
         )
-        for i, j, aos, los, elevation in columns
-    ]
+        nodes, ids = self.nodes, self.stations
+        return [
+            ContactWindow(
+                nodes[i],
+                ids[j],
+                start + timedelta(microseconds=aos),
+                start + timedelta(microseconds=los),
+                elevation,
+            )
+            for i, j, aos, los, elevation in columns
+        ]

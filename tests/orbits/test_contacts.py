@@ -217,6 +217,8 @@ def test_limits_and_bad_times() -> None:
         compute_contacts(iss, ground, day, too_long)
     with pytest.raises(ValueError, match="is not after start"):
         compute_contacts(iss, ground, day, day)
+    with pytest.raises(ValueError, match="HORIZON_HOURS_MAX"):
+        iter_contacts(iss, ground, day, too_long)  # raised at the call, not at the first next()
     with pytest.raises(ValueError, match="aware"):
         compute_contacts(iss, ground, datetime(2024, 11, 11), datetime(2024, 11, 12))
     assert compute_contacts([], ground, day, day + timedelta(hours=1)) == []
