@@ -14,16 +14,19 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from orbitq.clients.cli.registry import CommandError, CommandTree
-from orbitq.clients.errors import BrokerCallError, OrbitqError
+from orbitq.clients.errors import BrokerCallError, LedgerIntegrityError, OrbitqError
 
 ENTRY_POINT_GROUP = "orbitq.commands"
 # Exit status when the broker refused a call (bad input, permissions, state).
 EXIT_BROKER_ERROR = 3
+# Exit status when the ledger, or what a broker presented of it, fails verification.
+EXIT_INTEGRITY = 4
 
 # Client-side command modules: each has `register(tree: CommandTree) -> None`.
 _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.tenant",
     "orbitq.clients.cli.quota",
+    "orbitq.clients.cli.ledger",
 )
 
 
@@ -69,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrbitqError as error:
         print(f"orbitq: {error}", file=sys.stderr)
         return 1
+    except LedgerIntegrityError as error:
+        print(f"orbitq: ledger verification FAILED: {error}", file=sys.stderr)
+        return EXIT_INTEGRITY
     except KeyboardInterrupt:
         print("orbitq: interrupted", file=sys.stderr)
         return 130

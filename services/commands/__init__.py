@@ -10,7 +10,10 @@ import importlib
 
 from orbitq.clients.cli.registry import CommandTree
 
-_COMMAND_MODULES: tuple[str, ...] = ("orbitq.services.commands.broker",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "orbitq.services.commands.broker",
+    "orbitq.services.commands.ledger",
+)
 
 
 def register(tree: CommandTree) -> None:
