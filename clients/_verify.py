@@ -1,6 +1,7 @@
 """Client-side verification of a broker's signed ledger, shared by both clients.
 
-Owns: what a client trusts about a broker's log, and how it decides to trust more.
+Owns: what a client trusts about a broker's log, and how it decides to trust more
+(docs/ledger-format.md, "Client-side verification", rules C1-C5).
 
 - The trust state: per broker (keyed by the log's origin), the verifier key it pinned and the
   last checkpoint it verified, in a small JSON file (`<trust dir>/<sha256(origin)[:32]>.json`,
@@ -120,7 +121,7 @@ class TrustState:
 
 
 class TrustStore:
-    """The trust states of one client, one small JSON file per origin."""
+    """C2: the trust states of one client, one small JSON file per origin."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -270,6 +271,8 @@ class LedgerVerifier:
         return state
 
     def _key(self, origin: str, state: TrustState | None) -> Flow[tuple[Verifier, str]]:
+        """C1: the pinned key, else the key pinned for this origin before, else (TOFU) the
+        broker's own key, pinned now and logged."""
         if self._pinned is not None:
             if state is not None and state.verifier_key != self._pinned.verifier_key():
                 raise ConfigurationError(
@@ -332,7 +335,7 @@ class LedgerVerifier:
         verifier: Verifier,
         source: str,
     ) -> Flow[Checkpoint]:
-        """L9, L15: trust `signed` only if it extends the last verified checkpoint."""
+        """C3 (L9, L15): trust `signed` only if it extends the last verified checkpoint."""
         origin = signed.origin
         previous = state.size if state is not None else 0
         if state is not None:
@@ -395,7 +398,7 @@ class LedgerVerifier:
     def prove(
         self, index: int | None, transfer_id: IdLike | None, wait_seconds: float
     ) -> Flow[Proof]:
-        """L8: the entry (by index, or the entry of a transfer) in the broker's latest
+        """C4 (L8): the entry (by index, or the entry of a transfer) in the broker's latest
         checkpoint, which is verified (and trusted) first."""
         wanted_id = format_id(parse_id(transfer_id)) if transfer_id is not None else None
         polls_left = max(0, int(wait_seconds / PROVE_POLL_SECONDS))
@@ -482,8 +485,8 @@ class LedgerVerifier:
                 )
 
     def verify_log(self, progress: Callable[[int, int], None] | None) -> Flow[LogVerification]:
-        """Verify the latest checkpoint, then every entry it covers: each entry served in order
-        with its own index and increasing timestamps, all of them hashing to the signed root."""
+        """C4: verify the latest checkpoint, then every entry it covers: each entry served in
+        order with its own index and increasing timestamps, all hashing to the signed root."""
         checkpoint = yield from self.checkpoint(False)
         origin, size = checkpoint.origin, checkpoint.size
         frontier = Frontier.empty()

@@ -1,14 +1,14 @@
 """The signed log as the broker serves it: checkpoints, entries, proofs and the public key.
 
-Owns: what LedgerService answers — which checkpoint a request means (0 = the latest, else a
-stored checkpoint of exactly that size), the bounds of every range, page sizes, and errors a
-person can act on (NOT_FOUND names the nearest checkpoint sizes; a transfer whose entry is not
-yet under a checkpoint is FAILED_PRECONDITION: retry shortly). Every proof is built for the
-tree size of the checkpoint returned with it (L8).
+Owns: what LedgerService answers (docs/ledger-format.md, rules S1-S3): which checkpoint a
+request means (0 = the latest, else a stored checkpoint of exactly that size), the bounds of
+every range, page sizes, and errors a person can act on (NOT_FOUND names the nearest
+checkpoint sizes; an entry not yet under a checkpoint is FAILED_PRECONDITION: retry shortly).
+Every proof is built for the tree size of the checkpoint returned with it (L8).
 
-Who may read: any authenticated key, of any role. The log is public evidence — tenants verify
-their own transfers and the broker's consistency with it, and every entry is already covered
-by signed checkpoints; only `fresh` (signing a checkpoint on demand) is for operators.
+Who may read (S1): any authenticated key, of any role. The log is public evidence: tenants
+verify their own transfers and hold the broker to its history, and every entry is already
+covered by signed checkpoints; only `fresh` (signing a checkpoint on demand) is for operators.
 
 Does not own: SQL and proof construction (orbitq.ledger.store, orbitq.ledger.merkle), signing
 (the broker's `sign_checkpoint`), or transport (the servicer).
