@@ -22,9 +22,6 @@ from orbitq.clients.cli.output import ProgressBar, print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.clients.ids import parse_id
 
-# Exit status when the ledger (or the broker presenting it) fails verification (main.py).
-EXIT_INTEGRITY = 4
-
 
 def register(tree: CommandTree) -> None:
     tree.group("ledger", "the signed ledger: checkpoints, entries, proofs, verification")

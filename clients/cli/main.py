@@ -13,14 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from orbitq.clients.cli.registry import CommandError, CommandTree
+from orbitq.clients.cli.registry import EXIT_INTEGRITY, CommandError, CommandTree
 from orbitq.clients.errors import BrokerCallError, LedgerIntegrityError, OrbitqError
 
 ENTRY_POINT_GROUP = "orbitq.commands"
 # Exit status when the broker refused a call (bad input, permissions, state).
 EXIT_BROKER_ERROR = 3
-# Exit status when the ledger, or what a broker presented of it, fails verification.
-EXIT_INTEGRITY = 4
 
 # Client-side command modules: each has `register(tree: CommandTree) -> None`.
 _CLIENT_COMMAND_MODULES: tuple[str, ...] = (

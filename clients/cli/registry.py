@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 Handler = Callable[[argparse.Namespace], int]
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# Exit status when the ledger, or what a broker presented of it, fails verification.
+EXIT_INTEGRITY = 4
 
 
 class CommandError(Exception):

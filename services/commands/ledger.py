@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 
 from orbitq.clients.cli import ledger as client_ledger
 from orbitq.clients.cli.output import ProgressBar, print_json
-from orbitq.clients.cli.registry import CommandError, CommandTree, add_connection_flags
+from orbitq.clients.cli.registry import (
+    EXIT_INTEGRITY,
+    CommandError,
+    CommandTree,
+    add_connection_flags,
+)
 
 if TYPE_CHECKING:
     from orbitq.ledger.audit import AuditReport
@@ -39,7 +44,7 @@ def register(tree: CommandTree) -> None:
     verify = tree.add(
         "ledger verify",
         "verify the whole ledger: offline (--data-dir, --db) or as a client (--target); exits "
-        f"{client_ledger.EXIT_INTEGRITY} naming the first bad entry on any discrepancy",
+        f"{EXIT_INTEGRITY} naming the first bad entry on any discrepancy",
         _verify,
         json_output=True,
     )
@@ -111,7 +116,7 @@ def _verify(args: argparse.Namespace) -> int:
         return _verify_offline(args)
     except LedgerIntegrityError as error:
         print(f"orbitq: ledger verification FAILED: {error}", file=sys.stderr)
-        return client_ledger.EXIT_INTEGRITY
+        return EXIT_INTEGRITY
 
 
 def _verify_offline(args: argparse.Namespace) -> int:
