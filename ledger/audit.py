@@ -371,107 +371,113 @@ class _Walk:
         position = self.size
         last_ts = self.last_timestamp_ns
         transfers = 0
-        for index, data, hashes in page:
-            # V1: the rows are the log's positions 0, 1, 2, ... without gaps or duplicates.
-            if index != position:
-                raise _row_error(position, index)
-            # V2, V3 (L4, L6): recompute the leaf hash and every subtree this leaf completes;
-            # the row must hold exactly those hashes. Stored hashes are never trusted.
-            hasher = leaf_prefix.copy()
-            hasher.update(data)
-            current = hasher.digest()
-            if position & 1:
-                completed = [current]
-                carry = position
-                while carry & 1:
-                    hasher = node_prefix.copy()
-                    hasher.update(nodes.pop())
-                    hasher.update(current)
-                    current = hasher.digest()
-                    completed.append(current)
-                    carry >>= 1
-                nodes.append(current)
-                if b"".join(completed) != hashes:
-                    raise _hash_error(position, completed, hashes)
-                if position in consistency:
-                    self._keep_subtrees(position, completed)
-            else:
-                nodes.append(current)
-                if current != hashes:
-                    raise _hash_error(position, [current], hashes)
-                if position in consistency:
-                    self._keep_subtrees(position, [current])
-            # V4: the bytes are a LedgerEntry that knows its own position.
-            try:
-                entry = parse(data)
-            except DecodeError:
-                raise EntryIntegrityError(
-                    position, "the stored bytes are not a LedgerEntry (they hash as stored)"
-                ) from None
-            if entry.index != position:
-                raise EntryIntegrityError(position, f"the entry claims index {entry.index}")
-            # V5: ledger timestamps strictly increase (A6).
-            ts = entry.timestamp_ns
-            if ts <= last_ts:
-                raise EntryIntegrityError(
-                    position,
-                    f"timestamp {ts} is not after the previous entry's {last_ts} (A6)",
-                )
-            last_ts = ts
-            if row is not None and row[_ENTRY] == position:
-                # V9: the transfer row of this entry equals it, field by field.
-                recorded = entry.transfer_recorded
-                t = recorded.transfer
-                decoded = (
-                    t.id,
-                    t.debit_account_id,
-                    t.credit_account_id,
-                    t.amount,
-                    t.pending_id or None,
-                    t.user_data or None,
-                    t.kind,
-                    t.code,
-                    row[_FLAGS],
-                    t.timeout_seconds,
-                    t.timestamp_ns,
-                    recorded.result,
-                )
-                if (
-                    decoded != row[:_RELEASED]
-                    or ts != row[_TIMESTAMP]
-                    or t.flags != flags_messages.get(row[_FLAGS])
-                ):
-                    raise _row_mismatch(position, entry, row)
-                # V10: replay. The row equals the entry, so its plain Python values are used;
-                # the common case (an OK single-phase transfer) inline, the rest in _replay.
-                transfers += 1
-                if row[_RESULT] == _OK:
-                    debit = balances.get(row[_DEBIT])
-                    credit = balances.get(row[_CREDIT])
+        try:
+            for index, data, hashes in page:
+                # V1: the rows are the log's positions 0, 1, 2, ... without gaps or duplicates.
+                if index != position:
+                    raise _row_error(position, index)
+                # V2, V3 (L4, L6): recompute the leaf hash and every subtree this leaf completes;
+                # the row must hold exactly those hashes. Stored hashes are never trusted.
+                hasher = leaf_prefix.copy()
+                hasher.update(data)
+                current = hasher.digest()
+                if position & 1:
+                    completed = [current]
+                    carry = position
+                    while carry & 1:
+                        hasher = node_prefix.copy()
+                        hasher.update(nodes.pop())
+                        hasher.update(current)
+                        current = hasher.digest()
+                        completed.append(current)
+                        carry >>= 1
+                    nodes.append(current)
+                    if b"".join(completed) != hashes:
+                        raise _hash_error(position, completed, hashes)
+                    if position in consistency:
+                        self._keep_subtrees(position, completed)
+                else:
+                    nodes.append(current)
+                    if current != hashes:
+                        raise _hash_error(position, [current], hashes)
+                    if position in consistency:
+                        self._keep_subtrees(position, [current])
+                # V4: the bytes are a LedgerEntry that knows its own position.
+                try:
+                    entry = parse(data)
+                except DecodeError:
+                    raise EntryIntegrityError(
+                        position, "the stored bytes are not a LedgerEntry (they hash as stored)"
+                    ) from None
+                if entry.index != position:
+                    raise EntryIntegrityError(position, f"the entry claims index {entry.index}")
+                # V5: ledger timestamps strictly increase (A6).
+                ts = entry.timestamp_ns
+                if ts <= last_ts:
+                    raise EntryIntegrityError(
+                        position,
+                        f"timestamp {ts} is not after the previous entry's {last_ts} (A6)",
+                    )
+                last_ts = ts
+                if row is not None and row[_ENTRY] == position:
+                    # V9: the transfer row of this entry equals it, field by field.
+                    recorded = entry.transfer_recorded
+                    t = recorded.transfer
+                    decoded = (
+                        t.id,
+                        t.debit_account_id,
+                        t.credit_account_id,
+                        t.amount,
+                        t.pending_id or None,
+                        t.user_data or None,
+                        t.kind,
+                        t.code,
+                        row[_FLAGS],
+                        t.timeout_seconds,
+                        t.timestamp_ns,
+                        recorded.result,
+                    )
                     if (
-                        row[_FLAGS] <= _LINKED
-                        and debit is not None
-                        and credit is not None
-                        and debit[_KIND_AT] == row[_KIND] == credit[_KIND_AT]
-                        and not row[_RELEASED]
+                        decoded != row[:_RELEASED]
+                        or ts != row[_TIMESTAMP]
+                        or t.flags != flags_messages.get(row[_FLAGS])
                     ):
-                        amount = row[_AMOUNT]
-                        debit[_DPO] += amount
-                        credit[_CPO] += amount
-                        if debit[_LIMITED_AT] and debit[_DP] + debit[_DPO] > debit[_CPO]:
-                            raise _overdraft(position, row, debit)
-                    else:
-                        self._replay(position, row)
-                elif row[_RESULT] not in _TRANSIENT or row[_RELEASED]:
-                    raise _failure_error(position, row)
-                row = next(transfer_rows, None)
-            else:
-                if row is not None and (row[_ENTRY] is None or row[_ENTRY] < position):
-                    raise _orphan_row(row, position)
-                self._other_entry(position, entry)
-            position += 1
-            if position in expected:
-                self._check_roots_at(position)
+                        raise _row_mismatch(position, entry, row)
+                    # V10: replay. The row equals the entry, so its plain Python values are used;
+                    # the common case (an OK single-phase transfer) inline, the rest in _replay.
+                    transfers += 1
+                    if row[_RESULT] == _OK:
+                        debit = balances.get(row[_DEBIT])
+                        credit = balances.get(row[_CREDIT])
+                        if (
+                            row[_FLAGS] <= _LINKED
+                            and debit is not None
+                            and credit is not None
+                            and debit[_KIND_AT] == row[_KIND] == credit[_KIND_AT]
+                            and not row[_RELEASED]
+                        ):
+                            amount = row[_AMOUNT]
+                            debit[_DPO] += amount
+                            credit[_CPO] += amount
+                            if debit[_LIMITED_AT] and debit[_DP] + debit[_DPO] > debit[_CPO]:
+                                raise _overdraft(position, row, debit)
+                        else:
+                            self._replay(position, row)
+                    elif row[_RESULT] not in _TRANSIENT or row[_RELEASED]:
+                        raise _failure_error(position, row)
+                    row = next(transfer_rows, None)
+                else:
+                    if row is not None and (row[_ENTRY] is None or row[_ENTRY] < position):
+                        raise _orphan_row(row, position)
+                    self._other_entry(position, entry)
+                position += 1
+                if position in expected:
+                    self._check_roots_at(position)
+        except TypeError as error:
+            # SQLite keeps any type in any column: a tampered value of the wrong type.
+            raise EntryIntegrityError(
+                position, f"a stored value has the wrong type ({error})"
+            ) from None
         self.size = position
         self.last_timestamp_ns = last_ts
         self.transfers += transfers

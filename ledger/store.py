@@ -26,6 +26,11 @@ import sqlalchemy as sa
 from orbitq.ledger import entries, merkle
 from orbitq.ledger.checkpoint import Checkpoint, parse_checkpoint_body, sign_checkpoint
 from orbitq.ledger.engine import Engine, WorkingSet
+from orbitq.ledger.errors import (
+    AccountIntegrityError,
+    CheckpointIntegrityError,
+    InvariantViolationError,
+)
 from orbitq.ledger.model import (
     Account,
     AccountFlag,
@@ -811,22 +816,42 @@ class LedgerSnapshot:
             yield rows
             cursor.execute(rest, (rows[-1][10], self.TRANSFER_PAGE_ROWS))
 
+    # The audit reads tampered databases: a value of the wrong type (SQLite stores any type in
+    # any column) becomes a LedgerIntegrityError naming the row, never a crash.
+
     def accounts(self) -> list[Account]:
         cursor = self._cursor()
         cursor.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts ORDER BY id")
-        return [_account_of(row) for row in cursor.fetchall()]
+        accounts = []
+        for row in cursor.fetchall():
+            try:
+                accounts.append(_account_of(row))
+            except (TypeError, ValueError) as error:
+                raise AccountIntegrityError(row[0], "?", f"the row is malformed: {error}") from None
+        return accounts
 
     def checkpoints(self) -> list[tuple[int, bytes, str]]:
         """(size, root_hash, note) of every stored checkpoint, smallest first."""
         cursor = self._cursor()
         cursor.execute("SELECT size, root_hash, note FROM ledger_checkpoints ORDER BY size")
-        return [(int(size), bytes(root), str(note)) for size, root, note in cursor.fetchall()]
+        rows = []
+        for size, root, note in cursor.fetchall():
+            if not (isinstance(size, int) and isinstance(root, bytes) and isinstance(note, str)):
+                raise CheckpointIntegrityError(
+                    size if isinstance(size, int) else -1, "the stored row is malformed"
+                )
+            rows.append((size, root, note))
+        return rows
 
     def pending(self) -> list[tuple[bytes, int, int]]:
         """(id, status, expires_ns) of every row of the pending-transfer status table."""
         cursor = self._cursor()
         cursor.execute("SELECT id, status, expires_ns FROM ledger_pending ORDER BY id")
-        return [(bytes(i), int(status), int(expires)) for i, status, expires in cursor.fetchall()]
+        rows: list[tuple[bytes, int, int]] = cursor.fetchall()
+        for row in rows:
+            if not (isinstance(row[0], bytes) and isinstance(row[1], int)):
+                raise InvariantViolationError(f"pending status row {row[0]!r} is malformed")
+        return rows
 
 
 def effect_of(flags: int, amount: int, released: int) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from orbitq.ledger import (
+    AccountIntegrityError,
     BalanceMismatchError,
     CheckpointIntegrityError,
     EntryIntegrityError,
@@ -272,3 +273,21 @@ def test_a_pending_status_row_must_match_the_replay(server: ServerHandle, histor
     with pytest.raises(EntryIntegrityError, match=r"says pending .* replay says voided") as e:
         audit(server)
     assert e.value.index == stored.entry_index
+
+
+def test_values_of_the_wrong_type_are_named_not_crashed_on(
+    server: ServerHandle, history: History
+) -> None:
+    if server.broker.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL enforces column types; SQLite stores any type in any column")
+    target = transfer_entries(server.broker)[2]
+    original = entry_rows(server.broker)[target][1]
+    sql(server.broker, "UPDATE ledger_entries SET data = 'not bytes' WHERE idx = ?", target)
+    with pytest.raises(EntryIntegrityError, match="wrong type") as caught:
+        audit(server)
+    assert caught.value.index == target
+    sql(server.broker, "UPDATE ledger_entries SET data = ? WHERE idx = ?", original, target)
+    audit(server)
+    sql(server.broker, "UPDATE ledger_accounts SET credits_posted = 'lots' WHERE id = 4")
+    with pytest.raises(AccountIntegrityError, match=r"account 4 .*malformed"):
+        audit(server)
