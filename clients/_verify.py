@@ -26,6 +26,7 @@ Does not own: transport, retries, or the cryptography (orbitq.ledger).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -51,7 +52,6 @@ from orbitq.clients.errors import (
 )
 from orbitq.clients.ids import IdLike, format_id, parse_id
 from orbitq.clients.models import Checkpoint, LedgerEntry, LogVerification, Proof
-from orbitq.ledger import _b64
 from orbitq.ledger.checkpoint import Checkpoint as SignedCheckpoint
 from orbitq.ledger.checkpoint import parse_checkpoint_body, verify_checkpoint
 from orbitq.ledger.errors import LedgerIntegrityError
@@ -149,7 +149,7 @@ class TrustStore:
                 verifier_key=str(data["verifier_key"]),
                 key_source=str(data["key_source"]),
                 size=int(data["size"]),
-                root_hash=_b64.decode(str(data["root_hash"])),
+                root_hash=base64.b64decode(str(data["root_hash"]), validate=True),
                 note=str(data["note"]),
             )
             parse_verifier_key(state.verifier_key)
@@ -182,7 +182,7 @@ class TrustStore:
             "verifier_key": state.verifier_key,
             "key_source": state.key_source,
             "size": state.size,
-            "root_hash": _b64.encode(state.root_hash),
+            "root_hash": base64.b64encode(state.root_hash).decode("ascii"),
             "note": state.note,
             "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
