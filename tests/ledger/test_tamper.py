@@ -18,6 +18,7 @@ from orbitq.ledger import (
 from orbitq.ledger.audit import AuditReport, audit_store
 from orbitq.ledger.entries import decode_entry
 from orbitq.services.clock import SimulatedClock
+from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import ServerHandle
 from tests.ledger_history import (
@@ -278,9 +279,12 @@ def test_a_pending_status_row_must_match_the_replay(server: ServerHandle, histor
 def test_values_of_the_wrong_type_are_named_not_crashed_on(
     server: ServerHandle, history: History
 ) -> None:
-    if server.broker.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL enforces column types; SQLite stores any type in any column")
     target = transfer_entries(server.broker)[2]
+    if server.broker.engine.dialect.name != "sqlite":
+        # PostgreSQL enforces column types; SQLite stores any type in any column.
+        with pytest.raises(DBAPIError):
+            sql(server.broker, "UPDATE ledger_entries SET data = 'x'::text WHERE idx = ?", target)
+        return
     original = entry_rows(server.broker)[target][1]
     sql(server.broker, "UPDATE ledger_entries SET data = 'not bytes' WHERE idx = ?", target)
     with pytest.raises(EntryIntegrityError, match="wrong type") as caught:
