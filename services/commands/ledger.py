@@ -104,19 +104,15 @@ def _signer_of(data_dir: Path | None, passphrase_file: Path | None) -> tuple[Bro
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from orbitq.ledger.errors import LedgerIntegrityError
-
+    """Online or offline; a LedgerIntegrityError reaches main(), which prints it and exits
+    EXIT_INTEGRITY."""
     if args.target is not None:
         if args.data_dir is not None or args.db is not None:
             raise CommandError(
                 "--target verifies as a client: do not combine it with --data-dir/--db"
             )
         return client_ledger.verify_online(args)
-    try:
-        return _verify_offline(args)
-    except LedgerIntegrityError as error:
-        print(f"orbitq: ledger verification FAILED: {error}", file=sys.stderr)
-        return EXIT_INTEGRITY
+    return _verify_offline(args)
 
 
 def _verify_offline(args: argparse.Namespace) -> int:
@@ -124,6 +120,7 @@ def _verify_offline(args: argparse.Namespace) -> int:
     from orbitq.ledger.audit import audit_store
     from orbitq.ledger.store import LedgerStore
     from orbitq.services.db.engine import create_engine
+    from sqlalchemy.exc import DBAPIError
 
     verifier, db_url = _key_and_database(args)
     try:
@@ -144,6 +141,13 @@ def _verify_offline(args: argparse.Namespace) -> int:
     progress = ProgressBar("verifying", enabled=ProgressBar.wanted(args.progress))
     try:
         report = audit_store(LedgerStore(engine), verifier, known_roots=known, progress=progress)
+    except (DBAPIError, engine.dialect.loaded_dbapi.Error) as error:
+        # The audit reads through the raw DBAPI cursor: the driver's own errors arrive here.
+        detail = error.orig if isinstance(error, DBAPIError) else error
+        raise CommandError(
+            f"cannot read the ledger from the database: {detail}; is it an orbitq broker's "
+            "database?"
+        ) from None
     finally:
         progress.close()
         engine.dispose()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 from orbitq.clients.cli.main import main
-from orbitq.ledger import leaf_hash, verify_checkpoint, verify_inclusion
+from orbitq.ledger import Signer, leaf_hash, verify_checkpoint, verify_inclusion
 from orbitq.ledger.entries import decode_entry
 from orbitq.ledger.model import id_to_bytes
 from orbitq.services.clock import SimulatedClock
@@ -192,3 +193,17 @@ def test_online_verify_clean_then_tampered(
     code, _, err = run(capsys, "ledger", "verify", *online(server, history.acme_key))
     assert code == 4
     assert f"ledger verification FAILED: entry {target}: " in err
+
+
+def test_offline_verify_of_a_database_that_is_not_a_ledger(
+    tmp_path: Path, trust_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE unrelated (a)").connection.close()
+    vkey = Signer.generate("orbitq.test/ledger").verifier_key()
+    code, _, err = run(capsys, "ledger", "verify", "--db", f"sqlite:///{other}", "--vkey", vkey)
+    assert code == 1
+    assert "cannot read the ledger from the database: no such table" in err
+    code, _, err = run(capsys, "ledger", "verify", "--db", f"sqlite:///{other}", "--vkey", "x")
+    assert code == 1
+    assert "--vkey:" in err
