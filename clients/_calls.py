@@ -16,6 +16,7 @@ from orbitq.clients.models import (
     Account,
     ApiKey,
     IssuedApiKey,
+    PublicKey,
     Tenant,
     TransferOutcome,
     TransferRecord,
@@ -23,7 +24,7 @@ from orbitq.clients.models import (
     code_value,
     kind_value,
 )
-from orbitq.v1 import admin_pb2, common_pb2, quota_pb2
+from orbitq.v1 import admin_pb2, common_pb2, ledger_pb2, quota_pb2
 
 T = TypeVar("T")
 
@@ -191,3 +192,56 @@ def create_transfers(specs: Sequence[TransferSpec]) -> Call[list[TransferOutcome
         )
     request = quota_pb2.CreateTransfersRequest(transfers=messages)
     return Call("quota", "CreateTransfers", request, _outcomes, idempotent=True)
+
+
+# -- the signed ledger: raw responses, verified by orbitq.clients._verify ----------------------
+
+
+def _same(response: T) -> T:
+    return response
+
+
+def get_checkpoint(fresh: bool) -> Call[ledger_pb2.GetCheckpointResponse]:
+    request = ledger_pb2.GetCheckpointRequest(fresh=fresh)
+    return Call("ledger", "GetCheckpoint", request, _same, idempotent=True)
+
+
+def get_entries(start: int, end: int, page_size: int) -> Call[ledger_pb2.GetEntriesResponse]:
+    if start < 0 or end < 0:
+        raise ValueError(f"entry indices are >= 0, got start={start}, end={end}")
+    request = ledger_pb2.GetEntriesRequest(start=start, end=end, page_size=page_size)
+    return Call("ledger", "GetEntries", request, _same, idempotent=True)
+
+
+def get_inclusion_proof(
+    index: int | None, transfer_id: IdLike | None, tree_size: int
+) -> Call[ledger_pb2.GetInclusionProofResponse]:
+    if (index is None) == (transfer_id is None):
+        raise ValueError("prove either an entry index or a transfer id")
+    if index is not None:
+        if index < 0:
+            raise ValueError(f"entry index {index} is negative")
+        request = ledger_pb2.GetInclusionProofRequest(index=index, tree_size=tree_size)
+    else:
+        assert transfer_id is not None
+        request = ledger_pb2.GetInclusionProofRequest(
+            transfer_id=id_bytes(transfer_id), tree_size=tree_size
+        )
+    return Call("ledger", "GetInclusionProof", request, _same, idempotent=True)
+
+
+def get_consistency_proof(
+    from_size: int, to_size: int
+) -> Call[ledger_pb2.GetConsistencyProofResponse]:
+    request = ledger_pb2.GetConsistencyProofRequest(from_size=from_size, to_size=to_size)
+    return Call("ledger", "GetConsistencyProof", request, _same, idempotent=True)
+
+
+def get_public_key() -> Call[PublicKey]:
+    return Call(
+        "ledger",
+        "GetPublicKey",
+        ledger_pb2.GetPublicKeyRequest(),
+        lambda response: PublicKey(response.verifier_key, response.origin, response.public_key),
+        idempotent=True,
+    )

@@ -1,15 +1,21 @@
 """BrokerClient (blocking) and AsyncBrokerClient (asyncio): the SDK's public face.
 
 Both take a target (HOST:PORT; default ORBITQ_TARGET, else 127.0.0.1:7707) and an API key
-(default ORBITQ_API_KEY), an explicit per-call timeout, optional TLS and retry settings. Every
-method is defined once in orbitq.clients._calls; these classes only run the calls.
+(default ORBITQ_API_KEY), an explicit per-call timeout, optional TLS and retry settings, and
+for the signed ledger the broker's verifier key (`ledger_key`) and where to keep what was
+verified (`trust_dir`). Every method is defined once in orbitq.clients._calls, and the ledger's
+verification once in orbitq.clients._verify (as flows of calls); these classes only run them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orbitq.clients import _calls
 from orbitq.clients._calls import Call, Page
@@ -21,11 +27,18 @@ from orbitq.clients._transport import (
     TLSConfig,
     resolve_settings,
 )
+from orbitq.clients._verify import PROVE_WAIT_SECONDS, Flow, LedgerVerifier, Sleep
+from orbitq.clients.errors import BrokerCallError
 from orbitq.clients.ids import IdLike
 from orbitq.clients.models import (
     Account,
     ApiKey,
+    Checkpoint,
     IssuedApiKey,
+    LedgerEntry,
+    LogVerification,
+    Proof,
+    PublicKey,
     Tenant,
     TransferOutcome,
     TransferRecord,
@@ -33,10 +46,17 @@ from orbitq.clients.models import (
 )
 
 T = TypeVar("T")
+ProgressCallback = Callable[[int, int], None]
 
 
 class BrokerClient:
-    """A blocking client of one broker. Thread-safe; close it (or use `with`)."""
+    """A blocking client of one broker. Thread-safe; close it (or use `with`).
+
+    `ledger_key` pins the broker's checkpoint key (its C2SP verifier key string, published by
+    the operator); without it the broker's own key is pinned on first use (TOFU, weaker).
+    `trust_dir` keeps the last verified checkpoint per broker (default ORBITQ_TRUST_DIR, else
+    ~/.orbitq/trust).
+    """
 
     def __init__(
         self,
@@ -46,7 +66,11 @@ class BrokerClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         tls: TLSConfig | None = None,
         retry: RetryConfig | None = None,
+        ledger_key: str | None = None,
+        trust_dir: str | Path | None = None,
     ) -> None:
+        self._ledger = LedgerVerifier(ledger_key, trust_dir)
+        self._ledger_lock = threading.Lock()
         self._transport = SyncTransport(resolve_settings(target, api_key, timeout, tls, retry))
 
     def __enter__(self) -> BrokerClient:
@@ -68,6 +92,59 @@ class BrokerClient:
             call.service, call.method, call.request, idempotent=call.idempotent
         )
         return call.parse(response)
+
+    def _drive(self, flow: Flow[T]) -> T:
+        """Run a verification flow: its calls in order, failures thrown back into it."""
+        with self._ledger_lock:  # one flow at a time updates the trust state
+            outcome: Any = None
+            failure: BrokerCallError | None = None
+            while True:
+                try:
+                    step = flow.send(outcome) if failure is None else flow.throw(failure)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                outcome, failure = None, None
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                    continue
+                try:
+                    outcome = self._run(step)
+                except BrokerCallError as error:
+                    failure = error
+
+    # -- the signed ledger ---------------------------------------------------------------------
+
+    def checkpoint(self, *, fresh: bool = False) -> Checkpoint:
+        """The broker's latest checkpoint, verified: signed by the pinned key and consistent
+        with the last checkpoint this client verified (then it becomes the last verified).
+        `fresh` (operators) asks the broker to sign one over everything committed first.
+
+        Raises a BrokerIntegrityError subclass if the broker rewrote history or the key."""
+        return self._drive(self._ledger.checkpoint(fresh))
+
+    def prove_entry(self, index: int, *, wait_seconds: float = PROVE_WAIT_SECONDS) -> Proof:
+        """Entry `index`, proved to be in the broker's latest checkpoint (verified first)."""
+        return self._drive(self._ledger.prove(index, None, wait_seconds))
+
+    def prove_transfer(
+        self, transfer_id: IdLike, *, wait_seconds: float = PROVE_WAIT_SECONDS
+    ) -> Proof:
+        """The entry of transfer `transfer_id`, proved to be in the latest checkpoint (verified
+        first). Waits up to `wait_seconds` for a checkpoint that covers a fresh transfer."""
+        return self._drive(self._ledger.prove(None, transfer_id, wait_seconds))
+
+    def entries(self, start: int = 0, end: int = 0) -> list[LedgerEntry]:
+        """Entries [start, end) of the log, decoded (end 0: the latest checkpoint's size)."""
+        return self._drive(self._ledger.entries(start, end))
+
+    def verify_log(self, progress: ProgressCallback | None = None) -> LogVerification:
+        """Verify the latest checkpoint and every entry under it (the root is recomputed)."""
+        return self._drive(self._ledger.verify_log(progress))
+
+    def public_key(self) -> PublicKey:
+        """The key the broker presents for its checkpoints (trust it only out of band)."""
+        return self._run(_calls.get_public_key())
 
     # -- tenants and keys ----------------------------------------------------------------------
 
@@ -158,7 +235,11 @@ class AsyncBrokerClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         tls: TLSConfig | None = None,
         retry: RetryConfig | None = None,
+        ledger_key: str | None = None,
+        trust_dir: str | Path | None = None,
     ) -> None:
+        self._ledger = LedgerVerifier(ledger_key, trust_dir)
+        self._ledger_lock = asyncio.Lock()
         self._transport = AsyncTransport(resolve_settings(target, api_key, timeout, tls, retry))
 
     async def __aenter__(self) -> AsyncBrokerClient:
@@ -180,6 +261,45 @@ class AsyncBrokerClient:
             call.service, call.method, call.request, idempotent=call.idempotent
         )
         return call.parse(response)
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        async with self._ledger_lock:
+            outcome: Any = None
+            failure: BrokerCallError | None = None
+            while True:
+                try:
+                    step = flow.send(outcome) if failure is None else flow.throw(failure)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                outcome, failure = None, None
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    continue
+                try:
+                    outcome = await self._run(step)
+                except BrokerCallError as error:
+                    failure = error
+
+    async def checkpoint(self, *, fresh: bool = False) -> Checkpoint:
+        return await self._drive(self._ledger.checkpoint(fresh))
+
+    async def prove_entry(self, index: int, *, wait_seconds: float = PROVE_WAIT_SECONDS) -> Proof:
+        return await self._drive(self._ledger.prove(index, None, wait_seconds))
+
+    async def prove_transfer(
+        self, transfer_id: IdLike, *, wait_seconds: float = PROVE_WAIT_SECONDS
+    ) -> Proof:
+        return await self._drive(self._ledger.prove(None, transfer_id, wait_seconds))
+
+    async def entries(self, start: int = 0, end: int = 0) -> list[LedgerEntry]:
+        return await self._drive(self._ledger.entries(start, end))
+
+    async def verify_log(self, progress: ProgressCallback | None = None) -> LogVerification:
+        return await self._drive(self._ledger.verify_log(progress))
+
+    async def public_key(self) -> PublicKey:
+        return await self._run(_calls.get_public_key())
 
     async def create_tenant(self, name: str, display_name: str = "") -> Tenant:
         return await self._run(_calls.create_tenant(name, display_name))

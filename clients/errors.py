@@ -13,9 +13,16 @@
     │   ├── DeadlineExceededError      the call's timeout passed; retry with the same id
     │   ├── UnimplementedError         the broker does not offer this method
     │   └── InternalError              a broker bug (INTERNAL, UNKNOWN, DATA_LOSS, ...)
-    ├── ConfigurationError         the client itself is misconfigured (no key, bad target)
+    ├── ConfigurationError         the client itself is misconfigured (no key, bad target,
+    │                              an unreadable trust state file)
     └── LedgerIntegrityError       the broker's signed ledger failed verification (from
-                                   orbitq.ledger: a broker that rewrites history is caught here)
+        │                          orbitq.ledger: a broker that rewrites history is caught here)
+        └── BrokerIntegrityError       what the broker presented fails verification (.origin)
+            ├── HistoryRewrittenError      a checkpoint that is not an extension of the last
+            │                              one this client verified (fork, rollback, rewrite)
+            ├── CheckpointSignatureError   a checkpoint not validly signed by the pinned key
+            ├── BrokerKeyChangedError      the broker now presents another key than the pinned one
+            └── EntryVerificationError     an entry or proof the broker served is wrong (.index)
 
 grpc.RpcError is translated in exactly one place (orbitq.clients._transport).
 """
@@ -28,6 +35,36 @@ from orbitq.ledger.errors import LedgerIntegrityError
 
 class OrbitqError(Exception):
     """Root of every error the SDK raises (except LedgerIntegrityError, see below)."""
+
+
+class BrokerIntegrityError(LedgerIntegrityError):
+    """The broker presented ledger data that fails verification: it misbehaves, or is not the
+    broker this client trusted. The message says what the broker did."""
+
+    def __init__(self, origin: str, message: str) -> None:
+        super().__init__(message)
+        self.origin = origin
+
+
+class HistoryRewrittenError(BrokerIntegrityError):
+    """A checkpoint is not an extension of the last one this client verified: the log shrank,
+    forked (two roots for one size), or was rewritten."""
+
+
+class CheckpointSignatureError(BrokerIntegrityError):
+    """A checkpoint is not validly signed by the pinned key for its origin."""
+
+
+class BrokerKeyChangedError(BrokerIntegrityError):
+    """The broker presents a signing key other than the one pinned for its origin."""
+
+
+class EntryVerificationError(BrokerIntegrityError):
+    """An entry, or a proof about it, that the broker served does not verify (`.index`)."""
+
+    def __init__(self, origin: str, index: int, message: str) -> None:
+        super().__init__(origin, message)
+        self.index = index
 
 
 class ConfigurationError(OrbitqError):
@@ -108,9 +145,14 @@ __all__ = [
     "ERROR_OF_STATUS",
     "AlreadyExistsError",
     "BrokerCallError",
+    "BrokerIntegrityError",
+    "BrokerKeyChangedError",
+    "CheckpointSignatureError",
     "ConfigurationError",
     "DeadlineExceededError",
+    "EntryVerificationError",
     "FailedPreconditionError",
+    "HistoryRewrittenError",
     "InternalError",
     "InvalidArgumentError",
     "LedgerIntegrityError",

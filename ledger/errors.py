@@ -19,16 +19,28 @@ mapping of these errors to gRPC status codes (orbitq.services).
     ├── NoteSignatureError       a signature by a known key does not verify
     ├── UnknownKeyError          no signature by any of the expected keys
     ├── CheckpointFormatError    a checkpoint body breaks the tlog-checkpoint syntax
-    └── OriginMismatchError      a checkpoint's origin is not its signing key's name
+    ├── OriginMismatchError      a checkpoint's origin is not its signing key's name
+    │
+    │   found by the offline audit (orbitq.ledger.audit, rules V1..V13), each naming the culprit:
+    ├── EntryIntegrityError      a stored entry, or a row derived from it, is wrong (.index)
+    ├── CheckpointIntegrityError a stored checkpoint does not match the log (.size)
+    ├── AccountIntegrityError    an account row does not match the log (.account_id)
+    │   └── BalanceMismatchError     its stored balances differ from the replay
+    └── InvariantViolationError  a ledger invariant fails on the stored balances
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccountIntegrityError",
+    "BalanceMismatchError",
     "CheckpointFormatError",
+    "CheckpointIntegrityError",
     "ConsistencyProofError",
+    "EntryIntegrityError",
     "HashSizeError",
     "InclusionProofError",
+    "InvariantViolationError",
     "KeyFormatError",
     "LedgerIntegrityError",
     "NoteFormatError",
@@ -76,3 +88,58 @@ class CheckpointFormatError(LedgerIntegrityError):
 
 class OriginMismatchError(LedgerIntegrityError):
     """A checkpoint's origin line differs from the name of the key that signed it (L15)."""
+
+
+class EntryIntegrityError(LedgerIntegrityError):
+    """A stored entry, or a row derived from it, is not what the log says (V1-V10).
+
+    `index` is the position of the first bad entry in the log; `detail` says what differs.
+    """
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(f"entry {index}: {detail}")
+        self.index = index
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[EntryIntegrityError], tuple[int, str]]:
+        return (type(self), (self.index, self.detail))
+
+
+class CheckpointIntegrityError(LedgerIntegrityError):
+    """A stored checkpoint is unsigned, mis-signed, or does not match the stored log (V6, V7).
+
+    `size` is the checkpoint's tree size; `detail` says what differs.
+    """
+
+    def __init__(self, size: int, detail: str) -> None:
+        super().__init__(f"checkpoint {size}: {detail}")
+        self.size = size
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[CheckpointIntegrityError], tuple[int, str]]:
+        return (type(self), (self.size, self.detail))
+
+
+class AccountIntegrityError(LedgerIntegrityError):
+    """An account row differs from the account its creation entry recorded (V11).
+
+    `account_id` names the account, `owner` says whose it is ("acme cpu", "treasury link").
+    """
+
+    def __init__(self, account_id: int, owner: str, detail: str) -> None:
+        super().__init__(f"account {account_id} ({owner}): {detail}")
+        self.account_id = account_id
+        self.owner = owner
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[AccountIntegrityError], tuple[int, str, str]]:
+        return (type(self), (self.account_id, self.owner, self.detail))
+
+
+class BalanceMismatchError(AccountIntegrityError):
+    """An account's stored balances differ from a replay of the transfers in the log (V12)."""
+
+
+class InvariantViolationError(LedgerIntegrityError):
+    """A ledger invariant fails on the stored balances (V13): per kind, total debits differ
+    from total credits, or a tenant account is below zero."""

@@ -3,7 +3,7 @@
 
 Owns: the pure checks — per kind, Σ debits_posted = Σ credits_posted and Σ debits_pending =
 Σ credits_pending; no account that must not go negative is below zero; balances equal a replay
-of the transfers. Raises `InvariantError` naming what broke; never returns a bool.
+of the transfers. Raises `InvariantViolationError` naming what broke; never returns a bool.
 
 Does not own: loading accounts or transfers (orbitq.ledger.store does).
 """
@@ -12,12 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from orbitq.ledger.errors import LedgerIntegrityError
-from orbitq.ledger.model import Account, AccountFlag, Result, StoredTransfer, TransferFlag
-
-
-class InvariantError(LedgerIntegrityError):
-    """A ledger invariant does not hold: the ledger is corrupt (or the code is wrong)."""
+from orbitq.ledger.errors import InvariantViolationError
+from orbitq.ledger.model import Account, AccountFlag, Kind, Result, StoredTransfer, TransferFlag
 
 
 def effect_of(flags: int, amount: int, released: int) -> tuple[int, int]:
@@ -41,20 +37,25 @@ def check_balances(accounts: Iterable[Account]) -> None:
         sums[2] += account.credits_pending
         sums[3] += account.credits_posted
         if min(account.balances()) < 0:
-            raise InvariantError(f"account {account.id} has a negative balance field")
+            raise InvariantViolationError(f"account {account.id} has a negative balance field")
         if account.flags & AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS and account.available < 0:
-            raise InvariantError(
-                f"account {account.id} ({account.owner} {account.kind.label}) is overdrawn:"
-                f" available {account.available}"
+            raise InvariantViolationError(
+                f"tenant account {account.id} ({account.owner} {account.kind.label}) is below"
+                f" zero: available {account.available}"
             )
-    for kind, (debits_pending, debits_posted, credits_pending, credits_posted) in totals.items():
+    for kind, (debits_pending, debits_posted, credits_pending, credits_posted) in sorted(
+        totals.items()
+    ):
+        label = Kind(kind).label
         if debits_posted != credits_posted:
-            raise InvariantError(
-                f"kind {kind}: debits_posted {debits_posted} != credits_posted {credits_posted}"
+            raise InvariantViolationError(
+                f"{label} ledger: total debits_posted {debits_posted} != total credits_posted"
+                f" {credits_posted}"
             )
         if debits_pending != credits_pending:
-            raise InvariantError(
-                f"kind {kind}: debits_pending {debits_pending} != credits_pending {credits_pending}"
+            raise InvariantViolationError(
+                f"{label} ledger: total debits_pending {debits_pending} != total credits_pending"
+                f" {credits_pending}"
             )
 
 
@@ -82,10 +83,12 @@ def check_replay(accounts: Iterable[Account], transfers: Iterable[StoredTransfer
     for account in accounts:
         expected = replayed.pop(account.id, [0, 0, 0, 0])
         if list(account.balances()) != expected:
-            raise InvariantError(
+            raise InvariantViolationError(
                 f"account {account.id} ({account.owner} {account.kind.label}): stored balances"
                 f" {account.balances()} but the transfers replay to {tuple(expected)}"
             )
     if replayed:
         unknown = sorted(replayed)[:5]
-        raise InvariantError(f"transfers move balances of accounts that do not exist: {unknown}")
+        raise InvariantViolationError(
+            f"transfers move balances of accounts that do not exist: {unknown}"
+        )

@@ -12,9 +12,17 @@ from orbitq.clients.errors import ConfigurationError
 
 
 def client_from(args: argparse.Namespace) -> BrokerClient:
+    """A client from the connection flags (and, for ledger commands, --vkey and --trust-dir)."""
     try:
         tls = TLSConfig.from_ca_file(args.tls_ca) if args.tls_ca else None
-        return BrokerClient(args.target, args.api_key, timeout=args.timeout, tls=tls)
+        return BrokerClient(
+            args.target,
+            args.api_key,
+            timeout=args.timeout,
+            tls=tls,
+            ledger_key=getattr(args, "vkey", None),
+            trust_dir=getattr(args, "trust_dir", None),
+        )
     except (ConfigurationError, OSError) as error:
         raise CommandError(str(error)) from None
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from orbitq.clients.cli.registry import CommandError, CommandTree
-from orbitq.clients.errors import BrokerCallError, OrbitqError
+from orbitq.clients.cli.registry import EXIT_INTEGRITY, CommandError, CommandTree
+from orbitq.clients.errors import BrokerCallError, LedgerIntegrityError, OrbitqError
 
 ENTRY_POINT_GROUP = "orbitq.commands"
 # Exit status when the broker refused a call (bad input, permissions, state).
@@ -24,6 +24,7 @@ EXIT_BROKER_ERROR = 3
 _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.tenant",
     "orbitq.clients.cli.quota",
+    "orbitq.clients.cli.ledger",
 )
 
 
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrbitqError as error:
         print(f"orbitq: {error}", file=sys.stderr)
         return 1
+    except LedgerIntegrityError as error:
+        print(f"orbitq: ledger verification FAILED: {error}", file=sys.stderr)
+        return EXIT_INTEGRITY
     except KeyboardInterrupt:
         print("orbitq: interrupted", file=sys.stderr)
         return 130

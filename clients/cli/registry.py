@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 Handler = Callable[[argparse.Namespace], int]
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# Exit status when the ledger, or what a broker presented of it, fails verification.
+EXIT_INTEGRITY = 4
 
 
 class CommandError(Exception):
@@ -26,14 +28,22 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
-def add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    """--target, --api-key and friends, with defaults from ORBITQ_* environment variables."""
+def add_connection_flags(
+    parser: argparse.ArgumentParser, *, target_help: str | None = None
+) -> None:
+    """--target, --api-key and friends, with defaults from ORBITQ_* environment variables.
+
+    With `target_help`, --target has no default: giving it selects an online mode (e.g.
+    `ledger verify`, which otherwise works offline)."""
     group = parser.add_argument_group("connection")
-    group.add_argument(
-        "--target",
-        default=os.environ.get("ORBITQ_TARGET", "127.0.0.1:7707"),
-        help="broker address HOST:PORT (env ORBITQ_TARGET; default 127.0.0.1:7707)",
-    )
+    if target_help is None:
+        group.add_argument(
+            "--target",
+            default=os.environ.get("ORBITQ_TARGET", "127.0.0.1:7707"),
+            help="broker address HOST:PORT (env ORBITQ_TARGET; default 127.0.0.1:7707)",
+        )
+    else:
+        group.add_argument("--target", metavar="HOST:PORT", help=target_help)
     group.add_argument(
         "--api-key",
         default=os.environ.get("ORBITQ_API_KEY"),

@@ -13,6 +13,7 @@ from orbitq.clients.cli.registry import CommandTree
 _COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.services.commands.broker",
     "orbitq.services.commands.contacts",
+    "orbitq.services.commands.ledger",
 )
 
 

@@ -148,6 +148,8 @@ class Model:
         post = bool(t.flags & TransferFlag.POST_PENDING)
         if post and t.amount > pending.amount:
             return Result.EXCEEDS_PENDING_TRANSFER_AMOUNT
+        if not post and t.amount not in (0, pending.amount):
+            return Result.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
         if pending.status == "posted":
             return Result.PENDING_TRANSFER_ALREADY_POSTED
         if pending.status == "voided":

@@ -25,6 +25,11 @@ EXPORTED = {
     "UnknownKeyError",
     "CheckpointFormatError",
     "OriginMismatchError",
+    "EntryIntegrityError",
+    "CheckpointIntegrityError",
+    "AccountIntegrityError",
+    "BalanceMismatchError",
+    "InvariantViolationError",
     # merkle
     "Frontier",
     "SubtreeReader",

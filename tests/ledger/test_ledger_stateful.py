@@ -22,7 +22,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from orbitq.ledger.model import Code, Kind, Result, SystemAccount, Transfer, TransferFlag
-from orbitq.ledger.store import AccountSpec, CreateAccounts, CreateTransfers, ExpireDue, LedgerStore
+from orbitq.ledger.store import AccountSpec, CreateTransfers, ExpireDue, LedgerStore
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 
@@ -47,16 +47,15 @@ def ledger_machine(store: LedgerStore) -> type[RuleBasedStateMachine]:
             # The database outlives examples: start a day after everything before, and release
             # what earlier examples left pending, so the model starts from a quiet ledger.
             self.now = max(START_NS, store.head().last_timestamp_ns) + 86_400 * SECOND
-            store.write([ExpireDue()], self.now)
+            store.expire_due(self.now)
             tag = secrets.token_hex(3)
             specs = [
                 AccountSpec(kind, tenant=f"t{tag}-{i}")
                 for i in range(3)
                 for kind in (Kind.CPU, Kind.LINK)
             ]
-            (accounts,) = store.write([CreateAccounts(tuple(specs))], self.now)
             self.tenants: dict[int, list[int]] = {int(Kind.CPU): [], int(Kind.LINK): []}
-            for account in accounts:  # type: ignore[union-attr]
+            for account in store.create_accounts(specs, self.now):
                 self.model.add_account(account.id, int(account.kind), limited=True)
                 self.tenants[int(account.kind)].append(account.id)
             self.system: dict[tuple[int, int], int] = {}
@@ -67,8 +66,8 @@ def ledger_machine(store: LedgerStore) -> type[RuleBasedStateMachine]:
                     self.model.add_account(account.id, int(account.kind), limited=False)
             # System accounts are shared with earlier examples: track their movements from here.
             self.baseline = {a.id: list(a.balances()) for a in store.system_accounts()}
-            for kind, accounts in self.tenants.items():
-                for index in range(len(accounts)):
+            for kind, ids in self.tenants.items():
+                for index in range(len(ids)):
                     self.mint(kind, index, 1000)
 
         def submit(self, batch: list[Transfer], expire_first: bool = False) -> list[Result]:
@@ -212,8 +211,7 @@ def ledger_machine(store: LedgerStore) -> type[RuleBasedStateMachine]:
         def time_passes(self, seconds: int, expire: bool) -> None:
             self.now += seconds * SECOND + STEP_EXTRA_NS
             if expire:
-                (outcomes,) = store.write([ExpireDue()], self.now)
-                assert len(outcomes) == self.model.expire(self.now)
+                assert len(store.expire_due(self.now)) == self.model.expire(self.now)
 
         @invariant()
         def balances_match_the_model(self) -> None:
@@ -262,7 +260,7 @@ def test_a_duplicate_id_in_one_group_gets_exists(db_url: str) -> None:
         migrate(engine)
         store = LedgerStore(engine)
         store.initialize(START_NS)
-        (accounts,) = store.write([CreateAccounts((AccountSpec(Kind.CPU, tenant="a"),))], START_NS)
+        (account,) = store.create_accounts([AccountSpec(Kind.CPU, tenant="a")], START_NS)
         treasury = next(
             a
             for a in store.system_accounts()
@@ -271,7 +269,7 @@ def test_a_duplicate_id_in_one_group_gets_exists(db_url: str) -> None:
         mint = Transfer(
             id=7,
             debit_account_id=treasury.id,
-            credit_account_id=accounts[0].id,  # type: ignore[union-attr]
+            credit_account_id=account.id,
             amount=5,
             kind=1,
             code=int(Code.MINT),
@@ -280,8 +278,8 @@ def test_a_duplicate_id_in_one_group_gets_exists(db_url: str) -> None:
         assert [o.result for o in first] == [Result.OK]  # type: ignore[union-attr]
         assert [o.result for o in second] == [Result.EXISTS]  # type: ignore[union-attr]
         # Retried in a later group: the optimistic insert collides and the group is redone.
-        (third,) = store.write([CreateTransfers((mint,))], START_NS + SECOND)
-        assert [o.result for o in third] == [Result.EXISTS]  # type: ignore[union-attr]
+        third = store.create_transfers([mint], START_NS + SECOND)
+        assert [o.result for o in third] == [Result.EXISTS]
         with engine.connect() as conn:
             count = conn.execute(sa.text("SELECT count(*) FROM ledger_transfers")).scalar_one()
         assert count == 1

@@ -170,3 +170,15 @@ def test_a_loaded_frontier_continues_like_the_original(size: int, salt: bytes, p
     rows = [replay.append(leaf) for leaf in leaves]
     assert [loaded.append(leaf) for leaf in leaves[cut:]] == rows[cut:]
     assert loaded.root() == original.root()
+
+
+@FAST
+@given(st.lists(st.binary(max_size=40), max_size=70), st.integers(min_value=0, max_value=69))
+def test_append_entries_is_append_of_each_leaf(entries: list[bytes], split: int) -> None:
+    one_by_one = Frontier.empty()
+    expected = [b"".join(one_by_one.append(leaf_hash(data))) for data in entries]
+    batched = Frontier.empty()
+    rows = batched.append_entries(entries[:split]) + batched.append_entries(entries[split:])
+    assert rows == expected
+    assert batched.size == one_by_one.size == len(entries)
+    assert batched.root() == one_by_one.root()

@@ -1,0 +1,581 @@
+"""Client-side verification of a broker's signed ledger, shared by both clients.
+
+Owns: what a client trusts about a broker's log, and how it decides to trust more
+(docs/ledger-format.md, "Client-side verification", rules C1-C5).
+
+- The trust state: per broker (keyed by the log's origin), the verifier key it pinned and the
+  last checkpoint it verified, in a small JSON file (`<trust dir>/<sha256(origin)[:32]>.json`,
+  default `~/.orbitq/trust`, or `ORBITQ_TRUST_DIR`; written atomically, mode 0600).
+- The key: the one given as `ledger_key=` ("pinned"), else the broker's own key pinned on
+  first use ("tofu": trust on first use, weaker: a broker that is already lying on the first
+  contact is believed; it is logged as a warning).
+- A new checkpoint is trusted only if its note verifies with the key (L15) and its tree is an
+  extension of the last verified one: same root at the same size, or a consistency proof from
+  the verified size (L9). A smaller tree, another root at a verified size, a failing proof, a
+  bad signature or another key raise `BrokerIntegrityError` subclasses that say what the
+  broker did.
+- Proofs (an entry in the newest verified checkpoint) and the whole-log check (every entry
+  served, rehashed into the signed root; a mismatch is located with consistency proofs).
+
+Sans-IO: each operation is a generator ("flow") that yields the calls it needs (and `Sleep`s)
+and receives their responses, so the blocking and the asyncio client run the same logic with
+their own transport (see `_client.py`). Pure except the state file.
+
+Does not own: transport, retries, or the cryptography (orbitq.ledger).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, TypeVar
+
+from google.protobuf.message import DecodeError
+from orbitq.clients import _calls
+from orbitq.clients._calls import Call
+from orbitq.clients.errors import (
+    BrokerIntegrityError,
+    BrokerKeyChangedError,
+    CheckpointSignatureError,
+    ConfigurationError,
+    EntryVerificationError,
+    FailedPreconditionError,
+    HistoryRewrittenError,
+)
+from orbitq.clients.ids import IdLike, format_id, parse_id
+from orbitq.clients.models import Checkpoint, LedgerEntry, LogVerification, Proof
+from orbitq.ledger.checkpoint import Checkpoint as SignedCheckpoint
+from orbitq.ledger.checkpoint import parse_checkpoint_body, verify_checkpoint
+from orbitq.ledger.errors import LedgerIntegrityError
+from orbitq.ledger.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    Frontier,
+    leaf_hash,
+    node_hash,
+    root_from_subtrees,
+    verify_consistency,
+    verify_inclusion,
+)
+from orbitq.ledger.note import Verifier, parse_note, parse_verifier_key
+from orbitq.v1 import ledger_pb2
+
+log = logging.getLogger("orbitq.clients.ledger")
+
+T = TypeVar("T")
+
+TRUST_DIR_ENV = "ORBITQ_TRUST_DIR"
+TRUST_FORMAT = "orbitq-trust/1"
+STATE_FILE_MODE = 0o600
+STATE_DIR_MODE = 0o700
+# A state file holds one checkpoint note (< 256 KiB by L17) and a few fields.
+STATE_BYTES_MAX = 512 * 1024
+# Entries per GetEntries page when the client pages through the log (the broker's maximum).
+ENTRIES_PAGE_ROWS = 1000
+# How long `prove_*` waits for a checkpoint that covers a just-committed entry, and how often
+# it asks again (brokers sign a checkpoint every few seconds, and right after a burst).
+PROVE_WAIT_SECONDS = 5.0
+PROVE_POLL_SECONDS = 0.25
+
+PINNED = "pinned"
+TOFU = "tofu"
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A flow asks its driver to wait before the next call."""
+
+    seconds: float
+
+
+Step = Call[Any] | Sleep
+Flow = Generator[Step, Any, T]
+
+
+def default_trust_dir() -> Path:
+    configured = os.environ.get(TRUST_DIR_ENV)
+    return Path(configured) if configured else Path.home() / ".orbitq" / "trust"
+
+
+# -- the trust state -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustState:
+    """What a client trusts about one broker's log."""
+
+    origin: str
+    verifier_key: str
+    key_source: str
+    size: int
+    root_hash: bytes
+    note: str
+
+
+class TrustStore:
+    """C2: the trust states of one client, one small JSON file per origin."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path_for(self, origin: str) -> Path:
+        return self.directory / f"{sha256(origin.encode()).hexdigest()[:32]}.json"
+
+    def load(self, origin: str) -> TrustState | None:
+        path = self.path_for(origin)
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(STATE_BYTES_MAX + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise ConfigurationError(f"cannot read the trust state {path}: {error}") from None
+        try:
+            if len(raw) > STATE_BYTES_MAX:
+                raise ValueError(f"larger than {STATE_BYTES_MAX} bytes")
+            data = json.loads(raw)
+            if data["format"] != TRUST_FORMAT:
+                raise ValueError(f"format {data['format']!r} is not {TRUST_FORMAT!r}")
+            state = TrustState(
+                origin=str(data["origin"]),
+                verifier_key=str(data["verifier_key"]),
+                key_source=str(data["key_source"]),
+                size=int(data["size"]),
+                root_hash=base64.b64decode(str(data["root_hash"]), validate=True),
+                note=str(data["note"]),
+            )
+            parse_verifier_key(state.verifier_key)
+            if state.origin != origin or state.key_source not in (PINNED, TOFU):
+                raise ValueError("it belongs to another origin, or names no key source")
+            if len(state.root_hash) != HASH_SIZE or state.size < 0:
+                raise ValueError("its checkpoint is malformed")
+        except (ValueError, KeyError, TypeError, LedgerIntegrityError) as error:
+            raise ConfigurationError(
+                f"the trust state {path} is unreadable ({error}); if you cannot restore it, "
+                "delete it to trust this broker anew (on first use, or with a pinned key)"
+            ) from None
+        return state
+
+    def save(self, state: TrustState) -> None:
+        """Write atomically (temporary file, fsync, rename), mode 0600; never moves back to a
+        smaller checkpoint of the same key that another client process saved meanwhile."""
+        current = self._load_quietly(state.origin)
+        if (
+            current is not None
+            and current.verifier_key == state.verifier_key
+            and current.size > state.size
+        ):
+            return
+        self.directory.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        path = self.path_for(state.origin)
+        document = {
+            "format": TRUST_FORMAT,
+            "origin": state.origin,
+            "verifier_key": state.verifier_key,
+            "key_source": state.key_source,
+            "size": state.size,
+            "root_hash": base64.b64encode(state.root_hash).decode("ascii"),
+            "note": state.note,
+            "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STATE_FILE_MODE)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=2, sort_keys=True)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, STATE_FILE_MODE)  # the umask may have narrowed it; make it exact
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_directory(self.directory)
+
+    def _load_quietly(self, origin: str) -> TrustState | None:
+        try:
+            return self.load(origin)
+        except ConfigurationError:
+            return None
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+# -- verification flows --------------------------------------------------------------------------
+
+
+class LedgerVerifier:
+    """The ledger verification of one client: its pinned key, trust states and flows."""
+
+    def __init__(self, ledger_key: str | None, trust_dir: str | Path | None) -> None:
+        try:
+            self._pinned = parse_verifier_key(ledger_key) if ledger_key else None
+        except LedgerIntegrityError as error:
+            raise ConfigurationError(f"ledger_key is not a verifier key: {error}") from None
+        self.store = TrustStore(Path(trust_dir) if trust_dir else default_trust_dir())
+        self._states: dict[str, TrustState] = {}
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint(self, fresh: bool) -> Flow[Checkpoint]:
+        """The broker's latest checkpoint, verified and made the newest trusted one."""
+        response = yield _calls.get_checkpoint(fresh)
+        return (yield from self.accept(response.checkpoint))
+
+    def accept(self, message: ledger_pb2.Checkpoint) -> Flow[Checkpoint]:
+        """Verify a checkpoint the broker presented (signature, then consistency) and trust it."""
+        origin = self._claimed_origin(message.note)
+        state = self._state(origin)
+        verifier, source = yield from self._key(origin, state)
+        signed = yield from self._verify_note(message.note, verifier, source, origin)
+        return (yield from self._extend(signed, state, verifier, source))
+
+    def _claimed_origin(self, note: str) -> str:
+        """The origin to look the trust state up by: the pinned key's name, or (before any key
+        is known) the origin line of the note, which is verified right after."""
+        if self._pinned is not None:
+            return self._pinned.name
+        try:
+            return parse_checkpoint_body(parse_note(note).text).origin
+        except LedgerIntegrityError as error:
+            raise BrokerIntegrityError(
+                "?", f"the broker presented a malformed checkpoint: {error}"
+            ) from error
+
+    def _state(self, origin: str) -> TrustState | None:
+        state = self._states.get(origin)
+        if state is None:
+            state = self.store.load(origin)
+            if state is not None:
+                self._states[origin] = state
+        return state
+
+    def _key(self, origin: str, state: TrustState | None) -> Flow[tuple[Verifier, str]]:
+        """C1: the pinned key, else the key pinned for this origin before, else (TOFU) the
+        broker's own key, pinned now and logged."""
+        if self._pinned is not None:
+            if state is not None and state.verifier_key != self._pinned.verifier_key():
+                raise ConfigurationError(
+                    f"the trust state {self.store.path_for(origin)} of {origin} was verified "
+                    f"with key {state.verifier_key}, but ledger_key is "
+                    f"{self._pinned.verifier_key()}: if the operator rotated the key, delete "
+                    "that file to trust the new key"
+                )
+            return self._pinned, PINNED
+        if state is not None:
+            return parse_verifier_key(state.verifier_key), state.key_source
+        key = yield _calls.get_public_key()
+        try:
+            verifier = parse_verifier_key(key.verifier_key)
+        except LedgerIntegrityError as error:
+            raise BrokerIntegrityError(
+                origin, f"broker {origin} presented a malformed verifier key: {error}"
+            ) from error
+        if verifier.name != origin or key.origin != origin:
+            raise BrokerIntegrityError(
+                origin,
+                f"broker presented a checkpoint of origin {origin}, but its key "
+                f"{key.verifier_key} is for origin {key.origin}",
+            )
+        log.warning(
+            "broker %s: pinned its ledger key %s on first use (TOFU); pass ledger_key= (or "
+            "--vkey) to pin the key the operator published instead",
+            origin,
+            key.verifier_key,
+        )
+        return verifier, TOFU
+
+    def _verify_note(
+        self, note: str, verifier: Verifier, source: str, origin: str
+    ) -> Flow[SignedCheckpoint]:
+        try:
+            return verify_checkpoint(note, verifier)
+        except LedgerIntegrityError as error:
+            failure = error
+        key = yield _calls.get_public_key()
+        pinned_by = "on first use" if source == TOFU else "by ledger_key"
+        if key.verifier_key != verifier.verifier_key():
+            raise BrokerKeyChangedError(
+                origin,
+                f"broker {origin} now presents the signing key {key.verifier_key}, but "
+                f"{verifier.verifier_key()} was pinned for it ({pinned_by}): its checkpoints "
+                "are not trusted; if the operator rotated the key, confirm the new one out of "
+                f"band, pin it, and delete {self.store.path_for(origin)}",
+            ) from failure
+        raise CheckpointSignatureError(
+            origin,
+            f"broker {origin} presented a checkpoint that does not verify with its key "
+            f"{verifier.verifier_key()} (pinned {pinned_by}): {failure}",
+        ) from failure
+
+    def _extend(
+        self,
+        signed: SignedCheckpoint,
+        state: TrustState | None,
+        verifier: Verifier,
+        source: str,
+    ) -> Flow[Checkpoint]:
+        """C3 (L9, L15): trust `signed` only if it extends the last verified checkpoint."""
+        origin = signed.origin
+        previous = state.size if state is not None else 0
+        if state is not None:
+            if signed.size < state.size:
+                raise HistoryRewrittenError(
+                    origin,
+                    f"broker {origin} presented checkpoint {signed.size}, smaller than the "
+                    f"verified checkpoint {state.size}: a log never shrinks, so history was "
+                    "rewritten",
+                )
+            if signed.size == state.size:
+                if signed.root_hash != state.root_hash:
+                    raise HistoryRewrittenError(
+                        origin,
+                        f"broker {origin} presented checkpoint {signed.size} with root "
+                        f"{signed.root_hash.hex()}, but this client verified root "
+                        f"{state.root_hash.hex()} for that size: the log forked; keep both "
+                        f"signed notes as evidence (the verified one is in "
+                        f"{self.store.path_for(origin)})",
+                    )
+            elif state.size == 0:
+                if state.root_hash != EMPTY_ROOT:
+                    raise HistoryRewrittenError(
+                        origin, f"the verified empty tree of {origin} has a root that is not empty"
+                    )
+            else:
+                response = yield _calls.get_consistency_proof(state.size, signed.size)
+                try:
+                    verify_consistency(
+                        state.size,
+                        signed.size,
+                        list(response.hashes),
+                        state.root_hash,
+                        signed.root_hash,
+                    )
+                except LedgerIntegrityError as error:
+                    raise HistoryRewrittenError(
+                        origin,
+                        f"broker {origin} presented checkpoint {signed.size} that is not an "
+                        f"extension of the verified checkpoint {state.size}: history was "
+                        f"rewritten ({error})",
+                    ) from error
+        vkey = verifier.verifier_key()
+        if state is None or signed.size > state.size or state.key_source != source:
+            new_state = TrustState(origin, vkey, source, signed.size, signed.root_hash, signed.note)
+            self.store.save(new_state)
+            self._states[origin] = new_state
+        return Checkpoint(
+            origin=origin,
+            size=signed.size,
+            root_hash=signed.root_hash,
+            note=signed.note,
+            verifier_key=vkey,
+            key_source=source,
+            previous_size=previous,
+        )
+
+    # -- proofs ------------------------------------------------------------------------------
+
+    def prove(
+        self, index: int | None, transfer_id: IdLike | None, wait_seconds: float
+    ) -> Flow[Proof]:
+        """C4 (L8): the entry (by index, or the entry of a transfer) in the broker's latest
+        checkpoint, which is verified (and trusted) first."""
+        wanted_id = format_id(parse_id(transfer_id)) if transfer_id is not None else None
+        polls_left = max(0, int(wait_seconds / PROVE_POLL_SECONDS))
+        response: ledger_pb2.GetInclusionProofResponse | None = None
+        while response is None:
+            try:
+                response = yield _calls.get_inclusion_proof(index, transfer_id, 0)
+            except FailedPreconditionError:
+                # The entry is committed but not yet under a checkpoint: the next one covers it.
+                if polls_left == 0:
+                    raise
+                polls_left -= 1
+                yield Sleep(PROVE_POLL_SECONDS)
+        checkpoint = yield from self.accept(response.checkpoint)
+        return self._proof(response, checkpoint, index, wanted_id)
+
+    def _proof(
+        self,
+        response: ledger_pb2.GetInclusionProofResponse,
+        checkpoint: Checkpoint,
+        index: int | None,
+        wanted_id: str | None,
+    ) -> Proof:
+        origin = checkpoint.origin
+        position = response.index
+        what = f"broker {origin}'s proof of entry {position}"
+        if index is not None and position != index:
+            raise EntryVerificationError(origin, index, f"{what} was sent for entry {index}")
+        if response.tree_size != checkpoint.size:
+            raise EntryVerificationError(
+                origin,
+                position,
+                f"{what} is for tree size {response.tree_size}, not for the checkpoint "
+                f"{checkpoint.size} sent with it",
+            )
+        leaf = leaf_hash(response.entry)
+        try:
+            verify_inclusion(
+                leaf, position, checkpoint.size, list(response.hashes), checkpoint.root_hash
+            )
+        except LedgerIntegrityError as error:
+            raise EntryVerificationError(
+                origin,
+                position,
+                f"{what} does not verify against its signed checkpoint {checkpoint.size}: {error}",
+            ) from error
+        try:
+            entry = LedgerEntry.from_bytes(response.entry)
+        except ValueError as error:
+            raise EntryVerificationError(origin, position, f"{what}: {error}") from None
+        if entry.index != position:
+            raise EntryVerificationError(
+                origin, position, f"{what}: the entry claims index {entry.index}"
+            )
+        if wanted_id is not None and (entry.transfer is None or entry.transfer.id != wanted_id):
+            recorded = entry.transfer.id if entry.transfer is not None else entry.type
+            raise EntryVerificationError(
+                origin,
+                position,
+                f"{what} was sent for transfer {wanted_id}, but the entry records {recorded}",
+            )
+        return Proof(position, entry, leaf, tuple(response.hashes), checkpoint)
+
+    # -- entries and the whole log -----------------------------------------------------------
+
+    def entries(self, start: int, end: int) -> Flow[list[LedgerEntry]]:
+        """Entries [start, end) decoded (end 0 = the latest checkpoint's size); not verified
+        against a checkpoint (`verify_log` does that)."""
+        found: list[LedgerEntry] = []
+        position = start
+        while True:
+            response = yield _calls.get_entries(position, end, ENTRIES_PAGE_ROWS)
+            for item in response.entries:
+                found.append(_served_entry(item, position, "?"))
+                position += 1
+            if response.next_start == 0:
+                return found
+            if response.next_start != position:
+                raise EntryVerificationError(
+                    "?",
+                    position,
+                    f"the broker's page of entries ends at {position} but says the next "
+                    f"starts at {response.next_start}",
+                )
+
+    def verify_log(self, progress: Callable[[int, int], None] | None) -> Flow[LogVerification]:
+        """C4: verify the latest checkpoint, then every entry it covers: each entry served in
+        order with its own index and increasing timestamps, all hashing to the signed root."""
+        checkpoint = yield from self.checkpoint(False)
+        origin, size = checkpoint.origin, checkpoint.size
+        frontier = Frontier.empty()
+        leaves = bytearray()  # 32 bytes per entry: to locate a bad entry if the root differs
+        last_ts = 0
+        while frontier.size < size:
+            position = frontier.size
+            response = yield _calls.get_entries(position, size, ENTRIES_PAGE_ROWS)
+            if not response.entries:
+                raise EntryVerificationError(
+                    origin,
+                    position,
+                    f"entry {position}: broker {origin} served none, though its checkpoint "
+                    f"{size} covers it",
+                )
+            for item in response.entries:
+                entry = _served_entry(item, frontier.size, origin)
+                if entry.timestamp_ns <= last_ts:
+                    raise EntryVerificationError(
+                        origin,
+                        entry.index,
+                        f"entry {entry.index}: timestamp {entry.timestamp_ns} is not after the "
+                        f"previous entry's {last_ts}",
+                    )
+                last_ts = entry.timestamp_ns
+                leaf = leaf_hash(item.data)
+                leaves += leaf
+                frontier.append(leaf)
+                if frontier.size > size:
+                    raise EntryVerificationError(
+                        origin, size, f"broker {origin} served entries beyond its checkpoint {size}"
+                    )
+            if progress is not None:
+                progress(frontier.size, size)
+        if frontier.root() != checkpoint.root_hash:
+            bad = yield from self._locate(bytes(leaves), checkpoint)
+            raise EntryVerificationError(
+                origin,
+                bad,
+                f"entry {bad}: the entries broker {origin} served do not hash to the root of its "
+                f"signed checkpoint {size}; entry {bad} is the first that differs from the "
+                "signed tree (located with the broker's consistency proofs)",
+            )
+        return LogVerification(size, checkpoint)
+
+    def _locate(self, leaves: bytes, checkpoint: Checkpoint) -> Flow[int]:
+        """The first served entry outside the signed tree: the largest prefix whose recomputed
+        root the broker can prove consistent with the checkpoint, by binary search (L9)."""
+        blocks: dict[tuple[int, int], bytes] = {}
+
+        def block(node: tuple[int, int]) -> bytes:
+            level, index = node
+            if level == 0:
+                return leaves[index * HASH_SIZE : (index + 1) * HASH_SIZE]
+            found = blocks.get(node)
+            if found is None:
+                found = node_hash(block((level - 1, 2 * index)), block((level - 1, 2 * index + 1)))
+                blocks[node] = found
+            return found
+
+        good, bad = 0, checkpoint.size  # prefix `good` matches the signed tree; `bad` does not
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            response = yield _calls.get_consistency_proof(middle, checkpoint.size)
+            try:
+                verify_consistency(
+                    middle,
+                    checkpoint.size,
+                    list(response.hashes),
+                    root_from_subtrees(middle, block),
+                    checkpoint.root_hash,
+                )
+                good = middle
+            except LedgerIntegrityError:
+                bad = middle
+        return good
+
+
+def _served_entry(item: ledger_pb2.LogEntry, position: int, origin: str) -> LedgerEntry:
+    if item.index != position:
+        raise EntryVerificationError(
+            origin, position, f"entry {position}: the broker served index {item.index} instead"
+        )
+    try:
+        entry = LedgerEntry.from_bytes(item.data)
+    except (ValueError, DecodeError) as error:
+        raise EntryVerificationError(origin, position, f"entry {position}: {error}") from None
+    if entry.index != position:
+        raise EntryVerificationError(
+            origin, position, f"entry {position}: the entry claims index {entry.index}"
+        )
+    return entry

@@ -1,0 +1,916 @@
+"""The offline audit of a stored ledger: rules V1..V14 of docs/ledger-format.md, in order.
+
+Owns: checking that a broker's stored ledger is exactly what its signed log says — every leaf
+and stored subtree hash recomputed from the stored bytes, every entry's index and timestamp,
+every checkpoint's signature, root and consistency with the next, every transfer row and
+account row against its entry, and a replay of all transfers against the stored balances,
+pending statuses and the ledger's invariants. It stops at the first failure and raises the
+`LedgerIntegrityError` subclass that names it: `EntryIntegrityError(index, detail)`,
+`CheckpointIntegrityError(size, ...)`, `AccountIntegrityError` / `BalanceMismatchError(account,
+...)` or `InvariantViolationError`. On success it returns an `AuditReport`.
+
+Pure: it reads pages of raw rows through the `AuditSource` protocol (which
+`LedgerStore.snapshot()` implements), so tests feed it lists and `orbitq ledger verify` feeds
+it a database; `audit_store` is the thin function that joins the two.
+
+Does not own: SQL (orbitq.ledger.store), where the verifier key comes from, or output.
+
+Speed: a full audit reads a million entries in a few seconds. The per-entry loop is one
+function with its state in local variables; it hashes with `hashlib` directly, keeps the
+frontier (L6) inline, reads each entry with the generated protobuf class (a handful of field
+reads; the flags sub-message is compared as a whole), replays from the transfer row once the
+row is known to equal its entry, and builds error messages only on the slow path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from itertools import chain, pairwise
+from typing import TYPE_CHECKING, Any, Protocol
+
+from google.protobuf.message import DecodeError
+from orbitq.ledger import merkle
+from orbitq.ledger.checkpoint import Checkpoint, verify_checkpoint
+from orbitq.ledger.errors import (
+    AccountIntegrityError,
+    BalanceMismatchError,
+    CheckpointIntegrityError,
+    EntryIntegrityError,
+    InvariantViolationError,
+    LedgerIntegrityError,
+)
+from orbitq.ledger.invariants import check_balances
+from orbitq.ledger.model import (
+    TRANSIENT_RESULTS,
+    Account,
+    AccountFlag,
+    Code,
+    Kind,
+    PendingStatus,
+    Result,
+    SystemAccount,
+    TransferFlag,
+)
+from orbitq.ledger.note import Verifier
+from orbitq.v1 import ledger_pb2, quota_pb2
+
+if TYPE_CHECKING:
+    from orbitq.ledger.store import LedgerStore
+
+__all__ = [
+    "AuditReport",
+    "AuditSource",
+    "Progress",
+    "audit_log",
+    "audit_store",
+]
+
+HASH_SIZE = merkle.HASH_SIZE
+NANOS_PER_SECOND = 1_000_000_000
+
+# Columns of a transfer row, as LedgerStore reads them (store._TRANSFER_COLUMNS).
+_ID, _DEBIT, _CREDIT, _AMOUNT, _PENDING_ID, _USER_DATA = 0, 1, 2, 3, 4, 5
+_KIND, _CODE, _FLAGS, _TIMEOUT, _TIMESTAMP, _RESULT, _RELEASED, _ENTRY = range(6, 14)
+_ROW_FIELDS = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "pending_id",
+    "user_data",
+    "kind",
+    "code",
+    "flags",
+    "timeout_seconds",
+    "timestamp_ns",
+    "result",
+    "released",
+    "entry_index",
+)
+
+# Positions in a replayed account's list (see _Walk.balances).
+_DP, _DPO, _CP, _CPO, _KIND_AT, _LIMITED_AT = range(6)
+
+_OK = int(Result.OK)
+_LINKED = int(TransferFlag.LINKED)
+_PENDING = int(TransferFlag.PENDING)
+_POST = int(TransferFlag.POST_PENDING)
+_VOID = int(TransferFlag.VOID_PENDING)
+_RESOLVES = _POST | _VOID
+_EXPIRE = int(Code.EXPIRE)
+_TRANSIENT = frozenset(int(result) for result in TRANSIENT_RESULTS)
+_LIMITED = int(AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_BALANCE_NAMES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+
+
+def _flags_message(flags: int) -> quota_pb2.TransferFlags:
+    return quota_pb2.TransferFlags(
+        linked=bool(flags & TransferFlag.LINKED),
+        pending=bool(flags & TransferFlag.PENDING),
+        post_pending=bool(flags & TransferFlag.POST_PENDING),
+        void_pending=bool(flags & TransferFlag.VOID_PENDING),
+    )
+
+
+# V9: a row's flags column against the entry's flags message, compared as one message (one
+# field read instead of four); a flags value outside 0..15 matches no message.
+_FLAGS_MESSAGES = {flags: _flags_message(flags) for flags in range(16)}
+
+
+class Progress(Protocol):
+    """Told `(entries verified, entries in the log)` after each page of entries."""
+
+    def __call__(self, done: int, total: int, /) -> None: ...
+
+
+class AuditSource(Protocol):
+    """The stored ledger as the audit reads it (`LedgerStore.snapshot()` provides this)."""
+
+    def head_size(self) -> int:
+        """The log's size as the head row records it."""
+        ...
+
+    def entry_pages(self) -> Iterable[Sequence[tuple[int, bytes, bytes]]]:
+        """Pages of (index, entry bytes, stored hashes) rows in index order."""
+        ...
+
+    def transfer_pages(self) -> Iterable[Sequence[tuple[Any, ...]]]:
+        """Pages of transfer rows (the 14 columns of store._TRANSFER_COLUMNS) in timestamp order."""
+        ...
+
+    def accounts(self) -> Sequence[Account]:
+        """Every account row."""
+        ...
+
+    def checkpoints(self) -> Sequence[tuple[int, bytes, str]]:
+        """(size, root hash, signed note) of every stored checkpoint, smallest first."""
+        ...
+
+    def pending(self) -> Iterable[tuple[bytes, int, int]]:
+        """(transfer id, status, expires_ns) of every pending-status row."""
+        ...
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What a successful audit verified."""
+
+    entries: int
+    """Entries in the log; each leaf and stored hash recomputed (V1-V5)."""
+    transfers: int
+    """Transfer entries (successes and recorded failures) matched to their rows and replayed."""
+    accounts: int
+    """Accounts whose creation, row and balances were checked (V8, V11-V13)."""
+    checkpoints: int
+    """Stored checkpoints whose signature, root and consistency were checked (V6, V7)."""
+    seconds: float
+    """Wall-clock time of the audit."""
+    tree_size: int
+    """Size of the audited log (= `entries`)."""
+    root_hash: bytes
+    """Root recomputed over the whole log."""
+    newest_checkpoint: Checkpoint | None
+    """The newest stored checkpoint, its signature verified; None if none is stored."""
+
+
+def audit_store(
+    store: LedgerStore,
+    verifier: Verifier,
+    *,
+    known_roots: Mapping[int, bytes] | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """The audit of `store`'s database, read in one consistent snapshot (see `audit_log`)."""
+    with store.snapshot() as snapshot:
+        return audit_log(snapshot, verifier, known_roots=known_roots, progress=progress)
+
+
+def audit_log(
+    source: AuditSource,
+    verifier: Verifier,
+    *,
+    known_roots: Mapping[int, bytes] | None = None,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> AuditReport:
+    """V1-V14: audit the stored ledger `source` against the broker's checkpoint key `verifier`.
+
+    `known_roots` are tree heads the caller verified before ({size: root}, e.g. the last
+    checkpoint a client trusted): the stored log must reproduce each of them (V6), which
+    catches a history that was rewritten and re-signed with the same key.
+
+    Returns an AuditReport; raises the LedgerIntegrityError subclass naming the first failure.
+    """
+    started = clock()
+    head_size = source.head_size()
+    checkpoints = _checked_checkpoints(source.checkpoints(), verifier)  # V6, all but the roots
+    accounts = {account.id: account for account in source.accounts()}
+    expected = _expected_roots(checkpoints, known_roots or {})
+    walk = _Walk(head_size, accounts, expected, _consistency_leaves(checkpoints), progress)
+    walk.run(source.entry_pages(), chain.from_iterable(source.transfer_pages()))
+    _check_consistency(checkpoints, walk.subtrees)  # V7
+    _check_account_rows(accounts, walk)  # V11
+    _check_balances(accounts, walk.balances)  # V12
+    _check_invariants(accounts)  # V13
+    _check_pending(source.pending(), walk)  # V14
+    return AuditReport(
+        entries=walk.size,
+        transfers=walk.transfers,
+        accounts=len(accounts),
+        checkpoints=len(checkpoints),
+        seconds=clock() - started,
+        tree_size=walk.size,
+        root_hash=walk.root(),
+        newest_checkpoint=checkpoints[-1] if checkpoints else None,
+    )
+
+
+# --- V6: checkpoints, before the walk -----------------------------------------------------------
+
+
+def _checked_checkpoints(
+    rows: Sequence[tuple[int, bytes, str]], verifier: Verifier
+) -> list[Checkpoint]:
+    """V6: every stored checkpoint is a note signed by the broker's key, for its own origin, and
+    its size and root columns say what the note says. Roots are checked during the walk."""
+    checked: list[Checkpoint] = []
+    for size, root_hash, note in rows:
+        try:
+            checkpoint = verify_checkpoint(note, verifier)
+        except LedgerIntegrityError as error:
+            raise CheckpointIntegrityError(
+                size,
+                f"the stored note does not verify with the broker's key "
+                f"{verifier.verifier_key()}: {error}",
+            ) from error
+        if checkpoint.size != size:
+            raise CheckpointIntegrityError(
+                size, f"the stored row says size {size}, its signed note says {checkpoint.size}"
+            )
+        if checkpoint.root_hash != root_hash:
+            raise CheckpointIntegrityError(
+                size,
+                f"the stored root column {root_hash.hex()} differs from the signed note's root "
+                f"{checkpoint.root_hash.hex()}",
+            )
+        checked.append(checkpoint)
+    return checked
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpectedRoot:
+    root_hash: bytes
+    checkpoint: bool  # True: a stored checkpoint; False: a root the caller trusted before
+
+
+def _expected_roots(
+    checkpoints: Sequence[Checkpoint], known_roots: Mapping[int, bytes]
+) -> dict[int, list[_ExpectedRoot]]:
+    expected: dict[int, list[_ExpectedRoot]] = {}
+    for checkpoint in checkpoints:
+        expected.setdefault(checkpoint.size, []).append(
+            _ExpectedRoot(checkpoint.root_hash, checkpoint=True)
+        )
+    for size, root_hash in known_roots.items():
+        expected.setdefault(size, []).append(_ExpectedRoot(root_hash, checkpoint=False))
+    return expected
+
+
+def _consistency_leaves(checkpoints: Sequence[Checkpoint]) -> dict[int, list[int]]:
+    """V7: the levels of recomputed subtree hashes the consistency proofs need, by the leaf
+    whose append completes them (L4)."""
+    leaves: dict[int, list[int]] = {}
+    for older, newer in pairwise(checkpoints):
+        if 0 < older.size < newer.size:
+            for level, index in merkle.consistency_proof_nodes(older.size, newer.size):
+                leaves.setdefault(((index + 1) << level) - 1, []).append(level)
+    return leaves
+
+
+# --- V1-V10: the walk over the log ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A pending transfer met in the log, until it is resolved."""
+
+    entry: int
+    amount: int
+    debit: int
+    credit: int
+    expires_ns: int
+    status: int = int(PendingStatus.PENDING)
+
+
+class _Walk:
+    """V1-V10 over the entries in order, with the frontier (L6) and the replay's state."""
+
+    def __init__(
+        self,
+        head_size: int,
+        accounts: Mapping[int, Account],
+        expected: dict[int, list[_ExpectedRoot]],
+        consistency_leaves: dict[int, list[int]],
+        progress: Progress | None,
+    ) -> None:
+        self.head_size = head_size
+        self.account_rows = accounts
+        self.expected = expected
+        self.consistency_leaves = consistency_leaves
+        self.progress = progress
+        self.size = 0
+        self.last_timestamp_ns = 0
+        self.transfers = 0
+        self.nodes: list[bytes] = []  # the frontier (L6)
+        self.subtrees: dict[tuple[int, int], bytes] = {}  # V7's recomputed hashes
+        # Replay state (V8, V10), per account created so far: [debits_pending, debits_posted,
+        # credits_pending, credits_posted, kind, 1 if debits_must_not_exceed_credits else 0].
+        self.balances: dict[int, list[int]] = {}
+        self.created_by: dict[int, int] = {}  # account id -> entry index
+        self.pending: dict[bytes, _Pending] = {}  # every pending transfer, by id
+
+    def root(self) -> bytes:
+        nodes = self.nodes
+        if not nodes:
+            return merkle.EMPTY_ROOT
+        result = nodes[-1]
+        for node in reversed(nodes[:-1]):
+            result = merkle.node_hash(node, result)
+        return result
+
+    def run(
+        self,
+        pages: Iterable[Sequence[tuple[int, bytes, bytes]]],
+        transfer_rows: Iterator[tuple[Any, ...]],
+    ) -> None:
+        self._check_roots_at(0)
+        row = next(transfer_rows, None)
+        for page in pages:
+            row = self._page(page, row, transfer_rows)
+            if self.progress is not None:
+                self.progress(self.size, max(self.head_size, self.size))
+        self._finish(row)
+
+    def _page(  # noqa: PLR0912, PLR0915  (the hot loop stays one function: see the docstring)
+        self,
+        page: Sequence[tuple[int, bytes, bytes]],
+        row: tuple[Any, ...] | None,
+        transfer_rows: Iterator[tuple[Any, ...]],
+    ) -> tuple[Any, ...] | None:
+        """The hot loop: one page of entries. Returns the next unmatched transfer row."""
+        leaf_prefix = sha256(b"\x00")
+        node_prefix = sha256(b"\x01")
+        parse = ledger_pb2.LedgerEntry.FromString
+        flags_messages = _FLAGS_MESSAGES
+        nodes = self.nodes
+        expected = self.expected
+        consistency = self.consistency_leaves
+        balances = self.balances
+        position = self.size
+        last_ts = self.last_timestamp_ns
+        transfers = 0
+        try:
+            for index, data, hashes in page:
+                # V1: the rows are the log's positions 0, 1, 2, ... without gaps or duplicates.
+                if index != position:
+                    raise _row_error(position, index)
+                # V2, V3 (L4, L6): recompute the leaf hash and every subtree this leaf completes;
+                # the row must hold exactly those hashes. Stored hashes are never trusted.
+                hasher = leaf_prefix.copy()
+                hasher.update(data)
+                current = hasher.digest()
+                if position & 1:
+                    completed = [current]
+                    carry = position
+                    while carry & 1:
+                        hasher = node_prefix.copy()
+                        hasher.update(nodes.pop())
+                        hasher.update(current)
+                        current = hasher.digest()
+                        completed.append(current)
+                        carry >>= 1
+                    nodes.append(current)
+                    if b"".join(completed) != hashes:
+                        raise _hash_error(position, completed, hashes)
+                    if position in consistency:
+                        self._keep_subtrees(position, completed)
+                else:
+                    nodes.append(current)
+                    if current != hashes:
+                        raise _hash_error(position, [current], hashes)
+                    if position in consistency:
+                        self._keep_subtrees(position, [current])
+                # V4: the bytes are a LedgerEntry that knows its own position.
+                try:
+                    entry = parse(data)
+                except DecodeError:
+                    raise EntryIntegrityError(
+                        position, "the stored bytes are not a LedgerEntry (they hash as stored)"
+                    ) from None
+                if entry.index != position:
+                    raise EntryIntegrityError(position, f"the entry claims index {entry.index}")
+                # V5: ledger timestamps strictly increase (A6).
+                ts = entry.timestamp_ns
+                if ts <= last_ts:
+                    raise EntryIntegrityError(
+                        position,
+                        f"timestamp {ts} is not after the previous entry's {last_ts} (A6)",
+                    )
+                last_ts = ts
+                if row is not None and row[_ENTRY] == position:
+                    # V9: the transfer row of this entry equals it, field by field.
+                    recorded = entry.transfer_recorded
+                    t = recorded.transfer
+                    decoded = (
+                        t.id,
+                        t.debit_account_id,
+                        t.credit_account_id,
+                        t.amount,
+                        t.pending_id or None,
+                        t.user_data or None,
+                        t.kind,
+                        t.code,
+                        row[_FLAGS],
+                        t.timeout_seconds,
+                        t.timestamp_ns,
+                        recorded.result,
+                    )
+                    if (
+                        decoded != row[:_RELEASED]
+                        or ts != row[_TIMESTAMP]
+                        or t.flags != flags_messages.get(row[_FLAGS])
+                    ):
+                        raise _row_mismatch(position, entry, row)
+                    # V10: replay. The row equals the entry, so its plain Python values are used;
+                    # the common case (an OK single-phase transfer) inline, the rest in _replay.
+                    transfers += 1
+                    if row[_RESULT] == _OK:
+                        debit = balances.get(row[_DEBIT])
+                        credit = balances.get(row[_CREDIT])
+                        if (
+                            row[_FLAGS] <= _LINKED
+                            and debit is not None
+                            and credit is not None
+                            and debit[_KIND_AT] == row[_KIND] == credit[_KIND_AT]
+                            and not row[_RELEASED]
+                        ):
+                            amount = row[_AMOUNT]
+                            debit[_DPO] += amount
+                            credit[_CPO] += amount
+                            if debit[_LIMITED_AT] and debit[_DP] + debit[_DPO] > debit[_CPO]:
+                                raise _overdraft(position, row, debit)
+                        else:
+                            self._replay(position, row)
+                    elif row[_RESULT] not in _TRANSIENT or row[_RELEASED]:
+                        raise _failure_error(position, row)
+                    row = next(transfer_rows, None)
+                else:
+                    if row is not None and (row[_ENTRY] is None or row[_ENTRY] < position):
+                        raise _orphan_row(row, position)
+                    self._other_entry(position, entry)
+                position += 1
+                if position in expected:
+                    self._check_roots_at(position)
+        except TypeError as error:
+            # SQLite keeps any type in any column: a tampered value of the wrong type.
+            raise EntryIntegrityError(
+                position, f"a stored value has the wrong type ({error})"
+            ) from None
+        self.size = position
+        self.last_timestamp_ns = last_ts
+        self.transfers += transfers
+        return row
+
+    def _replay(self, position: int, row: tuple[Any, ...]) -> None:
+        """V10: apply one OK transfer (A12) to the replayed balances (all but the common case)."""
+        debit = self.balances.get(row[_DEBIT])
+        credit = self.balances.get(row[_CREDIT])
+        kind = row[_KIND]
+        if debit is None or credit is None or debit[_KIND_AT] != kind or credit[_KIND_AT] != kind:
+            raise _accounts_error(position, row, self.balances)
+        flags = row[_FLAGS]
+        amount = row[_AMOUNT]
+        if flags & _RESOLVES:
+            released = self._resolve(position, row)
+            debit[_DP] -= released
+            credit[_CP] -= released
+            if flags & _POST:
+                debit[_DPO] += amount
+                credit[_CPO] += amount
+            return
+        if row[_RELEASED]:
+            raise EntryIntegrityError(
+                position,
+                f"its transfer row says it released {row[_RELEASED]}, but it resolves nothing",
+            )
+        if flags & _PENDING:
+            debit[_DP] += amount
+            credit[_CP] += amount
+            timeout = row[_TIMEOUT]
+            self.pending[row[_ID]] = _Pending(
+                position,
+                amount,
+                row[_DEBIT],
+                row[_CREDIT],
+                row[_TIMESTAMP] + timeout * NANOS_PER_SECOND if timeout else 0,
+            )
+        else:
+            debit[_DPO] += amount
+            credit[_CPO] += amount
+        if debit[_LIMITED_AT] and debit[_DP] + debit[_DPO] > debit[_CPO]:
+            raise _overdraft(position, row, debit)
+
+    def _resolve(self, position: int, row: tuple[Any, ...]) -> int:
+        """V10 (A11, A12): a post or void resolves one earlier OK pending transfer, once."""
+        pending_id = row[_PENDING_ID]
+        found = self.pending.get(pending_id) if pending_id else None
+        if found is None:
+            raise EntryIntegrityError(
+                position,
+                f"it resolves pending transfer {_hex(pending_id)}, which no earlier entry "
+                "recorded as a successful pending transfer",
+            )
+        if found.status != PendingStatus.PENDING:
+            raise EntryIntegrityError(
+                position,
+                f"it resolves pending transfer {_hex(pending_id)} (entry {found.entry}) again; "
+                f"that one was already {PendingStatus(found.status).name.lower()}",
+            )
+        if (found.debit, found.credit) != (row[_DEBIT], row[_CREDIT]):
+            raise EntryIntegrityError(
+                position,
+                f"it resolves pending transfer {_hex(pending_id)} (entry {found.entry}) between "
+                f"other accounts ({row[_DEBIT]}->{row[_CREDIT]}, not "
+                f"{found.debit}->{found.credit})",
+            )
+        expiry = row[_CODE] == _EXPIRE
+        post = bool(row[_FLAGS] & _POST)
+        amount = row[_AMOUNT]
+        if (post and amount > found.amount) or (not post and amount != found.amount):
+            raise EntryIntegrityError(
+                position,
+                f"it {'posts' if post else 'voids'} {amount} of pending transfer "
+                f"{_hex(pending_id)} (entry {found.entry}), which reserved {found.amount}",
+            )
+        if row[_RELEASED] != found.amount:
+            raise EntryIntegrityError(
+                position,
+                f"its transfer row says it released {row[_RELEASED]}; the pending transfer "
+                f"(entry {found.entry}) reserved {found.amount}",
+            )
+        due = found.expires_ns != 0 and found.expires_ns <= row[_TIMESTAMP]
+        if expiry != due or (expiry and post):
+            raise EntryIntegrityError(
+                position,
+                f"it {'expires' if expiry else 'resolves'} pending transfer {_hex(pending_id)} "
+                f"(entry {found.entry}) {'before' if expiry else 'after'} its timeout "
+                f"(expires_ns {found.expires_ns}) (A12)",
+            )
+        if expiry:
+            found.status = int(PendingStatus.EXPIRED)
+        elif post:
+            found.status = int(PendingStatus.POSTED)
+        else:
+            found.status = int(PendingStatus.VOIDED)
+        return found.amount
+
+    def _other_entry(self, position: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """V8, V9: an entry with no transfer row must be an account creation."""
+        if entry.HasField("transfer_recorded"):
+            transfer_id = _hex(entry.transfer_recorded.transfer.id)
+            raise EntryIntegrityError(
+                position, f"it records transfer {transfer_id}, but no transfer row matches it"
+            )
+        if not entry.HasField("account_created"):
+            raise EntryIntegrityError(position, "the entry has no body")
+        created = entry.account_created
+        account_id = created.id
+        if account_id in self.created_by:
+            raise EntryIntegrityError(
+                position,
+                f"it creates account {account_id} again (entry {self.created_by[account_id]} "
+                "created it)",
+            )
+        row = self.account_rows.get(account_id)
+        label = _entry_owner(created)
+        if row is None:
+            raise EntryIntegrityError(
+                position, f"it creates account {account_id} ({label}), which has no account row"
+            )
+        flags = _LIMITED if created.debits_must_not_exceed_credits else 0
+        stored = (int(row.kind), row.tenant or "", int(row.system or 0), row.flags)
+        logged = (created.kind, created.tenant, created.system, flags)
+        if stored != logged or row.timestamp_ns != entry.timestamp_ns:
+            raise EntryIntegrityError(
+                position,
+                f"it creates account {account_id} as {label} (flags {flags}, timestamp "
+                f"{entry.timestamp_ns}); the account row says {_owner(row)} (flags {row.flags}, "
+                f"timestamp {row.timestamp_ns})",
+            )
+        self.created_by[account_id] = position
+        self.balances[account_id] = [0, 0, 0, 0, created.kind, 1 if flags else 0]
+
+    def _keep_subtrees(self, position: int, completed: Sequence[bytes]) -> None:
+        for level in self.consistency_leaves[position]:
+            # L4: leaf i completes the perfect subtree (h, k) with (k + 1) * 2^h - 1 = i.
+            self.subtrees[(level, ((position + 1) >> level) - 1)] = completed[level]
+
+    def _check_roots_at(self, size: int) -> None:
+        """V6: the root over the first `size` entries is what was signed (or trusted) there."""
+        root = self.root()
+        for item in self.expected.get(size, ()):
+            if item.root_hash == root:
+                continue
+            if item.checkpoint:
+                raise CheckpointIntegrityError(
+                    size,
+                    f"its root differs from the root recomputed over entries 0..{size - 1}: an "
+                    "entry below it was changed and its stored hashes rewritten",
+                )
+            raise CheckpointIntegrityError(
+                size,
+                "the root recomputed over the stored entries differs from the checkpoint of "
+                "this size verified before: the history was rewritten",
+            )
+
+    def _finish(self, row: tuple[Any, ...] | None) -> None:
+        size = self.size
+        if size < self.head_size:
+            raise EntryIntegrityError(
+                size, f"the entry is missing (the head row says the log has {self.head_size})"
+            )
+        if size > self.head_size:
+            raise EntryIntegrityError(
+                self.head_size,
+                f"the head row says the log has {self.head_size} entries, but entries up to "
+                f"{size - 1} are stored",
+            )
+        if row is not None:
+            raise _orphan_row(row, size)
+        for expected_size, items in sorted(self.expected.items()):
+            if expected_size > size:
+                what = "stored checkpoint" if items[0].checkpoint else "verified checkpoint"
+                raise CheckpointIntegrityError(
+                    expected_size,
+                    f"the {what} covers {expected_size} entries, but the log has only {size}: "
+                    "entries were removed",
+                )
+
+
+def _row_error(position: int, index: int) -> EntryIntegrityError:
+    """V1: the row at `position` carries another index."""
+    if index > position:
+        return EntryIntegrityError(
+            position, f"the entry is missing (the next stored entry is {index})"
+        )
+    return EntryIntegrityError(index, f"it is stored twice, or out of order at {position}")
+
+
+def _hash_error(position: int, completed: Sequence[bytes], stored: bytes) -> EntryIntegrityError:
+    """V2, V3: say which stored hash of the row differs from the recomputed one."""
+    if stored[:HASH_SIZE] != completed[0]:
+        return EntryIntegrityError(
+            position,
+            "leaf hash differs from the stored hash: the entry's bytes, or its stored leaf "
+            "hash, were altered",
+        )
+    if len(stored) != len(completed) * HASH_SIZE:
+        return EntryIntegrityError(
+            position,
+            f"the row stores {len(stored)} bytes of hashes; the leaf completes "
+            f"{len(completed) - 1} subtrees, so it must store {len(completed) * HASH_SIZE} (L4)",
+        )
+    for level in range(1, len(completed)):
+        part = stored[level * HASH_SIZE : (level + 1) * HASH_SIZE]
+        if part != completed[level]:
+            first = position + 1 - (1 << level)
+            return EntryIntegrityError(
+                position,
+                f"stored hash of level {level} (leaves {first}..{position}) differs from the "
+                "hash recomputed from those leaves",
+            )
+    raise AssertionError("a row that differs has a differing part")
+
+
+def _row_mismatch(
+    position: int, entry: ledger_pb2.LedgerEntry, row: tuple[Any, ...]
+) -> EntryIntegrityError:
+    """V9: name the first column of the transfer row that differs from the entry."""
+    recorded = entry.transfer_recorded
+    t = recorded.transfer
+    if not entry.HasField("transfer_recorded"):
+        return EntryIntegrityError(
+            position,
+            f"transfer row {_hex(row[_ID])} claims this entry, but it records "
+            f"{entry.WhichOneof('body') or 'nothing'}",
+        )
+    flags = t.flags
+    logged = (
+        t.id,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.pending_id or None,
+        t.user_data or None,
+        t.kind,
+        t.code,
+        int(flags.linked)
+        | int(flags.pending) << 1
+        | int(flags.post_pending) << 2
+        | int(flags.void_pending) << 3,
+        t.timeout_seconds,
+        t.timestamp_ns,
+        recorded.result,
+    )
+    for column, (stored, in_log) in enumerate(zip(row, logged, strict=False)):
+        if stored != in_log:
+            return EntryIntegrityError(
+                position,
+                f"transfer row {_hex(row[_ID])}: stored {_ROW_FIELDS[column]} "
+                f"{_show(stored)}, the entry says {_show(in_log)}",
+            )
+    return EntryIntegrityError(
+        position,
+        f"transfer row {_hex(row[_ID])}: stored timestamp_ns {row[_TIMESTAMP]}, the entry's "
+        f"timestamp is {entry.timestamp_ns}",
+    )
+
+
+def _failure_error(position: int, row: tuple[Any, ...]) -> EntryIntegrityError:
+    result = _result_label(row[_RESULT])
+    if row[_RELEASED]:
+        return EntryIntegrityError(
+            position, f"a recorded failure ({result}) cannot release {row[_RELEASED]}"
+        )
+    return EntryIntegrityError(
+        position,
+        f"it records a failure with result {result}, which the ledger never records (A9)",
+    )
+
+
+def _accounts_error(
+    position: int, row: tuple[Any, ...], balances: Mapping[int, list[int]]
+) -> EntryIntegrityError:
+    for side, account_id in (("debits", row[_DEBIT]), ("credits", row[_CREDIT])):
+        if account_id not in balances:
+            return EntryIntegrityError(
+                position, f"it {side} account {account_id}, which no earlier entry created"
+            )
+    return EntryIntegrityError(
+        position,
+        f"it moves kind {_kind_label(row[_KIND])} between accounts of kinds "
+        f"{_kind_label(balances[row[_DEBIT]][_KIND_AT])} and "
+        f"{_kind_label(balances[row[_CREDIT]][_KIND_AT])}",
+    )
+
+
+def _overdraft(position: int, row: tuple[Any, ...], debit: list[int]) -> EntryIntegrityError:
+    return EntryIntegrityError(
+        position,
+        f"it overdraws tenant account {row[_DEBIT]}: after it, debits_posted {debit[_DPO]} + "
+        f"debits_pending {debit[_DP]} exceed credits_posted {debit[_CPO]} (A3)",
+    )
+
+
+def _orphan_row(row: tuple[Any, ...], position: int) -> EntryIntegrityError:
+    """V9: a transfer row that no entry records (in timestamp order, it comes at `position`)."""
+    if row[_ENTRY] is None:
+        return EntryIntegrityError(
+            position,
+            f"transfer row {_hex(row[_ID])} comes here in timestamp order, but names no entry",
+        )
+    return EntryIntegrityError(
+        int(row[_ENTRY]),
+        f"transfer row {_hex(row[_ID])} points at this entry, but the entry does not record it",
+    )
+
+
+# --- V7, V11-V14: after the walk ------------------------------------------------------------------
+
+
+def _check_consistency(
+    checkpoints: Sequence[Checkpoint], subtrees: Mapping[tuple[int, int], bytes]
+) -> None:
+    """V7 (L9): each checkpoint is a prefix of the next, by a proof from recomputed hashes."""
+    for older, newer in pairwise(checkpoints):
+        if older.size == 0:
+            continue  # L9: no proof from the empty tree; its root was checked to be EMPTY_ROOT
+        proof = merkle.consistency_proof(older.size, newer.size, subtrees.__getitem__)
+        try:
+            merkle.verify_consistency(
+                older.size, newer.size, proof, older.root_hash, newer.root_hash
+            )
+        except LedgerIntegrityError as error:
+            raise CheckpointIntegrityError(
+                newer.size, f"it is not consistent with checkpoint {older.size}: {error}"
+            ) from error
+
+
+def _check_account_rows(accounts: Mapping[int, Account], walk: _Walk) -> None:
+    """V11: every account row was created by an entry of the log."""
+    for account_id, account in accounts.items():
+        if account_id not in walk.created_by:
+            raise AccountIntegrityError(
+                account_id, _owner(account), "the account row was created by no entry of the log"
+            )
+
+
+def _check_balances(accounts: Mapping[int, Account], balances: Mapping[int, list[int]]) -> None:
+    """V12: every account's stored balances equal the replay of the log."""
+    for account_id, account in accounts.items():
+        replayed = balances[account_id][:4]
+        stored = account.balances()
+        if tuple(replayed) == stored:
+            continue
+        for name, value, replay in zip(_BALANCE_NAMES, stored, replayed, strict=True):
+            if value != replay:
+                raise BalanceMismatchError(
+                    account_id, _owner(account), f"stored {name} {value}, replay gives {replay}"
+                )
+
+
+def _check_invariants(accounts: Mapping[int, Account]) -> None:
+    """V13: the ledger's invariants on the stored balances (implied by V12; checked anyway,
+    as the engine asserts them after every batch)."""
+    check_balances(accounts.values())
+
+
+def _check_pending(rows: Iterable[tuple[bytes, int, int]], walk: _Walk) -> None:
+    """V14: the pending-status table says what the replay says about each pending transfer."""
+    seen: set[bytes] = set()
+    for transfer_id, status, expires_ns in rows:
+        found = walk.pending.get(transfer_id)
+        if found is None:
+            raise InvariantViolationError(
+                f"pending status row {_hex(transfer_id)} belongs to no pending transfer of the log"
+            )
+        if (status, expires_ns) != (found.status, found.expires_ns):
+            raise EntryIntegrityError(
+                found.entry,
+                f"the status row of this pending transfer says {_status_label(status)} "
+                f"(expires_ns {expires_ns}); the replay says {_status_label(found.status)} "
+                f"(expires_ns {found.expires_ns})",
+            )
+        seen.add(transfer_id)
+    for transfer_id, found in walk.pending.items():
+        if transfer_id not in seen:
+            raise EntryIntegrityError(
+                found.entry, f"pending transfer {_hex(transfer_id)} has no status row"
+            )
+
+
+# --- labels for messages --------------------------------------------------------------------------
+
+
+def _hex(raw: object) -> str:
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return bytes(raw).hex()
+    return str(raw)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.hex() or "(empty)"
+    if value is None:
+        return "(none)"
+    return str(value)
+
+
+def _kind_label(value: int) -> str:
+    try:
+        return Kind(value).label
+    except ValueError:
+        return f"#{value}"
+
+
+def _result_label(value: int) -> str:
+    try:
+        return Result(value).label
+    except ValueError:
+        return f"#{value}"
+
+
+def _status_label(value: int) -> str:
+    try:
+        return PendingStatus(value).name.lower()
+    except ValueError:
+        return f"#{value}"
+
+
+def _owner(account: Account) -> str:
+    owner = account.tenant or (account.system.name.lower() if account.system else "?")
+    return f"{owner} {_kind_label(int(account.kind))}"
+
+
+def _entry_owner(created: ledger_pb2.AccountCreated) -> str:
+    if created.tenant:
+        owner = created.tenant
+    else:
+        try:
+            owner = SystemAccount(created.system).name.lower()
+        except ValueError:
+            owner = f"system #{created.system}"
+    return f"{owner} {_kind_label(created.kind)}"
