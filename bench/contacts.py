@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from sgp4.api import SatrecArray
+
 from orbitq.services.orbits import (
     STARLINK_BUNDLED_EPOCH,
     ContactWindow,
@@ -31,7 +33,6 @@ from orbitq.services.orbits import (
     load_bundled_elements,
     load_bundled_stations,
 )
-from sgp4.api import SatrecArray
 
 HOURS = 24.0
 STATIONS = 20

@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+
 from orbitq.clients.errors import (
     ERROR_OF_STATUS,
     BrokerCallError,

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
+
 from orbitq.clients import _calls
 from orbitq.clients._calls import Call
 from orbitq.clients.errors import (

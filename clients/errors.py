@@ -30,6 +30,7 @@ grpc.RpcError is translated in exactly one place (orbitq.clients._transport).
 from __future__ import annotations
 
 import grpc
+
 from orbitq.ledger.errors import LedgerIntegrityError
 
 

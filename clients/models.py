@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from orbitq.clients.ids import format_id
 from orbitq.v1 import admin_pb2, common_pb2, ledger_pb2, quota_pb2
 

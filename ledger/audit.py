@@ -32,6 +32,7 @@ from itertools import chain, pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
 from google.protobuf.message import DecodeError
+
 from orbitq.ledger import merkle
 from orbitq.ledger.checkpoint import Checkpoint, verify_checkpoint
 from orbitq.ledger.errors import (

@@ -104,10 +104,10 @@ def transfer_from_proto(message: quota_pb2.Transfer) -> Transfer:
         user_data=message.user_data,
         kind=message.kind,
         code=message.code,
-        flags=(TransferFlag.LINKED if flags.linked else 0)
-        | (TransferFlag.PENDING if flags.pending else 0)
-        | (TransferFlag.POST_PENDING if flags.post_pending else 0)
-        | (TransferFlag.VOID_PENDING if flags.void_pending else 0),
+        flags=(_LINKED if flags.linked else 0)
+        | (_PENDING if flags.pending else 0)
+        | (_POST_PENDING if flags.post_pending else 0)
+        | (_VOID_PENDING if flags.void_pending else 0),
         timeout_seconds=message.timeout_seconds,
         timestamp_ns=message.timestamp_ns,
     )

@@ -15,14 +15,18 @@ from collections.abc import Iterable
 from orbitq.ledger.errors import InvariantViolationError
 from orbitq.ledger.model import Account, AccountFlag, Kind, Result, StoredTransfer, TransferFlag
 
+_PENDING = int(TransferFlag.PENDING)
+_POST = int(TransferFlag.POST_PENDING)
+_VOID = int(TransferFlag.VOID_PENDING)
+
 
 def effect_of(flags: int, amount: int, released: int) -> tuple[int, int]:
     """A12: how an OK transfer changes (pending, posted) on both of its accounts."""
-    if flags & TransferFlag.PENDING:
+    if flags & _PENDING:
         return amount, 0
-    if flags & TransferFlag.POST_PENDING:
+    if flags & _POST:
         return -released, amount
-    if flags & TransferFlag.VOID_PENDING:
+    if flags & _VOID:
         return -released, 0
     return 0, amount
 

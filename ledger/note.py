@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from orbitq.ledger import _b64
 from orbitq.ledger.errors import (
     KeyFormatError,

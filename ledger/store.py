@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
 from orbitq.ledger import entries, merkle
 from orbitq.ledger.checkpoint import Checkpoint, parse_checkpoint_body, sign_checkpoint
 from orbitq.ledger.engine import Engine, WorkingSet
@@ -50,12 +52,14 @@ from orbitq.ledger.tables import (
     AccountRow,
     TransferRow,
 )
-from sqlalchemy.exc import IntegrityError
 
 # Bound on the ids of one IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
 _IN_LIST_MAX = 500
 # Bound on the pending transfers one expiry pass releases; the next pass takes the rest.
 EXPIRE_BATCH_MAX = 8190
+# Bound on the accounts the writer keeps in memory between commits.
+ACCOUNT_CACHE_MAX = 100_000
+_NEVER = 2**63 - 1
 
 _ACCOUNT_COLUMNS = (
     "id, kind, tenant, system, flags, timestamp_ns,"
@@ -119,6 +123,16 @@ class Head:
     next_account_id: int
 
 
+@dataclass
+class _Applied:
+    """What one group did: results per item, log events in order, ids of failed transfers."""
+
+    next_account_id: int
+    events: list[Account | StoredTransfer] = field(default_factory=list)
+    results: list[WorkResult] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
 class _DuplicateIdError(Exception):
     """A transfer id assumed new already exists: redo the group with every id loaded."""
 
@@ -140,6 +154,12 @@ class LedgerStore:
         self._pg = engine.dialect.name == "postgresql"
         # Compact range of the log as of the last commit; None = load on next write.
         self._frontier: merkle.Frontier | None = None
+        # What this writer knows as of its last commit, trusted only while the head still has
+        # the size it left (else another replica wrote): account balances, and when the next
+        # reservation expires (None = unknown; _NEVER = no reservation with a timeout).
+        self._known_size: int | None = None
+        self._accounts_cache: dict[int, Account] = {}
+        self._next_expiry_ns: int | None = None
 
     @property
     def engine(self) -> sa.Engine:
@@ -190,36 +210,27 @@ class LedgerStore:
             with self._write_transaction() as conn:
                 cursor = conn.connection.cursor()
                 head = self._lock_head(cursor)
+                if head.size != self._known_size:
+                    self._forget()
                 frontier = self._frontier_for(cursor, head.size)
-                expiring = any(isinstance(item, ExpireDue) for item in items)
+                # A12: reservations past their timeout are released before anything else, as
+                # TigerBeetle expires before each batch (in memory we know when one is due).
+                if self._next_expiry_ns is None:
+                    self._next_expiry_ns = self._query_next_expiry(cursor)
+                auto_expire = self._next_expiry_ns <= now_ns and not any(
+                    isinstance(item, ExpireDue) for item in items
+                )
+                work: Sequence[WorkItem] = [ExpireDue(), *items] if auto_expire else items
+                expiring = auto_expire or any(isinstance(item, ExpireDue) for item in items)
                 due = self._due_pending_ids(cursor, now_ns) if expiring else []
-                state = self._load_working_set(cursor, items, head, due, load_every_id)
-                engine = Engine(state, now_ns)
-                events: list[Account | StoredTransfer] = []
-                results: list[WorkResult] = []
-                next_account_id = head.next_account_id
-                failed: list[int] = []
-                for item in items:
-                    if isinstance(item, CreateAccounts):
-                        created, next_account_id = self._create_accounts(
-                            cursor, item.specs, engine, next_account_id
-                        )
-                        events.extend(account for account, is_new in created if is_new)
-                        results.append([account for account, _ in created])
-                        continue
-                    mark = len(state.created)
-                    if isinstance(item, CreateTransfers):
-                        outcomes = engine.create_transfers(item.transfers)
-                        if not load_every_id:
-                            failed.extend(item.transfers[o.index].id for o in outcomes if not o.ok)
-                        results.append(outcomes)
-                    else:
-                        results.append(engine.expire(due))
-                    events.extend(state.created[mark:])
+                state = self._load_working_set(cursor, work, head, due, load_every_id)
+                applied = self._apply(cursor, work, state, now_ns, head, due)
                 # A failed transfer is not inserted, so the primary key cannot reveal that its id
                 # was already taken (a retry must get EXISTS, not a fresh verdict): ask.
+                failed = applied.failed if not load_every_id else []
                 if failed and self._select_transfers(cursor, failed):
                     raise _DuplicateIdError
+                events, results = applied.events, applied.results
                 size = self._append_log(cursor, frontier, head.size, events)
                 self._write_transfers(cursor, state, events, head.size)
                 self._write_balances(cursor, state)
@@ -229,13 +240,69 @@ class LedgerStore:
                         "UPDATE ledger_head SET size = ?, last_timestamp_ns = ?,"
                         " next_account_id = ? WHERE id = 1"
                     ),
-                    (size, state.last_timestamp_ns, next_account_id),
+                    (size, state.last_timestamp_ns, applied.next_account_id),
                 )
+                next_expiry = None if expiring else self._next_expiry_ns
+                for stored in state.created:
+                    if next_expiry is not None and stored.expires_ns and stored.result is Result.OK:
+                        next_expiry = min(next_expiry, stored.expires_ns)
         except BaseException:
-            self._frontier = None  # the in-memory range may hold appends that were rolled back
+            # The in-memory state may hold changes that were rolled back.
+            self._frontier = None
+            self._forget()
             raise
         self._frontier = frontier
-        return results
+        self._known_size = size
+        self._next_expiry_ns = next_expiry
+        if len(self._accounts_cache) + len(state.accounts) > ACCOUNT_CACHE_MAX:
+            self._accounts_cache.clear()
+        self._accounts_cache.update(state.accounts)
+        return results[1:] if auto_expire else results
+
+    def _apply(
+        self,
+        cursor: Any,
+        work: Sequence[WorkItem],
+        state: WorkingSet,
+        now_ns: int,
+        head: Head,
+        due: Sequence[int],
+    ) -> _Applied:
+        """Run every item through the engine, in order, collecting the log's events."""
+        engine = Engine(state, now_ns)
+        applied = _Applied(next_account_id=head.next_account_id)
+        for item in work:
+            if isinstance(item, CreateAccounts):
+                created, applied.next_account_id = self._create_accounts(
+                    cursor, item.specs, engine, applied.next_account_id
+                )
+                applied.events.extend(account for account, is_new in created if is_new)
+                applied.results.append([account for account, _ in created])
+                continue
+            mark = len(state.created)
+            if isinstance(item, CreateTransfers):
+                outcomes = engine.create_transfers(item.transfers)
+                applied.failed.extend(item.transfers[o.index].id for o in outcomes if not o.ok)
+                applied.results.append(outcomes)
+            else:
+                applied.results.append(engine.expire(due))
+            applied.events.extend(state.created[mark:])
+        return applied
+
+    def _forget(self) -> None:
+        self._known_size = None
+        self._accounts_cache.clear()
+        self._next_expiry_ns = None
+
+    def _query_next_expiry(self, cursor: Any) -> int:
+        cursor.execute(
+            self._sql(
+                "SELECT MIN(expires_ns) FROM ledger_pending WHERE status = ? AND expires_ns > 0"
+            ),
+            (int(PendingStatus.PENDING),),
+        )
+        row = cursor.fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else _NEVER
 
     def _write_transaction(self) -> _WriteTransaction:
         return _WriteTransaction(self._engine)
@@ -410,11 +477,11 @@ class LedgerStore:
             t = event.transfer
             rows.append(
                 (
-                    id_to_bytes(t.id),
+                    t.id.to_bytes(16, "big"),
                     t.debit_account_id,
                     t.credit_account_id,
                     t.amount,
-                    id_to_bytes(t.pending_id) if t.pending_id else None,
+                    t.pending_id.to_bytes(16, "big") if t.pending_id else None,
                     t.user_data or None,
                     t.kind,
                     t.code,
@@ -914,6 +981,21 @@ def _is_unique_violation(error: Exception) -> bool:
         return True
     name = type(error).__name__
     return name in {"IntegrityError", "UniqueViolation"}
+
+
+def _copy_account(account: Account) -> Account:
+    return Account(
+        account.id,
+        account.kind,
+        account.tenant,
+        account.system,
+        account.flags,
+        account.timestamp_ns,
+        account.debits_pending,
+        account.debits_posted,
+        account.credits_pending,
+        account.credits_posted,
+    )
 
 
 def _account_of(row: Sequence[Any]) -> Account:

@@ -8,9 +8,8 @@ Concurrent single transfers therefore share one commit, as TigerBeetle batches i
 A group that fails as a whole (an unexpected database error) is retried item by item, so one
 bad item cannot fail its neighbours; an item that fails alone gets the exception.
 
-Does not own: what the work does (orbitq.ledger.store) or when expiry runs (callers submit
-ExpireDue; the writer also expires due reservations before every group, as TigerBeetle does
-before each batch, so a balance never counts a reservation past its timeout).
+Does not own: what the work does (orbitq.ledger.store, which also releases reservations past
+their timeout before any group that comes after it, as TigerBeetle does before each batch).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from orbitq.ledger.store import ExpireDue, LedgerStore, WorkItem, WorkResult, work_weight
+from orbitq.ledger.store import LedgerStore, WorkItem, WorkResult, work_weight
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ class GroupCommitWriter:
         self._drain_after_stop()
 
     def _commit(self, group: list[_Job]) -> None:
-        items: list[WorkItem] = [ExpireDue()] + [job.item for job in group]
+        items: list[WorkItem] = [job.item for job in group]
         try:
             results = self._store.write(items, self._now_ns())
         except Exception as error:
@@ -157,7 +156,7 @@ class GroupCommitWriter:
             for job in group:
                 self._commit([job])
             return
-        for job, result in zip(group, results[1:], strict=True):
+        for job, result in zip(group, results, strict=True):
             job.future.set_result(result)
 
     def _drain_after_stop(self) -> None:

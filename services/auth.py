@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from orbitq.services.db.models import ApiKeyRow
 from orbitq.services.errors import (
     InvalidArgumentError,
@@ -26,7 +28,6 @@ from orbitq.services.errors import (
 )
 from orbitq.services.identity import api_keys
 from orbitq.services.identity.api_keys import Role
-from sqlmodel import Session, select
 
 # How long a verified key is trusted without asking the database again. Revocation on this
 # broker takes effect at once (the cache entry is dropped); on other replicas within this time.

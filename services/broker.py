@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+
 from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.note import Signer
 from orbitq.ledger.store import ExpireDue, LedgerStore
@@ -31,6 +34,9 @@ from orbitq.services.quota import Quota
 from orbitq.services.tenants import IssuedKey, Tenants
 
 log = logging.getLogger(__name__)
+
+# Minimum time between checkpoints signed because a burst of commits ended.
+CHECKPOINT_BURST_SPACING_SECONDS = 0.5
 
 _SHIFTED = re.compile(r"^shifted:(?P<start>[^x]+)(?:x(?P<rate>[0-9.]+))?$")
 
@@ -73,6 +79,9 @@ class Broker:
         self.quota = Quota(self.store, self.writer, self.tenants)
         self.jobs = BackgroundScheduler(timezone="UTC")
         self._started = False
+        self._burst_lock = threading.Lock()
+        self._burst_scheduled = False
+        self._last_burst = 0.0
 
     def now_ns(self) -> int:
         return to_ns(self.clock.now())
@@ -88,15 +97,26 @@ class Broker:
         return self.store.sign_checkpoint(self.signer, self.config.origin, self.now_ns())
 
     def _after_commit(self, info: CommitInfo) -> None:
-        # After a burst of group commits (queue drained), sign promptly instead of waiting for
-        # the interval; APScheduler coalesces repeated requests into one run.
-        if info.queue_empty and self._started:
-            self.jobs.add_job(
-                self.sign_checkpoint,
-                id="checkpoint-burst",
-                replace_existing=True,
-                misfire_grace_time=None,
-            )
+        # After a burst of group commits (the queue drained), sign promptly instead of waiting
+        # for the interval — but at most one pending request, and not more often than
+        # CHECKPOINT_BURST_SPACING_SECONDS, so a steady trickle of commits does not turn into a
+        # checkpoint (and an extra fsync) per commit.
+        if not (info.queue_empty and self._started):
+            return
+        with self._burst_lock:
+            if self._burst_scheduled:
+                return
+            self._burst_scheduled = True
+        self.jobs.add_job(self._burst_checkpoint, id="checkpoint-burst", replace_existing=True)
+
+    def _burst_checkpoint(self) -> None:
+        try:
+            if time.monotonic() - self._last_burst >= CHECKPOINT_BURST_SPACING_SECONDS:
+                self._last_burst = time.monotonic()
+                self.sign_checkpoint()
+        finally:
+            with self._burst_lock:
+                self._burst_scheduled = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+
 from orbitq.ledger.writer import WriterOverloadedError, WriterStoppedError
 from orbitq.services.auth import (
     Authenticator,

@@ -40,6 +40,9 @@ from orbitq.services.errors import (
 )
 from orbitq.services.tenants import Tenants
 
+# Bound on the tenants whose account ids are cached (oldest dropped first).
+ACCOUNT_ID_CACHE_TENANTS_MAX = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class TransferFilter:
@@ -86,6 +89,8 @@ class Quota:
         self._store = store
         self._writer = writer
         self._tenants = tenants
+        self._account_ids: dict[str, dict[Kind, int]] = {}
+        self._system_ids: dict[tuple[SystemAccount, Kind], int] = {}
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -96,6 +101,22 @@ class Quota:
             self._tenants.ensure_accounts(tenant)
             accounts = {account.kind: account for account in self._store.accounts_of(tenant)}
         return accounts
+
+    def account_ids(self, tenant: str) -> dict[Kind, int]:
+        """A tenant's account ids per kind. Accounts never change owner or go away, so ids are
+        cached: the hot paths (transfer, mint, submit) then read nothing before the write."""
+        ids = self._account_ids.get(tenant)
+        if ids is None:
+            ids = {kind: account.id for kind, account in self.tenant_accounts(tenant).items()}
+            if len(self._account_ids) >= ACCOUNT_ID_CACHE_TENANTS_MAX:
+                self._account_ids.pop(next(iter(self._account_ids)))
+            self._account_ids[tenant] = ids
+        return ids
+
+    def system_account_ids(self) -> dict[tuple[SystemAccount, Kind], int]:
+        if not self._system_ids:
+            self._system_ids = {key: a.id for key, a in self.system_accounts().items()}
+        return self._system_ids
 
     def system_accounts(self) -> dict[tuple[SystemAccount, Kind], Account]:
         return {
@@ -134,13 +155,13 @@ class Quota:
     ) -> tuple[list[Outcome], list[Account]]:
         principal.require_operator("minting tokens")
         chosen = check_amounts(amounts)
-        accounts = self.tenant_accounts(tenant)
-        treasury = self.system_accounts()
+        accounts = self.account_ids(tenant)
+        treasury = self.system_account_ids()
         transfers = [
             Transfer(
                 id=derive_id(operation_id, kind),
-                debit_account_id=treasury[(SystemAccount.TREASURY, kind)].id,
-                credit_account_id=accounts[kind].id,
+                debit_account_id=treasury[(SystemAccount.TREASURY, kind)],
+                credit_account_id=accounts[kind],
                 amount=amount,
                 kind=int(kind),
                 code=int(Code.MINT),
@@ -165,13 +186,13 @@ class Quota:
         if to_tenant == source:
             raise InvalidArgumentError(f"tenant {source!r} cannot transfer to itself")
         chosen = check_amounts(amounts)
-        debit_accounts = self.tenant_accounts(source)
-        credit_accounts = self.tenant_accounts(to_tenant)
+        debit_accounts = self.account_ids(source)
+        credit_accounts = self.account_ids(to_tenant)
         transfers = [
             Transfer(
                 id=derive_id(operation_id, kind),
-                debit_account_id=debit_accounts[kind].id,
-                credit_account_id=credit_accounts[kind].id,
+                debit_account_id=debit_accounts[kind],
+                credit_account_id=credit_accounts[kind],
                 amount=amount,
                 kind=int(kind),
                 code=int(Code.TRANSFER),
@@ -253,7 +274,7 @@ class Quota:
         account_ids: list[int] | None = None
         if query.tenant or not principal.is_operator:
             tenant = principal.tenant_scope(query.tenant, "read the history of")
-            account_ids = [account.id for account in self.tenant_accounts(tenant).values()]
+            account_ids = list(self.account_ids(tenant).values())
         if query.account_id:
             if account_ids is not None and query.account_id not in account_ids:
                 raise NotFoundError(f"account {query.account_id} is not one of this tenant's")

@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from orbitq.services.broker import Broker
 from orbitq.services.interceptors import (
     AuthInterceptor,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlmodel import Session, select
+
 from orbitq.ledger.model import Kind
 from orbitq.ledger.store import AccountSpec, CreateAccounts
 from orbitq.ledger.writer import GroupCommitWriter
@@ -33,7 +35,6 @@ from orbitq.services.errors import (
 )
 from orbitq.services.identity import api_keys
 from orbitq.services.identity.api_keys import Role
-from sqlmodel import Session, select
 
 TENANT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 NODE_ID_PATTERN = re.compile(r"^[0-9A-Za-z._-]{1,32}$")

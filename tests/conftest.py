@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.config import load_config

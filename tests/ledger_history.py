@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+
 from orbitq.clients import BrokerClient, FailedPreconditionError, TransferSpec, new_id
 from orbitq.ledger import merkle
 from orbitq.ledger.checkpoint import Checkpoint
@@ -24,7 +25,6 @@ from orbitq.services.clock import SimulatedClock
 from orbitq.services.config import KEY_FILE, load_config, write_config
 from orbitq.services.identity.signing_key import create_key_file
 from orbitq.services.server import build_server
-
 from tests.conftest import ServerHandle
 
 ORIGIN = "orbitq.test/ledger"

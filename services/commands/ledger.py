@@ -116,11 +116,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _verify_offline(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     from orbitq.clients._verify import PINNED, TrustState, TrustStore, default_trust_dir
     from orbitq.ledger.audit import audit_store
     from orbitq.ledger.store import LedgerStore
     from orbitq.services.db.engine import create_engine
-    from sqlalchemy.exc import DBAPIError
 
     verifier, db_url = _key_and_database(args)
     try:

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
+from sgp4.api import SatrecArray
+
 from orbitq.services.orbits import refine
 from orbitq.services.orbits.elements import ElementSet
 from orbitq.services.orbits.frames import FloatArray, gmst_rad, teme_to_ecef
@@ -43,7 +45,6 @@ from orbitq.services.orbits.visibility import (
     max_radius_and_speed,
     step_for_orbit_s,
 )
-from sgp4.api import SatrecArray
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from orbitq.services.orbits.problems import ImportProblem
 from sgp4.api import SGP4_ERRORS, WGS72, Satrec
+
+from orbitq.services.orbits.problems import ImportProblem
 
 # SGP4 error grows by roughly 1-3 km a day away from epoch for LEO (drag is the main unknown).
 # After 3 days that is 5-10 km along track, i.e. AOS/LOS off by about a second and growing

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
 from orbitq.services.orbits.frames import FloatArray
 from orbitq.services.orbits.visibility import Points
 

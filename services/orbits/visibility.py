@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from orbitq.services.orbits.frames import (
     EARTH_ROTATION_RAD_PER_S,
     FloatArray,

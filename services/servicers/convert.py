@@ -7,6 +7,7 @@ ledger records into messages. Raises InvalidArgumentError naming the field.
 from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from orbitq.ledger.entries import transfer_from_proto, transfer_to_proto
 from orbitq.ledger.model import (
     ID_BYTES,

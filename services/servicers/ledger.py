@@ -6,6 +6,7 @@ Any authenticated key may call it: the log is public evidence (see signed_log).
 from __future__ import annotations
 
 import grpc
+
 from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.services.auth import current_principal
 from orbitq.services.errors import InvalidArgumentError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from orbitq.services import pagination
 from orbitq.services.auth import current_principal
 from orbitq.services.errors import InvalidArgumentError

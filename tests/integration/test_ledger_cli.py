@@ -9,12 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from orbitq.clients.cli.main import main
 from orbitq.ledger import Signer, leaf_hash, verify_checkpoint, verify_inclusion
 from orbitq.ledger.entries import decode_entry
 from orbitq.ledger.model import id_to_bytes
 from orbitq.services.clock import SimulatedClock
-
 from tests.conftest import BrokerHandle, ServerHandle
 from tests.ledger_history import History, build_history, entry_rows, flip_byte, transfer_entries
 

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from orbitq.clients import (
     AsyncBrokerClient,
     BrokerClient,
@@ -28,7 +29,6 @@ from orbitq.ledger.entries import decode_entry
 from orbitq.ledger.model import id_to_bytes
 from orbitq.ledger.store import LedgerStore
 from orbitq.services.clock import SimulatedClock
-
 from tests.conftest import ServerHandle
 from tests.ledger_history import (
     ORIGIN,

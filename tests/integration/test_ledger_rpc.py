@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 from orbitq.clients import BrokerClient, new_id
 from orbitq.ledger import (
     EMPTY_ROOT,
@@ -19,7 +20,6 @@ from orbitq.ledger import (
 )
 from orbitq.services.clock import SimulatedClock
 from orbitq.v1 import ledger_pb2, ledger_pb2_grpc
-
 from tests.conftest import ServerHandle
 from tests.ledger_history import History, build_history
 

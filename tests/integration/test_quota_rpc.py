@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from orbitq.clients import (
     AlreadyExistsError,
     BrokerClient,
@@ -13,7 +14,6 @@ from orbitq.clients import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
-
 from tests.conftest import ServerHandle
 
 
@@ -107,6 +107,7 @@ def test_bad_input_gets_precise_statuses(server: ServerHandle) -> None:
 
 def test_unauthenticated_calls_are_refused_and_health_is_open(server: ServerHandle) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     from orbitq.v1 import quota_pb2, quota_pb2_grpc
 
     with grpc.insecure_channel(server.target) as channel:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from orbitq.ledger import (
     AccountIntegrityError,
     CheckpointIntegrityError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from orbitq.ledger import (
     EMPTY_ROOT,
     Checkpoint,
@@ -22,7 +23,6 @@ from orbitq.ledger import (
     sign_note,
     verify_checkpoint,
 )
-
 from tests.ledger.ledger_vectors import go_note, rfc_root
 
 DERIVED = go_note()["derived_checkpoint_example"]

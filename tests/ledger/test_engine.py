@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from orbitq.ledger.engine import Engine, WorkingSet, expiry_id
 from orbitq.ledger.model import (
     AMOUNT_MAX,

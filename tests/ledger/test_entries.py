@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from orbitq.ledger.entries import decode_entry, encode_transfer_recorded
 from orbitq.ledger.model import Result, StoredTransfer, Transfer, TransferFlag, id_to_bytes
 from orbitq.v1 import ledger_pb2, quota_pb2

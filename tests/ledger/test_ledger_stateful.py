@@ -21,11 +21,11 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+
 from orbitq.ledger.model import Code, Kind, Result, SystemAccount, Transfer, TransferFlag
-from orbitq.ledger.store import AccountSpec, CreateTransfers, ExpireDue, LedgerStore
+from orbitq.ledger.store import AccountSpec, CreateTransfers, LedgerStore
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
-
 from tests.ledger.reference_model import Model
 
 START_NS = 1_764_979_200_000_000_000
@@ -70,12 +70,10 @@ def ledger_machine(store: LedgerStore) -> type[RuleBasedStateMachine]:
                 for index in range(len(ids)):
                     self.mint(kind, index, 1000)
 
-        def submit(self, batch: list[Transfer], expire_first: bool = False) -> list[Result]:
-            items = [ExpireDue()] if expire_first else []
-            results = store.write([*items, CreateTransfers(tuple(batch))], self.now)
-            got = [outcome.result for outcome in results[-1]]  # type: ignore[union-attr]
-            if expire_first:
-                self.model.expire(self.now)
+        def submit(self, batch: list[Transfer]) -> list[Result]:
+            got = [outcome.result for outcome in store.create_transfers(batch, self.now)]
+            # A12: every write first releases the reservations whose timeout has passed.
+            self.model.expire(self.now)
             expected = self.model.apply_batch(batch, self.now)
             assert got == expected, f"store {got} != model {expected} for {batch}"
             return got
@@ -148,13 +146,8 @@ def ledger_machine(store: LedgerStore) -> type[RuleBasedStateMachine]:
             (result,) = self.submit([t])
             return multiple(t) if result is Result.OK else multiple()
 
-        @rule(
-            target=transfers,
-            pending=pendings,
-            fraction=st.sampled_from([0, 1, 2, 3, 5]),
-            expire_first=st.booleans(),
-        )
-        def post(self, pending: Transfer, fraction: int, expire_first: bool) -> Transfer:
+        @rule(target=transfers, pending=pendings, fraction=st.sampled_from([0, 1, 2, 3, 5]))
+        def post(self, pending: Transfer, fraction: int) -> Transfer:
             amount = pending.amount * fraction // 4  # 0 = all; 5/4 = too much
             t = Transfer(
                 id=secrets.randbits(127) + 1,
@@ -163,9 +156,7 @@ def ledger_machine(store: LedgerStore) -> type[RuleBasedStateMachine]:
                 code=int(Code.SETTLE),
                 flags=TransferFlag.POST_PENDING,
             )
-            # Without expiring first, the engine itself must refuse a pending transfer past its
-            # timeout that the expiry job has not released yet.
-            self.submit([t], expire_first=expire_first)
+            self.submit([t])
             return t
 
         @rule(target=transfers, pending=pendings)

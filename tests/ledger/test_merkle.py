@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from orbitq.ledger import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -26,7 +27,6 @@ from orbitq.ledger import (
     verify_consistency,
     verify_inclusion,
 )
-
 from tests.ledger.ledger_vectors import build_store, rfc6962, rfc_leaf_hashes, rfc_root
 
 NOTHING_STORED: dict[tuple[int, int], bytes] = {}

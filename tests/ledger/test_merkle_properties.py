@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
 from orbitq.ledger import (
     ConsistencyProofError,
     Frontier,
@@ -21,7 +22,6 @@ from orbitq.ledger import (
     verify_consistency,
     verify_inclusion,
 )
-
 from tests.ledger.ledger_vectors import build_store
 
 SIZE_MAX = 300

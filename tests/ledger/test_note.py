@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from orbitq.ledger import (
     NOTE_BYTES_MAX,
     NOTE_SIGNATURES_MAX,
@@ -23,7 +24,6 @@ from orbitq.ledger import (
     parse_verifier_key,
     sign_note,
 )
-
 from tests.ledger.ledger_vectors import c2sp_note, go_note
 
 EM_DASH = "\u2014"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import DBAPIError
+
 from orbitq.ledger import (
     AccountIntegrityError,
     BalanceMismatchError,
@@ -18,8 +20,6 @@ from orbitq.ledger import (
 from orbitq.ledger.audit import AuditReport, audit_store
 from orbitq.ledger.entries import decode_entry
 from orbitq.services.clock import SimulatedClock
-from sqlalchemy.exc import DBAPIError
-
 from tests.conftest import ServerHandle
 from tests.ledger_history import (
     History,

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from sgp4.api import SatrecArray
+
 from orbitq.services.orbits import (
     HORIZON_HOURS_MAX,
     ONEWEB_BUNDLED_EPOCH,
@@ -22,7 +24,6 @@ from orbitq.services.orbits import (
 )
 from orbitq.services.orbits import contacts as contacts_module
 from orbitq.services.orbits.frames import geodetic_to_ecef, gmst_rad, teme_to_ecef, up_vector
-from sgp4.api import SatrecArray
 
 from .support import (
     ISS,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from orbitq.clients.cli.main import main
 from orbitq.services.orbits import bundled_path
 

@@ -6,10 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from orbitq.services.orbits import STATIONS_BUNDLED_EPOCH, compute_contacts, parse_elements
-from orbitq.services.orbits.importing import detect_element_format
 from sgp4.api import Satrec
 from sgp4.exporter import export_omm
+
+from orbitq.services.orbits import STATIONS_BUNDLED_EPOCH, compute_contacts, parse_elements
+from orbitq.services.orbits.importing import detect_element_format
 
 from .support import DATA, ISS, bundled, stations
 

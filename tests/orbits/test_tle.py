@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from orbitq.services.orbits import (
     ELEMENT_AGE_WARN_DAYS,
     ImportProblem,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import orbitq.ledger.tables
-import orbitq.services.db.models
 from alembic import context
 from sqlmodel import SQLModel
+
+import orbitq.ledger.tables
+import orbitq.services.db.models
 
 assert orbitq.ledger.tables
 
