@@ -1,0 +1,49 @@
+"""PreFilter + Filter: the stations a request may use (allowed ids and countries).
+
+Owns: turning the request's station selector into a bitmask of station indices in the context
+(every link search skips other stations: data sovereignty applies to input and output alike),
+and turning away nodes that never see an allowed station. A node without such contacts is
+unresolvable only when the known contacts already reach past the deadline (more contacts may
+still be computed on a rolling horizon).
+
+Does not own: contact timing (uplink, downlink) or antennas.
+"""
+
+from __future__ import annotations
+
+from orbitq.services.scheduler.framework import (
+    SUCCESS,
+    RequestContext,
+    Status,
+    unresolvable,
+    unschedulable,
+)
+from orbitq.services.scheduler.world import NodeInfo
+
+NAME = "station_selector"
+REASON_NO_STATION = "no station matches the station selector"
+REASON_NO_ALLOWED_CONTACT = "no contact with an allowed station"
+
+_NEVER = unresolvable(NAME, REASON_NO_ALLOWED_CONTACT)
+_NOT_YET = unschedulable(NAME, REASON_NO_ALLOWED_CONTACT)
+
+
+class StationSelectorPlugin:
+    name = NAME
+
+    def pre_filter(self, ctx: RequestContext) -> Status:
+        request, world = ctx.request, ctx.world
+        if request.station_ids or request.station_countries:
+            ctx.allowed_stations = world.stations_mask(
+                request.station_ids, request.station_countries
+            )
+            if ctx.allowed_stations == 0:
+                return unresolvable(NAME, REASON_NO_STATION)
+        else:
+            ctx.allowed_stations = world.all_stations_mask
+        return SUCCESS
+
+    def filter(self, ctx: RequestContext, node: NodeInfo) -> Status:
+        if node.station_mask & ctx.allowed_stations:
+            return SUCCESS
+        return _NEVER if ctx.world.contacts_until >= ctx.request.deadline else _NOT_YET

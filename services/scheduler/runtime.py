@@ -1,0 +1,464 @@
+"""The scheduler runtime: state kept across cycles, and one cycle.
+
+Owns: `Scheduler` (the world, the bookings, the node rotation) and `run_cycle`: order the
+pending requests (ordering.py), and for each run the pre-filters, then walk candidate nodes
+from a rotating offset running Filter and Fit until `feasible_nodes_to_score` nodes fit (or
+`nodes_to_examine_max` were examined), score those, reserve the best. A request that fits
+nowhere may preempt (preemption.py) within the per-cycle bounds. Every pending request leaves
+the cycle in exactly one of: placed, unschedulable (final: the caller voids its reservation)
+or pending (retry next cycle), with per-plugin reasons.
+
+Does not own: the database, gRPC, the clock (callers pass `now`), tokens, or APScheduler.
+The caller stores placements, calls `place_existing` for each at start-up, `release` when a
+request completes, fails or is cancelled, `add_contacts` as the horizon rolls, and `prune`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from orbitq.services.scheduler.costs import downlink_seconds, uplink_seconds
+from orbitq.services.scheduler.framework import (
+    SUCCESS,
+    Booking,
+    Code,
+    Draft,
+    Framework,
+    Profile,
+    RequestContext,
+    Segment,
+    Status,
+)
+from orbitq.services.scheduler.model import (
+    Contact,
+    Node,
+    NodeState,
+    Placement,
+    Request,
+    Station,
+)
+from orbitq.services.scheduler.ordering import QueueKey, queue_key
+from orbitq.services.scheduler.preemption import (
+    DISPLACEMENTS_PER_CYCLE_MAX,
+    PREEMPTION_ATTEMPTS_PER_CYCLE_MAX,
+    PREEMPTION_NODES_MAX,
+    Candidate,
+    dry_run,
+    eligible_victims,
+)
+from orbitq.services.scheduler.registry import default_profile
+from orbitq.services.scheduler.world import NODES_MAX, NodeInfo, World
+
+RUNTIME = "runtime"
+REASON_CYCLE_BUDGET = "cycle budget reached"
+REASON_NOT_EXAMINED = "not examined this cycle"
+REASON_UNKNOWN_NODE = "placement on an unknown node"
+REASON_UNKNOWN_CONTACT = "placement uses an unknown contact"
+REASON_WRONG_CONTACT = "placement segment outside a contact of its node"
+REASON_ALREADY_PLACED = "request already placed"
+CYCLE_REQUESTS_MAX = 200_000
+FEASIBLE_NODES_TO_SCORE = 8
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Bounds and knobs of the runtime."""
+
+    feasible_nodes_to_score: int = FEASIBLE_NODES_TO_SCORE
+    """Stop walking nodes once this many fit; score only those (Kubernetes' idea)."""
+    nodes_to_examine_max: int = NODES_MAX
+    """Give up on a request for this cycle after examining this many nodes."""
+    cycle_requests_max: int = CYCLE_REQUESTS_MAX
+    """Requests tried per cycle; the rest stay pending (bounds a cycle's duration)."""
+    preemption: bool = True
+    displacements_per_cycle_max: int = DISPLACEMENTS_PER_CYCLE_MAX
+    preemption_attempts_per_cycle_max: int = PREEMPTION_ATTEMPTS_PER_CYCLE_MAX
+    preemption_nodes_max: int = PREEMPTION_NODES_MAX
+    rotate: bool = True
+    """Start each request's walk where the previous one stopped (spreads load)."""
+
+    def __post_init__(self) -> None:
+        assert 1 <= self.feasible_nodes_to_score <= NODES_MAX
+        assert 1 <= self.nodes_to_examine_max <= NODES_MAX
+        assert 1 <= self.cycle_requests_max <= CYCLE_REQUESTS_MAX
+        assert 0 <= self.displacements_per_cycle_max <= 10_000
+        assert 0 <= self.preemption_attempts_per_cycle_max <= 100_000
+        assert 1 <= self.preemption_nodes_max <= NODES_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One reason a request was turned away, and by how many nodes."""
+
+    plugin: str
+    reason: str
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaced:
+    """A request the cycle did not place, with why."""
+
+    request: str
+    code: Code
+    reasons: tuple[Rejection, ...]
+
+    @property
+    def summary(self) -> str:
+        """One line, most common reason first: 'no downlink ... (5,812 nodes); cpu ...'."""
+        return "; ".join(
+            f"{r.reason} ({r.nodes:,} node{'' if r.nodes == 1 else 's'})" for r in self.reasons
+        )
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle did. Every pending request is in exactly one of placed / unschedulable /
+    pending; `displaced` lists requests whose earlier placement this cycle removed (each is
+    also in one of the three: placed again, or back to pending, or unschedulable)."""
+
+    placed: tuple[Placement, ...]
+    displaced: tuple[str, ...]
+    unschedulable: tuple[Unplaced, ...]
+    pending: tuple[Unplaced, ...]
+    nodes_examined: int
+
+
+@dataclass(slots=True)
+class _Outcome:
+    draft: Draft | None
+    code: Code
+    counts: dict[tuple[str, str], int]
+    resolvable: bool  # some node failed for a reason preemption or time could change
+    ctx: RequestContext
+
+
+class Scheduler:
+    """The placement engine. Not thread-safe: one caller (the scheduler job) drives it."""
+
+    def __init__(self, config: SchedulerConfig | None = None, profile: Profile | None = None):
+        self.config = config or SchedulerConfig()
+        self._profile_given = profile
+        self._framework = Framework(profile or default_profile())
+        self.world = World([], [])
+        self._bookings: dict[str, Booking] = {}
+        self._by_node: dict[int, dict[str, Booking]] = {}
+        self._next_start = 0
+        self._all_nodes: list[int] = []
+
+    # -- world -------------------------------------------------------------------------
+
+    def set_world(
+        self, nodes: Sequence[Node], stations: Sequence[Station], contacts: Iterable[Contact]
+    ) -> None:
+        """Start afresh: the given world, no placements (then `place_existing` each stored one)."""
+        self._framework = Framework(self._profile_given or default_profile())
+        self.world = World(nodes, stations)
+        self.world.add_contacts(contacts)
+        self._bookings = {}
+        self._by_node = {}
+        self._next_start = 0
+        self._all_nodes = list(range(len(nodes)))
+
+    def add_contacts(self, contacts: Iterable[Contact]) -> int:
+        """Add newly computed contacts (known ids with equal values are skipped)."""
+        return self.world.add_contacts(contacts)
+
+    def set_node_state(self, node_id: str, state: NodeState, now: int) -> tuple[str, ...]:
+        """Change a node's state. When it goes down, its not-yet-started placements are
+        released and their request ids returned (pending again); started ones stay until the
+        caller releases them (they fail through the node agent)."""
+        index = self.world.node_index[node_id]
+        info = self.world.nodes[index]
+        info.node = replace(info.node, state=state)
+        if state != "down":
+            return ()
+        gone = [
+            request_id
+            for request_id, booking in self._by_node.get(index, {}).items()
+            if booking.uplink.start > now
+        ]
+        for request_id in gone:
+            self.release(request_id)
+        return tuple(gone)
+
+    # -- placements ----------------------------------------------------------------------
+
+    def place_existing(self, request: Request, placement: Placement) -> Status:
+        """Reserve a stored placement (start-up rebuild). Fails, changing nothing, if it no
+        longer fits the world (unknown node or contact, or capacity taken)."""
+        world = self.world
+        if request.id in self._bookings:
+            return Status(Code.ERROR, RUNTIME, REASON_ALREADY_PLACED)
+        assert placement.request == request.id
+        node = world.node_index.get(placement.node)
+        if node is None:
+            return Status(Code.ERROR, RUNTIME, REASON_UNKNOWN_NODE)
+        segments: list[Segment] = []
+        pieces = [(placement.uplink.contact, placement.uplink.at, placement.uplink.end)]
+        pieces += [(s.contact, s.start, s.end) for s in placement.downlink]
+        for contact_id, start, end in pieces:
+            ref = world.contacts.get(contact_id)
+            if ref is None:
+                return Status(Code.ERROR, RUNTIME, REASON_UNKNOWN_CONTACT)
+            if ref.node != node or not ref.start <= start < end <= ref.end:
+                return Status(Code.ERROR, RUNTIME, REASON_WRONG_CONTACT)
+            segments.append(Segment(contact_id, ref.station, start, end))
+        booking = Booking(
+            request=request,
+            node=node,
+            start=placement.start,
+            end=placement.end,
+            finish=placement.finish,
+            uplink=segments[0],
+            downlink=tuple(segments[1:]),
+        )
+        status = self._framework.reserve(world, booking)
+        if status.ok:
+            self._record(booking)
+        return status
+
+    def release(self, request_id: str) -> bool:
+        """Free a request's placement (completed, cancelled, failed). Idempotent."""
+        booking = self._bookings.pop(request_id, None)
+        if booking is None:
+            return False
+        del self._by_node[booking.node][request_id]
+        self._framework.unreserve(self.world, booking)
+        return True
+
+    def placement(self, request_id: str) -> Placement | None:
+        booking = self._bookings.get(request_id)
+        return booking.placement(self.world) if booking else None
+
+    def placements(self) -> list[Placement]:
+        """Every current placement, by request id."""
+        return [self._bookings[rid].placement(self.world) for rid in sorted(self._bookings)]
+
+    def placed_requests(self) -> list[Request]:
+        return [self._bookings[rid].request for rid in sorted(self._bookings)]
+
+    def prune(self, before: int) -> int:
+        """Forget everything over by `before`: placements finished by then, contacts ended,
+        timeline history. Keeps memory bounded on a rolling horizon. Returns placements
+        dropped (they stay stored by the caller; only the engine forgets them)."""
+        done = [rid for rid, booking in self._bookings.items() if booking.finish <= before]
+        for request_id in done:
+            self.release(request_id)
+        for info in self.world.nodes:
+            info.cpu.prune(before)
+            info.storage.prune(before)
+            info.radio.prune(before)
+        for station in self.world.stations:
+            station.antennas.prune(before)
+        self.world.prune_contacts(before)
+        return len(done)
+
+    def _record(self, booking: Booking) -> None:
+        self._bookings[booking.request.id] = booking
+        self._by_node.setdefault(booking.node, {})[booking.request.id] = booking
+
+    # -- one cycle -----------------------------------------------------------------------
+
+    def run_cycle(
+        self,
+        pending: Sequence[Request],
+        now: int,
+        tenant_usage: Mapping[str, float] | None = None,
+    ) -> CycleResult:
+        """Try to place every pending request; see the module docstring."""
+        usage: Mapping[str, float] = tenant_usage or {}
+        ids = {request.id for request in pending}
+        if len(ids) != len(pending):
+            raise ValueError("pending requests must have unique ids")
+        if any(request_id in self._bookings for request_id in ids):
+            raise ValueError("a pending request is already placed: release it first")
+        queue: list[tuple[QueueKey, Request]] = [(queue_key(r, usage), r) for r in pending]
+        heapq.heapify(queue)
+        placed: dict[str, Placement] = {}
+        displaced: list[str] = []
+        final: list[Unplaced] = []
+        waiting: list[Unplaced] = []
+        budget = _Budget(self.config)
+        examined_total = 0
+        tried = 0
+        loops_max = len(pending) + self.config.displacements_per_cycle_max
+        for _ in range(loops_max):
+            if not queue:
+                break
+            _, request = heapq.heappop(queue)
+            if tried >= self.config.cycle_requests_max:
+                reason = Rejection(RUNTIME, REASON_CYCLE_BUDGET, 0)
+                waiting.append(Unplaced(request.id, Code.UNSCHEDULABLE, (reason,)))
+                continue
+            tried += 1
+            outcome, examined = self._attempt(request, now)
+            examined_total += examined
+            if outcome.draft is not None:
+                placed[request.id] = self._commit(request, outcome.draft)
+                continue
+            if outcome.resolvable and budget.may_preempt(request, self._bookings):
+                victims = self._preempt(outcome.ctx, budget)
+                if victims is not None:
+                    placed[request.id] = self._bookings[request.id].placement(self.world)
+                    for victim in victims:
+                        displaced.append(victim.request.id)
+                        placed.pop(victim.request.id, None)
+                        heapq.heappush(queue, (queue_key(victim.request, usage), victim.request))
+                    continue
+            unplaced = Unplaced(request.id, outcome.code, _rejections(outcome.counts))
+            (final if outcome.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE else waiting).append(
+                unplaced
+            )
+        assert not queue, "the cycle loop bound covers every request and displacement"
+        result = CycleResult(
+            placed=tuple(placed.values()),
+            displaced=tuple(displaced),
+            unschedulable=tuple(final),
+            pending=tuple(waiting),
+            nodes_examined=examined_total,
+        )
+        _check_partition(pending, displaced, result)
+        return result
+
+    def _attempt(self, request: Request, now: int) -> tuple[_Outcome, int]:
+        """Pre-filter, then walk nodes from the rotating offset; returns the best draft."""
+        world, framework, config = self.world, self._framework, self.config
+        ctx = RequestContext(
+            request=request, now=now, world=world, earliest=max(now, request.not_before)
+        )
+        total = len(world.nodes)
+        status = framework.pre_filter(ctx)
+        if not status.ok:
+            turned_away = {(status.plugin, status.reason): total}
+            return _Outcome(None, status.code, turned_away, False, ctx), 0
+        candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
+        count = len(candidates)
+        counts: dict[tuple[str, str], int] = {}
+        if count < total:
+            counts[(ctx.narrowed_by, ctx.narrowed_reason)] = total - count
+        offset = self._next_start % count if (config.rotate and count) else 0
+        limit = min(count, config.nodes_to_examine_max)
+        wanted = config.feasible_nodes_to_score
+        feasible: list[Draft] = []
+        resolvable = False
+        nodes = world.nodes
+        examined = 0
+        for step in range(limit):
+            position = offset + step
+            node = nodes[candidates[position - count if position >= count else position]]
+            examined += 1
+            status = framework.filter(ctx, node)
+            if status is SUCCESS:
+                draft = self._draft(ctx, node)
+                status = framework.fit(ctx, draft)
+                if status is SUCCESS:
+                    feasible.append(draft)
+                    if len(feasible) >= wanted:
+                        break
+                    continue
+            key = (status.plugin, status.reason)
+            counts[key] = counts.get(key, 0) + 1
+            if status.code is not Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+                resolvable = True
+        if count:
+            self._next_start = (offset + examined) % count
+        if feasible:
+            best = framework.select(ctx, feasible)
+            return _Outcome(best, Code.SUCCESS, counts, True, ctx), examined
+        if examined < count:
+            counts[(RUNTIME, REASON_NOT_EXAMINED)] = count - examined
+            resolvable = True
+        code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+        return _Outcome(None, code, counts, resolvable, ctx), examined
+
+    def _draft(self, ctx: RequestContext, node: NodeInfo) -> Draft:
+        request, size = ctx.request, node.node
+        return Draft(
+            node=node,
+            run_seconds=request.run_seconds,
+            up_seconds=uplink_seconds(request.input_mb, size.uplink_mbps),
+            down_seconds=downlink_seconds(request.output_mb, size.downlink_mbps),
+            start_min=ctx.earliest,
+        )
+
+    def _commit(self, request: Request, draft: Draft) -> Placement:
+        booking = Booking.from_draft(request, draft)
+        status = self._framework.reserve(self.world, booking)
+        assert status.ok, f"a fitted draft must reserve: {status}"
+        self._record(booking)
+        return booking.placement(self.world)
+
+    def _preempt(self, ctx: RequestContext, budget: _Budget) -> tuple[Booking, ...] | None:
+        """Dry-run up to `preemption_nodes_max` nodes with eligible victims; commit the
+        cheapest. Returns the displaced bookings, or None if preemption does not help."""
+        world, framework = self.world, self._framework
+        candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
+        count = len(candidates)
+        best: Candidate | None = None
+        tried_nodes = 0
+        offset = self._next_start % count if count else 0
+        for step in range(min(count, self.config.nodes_to_examine_max)):
+            index = candidates[(offset + step) % count]
+            on_node = self._by_node.get(index)
+            if not on_node:
+                continue
+            node = world.nodes[index]
+            if framework.filter(ctx, node) is not SUCCESS:
+                continue
+            victims = eligible_victims(ctx, on_node.values())
+            if not victims:
+                continue
+            tried_nodes += 1
+            found = dry_run(framework, ctx, self._draft(ctx, node), victims)
+            if (
+                found is not None
+                and len(found.victims) <= budget.displacements_left
+                and (best is None or found.cost < best.cost)
+            ):
+                best = found
+            if tried_nodes >= self.config.preemption_nodes_max:
+                break
+        if best is None:
+            return None
+        for victim in best.victims:
+            assert self.release(victim.request.id)
+        budget.displacements_left -= len(best.victims)
+        self._commit(ctx.request, best.draft)
+        return best.victims
+
+
+class _Budget:
+    """Per-cycle preemption bounds."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.enabled = config.preemption
+        self.displacements_left = config.displacements_per_cycle_max
+        self.attempts_left = config.preemption_attempts_per_cycle_max
+
+    def may_preempt(self, request: Request, bookings: Mapping[str, Booking]) -> bool:
+        if not self.enabled or self.displacements_left <= 0 or self.attempts_left <= 0:
+            return False
+        if request.priority == 0 or not bookings:
+            return False
+        self.attempts_left -= 1
+        return True
+
+
+def _rejections(counts: Mapping[tuple[str, str], int]) -> tuple[Rejection, ...]:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Rejection(plugin, reason, nodes) for (plugin, reason), nodes in ordered)
+
+
+def _check_partition(pending: Sequence[Request], displaced: list[str], result: CycleResult) -> None:
+    """Every request that entered the cycle leaves it exactly once."""
+    entered = {request.id for request in pending} | set(displaced)
+    left = (
+        [p.request for p in result.placed]
+        + [u.request for u in result.unschedulable]
+        + [u.request for u in result.pending]
+    )
+    assert len(left) == len(set(left)), "a request left the cycle twice"
+    assert set(left) == entered, "a request was lost by the cycle"
