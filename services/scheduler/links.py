@@ -15,8 +15,10 @@ improve the answer; `CONTACTS_SCANNED_MAX` bounds each walk.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from orbitq.services.scheduler.framework import Segment
-from orbitq.services.scheduler.model import DOWNLINK_SEGMENTS_MAX
+from orbitq.services.scheduler.model import DOWNLINK_SEGMENTS_MAX, TIME_MAX
 from orbitq.services.scheduler.world import NodeInfo, World
 
 CONTACTS_SCANNED_MAX = 4096
@@ -29,31 +31,34 @@ def find_uplink(
     """The earliest [at, at + seconds) inside one allowed contact, within [earliest, latest_end)."""
     assert seconds > 0
     starts, ends = node.contact_starts, node.contact_ends
-    stations, ids = node.contact_stations, node.contact_ids
+    stations = node.contact_stations
     count = len(starts)
-    index = node.first_contact_ending_after(earliest)
+    index = bisect_right(node.contact_max_ends, earliest)
     last_start = latest_end - seconds
     stop = min(count, index + CONTACTS_SCANNED_MAX)
-    best: Segment | None = None
+    best_at = TIME_MAX
+    best_index = -1
     while index < stop:
         contact_start = starts[index]
-        if contact_start > last_start or (best is not None and contact_start >= best.start):
+        if contact_start > last_start or contact_start >= best_at:
             break
         station = stations[index]
         if (allowed >> station) & 1:
             start = max(contact_start, earliest)
             end = min(ends[index], latest_end)
             if end - start >= seconds:
-                for run_start, run_end in world.free_link_runs(node, station, start, end):
-                    if run_end - run_start >= seconds:
-                        if best is None or run_start < best.start:
-                            best = Segment(ids[index], station, run_start, run_start + seconds)
-                        break
+                at = world.earliest_link_slot(node, station, start, end, seconds)
+                if at is not None and at < best_at:
+                    best_at, best_index = at, index
         index += 1
-    return best
+    if best_index < 0:
+        return None
+    contact = node.contact_ids[best_index]
+    return Segment(contact, stations[best_index], best_at, best_at + seconds)
 
 
 Run = tuple[int, int, str, int]  # start, end, contact id, station index
+Piece = tuple[str, int, int, int]  # contact id, station index, start, end
 
 
 def plan_downlink(
@@ -66,12 +71,13 @@ def plan_downlink(
     starts, ends = node.contact_starts, node.contact_ends
     stations, ids = node.contact_stations, node.contact_ids
     count = len(starts)
-    index = node.first_contact_ending_after(after)
+    index = bisect_right(node.contact_max_ends, after)
     stop = min(count, index + CONTACTS_SCANNED_MAX)
+    piece = min(DOWNLINK_SEGMENT_SECONDS_MIN, seconds)
     runs: list[Run] = []
     free = 0
     bound = deadline  # a contact starting at or after the best finish cannot improve it
-    plan: list[Segment] | None = None
+    plan: list[Piece] | None = None
     fragmented = False
     while index < stop:
         contact_start = starts[index]
@@ -83,36 +89,40 @@ def plan_downlink(
             end = min(ends[index], deadline)
             if end > start:
                 contact = ids[index]
-                for run_start, run_end in world.free_link_runs(node, station, start, end):
+                # Only a contact's first `seconds` of usable free time can be in the plan.
+                for run_start, run_end in world.free_link_runs(
+                    node, station, start, end, enough=seconds, piece=piece
+                ):
                     runs.append((run_start, run_end, contact, station))
                     free += run_end - run_start
                 if free >= seconds:
-                    plan, fragmented = _fill(runs, after, seconds)
+                    plan, fragmented = _fill(runs, after, seconds, piece)
                     if plan is not None:
-                        bound = plan[-1].end
+                        bound = plan[-1][3]
         index += 1
-    return plan, fragmented and plan is None
+    if plan is None:
+        return None, fragmented
+    return [Segment(*item) for item in plan], False
 
 
-def _fill(runs: list[Run], after: int, seconds: int) -> tuple[list[Segment] | None, bool]:
+def _fill(runs: list[Run], after: int, seconds: int, piece: int) -> tuple[list[Piece] | None, bool]:
     """Take free seconds in time order, never two at once (one radio), pieces of at least
-    `DOWNLINK_SEGMENT_SECONDS_MIN` unless finishing."""
+    `piece` seconds unless finishing."""
     runs.sort()
     cursor = after
     remaining = seconds
-    out: list[Segment] = []
+    out: list[Piece] = []
     for run_start, run_end, contact, station in runs:
         start = max(run_start, cursor)
         take = min(run_end - start, remaining)
-        if take <= 0 or take < min(DOWNLINK_SEGMENT_SECONDS_MIN, remaining):
+        if take <= 0 or take < min(piece, remaining):
             continue
-        if out and out[-1].contact == contact and out[-1].end == start:
-            previous = out.pop()
-            out.append(Segment(contact, station, previous.start, start + take))
+        if out and out[-1][0] == contact and out[-1][3] == start:
+            out[-1] = (contact, station, out[-1][2], start + take)
         else:
             if len(out) == DOWNLINK_SEGMENTS_MAX:
                 return None, True
-            out.append(Segment(contact, station, start, start + take))
+            out.append((contact, station, start, start + take))
         cursor = start + take
         remaining -= take
         if remaining == 0:

@@ -12,6 +12,7 @@ from orbitq.services.scheduler.plugins.capacity import CapacityPlugin
 from orbitq.services.scheduler.plugins.deadline import DeadlinePlugin
 from orbitq.services.scheduler.plugins.downlink import DownlinkPlugin
 from orbitq.services.scheduler.plugins.earliest_completion import EarliestCompletionPlugin
+from orbitq.services.scheduler.plugins.just_in_time import JustInTimePlugin
 from orbitq.services.scheduler.plugins.node_resources import NodeResourcesPlugin
 from orbitq.services.scheduler.plugins.node_selector import NodeSelectorPlugin
 from orbitq.services.scheduler.plugins.node_state import NodeStatePlugin
@@ -41,7 +42,7 @@ def default_profile(scores: tuple[tuple[ScorePlugin, int], ...] | None = None) -
     return Profile(
         pre_filters=(node_resources, DeadlinePlugin(), node_selector, station_selector),
         filters=(NodeStatePlugin(), node_selector, node_resources, station_selector),
-        fits=(UplinkPlugin(), capacity, DownlinkPlugin(), StorageHoldPlugin()),
+        fits=(UplinkPlugin(), capacity, DownlinkPlugin(), StorageHoldPlugin(), JustInTimePlugin()),
         scores=default_scores() if scores is None else scores,
         reserves=(capacity, StationAntennasPlugin()),
     )

@@ -49,6 +49,12 @@ from orbitq.services.scheduler.preemption import (
     eligible_victims,
 )
 from orbitq.services.scheduler.registry import default_profile
+from orbitq.services.scheduler.repack import (
+    REPACK_ATTEMPTS_PER_CYCLE_MAX,
+    REPACK_NODES_MAX,
+    CycleIndex,
+    in_the_way,
+)
 from orbitq.services.scheduler.world import NODES_MAX, NodeInfo, World
 
 RUNTIME = "runtime"
@@ -78,6 +84,9 @@ class SchedulerConfig:
     preemption_nodes_max: int = PREEMPTION_NODES_MAX
     rotate: bool = True
     """Start each request's walk where the previous one stopped (spreads load)."""
+    repack_attempts_per_cycle_max: int = REPACK_ATTEMPTS_PER_CYCLE_MAX
+    """Requests that may move this cycle's placements to make room (0 disables)."""
+    repack_nodes_max: int = REPACK_NODES_MAX
 
     def __post_init__(self) -> None:
         assert 1 <= self.feasible_nodes_to_score <= NODES_MAX
@@ -86,6 +95,8 @@ class SchedulerConfig:
         assert 0 <= self.displacements_per_cycle_max <= 10_000
         assert 0 <= self.preemption_attempts_per_cycle_max <= 100_000
         assert 1 <= self.preemption_nodes_max <= NODES_MAX
+        assert 0 <= self.repack_attempts_per_cycle_max <= 100_000
+        assert 1 <= self.repack_nodes_max <= NODES_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,18 @@ class _Outcome:
     counts: dict[tuple[str, str], int]
     resolvable: bool  # some node failed for a reason preemption or time could change
     ctx: RequestContext
+    complete: bool  # every candidate node was examined and none fits
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A request every node turned away, and the world generation it was tried against."""
+
+    generation: int
+    request: Request
+    counts: dict[tuple[str, str], int]
+    bookings_version: int  # placements made so far (new placements are new victims)
+    preemption_tried: bool
 
 
 class Scheduler:
@@ -147,6 +170,11 @@ class Scheduler:
         self._by_node: dict[int, dict[str, Booking]] = {}
         self._next_start = 0
         self._all_nodes: list[int] = []
+        self._generation = 0  # bumped by every change that can make a failed request fit
+        self._now = 0  # the latest `now` a cycle ran at
+        self._failed: dict[str, _Failure] = {}
+        self._bookings_version = 0
+        self._cycle: CycleIndex | None = None
 
     # -- world -------------------------------------------------------------------------
 
@@ -161,10 +189,15 @@ class Scheduler:
         self._by_node = {}
         self._next_start = 0
         self._all_nodes = list(range(len(nodes)))
+        self._generation += 1
+        self._failed = {}
 
     def add_contacts(self, contacts: Iterable[Contact]) -> int:
         """Add newly computed contacts (known ids with equal values are skipped)."""
-        return self.world.add_contacts(contacts)
+        added = self.world.add_contacts(contacts)
+        if added:
+            self._generation += 1
+        return added
 
     def set_node_state(self, node_id: str, state: NodeState, now: int) -> tuple[str, ...]:
         """Change a node's state. When it goes down, its not-yet-started placements are
@@ -172,6 +205,8 @@ class Scheduler:
         caller releases them (they fail through the node agent)."""
         index = self.world.node_index[node_id]
         info = self.world.nodes[index]
+        if info.node.state != state:
+            self._generation += 1
         info.node = replace(info.node, state=state)
         if state != "down":
             return ()
@@ -222,11 +257,12 @@ class Scheduler:
 
     def release(self, request_id: str) -> bool:
         """Free a request's placement (completed, cancelled, failed). Idempotent."""
-        booking = self._bookings.pop(request_id, None)
+        booking = self._bookings.get(request_id)
         if booking is None:
             return False
-        del self._by_node[booking.node][request_id]
-        self._framework.unreserve(self.world, booking)
+        self._unrecord(booking)
+        if booking.finish > self._now:
+            self._generation += 1  # future capacity came free
         return True
 
     def placement(self, request_id: str) -> Placement | None:
@@ -257,8 +293,24 @@ class Scheduler:
         return len(done)
 
     def _record(self, booking: Booking) -> None:
+        self._bookings_version += 1
         self._bookings[booking.request.id] = booking
         self._by_node.setdefault(booking.node, {})[booking.request.id] = booking
+        if self._cycle is not None:
+            self._cycle.add(booking)
+
+    def _unrecord(self, booking: Booking) -> None:
+        """Take a booking off the books and the timelines (no generation change)."""
+        request_id = booking.request.id
+        assert self._bookings.pop(request_id) is booking
+        del self._by_node[booking.node][request_id]
+        self._framework.unreserve(self.world, booking)
+        if self._cycle is not None:
+            self._cycle.remove(request_id)
+
+    def _restore(self, booking: Booking) -> None:
+        assert self._framework.reserve(self.world, booking).ok, "restoring must succeed"
+        self._record(booking)
 
     # -- one cycle -----------------------------------------------------------------------
 
@@ -269,58 +321,22 @@ class Scheduler:
         tenant_usage: Mapping[str, float] | None = None,
     ) -> CycleResult:
         """Try to place every pending request; see the module docstring."""
-        usage: Mapping[str, float] = tenant_usage or {}
         ids = {request.id for request in pending}
         if len(ids) != len(pending):
             raise ValueError("pending requests must have unique ids")
         if any(request_id in self._bookings for request_id in ids):
             raise ValueError("a pending request is already placed: release it first")
-        queue: list[tuple[QueueKey, Request]] = [(queue_key(r, usage), r) for r in pending]
-        heapq.heapify(queue)
-        placed: dict[str, Placement] = {}
-        displaced: list[str] = []
-        final: list[Unplaced] = []
-        waiting: list[Unplaced] = []
-        budget = _Budget(self.config)
-        examined_total = 0
-        tried = 0
-        loops_max = len(pending) + self.config.displacements_per_cycle_max
-        for _ in range(loops_max):
-            if not queue:
-                break
-            _, request = heapq.heappop(queue)
-            if tried >= self.config.cycle_requests_max:
-                reason = Rejection(RUNTIME, REASON_CYCLE_BUDGET, 0)
-                waiting.append(Unplaced(request.id, Code.UNSCHEDULABLE, (reason,)))
-                continue
-            tried += 1
-            outcome, examined = self._attempt(request, now)
-            examined_total += examined
-            if outcome.draft is not None:
-                placed[request.id] = self._commit(request, outcome.draft)
-                continue
-            if outcome.resolvable and budget.may_preempt(request, self._bookings):
-                victims = self._preempt(outcome.ctx, budget)
-                if victims is not None:
-                    placed[request.id] = self._bookings[request.id].placement(self.world)
-                    for victim in victims:
-                        displaced.append(victim.request.id)
-                        placed.pop(victim.request.id, None)
-                        heapq.heappush(queue, (queue_key(victim.request, usage), victim.request))
-                    continue
-            unplaced = Unplaced(request.id, outcome.code, _rejections(outcome.counts))
-            (final if outcome.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE else waiting).append(
-                unplaced
-            )
-        assert not queue, "the cycle loop bound covers every request and displacement"
-        result = CycleResult(
-            placed=tuple(placed.values()),
-            displaced=tuple(displaced),
-            unschedulable=tuple(final),
-            pending=tuple(waiting),
-            nodes_examined=examined_total,
-        )
-        _check_partition(pending, displaced, result)
+        if now < self._now:
+            self._generation += 1  # time went back: earlier failures prove nothing
+        self._now = now
+        self._cycle = CycleIndex(len(self.world.stations))
+        try:
+            result = _Cycle(self, now, tenant_usage or {}).run(pending)
+        finally:
+            self._cycle = None
+        still = {u.request for u in result.pending}
+        self._failed = {rid: f for rid, f in self._failed.items() if rid in still}
+        _check_partition(pending, result)
         return result
 
     def _attempt(self, request: Request, now: int) -> tuple[_Outcome, int]:
@@ -333,7 +349,15 @@ class Scheduler:
         status = framework.pre_filter(ctx)
         if not status.ok:
             turned_away = {(status.plugin, status.reason): total}
-            return _Outcome(None, status.code, turned_away, False, ctx), 0
+            return _Outcome(None, status.code, turned_away, False, ctx, False), 0
+        failure = self._failed.get(request.id)
+        if failure and failure.generation == self._generation and failure.request == request:
+            # Nothing that frees capacity or adds contacts happened since every node was
+            # found wanting, and time only takes options away: the walk would fail again.
+            retry = (
+                not failure.preemption_tried or failure.bookings_version != self._bookings_version
+            )
+            return _Outcome(None, Code.UNSCHEDULABLE, failure.counts, retry, ctx, True), 0
         candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
         count = len(candidates)
         counts: dict[tuple[str, str], int] = {}
@@ -367,12 +391,24 @@ class Scheduler:
             self._next_start = (offset + examined) % count
         if feasible:
             best = framework.select(ctx, feasible)
-            return _Outcome(best, Code.SUCCESS, counts, True, ctx), examined
-        if examined < count:
+            return _Outcome(best, Code.SUCCESS, counts, True, ctx, False), examined
+        complete = examined == count
+        if not complete:
             counts[(RUNTIME, REASON_NOT_EXAMINED)] = count - examined
             resolvable = True
         code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
-        return _Outcome(None, code, counts, resolvable, ctx), examined
+        return _Outcome(None, code, counts, resolvable, ctx, complete), examined
+
+    def _placement_of(self, request_id: str) -> Placement:
+        return self._bookings[request_id].placement(self.world)
+
+    def _remember_failure(
+        self, request: Request, counts: dict[tuple[str, str], int], preemption_tried: bool
+    ) -> None:
+        """Every node turned the request away: skip its walk until something frees up."""
+        self._failed[request.id] = _Failure(
+            self._generation, request, counts, self._bookings_version, preemption_tried
+        )
 
     def _draft(self, ctx: RequestContext, node: NodeInfo) -> Draft:
         request, size = ctx.request, node.node
@@ -390,6 +426,57 @@ class Scheduler:
         assert status.ok, f"a fitted draft must reserve: {status}"
         self._record(booking)
         return booking.placement(self.world)
+
+    def _repack(self, ctx: RequestContext, usage: Mapping[str, float]) -> list[Booking] | None:
+        """Make room on up to `repack_nodes_max` nodes by moving this cycle's placements in
+        the way, if all of them can be placed again; returns their new bookings, or None
+        (and the state exactly as before)."""
+        assert self._cycle is not None
+        world, framework = self.world, self._framework
+        candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
+        count = len(candidates)
+        offset = self._next_start % count if count else 0
+        tried_nodes = 0
+        for step in range(min(count, self.config.nodes_to_examine_max)):
+            node = world.nodes[candidates[(offset + step) % count]]
+            if framework.filter(ctx, node) is not SUCCESS:
+                continue
+            victims = in_the_way(ctx, node, self._cycle, self._by_node.get(node.index, {}))
+            if not victims:
+                continue
+            tried_nodes += 1
+            victims.sort(key=lambda booking: queue_key(booking.request, usage))
+            moved = self._try_repack(ctx, node, victims)
+            if moved is not None:
+                self._generation += 1  # capacity moved: earlier failures prove nothing
+                return moved
+            if tried_nodes >= self.config.repack_nodes_max:
+                break
+        return None
+
+    def _try_repack(
+        self, ctx: RequestContext, node: NodeInfo, victims: list[Booking]
+    ) -> list[Booking] | None:
+        for victim in victims:
+            self._unrecord(victim)
+        draft = self._draft(ctx, node)
+        moved: list[Booking] = []
+        if self._framework.fit(ctx, draft).ok:
+            self._commit(ctx.request, draft)
+            for victim in victims:
+                outcome, _ = self._attempt(victim.request, ctx.now)
+                if outcome.draft is None:
+                    break
+                self._commit(victim.request, outcome.draft)
+                moved.append(self._bookings[victim.request.id])
+            else:
+                return moved
+            for booking in moved:
+                self._unrecord(booking)
+            self._unrecord(self._bookings[ctx.request.id])
+        for victim in victims:
+            self._restore(victim)
+        return None
 
     def _preempt(self, ctx: RequestContext, budget: _Budget) -> tuple[Booking, ...] | None:
         """Dry-run up to `preemption_nodes_max` nodes with eligible victims; commit the
@@ -430,6 +517,115 @@ class Scheduler:
         return best.victims
 
 
+class _Cycle:
+    """One cycle's queue and outcomes; the scheduler's state is changed only through it."""
+
+    def __init__(self, scheduler: Scheduler, now: int, usage: Mapping[str, float]) -> None:
+        self.scheduler = scheduler
+        self.now = now
+        self.usage = usage
+        self.config = scheduler.config
+        self.queue: list[tuple[QueueKey, Request]] = []
+        self.placed: dict[str, Placement] = {}
+        self.displaced: list[str] = []
+        self.final: list[Unplaced] = []
+        self.waiting: dict[str, tuple[Unplaced, Request]] = {}
+        self.budget = _Budget(scheduler.config)
+        self.repacks_left = scheduler.config.repack_attempts_per_cycle_max
+        self.examined = 0
+
+    def run(self, pending: Sequence[Request]) -> CycleResult:
+        self.queue = [(queue_key(r, self.usage), r) for r in pending]
+        heapq.heapify(self.queue)
+        tried = 0
+        for _ in range(len(pending) + self.config.displacements_per_cycle_max):
+            if not self.queue:
+                break
+            _, request = heapq.heappop(self.queue)
+            if tried >= self.config.cycle_requests_max:
+                reason = Rejection(RUNTIME, REASON_CYCLE_BUDGET, 0)
+                self.waiting[request.id] = (
+                    Unplaced(request.id, Code.UNSCHEDULABLE, (reason,)),
+                    request,
+                )
+                continue
+            tried += 1
+            self._one(request)
+        assert not self.queue, "the loop bound covers every request and displacement"
+        self._sweep()
+        return CycleResult(
+            placed=tuple(self.placed.values()),
+            displaced=tuple(self.displaced),
+            unschedulable=tuple(self.final),
+            pending=tuple(unplaced for unplaced, _ in self.waiting.values()),
+            nodes_examined=self.examined,
+        )
+
+    def _one(self, request: Request) -> None:
+        """Place one request: normally, else by preemption, else by repacking this cycle."""
+        scheduler = self.scheduler
+        outcome, examined = scheduler._attempt(request, self.now)
+        self.examined += examined
+        if outcome.draft is not None:
+            self.placed[request.id] = scheduler._commit(request, outcome.draft)
+            return
+        preemption_tried = outcome.resolvable and self.budget.may_preempt(
+            request, scheduler._bookings
+        )
+        if preemption_tried:
+            victims = scheduler._preempt(outcome.ctx, self.budget)
+            if victims is not None:
+                self.placed[request.id] = scheduler._placement_of(request.id)
+                for victim in victims:
+                    self.displaced.append(victim.request.id)
+                    self.placed.pop(victim.request.id, None)
+                    key = queue_key(victim.request, self.usage)
+                    heapq.heappush(self.queue, (key, victim.request))
+                return
+        if outcome.resolvable and self._repack(outcome.ctx):
+            return
+        unplaced = Unplaced(request.id, outcome.code, _rejections(outcome.counts))
+        if outcome.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+            self.final.append(unplaced)
+        else:
+            self.waiting[request.id] = (unplaced, request)
+        if outcome.complete:
+            scheduler._remember_failure(request, outcome.counts, preemption_tried)
+
+    def _repack(self, ctx: RequestContext) -> bool:
+        index = self.scheduler._cycle
+        if self.repacks_left <= 0 or index is None or not index.bookings:
+            return False
+        self.repacks_left -= 1
+        moved = self.scheduler._repack(ctx, self.usage)
+        if moved is None:
+            return False
+        request_id = ctx.request.id
+        self.placed[request_id] = self.scheduler._placement_of(request_id)
+        for booking in moved:
+            self.placed[booking.request.id] = booking.placement(self.scheduler.world)
+        return True
+
+    def _sweep(self) -> None:
+        """Requests placed later in the cycle may be movable out of an earlier one's way:
+        give the waiting ones, in queue order, another repacking attempt."""
+        index = self.scheduler._cycle
+        if index is None or not index.bookings:
+            return
+        for request_id, (unplaced, request) in list(self.waiting.items()):
+            if self.repacks_left <= 0:
+                break
+            if unplaced.reasons and unplaced.reasons[0].reason == REASON_CYCLE_BUDGET:
+                continue
+            outcome, examined = self.scheduler._attempt(request, self.now)
+            self.examined += examined
+            if outcome.draft is not None:
+                self.placed[request_id] = self.scheduler._commit(request, outcome.draft)
+            elif not (outcome.resolvable and self._repack(outcome.ctx)):
+                continue
+            del self.waiting[request_id]
+
+
 class _Budget:
     """Per-cycle preemption bounds."""
 
@@ -452,9 +648,9 @@ def _rejections(counts: Mapping[tuple[str, str], int]) -> tuple[Rejection, ...]:
     return tuple(Rejection(plugin, reason, nodes) for (plugin, reason), nodes in ordered)
 
 
-def _check_partition(pending: Sequence[Request], displaced: list[str], result: CycleResult) -> None:
+def _check_partition(pending: Sequence[Request], result: CycleResult) -> None:
     """Every request that entered the cycle leaves it exactly once."""
-    entered = {request.id for request in pending} | set(displaced)
+    entered = {request.id for request in pending} | set(result.displaced)
     left = (
         [p.request for p in result.placed]
         + [u.request for u in result.unschedulable]

@@ -108,14 +108,40 @@ class Timeline:
                 return start
             index = scan
 
-    def free_runs(self, start: int, end: int, limit: int) -> list[tuple[int, int]]:
-        """Maximal sub-intervals of [start, end) where usage <= `limit`, in time order."""
+    def latest_fit(self, earliest: int, duration: int, limit: int, latest: int) -> int | None:
+        """The latest s in [earliest, latest] with usage <= `limit` on [s, s + duration)."""
+        assert duration > 0
+        if limit < 0:
+            return None
+        times, levels = self.times, self.levels
+        start = latest
+        while start >= earliest:
+            index = bisect_left(times, start + duration) - 1
+            blocked = -1
+            while index >= 0:
+                if levels[index] > limit:
+                    blocked = times[index]
+                    break
+                if times[index] <= start:
+                    break
+                index -= 1
+            if blocked < 0:
+                return start
+            start = blocked - duration  # end the window where the blocking level begins
+        return None
+
+    def free_runs(
+        self, start: int, end: int, limit: int, enough: int = 0, piece: int = 1
+    ) -> list[tuple[int, int]]:
+        """Maximal sub-intervals of [start, end) where usage <= `limit`, in time order. With
+        `enough` > 0, stops once runs of at least `piece` seconds add up to `enough`."""
         assert start < end
         times, levels = self.times, self.levels
         index = bisect_right(times, start) - 1
         count = len(times)
         runs: list[tuple[int, int]] = []
         run_start = start if index < 0 or levels[index] <= limit else -1
+        found = 0
         index += 1
         while index < count:
             instant = times[index]
@@ -125,8 +151,11 @@ class Timeline:
                 if run_start < 0:
                     run_start = instant
             elif run_start >= 0:
-                if instant > run_start:
-                    runs.append((run_start, instant))
+                runs.append((run_start, instant))
+                if instant - run_start >= piece:
+                    found += instant - run_start
+                    if 0 < enough <= found:
+                        return runs
                 run_start = -1
             index += 1
         if run_start >= 0:

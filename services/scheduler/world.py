@@ -28,6 +28,7 @@ NODES_MAX = 100_000
 STATIONS_MAX = 62  # station sets are bitmasks in one machine word
 CONTACTS_PER_NODE_MAX = 20_000
 RADIO_CAPACITY = 1
+SLOT_ALTERNATIONS_MAX = 64  # antenna and radio searches taking turns until they agree
 
 
 @dataclass(slots=True)
@@ -174,27 +175,63 @@ class World:
         return added
 
     def prune_contacts(self, before: int) -> int:
-        """Forget contacts that ended by `before`; returns how many."""
-        dropped = [cid for cid, ref in self.contacts.items() if ref.end <= before]
-        touched: set[int] = set()
-        for cid in dropped:
-            touched.add(self.contacts.pop(cid).node)
-        for node in sorted(touched):
-            info = self.nodes[node]
-            info.set_contacts([item for item in info.contact_tuples() if item[1] > before])
-        return len(dropped)
+        """Forget each node's leading contacts that all ended by `before`; returns how many.
+
+        Only the prefix (by start) whose running maximum end is <= `before` goes: O(dropped)
+        per node, and the running maxima of what stays remain valid. A contact that ended by
+        `before` behind a longer one that has not is forgotten at a later prune."""
+        dropped = 0
+        for info in self.nodes:
+            cut = bisect_right(info.contact_max_ends, before)
+            if cut == 0:
+                continue
+            for contact_id in info.contact_ids[:cut]:
+                del self.contacts[contact_id]
+            del info.contact_ids[:cut]
+            del info.contact_starts[:cut]
+            del info.contact_ends[:cut]
+            del info.contact_stations[:cut]
+            del info.contact_max_ends[:cut]
+            mask = 0
+            for station in set(info.contact_stations):
+                mask |= 1 << station
+            info.station_mask = mask
+            dropped += cut
+        return dropped
 
     def free_link_runs(
-        self, node: NodeInfo, station: int, start: int, end: int
+        self, node: NodeInfo, station: int, start: int, end: int, *, enough: int = 0, piece: int = 1
     ) -> list[tuple[int, int]]:
         """Sub-intervals of [start, end) where the station has a free antenna and the node's
-        radio is idle."""
-        antennas = self.stations[station]
-        runs = antennas.antennas.free_runs(start, end, antennas.station.antennas - 1)
+        radio is idle; with `enough`, at least the first `enough` such seconds (in runs of at
+        least `piece` seconds), possibly more."""
+        info = self.stations[station]
         radio = node.radio
-        if not runs or (not radio.times) or radio.max_over(start, end) == 0:
-            return runs
-        return intersect_runs(runs, radio.free_runs(start, end, RADIO_CAPACITY - 1))
+        if radio.times and radio.max_over(start, end) > 0:
+            runs = info.antennas.free_runs(start, end, info.station.antennas - 1)
+            return intersect_runs(runs, radio.free_runs(start, end, RADIO_CAPACITY - 1))
+        return info.antennas.free_runs(start, end, info.station.antennas - 1, enough, piece)
+
+    def earliest_link_slot(
+        self, node: NodeInfo, station: int, start: int, end: int, seconds: int
+    ) -> int | None:
+        """The earliest `at` with [at, at + seconds) inside [start, end), a free antenna at the
+        station and the node's radio idle throughout."""
+        antennas = self.stations[station]
+        limit = antennas.station.antennas - 1
+        latest = end - seconds
+        radio = node.radio
+        at: int | None = start
+        for _ in range(SLOT_ALTERNATIONS_MAX):
+            assert at is not None
+            at = antennas.antennas.earliest_fit(at, seconds, limit, latest)
+            if at is None or not radio.times:
+                return at
+            again = radio.earliest_fit(at, seconds, RADIO_CAPACITY - 1, latest)
+            if again is None or again == at:
+                return again
+            at = again
+        return None
 
 
 def intersect_runs(

@@ -50,8 +50,8 @@ def test_document_shape_and_contacts_scope() -> None:
         {
             "request": "r1",
             "node": "n1",
-            "start": "2024-06-01T00:00:01Z",
-            "end": "2024-06-01T00:10:01Z",
+            "start": "2024-06-01T00:06:40Z",
+            "end": "2024-06-01T00:16:40Z",
             "uplink": {
                 "contact": "c0",
                 "station": "s1",

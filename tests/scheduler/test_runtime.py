@@ -310,7 +310,7 @@ def test_cycle_budget_and_examination_limit_leave_requests_pending_with_a_reason
     scheduler = scheduler_for(world, cycle_requests_max=1)
     result = scheduler.run_cycle([job("a"), job("b")], now=0)
     assert [u.reasons[0].reason for u in result.pending] == [REASON_CYCLE_BUDGET]
-    scheduler = scheduler_for(world, nodes_to_examine_max=2)
+    scheduler = scheduler_for(world, nodes_to_examine_max=2, repack_attempts_per_cycle_max=0)
     scheduler.set_node_state("n0", "degraded", now=0)
     scheduler.set_node_state("n1", "degraded", now=0)
     result = scheduler.run_cycle([job("c")], now=0)
@@ -367,3 +367,20 @@ def test_pending_must_not_repeat_or_be_placed_already() -> None:
     scheduler.run_cycle([job("a")], now=0)
     with pytest.raises(ValueError, match="already placed"):
         scheduler.run_cycle([job("a")], now=0)
+
+
+def test_a_request_no_node_fits_is_not_walked_again_until_something_frees_up() -> None:
+    world = busy_world(nodes=2)
+    scheduler = scheduler_for(world)
+    blockers = [job(f"b{i}", cpu_millicores=1000, not_before=100, deadline=1000) for i in range(2)]
+    assert len(scheduler.run_cycle(blockers, now=0).placed) == 2
+    waiting = job("w", deadline=1000)
+    first = scheduler.run_cycle([waiting], now=0)
+    assert first.nodes_examined == 2
+    again = scheduler.run_cycle([waiting], now=10)
+    assert again.nodes_examined == 0  # nothing freed: the walk would fail again
+    assert again.pending == first.pending
+    scheduler.release("b0")  # future capacity comes free
+    placed = scheduler.run_cycle([waiting], now=20)
+    assert [p.request for p in placed.placed] == ["w"]
+    assert placed.nodes_examined >= 1

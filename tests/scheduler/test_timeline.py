@@ -57,6 +57,26 @@ def test_earliest_fit(
     assert timeline.earliest_fit(earliest, duration, limit, latest) == expected
 
 
+@pytest.mark.parametrize(
+    ("earliest", "duration", "limit", "latest", "expected"),
+    [
+        (0, 5, 2, 100, 100),  # free at the latest instant
+        (0, 15, 1, 28, None),  # over 1 on [10, 30): 15 s fit neither before 10 nor by 28
+        (0, 10, 1, 28, 0),  # [0, 10) ends where the level rises
+        (0, 5, 2, 22, 15),  # level 3 on [20, 25): end by 20
+        (16, 5, 2, 22, None),
+        (0, 5, -1, 100, None),
+    ],
+)
+def test_latest_fit(
+    earliest: int, duration: int, limit: int, latest: int, expected: int | None
+) -> None:
+    timeline = Timeline()
+    timeline.add(10, 30, 2)
+    timeline.add(20, 25, 1)
+    assert timeline.latest_fit(earliest, duration, limit, latest) == expected
+
+
 def test_free_runs_and_first_above() -> None:
     timeline = Timeline()
     timeline.add(10, 30, 2)
@@ -111,6 +131,16 @@ def test_random_reserve_unreserve_never_exceeds_and_restores(
             None,
         )
         assert found == brute
+        late = timeline.latest_fit(start, duration, CAPACITY - amount, HORIZON)
+        latest_brute = next(
+            (
+                s
+                for s in range(HORIZON, start - 1, -1)
+                if max(model[s : s + duration]) + amount <= CAPACITY
+            ),
+            None,
+        )
+        assert late == latest_brute
         if found is None:
             continue
         timeline.add(found, found + duration, amount)
