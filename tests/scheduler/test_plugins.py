@@ -20,6 +20,7 @@ from orbitq.services.scheduler.plugins import (
     deadline,
     downlink,
     earliest_completion,
+    just_in_time,
     node_resources,
     node_selector,
     node_state,
@@ -378,6 +379,29 @@ def test_storage_hold_moves_the_start_past_a_busy_stretch() -> None:
     d.start, d.finish = 700, 1050
     assert storage_hold.StorageHoldPlugin().fit(context(w), d) == SUCCESS
     assert d.invalidations == 0
+
+
+@pytest.mark.parametrize(
+    ("cpu_busy", "downlink_at", "expected_start"),
+    [
+        (None, 1000, 700),  # ends exactly when the first segment begins
+        ((600, 900, 3500), 1000, 300),  # the latest start whose run avoids the busy cpu
+        ((310, 1000, 3500), 1000, 10),  # cannot move: stays where it fitted
+        (None, None, 10),  # no downlink: nothing to wait for
+    ],
+)
+def test_just_in_time(
+    cpu_busy: tuple[int, int, int] | None, downlink_at: int | None, expected_start: int
+) -> None:
+    w = world()
+    if cpu_busy:
+        w.nodes[0].cpu.add(*cpu_busy)
+    d = draft(w)
+    d.start, d.finish = 10, 1050
+    if downlink_at is not None:
+        d.downlink = [Segment("down1", 1, downlink_at, downlink_at + 50)]
+    assert just_in_time.JustInTimePlugin().fit(context(w), d) == SUCCESS
+    assert d.start == expected_start
 
 
 def _booking(request: Request = REQUEST) -> Booking:

@@ -384,3 +384,38 @@ def test_a_request_no_node_fits_is_not_walked_again_until_something_frees_up() -
     placed = scheduler.run_cycle([waiting], now=20)
     assert [p.request for p in placed.placed] == ["w"]
     assert placed.nodes_examined >= 1
+
+
+def _repack_world(second_pass: bool) -> SmallWorld:
+    """One node, one single-antenna station; 100 s downlinks fill a pass."""
+    node = Node("n0", 4000, 10_000, 8, 8)
+    contacts = [Contact("up", "n0", "s1", 0, 100), Contact("d1", "n0", "s1", 1000, 1100)]
+    if second_pass:
+        contacts.append(Contact("d2", "n0", "s1", 3000, 3100))
+    return SmallWorld([node], [Station("s1", 1)], contacts)
+
+
+@pytest.mark.parametrize("second_pass", [True, False])
+def test_repacking_moves_this_cycles_placements_only_if_all_fit_again(second_pass: bool) -> None:
+    world = _repack_world(second_pass)
+    first = job("first", priority=5, output_mb=100, deadline=4000)  # flexible, goes first
+    tight = job("tight", priority=1, output_mb=100, deadline=1200)  # only fits pass d1
+    greedy = scheduler_for(world, repack_attempts_per_cycle_max=0)
+    alone = greedy.run_cycle([first, tight], now=0)
+    assert [p.request for p in alone.placed] == ["first"]
+    assert alone.placed[0].downlink[0].contact == "d1"  # earliest completion took d1
+    scheduler = scheduler_for(world)
+    result = scheduler.run_cycle([first, tight], now=0)
+    assert result.displaced == ()
+    if second_pass:
+        by_id = {p.request: p for p in result.placed}
+        assert sorted(by_id) == ["first", "tight"]
+        assert by_id["first"].downlink[0].contact == "d2"
+        assert by_id["tight"].downlink[0].contact == "d1"
+    else:  # nobody loses a placement: the first request keeps d1
+        assert result.placed == alone.placed
+        assert [u.request for u in result.pending] == ["tight"]
+        info = scheduler.world.nodes[0]
+        other = greedy.world.nodes[0]
+        assert (info.cpu.times, info.radio.times) == (other.cpu.times, other.radio.times)
+    assert validate(document(scheduler, world, [first, tight])) == []
