@@ -10,7 +10,7 @@ import importlib
 
 from orbitq.clients.cli.registry import CommandTree
 
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("orbitq.services.commands.contacts",)
 
 
 def register(tree: CommandTree) -> None:
