@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS: tuple[str, ...] = ("contacts",)
+BENCHMARKS: tuple[str, ...] = ("contacts", "scheduler")
 
 
 def main() -> int:

@@ -1,12 +1,15 @@
 """Scheduler benchmark: placement throughput and memory at constellation scale, and schedule
 quality against CP-SAT's optimum, first-fit and random on small instances.
 
-Scale: 6,000 nodes, 20 stations, 24 h of contacts, 100,000 requests arriving over the day,
+Scale: the first 6,000 satellites of the bundled Starlink snapshot, the first 20 bundled
+stations, 24 h of real contacts from 2025-12-06T00:00:00Z (computed by
+orbitq.services.orbits, not timed as placement), 100,000 requests arriving over the day,
 placed by cycles every 5 simulated minutes (`rolling`, the way the broker runs it, pruning the
 past every hour), and again all at once in one cycle (`burst`). Throughput counts only time
 inside the scheduler (run_cycle and prune), not world generation.
 
-Quality: 20 seeded instances (10 nodes, 4 stations, 6 h, 40-80 requests, contended), the
+Quality: 20 seeded instances (10 satellites of the 53° shell, 4 stations, 6 h of real contacts,
+40-80 requests, contended), the
 priority-weighted number of accepted requests (sum of priority + 1) of the scheduler, of a
 first-fit baseline (submission order, first node that fits), of a random baseline (random
 order, random feasible node), and of CP-SAT (10 s, 2 workers per instance; the exact model is
@@ -29,6 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orbitq.services.orbits import (
+    ElementSet,
+    GroundStation,
+    load_bundled_elements,
+    load_bundled_stations,
+)
 from orbitq.services.scheduler import (
     Placement,
     Request,
@@ -42,7 +51,7 @@ from bench import scheduler_world as worlds
 from bench.scheduler_cpsat import Instance, Solution, solve, weight
 
 RESULTS = Path(__file__).resolve().parent / "results"
-START = 1_764_979_200  # 2025-12-06T00:00:00Z, the Starlink snapshot's epoch
+START = worlds.START  # 2025-12-06T00:00:00Z, the Starlink snapshot's epoch
 DAY = 86_400
 CYCLE_SECONDS = 300
 PRUNE_EVERY_CYCLES = 12
@@ -55,21 +64,22 @@ def _rss_mb() -> float:
 
 def scale(nodes: int, requests: int) -> dict[str, Any]:
     began = time.perf_counter()
-    node_list, inclinations = worlds.constellation(nodes, seed=1)
-    sites = worlds.stations(20)
-    contacts = worlds.synthetic_contacts(node_list, inclinations, sites, START, DAY, seed=2)
+    elements, sites, contacts = worlds.starlink(nodes, hours=24)
+    computed = time.perf_counter() - began
+    node_list = worlds.nodes_of(elements, seed=1)
+    stations = worlds.stations_of(sites)
     arrivals = sorted(worlds.requests(requests, START, DAY, seed=3), key=lambda r: r.submitted_at)
-    generated = time.perf_counter() - began
-    stations = [site.station for site in sites]
     out: dict[str, Any] = {
         "nodes": nodes,
         "stations": len(stations),
         "contacts": len(contacts),
         "requests": requests,
         "horizon_hours": 24,
-        "contacts_source": "synthetic LEO passes (bench/scheduler_world.py)",
-        "world_seconds": round(generated, 2),
+        "contacts_source": "orbitq.services.orbits on the bundled Starlink snapshot, "
+        "first satellites and first 20 bundled stations, from 2025-12-06T00:00:00Z",
+        "contacts_seconds": round(computed, 1),
     }
+    del elements
     for mode in ("rolling", "burst"):
         gc.collect()
         scheduler = Scheduler()
@@ -140,8 +150,10 @@ class RandomScore:
         return [self._rng.randint(0, 100) for _ in drafts]
 
 
-def small_instance(seed: int) -> Instance:
-    nodes, stations, contacts, requests = worlds.small_world(seed, START, QUALITY_HOURS)
+def small_instance(
+    seed: int, pool: Sequence[ElementSet], sites: Sequence[GroundStation]
+) -> Instance:
+    nodes, stations, contacts, requests = worlds.small_world(seed, pool, sites, QUALITY_HOURS)
     return Instance(seed, START, START + QUALITY_HOURS * 3600, nodes, stations, contacts, requests)
 
 
@@ -172,8 +184,10 @@ def run_one_by_one(
 
 def quality(instances: int, seconds: float) -> dict[str, Any]:
     rows = []
+    pool = load_bundled_elements("starlink")[:6000]
+    sites = load_bundled_stations()[:20]
     for seed in range(instances):
-        instance = small_instance(1000 + seed)
+        instance = small_instance(1000 + seed, pool, sites)
         began = time.perf_counter()
         ours = run_ours(instance)
         ours_seconds = time.perf_counter() - began

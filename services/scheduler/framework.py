@@ -91,6 +91,8 @@ class RequestContext:
     candidates: Sequence[int] | None = None  # node indices a pre-filter narrowed to
     narrowed_by: str = ""  # the pre-filter that narrowed
     narrowed_reason: str = ""
+    link_seconds: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    """(uplink, downlink) seconds by (uplink, downlink) rate, filled as nodes are drafted."""
 
 
 @dataclass(slots=True)

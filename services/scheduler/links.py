@@ -130,9 +130,9 @@ def _fill(runs: list[Run], after: int, seconds: int, piece: int) -> tuple[list[P
     return None, False
 
 
-def contact_seconds(node: NodeInfo, allowed: int, start: int, end: int) -> int:
+def contact_seconds(node: NodeInfo, allowed: int, start: int, end: int, enough: int) -> int:
     """Seconds of contact at allowed stations within [start, end), ignoring occupancy (an
-    upper bound: overlapping contacts count twice)."""
+    upper bound: overlapping contacts count twice); stops counting once it reaches `enough`."""
     if start >= end:
         return 0
     starts, ends, stations = node.contact_starts, node.contact_ends, node.contact_stations
@@ -142,5 +142,7 @@ def contact_seconds(node: NodeInfo, allowed: int, start: int, end: int) -> int:
     while index < stop and starts[index] < end:
         if (allowed >> stations[index]) & 1:
             total += max(0, min(ends[index], end) - max(starts[index], start))
+            if total >= enough:
+                return total
         index += 1
     return total

@@ -39,10 +39,11 @@ def default_profile(scores: tuple[tuple[ScorePlugin, int], ...] | None = None) -
     node_resources = NodeResourcesPlugin()
     station_selector = StationSelectorPlugin()
     capacity = CapacityPlugin()
+    antennas = StationAntennasPlugin()
     return Profile(
-        pre_filters=(node_resources, DeadlinePlugin(), node_selector, station_selector),
+        pre_filters=(node_resources, DeadlinePlugin(), node_selector, station_selector, antennas),
         filters=(NodeStatePlugin(), node_selector, node_resources, station_selector),
         fits=(UplinkPlugin(), capacity, DownlinkPlugin(), StorageHoldPlugin(), JustInTimePlugin()),
         scores=default_scores() if scores is None else scores,
-        reserves=(capacity, StationAntennasPlugin()),
+        reserves=(capacity, antennas),
     )

@@ -65,7 +65,11 @@ REASON_UNKNOWN_CONTACT = "placement uses an unknown contact"
 REASON_WRONG_CONTACT = "placement segment outside a contact of its node"
 REASON_ALREADY_PLACED = "request already placed"
 CYCLE_REQUESTS_MAX = 200_000
+FAILED_RETRY_CYCLES_MAX = 4  # a request every node turned away is walked again within this
+STREAK_MAX = 16
+BLOCKED_NODES_MAX = 32  # nodes remembered per request as candidates for preemption and repacking
 FEASIBLE_NODES_TO_SCORE = 8
+NODES_TO_EXAMINE_ONCE_FITTING_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class SchedulerConfig:
     """Stop walking nodes once this many fit; score only those (Kubernetes' idea)."""
     nodes_to_examine_max: int = NODES_MAX
     """Give up on a request for this cycle after examining this many nodes."""
+    nodes_to_examine_once_fitting_max: int = NODES_TO_EXAMINE_ONCE_FITTING_MAX
+    """Once a node fits, stop after examining this many in all, even with fewer than
+    `feasible_nodes_to_score` fitting: when most nodes are blocked (a saturated station) the
+    search for more is what costs, and the first fit is already a valid placement."""
     cycle_requests_max: int = CYCLE_REQUESTS_MAX
     """Requests tried per cycle; the rest stay pending (bounds a cycle's duration)."""
     preemption: bool = True
@@ -91,6 +99,7 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         assert 1 <= self.feasible_nodes_to_score <= NODES_MAX
         assert 1 <= self.nodes_to_examine_max <= NODES_MAX
+        assert self.feasible_nodes_to_score <= self.nodes_to_examine_once_fitting_max
         assert 1 <= self.cycle_requests_max <= CYCLE_REQUESTS_MAX
         assert 0 <= self.displacements_per_cycle_max <= 10_000
         assert 0 <= self.preemption_attempts_per_cycle_max <= 100_000
@@ -142,9 +151,10 @@ class _Outcome:
     draft: Draft | None
     code: Code
     counts: dict[tuple[str, str], int]
-    resolvable: bool  # some node failed for a reason preemption or time could change
     ctx: RequestContext
     complete: bool  # every candidate node was examined and none fits
+    blocked: list[int]  # nodes whose timelines (not their geometry) turned the request away
+    remembered: bool = False  # the outcome of an earlier walk (see _Failure.holds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +164,22 @@ class _Failure:
     generation: int
     request: Request
     counts: dict[tuple[str, str], int]
+    blocked: list[int]
     bookings_version: int  # placements made so far (new placements are new victims)
-    preemption_tried: bool
+    cycle: int  # the cycle of the walk
+    streak: int  # complete walks in a row that found nothing
+
+    def holds(self, scheduler: Scheduler) -> bool:
+        """Whether walking the nodes again now is known, or bet, to fail again.
+
+        Known: nothing that frees capacity or adds contacts happened since every node turned
+        the request away, and time only takes options away. Bet: something did, but the last
+        `streak` walks all failed; wait 1, 2, 4... up to FAILED_RETRY_CYCLES_MAX cycles before
+        the next (Kubernetes' backoff for unschedulable pods, in cycles)."""
+        if self.generation == scheduler._generation:
+            return True
+        wait = min(FAILED_RETRY_CYCLES_MAX, 1 << (self.streak - 1))
+        return scheduler._cycles - self.cycle < wait
 
 
 class Scheduler:
@@ -175,6 +199,7 @@ class Scheduler:
         self._failed: dict[str, _Failure] = {}
         self._bookings_version = 0
         self._cycle: CycleIndex | None = None
+        self._cycles = 0  # cycles run, for retry backoff
 
     # -- world -------------------------------------------------------------------------
 
@@ -329,6 +354,7 @@ class Scheduler:
         if now < self._now:
             self._generation += 1  # time went back: earlier failures prove nothing
         self._now = now
+        self._cycles += 1
         self._cycle = CycleIndex(len(self.world.stations))
         try:
             result = _Cycle(self, now, tenant_usage or {}).run(pending)
@@ -340,8 +366,8 @@ class Scheduler:
         return result
 
     def _attempt(self, request: Request, now: int) -> tuple[_Outcome, int]:
-        """Pre-filter, then walk nodes from the rotating offset; returns the best draft."""
-        world, framework, config = self.world, self._framework, self.config
+        """Pre-filter, then walk the nodes (unless a remembered failure still holds)."""
+        world, framework = self.world, self._framework
         ctx = RequestContext(
             request=request, now=now, world=world, earliest=max(now, request.not_before)
         )
@@ -349,15 +375,20 @@ class Scheduler:
         status = framework.pre_filter(ctx)
         if not status.ok:
             turned_away = {(status.plugin, status.reason): total}
-            return _Outcome(None, status.code, turned_away, False, ctx, False), 0
+            return _Outcome(None, status.code, turned_away, ctx, False, []), 0
         failure = self._failed.get(request.id)
-        if failure and failure.generation == self._generation and failure.request == request:
-            # Nothing that frees capacity or adds contacts happened since every node was
-            # found wanting, and time only takes options away: the walk would fail again.
-            retry = (
-                not failure.preemption_tried or failure.bookings_version != self._bookings_version
-            )
-            return _Outcome(None, Code.UNSCHEDULABLE, failure.counts, retry, ctx, True), 0
+        if failure is not None and failure.request == request and failure.holds(self):
+            # New placements since are new victims for preemption and repacking.
+            fresh = failure.bookings_version != self._bookings_version
+            again = failure.blocked if fresh else []
+            counts = failure.counts
+            return _Outcome(None, Code.UNSCHEDULABLE, counts, ctx, True, again, True), 0
+        return self._walk(ctx)
+
+    def _walk(self, ctx: RequestContext) -> tuple[_Outcome, int]:
+        """Filter and fit nodes from the rotating offset until enough fit; the best draft."""
+        world, framework, config = self.world, self._framework, self.config
+        total = len(world.nodes)
         candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
         count = len(candidates)
         counts: dict[tuple[str, str], int] = {}
@@ -366,11 +397,15 @@ class Scheduler:
         offset = self._next_start % count if (config.rotate and count) else 0
         limit = min(count, config.nodes_to_examine_max)
         wanted = config.feasible_nodes_to_score
+        enough = config.nodes_to_examine_once_fitting_max
         feasible: list[Draft] = []
+        blocked: list[int] = []
         resolvable = False
         nodes = world.nodes
         examined = 0
         for step in range(limit):
+            if feasible and examined >= enough:
+                break
             position = offset + step
             node = nodes[candidates[position - count if position >= count else position]]
             examined += 1
@@ -383,6 +418,8 @@ class Scheduler:
                     if len(feasible) >= wanted:
                         break
                     continue
+                if status.code is Code.UNSCHEDULABLE and len(blocked) < BLOCKED_NODES_MAX:
+                    blocked.append(node.index)
             key = (status.plugin, status.reason)
             counts[key] = counts.get(key, 0) + 1
             if status.code is not Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
@@ -391,34 +428,43 @@ class Scheduler:
             self._next_start = (offset + examined) % count
         if feasible:
             best = framework.select(ctx, feasible)
-            return _Outcome(best, Code.SUCCESS, counts, True, ctx, False), examined
+            return _Outcome(best, Code.SUCCESS, counts, ctx, False, blocked), examined
         complete = examined == count
         if not complete:
             counts[(RUNTIME, REASON_NOT_EXAMINED)] = count - examined
             resolvable = True
         code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
-        return _Outcome(None, code, counts, resolvable, ctx, complete), examined
+        return _Outcome(None, code, counts, ctx, complete, blocked), examined
 
     def _placement_of(self, request_id: str) -> Placement:
         return self._bookings[request_id].placement(self.world)
 
-    def _remember_failure(
-        self, request: Request, counts: dict[tuple[str, str], int], preemption_tried: bool
-    ) -> None:
+    def _remember_failure(self, outcome: _Outcome) -> None:
         """Every node turned the request away: skip its walk until something frees up."""
+        request = outcome.ctx.request
+        previous = self._failed.get(request.id)
+        streak = previous.streak + 1 if previous and previous.request == request else 1
         self._failed[request.id] = _Failure(
-            self._generation, request, counts, self._bookings_version, preemption_tried
+            self._generation,
+            request,
+            outcome.counts,
+            outcome.blocked,
+            self._bookings_version,
+            self._cycles,
+            min(streak, STREAK_MAX),
         )
 
     def _draft(self, ctx: RequestContext, node: NodeInfo) -> Draft:
         request, size = ctx.request, node.node
-        return Draft(
-            node=node,
-            run_seconds=request.run_seconds,
-            up_seconds=uplink_seconds(request.input_mb, size.uplink_mbps),
-            down_seconds=downlink_seconds(request.output_mb, size.downlink_mbps),
-            start_min=ctx.earliest,
-        )
+        rates = (size.uplink_mbps, size.downlink_mbps)
+        link = ctx.link_seconds.get(rates)
+        if link is None:  # a few distinct radios: compute once per request
+            link = (
+                uplink_seconds(request.input_mb, rates[0]),
+                downlink_seconds(request.output_mb, rates[1]),
+            )
+            ctx.link_seconds[rates] = link
+        return Draft(node, request.run_seconds, link[0], link[1], ctx.earliest)
 
     def _commit(self, request: Request, draft: Draft) -> Placement:
         booking = Booking.from_draft(request, draft)
@@ -427,18 +473,17 @@ class Scheduler:
         self._record(booking)
         return booking.placement(self.world)
 
-    def _repack(self, ctx: RequestContext, usage: Mapping[str, float]) -> list[Booking] | None:
-        """Make room on up to `repack_nodes_max` nodes by moving this cycle's placements in
-        the way, if all of them can be placed again; returns their new bookings, or None
-        (and the state exactly as before)."""
+    def _repack(
+        self, ctx: RequestContext, blocked: list[int], usage: Mapping[str, float]
+    ) -> list[Booking] | None:
+        """Make room on up to `repack_nodes_max` of the nodes whose timelines turned the
+        request away, by moving this cycle's placements in the way, if all of them can be
+        placed again; returns their new bookings, or None (and the state exactly as before)."""
         assert self._cycle is not None
         world, framework = self.world, self._framework
-        candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
-        count = len(candidates)
-        offset = self._next_start % count if count else 0
         tried_nodes = 0
-        for step in range(min(count, self.config.nodes_to_examine_max)):
-            node = world.nodes[candidates[(offset + step) % count]]
+        for index in blocked:
+            node = world.nodes[index]
             if framework.filter(ctx, node) is not SUCCESS:
                 continue
             victims = in_the_way(ctx, node, self._cycle, self._by_node.get(node.index, {}))
@@ -478,17 +523,16 @@ class Scheduler:
             self._restore(victim)
         return None
 
-    def _preempt(self, ctx: RequestContext, budget: _Budget) -> tuple[Booking, ...] | None:
-        """Dry-run up to `preemption_nodes_max` nodes with eligible victims; commit the
-        cheapest. Returns the displaced bookings, or None if preemption does not help."""
+    def _preempt(
+        self, ctx: RequestContext, blocked: list[int], budget: _Budget
+    ) -> tuple[Booking, ...] | None:
+        """Dry-run up to `preemption_nodes_max` of the nodes whose timelines turned the
+        request away and that hold eligible victims; commit the cheapest. Returns the
+        displaced bookings, or None if preemption does not help."""
         world, framework = self.world, self._framework
-        candidates = ctx.candidates if ctx.candidates is not None else self._all_nodes
-        count = len(candidates)
         best: Candidate | None = None
         tried_nodes = 0
-        offset = self._next_start % count if count else 0
-        for step in range(min(count, self.config.nodes_to_examine_max)):
-            index = candidates[(offset + step) % count]
+        for index in blocked:
             on_node = self._by_node.get(index)
             if not on_node:
                 continue
@@ -569,11 +613,8 @@ class _Cycle:
         if outcome.draft is not None:
             self.placed[request.id] = scheduler._commit(request, outcome.draft)
             return
-        preemption_tried = outcome.resolvable and self.budget.may_preempt(
-            request, scheduler._bookings
-        )
-        if preemption_tried:
-            victims = scheduler._preempt(outcome.ctx, self.budget)
+        if outcome.blocked and self.budget.may_preempt(request, scheduler._bookings):
+            victims = scheduler._preempt(outcome.ctx, outcome.blocked, self.budget)
             if victims is not None:
                 self.placed[request.id] = scheduler._placement_of(request.id)
                 for victim in victims:
@@ -582,22 +623,22 @@ class _Cycle:
                     key = queue_key(victim.request, self.usage)
                     heapq.heappush(self.queue, (key, victim.request))
                 return
-        if outcome.resolvable and self._repack(outcome.ctx):
+        if outcome.blocked and self._repack(outcome.ctx, outcome.blocked):
             return
         unplaced = Unplaced(request.id, outcome.code, _rejections(outcome.counts))
         if outcome.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
             self.final.append(unplaced)
         else:
             self.waiting[request.id] = (unplaced, request)
-        if outcome.complete:
-            scheduler._remember_failure(request, outcome.counts, preemption_tried)
+        if outcome.complete and not outcome.remembered:
+            scheduler._remember_failure(outcome)
 
-    def _repack(self, ctx: RequestContext) -> bool:
+    def _repack(self, ctx: RequestContext, blocked: list[int]) -> bool:
         index = self.scheduler._cycle
         if self.repacks_left <= 0 or index is None or not index.bookings:
             return False
         self.repacks_left -= 1
-        moved = self.scheduler._repack(ctx, self.usage)
+        moved = self.scheduler._repack(ctx, blocked, self.usage)
         if moved is None:
             return False
         request_id = ctx.request.id
@@ -621,7 +662,7 @@ class _Cycle:
             self.examined += examined
             if outcome.draft is not None:
                 self.placed[request_id] = self.scheduler._commit(request, outcome.draft)
-            elif not (outcome.resolvable and self._repack(outcome.ctx)):
+            elif not (outcome.blocked and self._repack(outcome.ctx, outcome.blocked)):
                 continue
             del self.waiting[request_id]
 

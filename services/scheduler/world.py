@@ -28,6 +28,7 @@ NODES_MAX = 100_000
 STATIONS_MAX = 62  # station sets are bitmasks in one machine word
 CONTACTS_PER_NODE_MAX = 20_000
 RADIO_CAPACITY = 1
+SEEING_CACHE_MAX = 1024  # station selectors remembered by nodes_seeing
 SLOT_ALTERNATIONS_MAX = 64  # antenna and radio searches taking turns until they agree
 
 
@@ -124,6 +125,7 @@ class World:
             for pair in info.node.labels.items():
                 self._label_index.setdefault(pair, []).append(info.index)
         self.all_stations_mask = (1 << len(self.stations)) - 1
+        self._seeing: dict[int, list[int]] = {}  # station mask -> nodes with such contacts
         self.cpu_max = max((n.cpu_millicores for n in nodes), default=0)
         self.storage_max = max((n.storage_mb for n in nodes), default=0)
         self.downlink_mbps_max = max((n.downlink_mbps for n in nodes), default=0)
@@ -137,6 +139,17 @@ class World:
             return lists[0]
         common = set(lists[0]).intersection(*lists[1:])
         return sorted(common)
+
+    def nodes_seeing(self, mask: int) -> list[int]:
+        """Sorted indices of nodes with a known contact at one of the stations in `mask`
+        (cached per mask until contacts change)."""
+        found = self._seeing.get(mask)
+        if found is None:
+            if len(self._seeing) >= SEEING_CACHE_MAX:
+                self._seeing.clear()
+            found = [info.index for info in self.nodes if info.station_mask & mask]
+            self._seeing[mask] = found
+        return found
 
     def stations_mask(self, ids: Iterable[str], countries: Iterable[str]) -> int:
         """Bitmask of stations allowed by an id list and a country list (empty = any)."""
@@ -172,6 +185,8 @@ class World:
         for node, items in per_node.items():
             info = self.nodes[node]
             info.set_contacts(info.contact_tuples() + items)
+        if added:
+            self._seeing.clear()
         return added
 
     def prune_contacts(self, before: int) -> int:
@@ -197,6 +212,8 @@ class World:
                 mask |= 1 << station
             info.station_mask = mask
             dropped += cut
+        if dropped:
+            self._seeing.clear()
         return dropped
 
     def free_link_runs(

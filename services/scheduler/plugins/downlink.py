@@ -66,10 +66,10 @@ class DownlinkPlugin:
                 station_selector.REASON_NO_ALLOWED_CONTACT,
             ),
         ):
-            if contact_seconds(node, mask, draft.end, deadline) < need:
+            if contact_seconds(node, mask, draft.end, deadline, need) < need:
                 never = (
                     world.contacts_until >= deadline
-                    and contact_seconds(node, mask, soonest_end, deadline) < need
+                    and contact_seconds(node, mask, soonest_end, deadline, need) < need
                 )
                 return (unresolvable if never else unschedulable)(plugin, reason)
         if fragmented:

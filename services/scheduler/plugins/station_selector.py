@@ -2,7 +2,9 @@
 
 Owns: turning the request's station selector into a bitmask of station indices in the context
 (every link search skips other stations: data sovereignty applies to input and output alike),
-and turning away nodes that never see an allowed station. A node without such contacts is
+narrowing the candidate nodes to those that see an allowed station at all (so a request for
+two Antarctic stations does not walk every satellite), and turning away nodes that never see
+an allowed station. A node without such contacts is
 unresolvable only when the known contacts already reach past the deadline (more contacts may
 still be computed on a rolling horizon).
 
@@ -33,14 +35,24 @@ class StationSelectorPlugin:
 
     def pre_filter(self, ctx: RequestContext) -> Status:
         request, world = ctx.request, ctx.world
-        if request.station_ids or request.station_countries:
-            ctx.allowed_stations = world.stations_mask(
-                request.station_ids, request.station_countries
-            )
-            if ctx.allowed_stations == 0:
-                return unresolvable(NAME, REASON_NO_STATION)
-        else:
+        if not request.station_ids and not request.station_countries:
             ctx.allowed_stations = world.all_stations_mask
+            return SUCCESS
+        mask = world.stations_mask(request.station_ids, request.station_countries)
+        if mask == 0:
+            return unresolvable(NAME, REASON_NO_STATION)
+        ctx.allowed_stations = mask
+        seeing = world.nodes_seeing(mask)
+        if len(seeing) == len(world.nodes) or world.contacts_until < request.deadline:
+            return SUCCESS  # narrowing only when the known contacts already cover the window
+        if ctx.candidates is None:
+            ctx.candidates = seeing
+            ctx.narrowed_by, ctx.narrowed_reason = NAME, REASON_NO_ALLOWED_CONTACT
+        elif len(seeing) < len(world.nodes):
+            wanted = set(seeing)
+            ctx.candidates = [index for index in ctx.candidates if index in wanted]
+        if not ctx.candidates:
+            return unresolvable(NAME, REASON_NO_ALLOWED_CONTACT)
         return SUCCESS
 
     def filter(self, ctx: RequestContext, node: NodeInfo) -> Status:

@@ -50,9 +50,14 @@ class UplinkPlugin:
     def _explain(self, ctx: RequestContext, draft: Draft, latest_end: int) -> Status:
         node, need = draft.node, draft.up_seconds
         known = ctx.world.contacts_until >= latest_end
-        if contact_seconds(node, ctx.world.all_stations_mask, ctx.earliest, latest_end) < need:
+        every = ctx.world.all_stations_mask
+        if contact_seconds(node, every, ctx.earliest, latest_end, need) < need:
             return (unresolvable if known else unschedulable)(NAME, REASON_NO_CONTACT)
-        if contact_seconds(node, ctx.allowed_stations, ctx.earliest, latest_end) < need:
+        allowed = ctx.allowed_stations
+        if (
+            allowed != every
+            and contact_seconds(node, allowed, ctx.earliest, latest_end, need) < need
+        ):
             return (unresolvable if known else unschedulable)(
                 station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
             )
