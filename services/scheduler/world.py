@@ -17,7 +17,7 @@ its link segments never overlap and a station's antenna count is a count of sate
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -85,9 +85,14 @@ class NodeInfo:
 
 @dataclass(slots=True)
 class StationInfo:
+    """One station: its antenna timeline and its contacts by start (node indices)."""
+
     index: int
     station: Station
     antennas: Timeline = field(default_factory=Timeline)
+    contact_starts: list[int] = field(default_factory=list)
+    contact_nodes: list[int] = field(default_factory=list)
+    longest: int = 0  # the longest contact, to bisect for those still open at an instant
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,26 @@ class World:
             self._seeing[mask] = found
         return found
 
+    def nodes_in_contact(self, mask: int, start: int, end: int, budget: int) -> list[int] | None:
+        """Sorted indices of nodes with a contact at a station in `mask` overlapping
+        [start, end), or None when that would mean scanning more than `budget` contacts
+        (then nearly every node has one and narrowing would not pay)."""
+        spans = []
+        total = 0
+        for place in self.stations:
+            if not (mask >> place.index) & 1:
+                continue
+            first = bisect_right(place.contact_starts, start - place.longest)
+            last = bisect_left(place.contact_starts, end)
+            spans.append((place, first, last))
+            total += last - first
+            if total > budget:
+                return None
+        found: set[int] = set()
+        for place, first, last in spans:
+            found.update(place.contact_nodes[first:last])
+        return sorted(found)
+
     def stations_mask(self, ids: Iterable[str], countries: Iterable[str]) -> int:
         """Bitmask of stations allowed by an id list and a country list (empty = any)."""
         id_set = set(ids)
@@ -167,6 +192,7 @@ class World:
     def add_contacts(self, contacts: Iterable[Contact]) -> int:
         """Index new contacts (unknown nodes or stations are refused); returns how many."""
         per_node: dict[int, list[tuple[int, int, int, str]]] = {}
+        per_station: dict[int, list[tuple[int, int]]] = {}
         added = 0
         for contact in contacts:
             node = self.node_index.get(contact.node)
@@ -180,11 +206,20 @@ class World:
                 continue
             self.contacts[contact.id] = ContactRef(node, station, contact.start, contact.end)
             per_node.setdefault(node, []).append((contact.start, contact.end, station, contact.id))
+            per_station.setdefault(station, []).append((contact.start, node))
+            self.stations[station].longest = max(
+                self.stations[station].longest, contact.end - contact.start
+            )
             self.contacts_until = max(self.contacts_until, contact.end)
             added += 1
         for node, items in per_node.items():
             info = self.nodes[node]
             info.set_contacts(info.contact_tuples() + items)
+        for station, pairs in per_station.items():
+            place = self.stations[station]
+            merged = sorted([*zip(place.contact_starts, place.contact_nodes, strict=True), *pairs])
+            place.contact_starts = [start for start, _ in merged]
+            place.contact_nodes = [node for _, node in merged]
         if added:
             self._seeing.clear()
         return added
@@ -212,6 +247,10 @@ class World:
                 mask |= 1 << station
             info.station_mask = mask
             dropped += cut
+        for place in self.stations:
+            cut = bisect_right(place.contact_starts, before - place.longest)
+            del place.contact_starts[:cut]
+            del place.contact_nodes[:cut]
         if dropped:
             self._seeing.clear()
         return dropped

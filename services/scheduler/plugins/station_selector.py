@@ -23,6 +23,7 @@ from orbitq.services.scheduler.framework import (
 from orbitq.services.scheduler.world import NodeInfo
 
 NAME = "station_selector"
+NARROWING_CONTACTS_MAX_PER_NODE = 2  # scan at most this many contacts per node to narrow
 REASON_NO_STATION = "no station matches the station selector"
 REASON_NO_ALLOWED_CONTACT = "no contact with an allowed station"
 
@@ -42,9 +43,17 @@ class StationSelectorPlugin:
         if mask == 0:
             return unresolvable(NAME, REASON_NO_STATION)
         ctx.allowed_stations = mask
-        seeing = world.nodes_seeing(mask)
-        if len(seeing) == len(world.nodes) or world.contacts_until < request.deadline:
-            return SUCCESS  # narrowing only when the known contacts already cover the window
+        if world.contacts_until < request.deadline:
+            return SUCCESS  # narrow only when the known contacts already cover the window
+        # Nodes with an allowed contact while the uplink can happen; failing that (too many
+        # contacts to scan: nearly every node has one), nodes that ever see an allowed station.
+        last_uplink_end = request.deadline - request.run_seconds
+        budget = NARROWING_CONTACTS_MAX_PER_NODE * len(world.nodes)
+        seeing = world.nodes_in_contact(mask, ctx.earliest, last_uplink_end, budget)
+        if seeing is None:
+            seeing = world.nodes_seeing(mask)
+        if len(seeing) == len(world.nodes):
+            return SUCCESS
         if ctx.candidates is None:
             ctx.candidates = seeing
             ctx.narrowed_by, ctx.narrowed_reason = NAME, REASON_NO_ALLOWED_CONTACT
