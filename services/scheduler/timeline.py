@@ -133,8 +133,9 @@ class Timeline:
     def free_runs(
         self, start: int, end: int, limit: int, enough: int = 0, piece: int = 1
     ) -> list[tuple[int, int]]:
-        """Maximal sub-intervals of [start, end) where usage <= `limit`, in time order. With
-        `enough` > 0, stops once runs of at least `piece` seconds add up to `enough`."""
+        """Maximal sub-intervals of [start, end) where usage <= `limit`, in time order, of at
+        least `piece` seconds (shorter ones are left out). With `enough` > 0, stops once the
+        runs add up to `enough` seconds."""
         assert start < end
         times, levels = self.times, self.levels
         index = bisect_right(times, start) - 1
@@ -151,14 +152,14 @@ class Timeline:
                 if run_start < 0:
                     run_start = instant
             elif run_start >= 0:
-                runs.append((run_start, instant))
                 if instant - run_start >= piece:
+                    runs.append((run_start, instant))
                     found += instant - run_start
                     if 0 < enough <= found:
                         return runs
                 run_start = -1
             index += 1
-        if run_start >= 0:
+        if run_start >= 0 and end - run_start >= piece:
             runs.append((run_start, end))
         return runs
 

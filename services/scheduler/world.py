@@ -258,15 +258,24 @@ class World:
     def free_link_runs(
         self, node: NodeInfo, station: int, start: int, end: int, *, enough: int = 0, piece: int = 1
     ) -> list[tuple[int, int]]:
-        """Sub-intervals of [start, end) where the station has a free antenna and the node's
-        radio is idle; with `enough`, at least the first `enough` such seconds (in runs of at
-        least `piece` seconds), possibly more."""
+        """Sub-intervals of at least `piece` seconds of [start, end) where the station has a
+        free antenna and the node's radio is idle, in time order; with `enough`, at least the
+        first `enough` such seconds, possibly more."""
         info = self.stations[station]
+        antennas, limit = info.antennas, info.station.antennas - 1
         radio = node.radio
-        if radio.times and radio.max_over(start, end) > 0:
-            runs = info.antennas.free_runs(start, end, info.station.antennas - 1)
-            return intersect_runs(runs, radio.free_runs(start, end, RADIO_CAPACITY - 1))
-        return info.antennas.free_runs(start, end, info.station.antennas - 1, enough, piece)
+        if not radio.times or radio.max_over(start, end) == 0:
+            return antennas.free_runs(start, end, limit, enough, piece)
+        runs: list[tuple[int, int]] = []
+        found = 0
+        for idle_start, idle_end in radio.free_runs(start, end, RADIO_CAPACITY - 1, 0, piece):
+            wanted = enough - found if enough else 0
+            for run in antennas.free_runs(idle_start, idle_end, limit, wanted, piece):
+                runs.append(run)
+                found += run[1] - run[0]
+            if 0 < enough <= found:
+                break
+        return runs
 
     def earliest_link_slot(
         self, node: NodeInfo, station: int, start: int, end: int, seconds: int
@@ -288,21 +297,3 @@ class World:
                 return again
             at = again
         return None
-
-
-def intersect_runs(
-    first: Sequence[tuple[int, int]], second: Sequence[tuple[int, int]]
-) -> list[tuple[int, int]]:
-    """Intersection of two sorted lists of disjoint half-open intervals."""
-    out: list[tuple[int, int]] = []
-    i = j = 0
-    while i < len(first) and j < len(second):
-        start = max(first[i][0], second[j][0])
-        end = min(first[i][1], second[j][1])
-        if start < end:
-            out.append((start, end))
-        if first[i][1] < second[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out

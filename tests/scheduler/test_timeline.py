@@ -84,6 +84,9 @@ def test_free_runs_and_first_above() -> None:
     assert timeline.free_runs(0, 40, 2) == [(0, 20), (25, 40)]
     assert timeline.free_runs(0, 40, 1) == [(0, 10), (30, 40)]
     assert timeline.free_runs(21, 24, 2) == []
+    assert timeline.free_runs(0, 40, 1, piece=10) == [(0, 10), (30, 40)]
+    assert timeline.free_runs(0, 40, 1, piece=11) == []
+    assert timeline.free_runs(0, 40, 2, enough=5) == [(0, 20)]  # stops once it has enough
     assert timeline.first_above(0, 40, 2) == 20
     assert timeline.first_above(26, 40, 1) == 26
     assert timeline.first_above(30, 40, 0) is None
