@@ -19,6 +19,7 @@ from orbitq.services.scheduler.costs import (
     quote,
     uplink_seconds,
 )
+from orbitq.services.scheduler.cycle import CycleResult, Rejection, Unplaced
 from orbitq.services.scheduler.export import rfc3339, schedule_document
 from orbitq.services.scheduler.framework import Code, Profile, Status
 from orbitq.services.scheduler.model import (
@@ -35,13 +36,7 @@ from orbitq.services.scheduler.model import (
 )
 from orbitq.services.scheduler.preemption import DISPLACEMENTS_PER_CYCLE_MAX
 from orbitq.services.scheduler.registry import default_profile
-from orbitq.services.scheduler.runtime import (
-    CycleResult,
-    Rejection,
-    Scheduler,
-    SchedulerConfig,
-    Unplaced,
-)
+from orbitq.services.scheduler.runtime import Scheduler, SchedulerConfig
 
 __all__ = [
     "DISPLACEMENTS_PER_CYCLE_MAX",

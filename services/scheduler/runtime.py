@@ -1,12 +1,11 @@
-"""The scheduler runtime: state kept across cycles, and one cycle.
+"""The scheduler runtime: the state kept across cycles and the operations on it.
 
-Owns: `Scheduler` (the world, the bookings, the node rotation) and `run_cycle`: order the
-pending requests (ordering.py), and for each run the pre-filters, then walk candidate nodes
-from a rotating offset running Filter and Fit until `feasible_nodes_to_score` nodes fit (or
-`nodes_to_examine_max` were examined), score those, reserve the best. A request that fits
-nowhere may preempt (preemption.py) within the per-cycle bounds. Every pending request leaves
-the cycle in exactly one of: placed, unschedulable (final: the caller voids its reservation)
-or pending (retry next cycle), with per-plugin reasons.
+Owns: `Scheduler` (the world, the bookings, the node rotation, remembered failures) and
+`SchedulerConfig`; for one request, the walk: run the pre-filters, then candidate nodes from a
+rotating offset through Filter and Fit until `feasible_nodes_to_score` fit (or
+`nodes_to_examine_max` were examined, or `nodes_to_examine_once_fitting_max` once one fits),
+score those, reserve the best; and applying preemption (preemption.py) and repacking
+(repack.py) to the timelines. cycle.py orders a cycle's requests and sorts their outcomes.
 
 Does not own: the database, gRPC, the clock (callers pass `now`), tokens, or APScheduler.
 The caller stores placements, calls `place_existing` for each at start-up, `release` when a
@@ -15,11 +14,18 @@ request completes, fails or is cancelled, `add_contacts` as the horizon rolls, a
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from orbitq.services.scheduler.costs import downlink_seconds, uplink_seconds
+from orbitq.services.scheduler.cycle import (
+    RUNTIME,
+    Budget,
+    Cycle,
+    CycleResult,
+    Outcome,
+    check_partition,
+)
 from orbitq.services.scheduler.framework import (
     SUCCESS,
     Booking,
@@ -39,7 +45,7 @@ from orbitq.services.scheduler.model import (
     Request,
     Station,
 )
-from orbitq.services.scheduler.ordering import QueueKey, queue_key
+from orbitq.services.scheduler.ordering import queue_key
 from orbitq.services.scheduler.preemption import (
     DISPLACEMENTS_PER_CYCLE_MAX,
     PREEMPTION_ATTEMPTS_PER_CYCLE_MAX,
@@ -57,8 +63,6 @@ from orbitq.services.scheduler.repack import (
 )
 from orbitq.services.scheduler.world import NODES_MAX, NodeInfo, World
 
-RUNTIME = "runtime"
-REASON_CYCLE_BUDGET = "cycle budget reached"
 REASON_NOT_EXAMINED = "not examined this cycle"
 REASON_UNKNOWN_NODE = "placement on an unknown node"
 REASON_UNKNOWN_CONTACT = "placement uses an unknown contact"
@@ -106,55 +110,6 @@ class SchedulerConfig:
         assert 1 <= self.preemption_nodes_max <= NODES_MAX
         assert 0 <= self.repack_attempts_per_cycle_max <= 100_000
         assert 1 <= self.repack_nodes_max <= NODES_MAX
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """One reason a request was turned away, and by how many nodes."""
-
-    plugin: str
-    reason: str
-    nodes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Unplaced:
-    """A request the cycle did not place, with why."""
-
-    request: str
-    code: Code
-    reasons: tuple[Rejection, ...]
-
-    @property
-    def summary(self) -> str:
-        """One line, most common reason first: 'no downlink ... (5,812 nodes); cpu ...'."""
-        return "; ".join(
-            f"{r.reason} ({r.nodes:,} node{'' if r.nodes == 1 else 's'})" for r in self.reasons
-        )
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    """What one cycle did. Every pending request is in exactly one of placed / unschedulable /
-    pending; `displaced` lists requests whose earlier placement this cycle removed (each is
-    also in one of the three: placed again, or back to pending, or unschedulable)."""
-
-    placed: tuple[Placement, ...]
-    displaced: tuple[str, ...]
-    unschedulable: tuple[Unplaced, ...]
-    pending: tuple[Unplaced, ...]
-    nodes_examined: int
-
-
-@dataclass(slots=True)
-class _Outcome:
-    draft: Draft | None
-    code: Code
-    counts: dict[tuple[str, str], int]
-    ctx: RequestContext
-    complete: bool  # every candidate node was examined and none fits
-    blocked: list[int]  # nodes whose timelines (not their geometry) turned the request away
-    remembered: bool = False  # the outcome of an earlier walk (see _Failure.holds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +273,7 @@ class Scheduler:
         return len(done)
 
     def _record(self, booking: Booking) -> None:
+        self._failed.pop(booking.request.id, None)
         self._bookings_version += 1
         self._bookings[booking.request.id] = booking
         self._by_node.setdefault(booking.node, {})[booking.request.id] = booking
@@ -337,7 +293,7 @@ class Scheduler:
         assert self._framework.reserve(self.world, booking).ok, "restoring must succeed"
         self._record(booking)
 
-    # -- one cycle -----------------------------------------------------------------------
+    # -- one cycle (cycle.py runs it with the methods below) -----------------------------
 
     def run_cycle(
         self,
@@ -357,15 +313,15 @@ class Scheduler:
         self._cycles += 1
         self._cycle = CycleIndex(len(self.world.stations))
         try:
-            result = _Cycle(self, now, tenant_usage or {}).run(pending)
+            result = Cycle(self, now, tenant_usage or {}).run(pending)
         finally:
             self._cycle = None
         still = {u.request for u in result.pending}
         self._failed = {rid: f for rid, f in self._failed.items() if rid in still}
-        _check_partition(pending, result)
+        check_partition(pending, result)
         return result
 
-    def _attempt(self, request: Request, now: int) -> tuple[_Outcome, int]:
+    def _attempt(self, request: Request, now: int) -> tuple[Outcome, int]:
         """Pre-filter, then walk the nodes (unless a remembered failure still holds)."""
         world, framework = self.world, self._framework
         ctx = RequestContext(
@@ -375,17 +331,17 @@ class Scheduler:
         status = framework.pre_filter(ctx)
         if not status.ok:
             turned_away = {(status.plugin, status.reason): total}
-            return _Outcome(None, status.code, turned_away, ctx, False, []), 0
+            return Outcome(None, status.code, turned_away, ctx, False, []), 0
         failure = self._failed.get(request.id)
         if failure is not None and failure.request == request and failure.holds(self):
             # New placements since are new victims for preemption and repacking.
             fresh = failure.bookings_version != self._bookings_version
             again = failure.blocked if fresh else []
             counts = failure.counts
-            return _Outcome(None, Code.UNSCHEDULABLE, counts, ctx, True, again, True), 0
+            return Outcome(None, Code.UNSCHEDULABLE, counts, ctx, True, again, True), 0
         return self._walk(ctx)
 
-    def _walk(self, ctx: RequestContext) -> tuple[_Outcome, int]:
+    def _walk(self, ctx: RequestContext) -> tuple[Outcome, int]:
         """Filter and fit nodes from the rotating offset until enough fit; the best draft."""
         world, framework, config = self.world, self._framework, self.config
         total = len(world.nodes)
@@ -428,18 +384,18 @@ class Scheduler:
             self._next_start = (offset + examined) % count
         if feasible:
             best = framework.select(ctx, feasible)
-            return _Outcome(best, Code.SUCCESS, counts, ctx, False, blocked), examined
+            return Outcome(best, Code.SUCCESS, counts, ctx, False, blocked), examined
         complete = examined == count
         if not complete:
             counts[(RUNTIME, REASON_NOT_EXAMINED)] = count - examined
             resolvable = True
         code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
-        return _Outcome(None, code, counts, ctx, complete, blocked), examined
+        return Outcome(None, code, counts, ctx, complete, blocked), examined
 
     def _placement_of(self, request_id: str) -> Placement:
         return self._bookings[request_id].placement(self.world)
 
-    def _remember_failure(self, outcome: _Outcome) -> None:
+    def _remember_failure(self, outcome: Outcome) -> None:
         """Every node turned the request away: skip its walk until something frees up."""
         request = outcome.ctx.request
         previous = self._failed.get(request.id)
@@ -524,7 +480,7 @@ class Scheduler:
         return None
 
     def _preempt(
-        self, ctx: RequestContext, blocked: list[int], budget: _Budget
+        self, ctx: RequestContext, blocked: list[int], budget: Budget
     ) -> tuple[Booking, ...] | None:
         """Dry-run up to `preemption_nodes_max` of the nodes whose timelines turned the
         request away and that hold eligible victims; commit the cheapest. Returns the
@@ -559,143 +515,3 @@ class Scheduler:
         budget.displacements_left -= len(best.victims)
         self._commit(ctx.request, best.draft)
         return best.victims
-
-
-class _Cycle:
-    """One cycle's queue and outcomes; the scheduler's state is changed only through it."""
-
-    def __init__(self, scheduler: Scheduler, now: int, usage: Mapping[str, float]) -> None:
-        self.scheduler = scheduler
-        self.now = now
-        self.usage = usage
-        self.config = scheduler.config
-        self.queue: list[tuple[QueueKey, Request]] = []
-        self.placed: dict[str, Placement] = {}
-        self.displaced: list[str] = []
-        self.final: list[Unplaced] = []
-        self.waiting: dict[str, tuple[Unplaced, Request]] = {}
-        self.budget = _Budget(scheduler.config)
-        self.repacks_left = scheduler.config.repack_attempts_per_cycle_max
-        self.examined = 0
-
-    def run(self, pending: Sequence[Request]) -> CycleResult:
-        self.queue = [(queue_key(r, self.usage), r) for r in pending]
-        heapq.heapify(self.queue)
-        tried = 0
-        for _ in range(len(pending) + self.config.displacements_per_cycle_max):
-            if not self.queue:
-                break
-            _, request = heapq.heappop(self.queue)
-            if tried >= self.config.cycle_requests_max:
-                reason = Rejection(RUNTIME, REASON_CYCLE_BUDGET, 0)
-                self.waiting[request.id] = (
-                    Unplaced(request.id, Code.UNSCHEDULABLE, (reason,)),
-                    request,
-                )
-                continue
-            tried += 1
-            self._one(request)
-        assert not self.queue, "the loop bound covers every request and displacement"
-        self._sweep()
-        return CycleResult(
-            placed=tuple(self.placed.values()),
-            displaced=tuple(self.displaced),
-            unschedulable=tuple(self.final),
-            pending=tuple(unplaced for unplaced, _ in self.waiting.values()),
-            nodes_examined=self.examined,
-        )
-
-    def _one(self, request: Request) -> None:
-        """Place one request: normally, else by preemption, else by repacking this cycle."""
-        scheduler = self.scheduler
-        outcome, examined = scheduler._attempt(request, self.now)
-        self.examined += examined
-        if outcome.draft is not None:
-            self.placed[request.id] = scheduler._commit(request, outcome.draft)
-            return
-        if outcome.blocked and self.budget.may_preempt(request, scheduler._bookings):
-            victims = scheduler._preempt(outcome.ctx, outcome.blocked, self.budget)
-            if victims is not None:
-                self.placed[request.id] = scheduler._placement_of(request.id)
-                for victim in victims:
-                    self.displaced.append(victim.request.id)
-                    self.placed.pop(victim.request.id, None)
-                    key = queue_key(victim.request, self.usage)
-                    heapq.heappush(self.queue, (key, victim.request))
-                return
-        if outcome.blocked and self._repack(outcome.ctx, outcome.blocked):
-            return
-        unplaced = Unplaced(request.id, outcome.code, _rejections(outcome.counts))
-        if outcome.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
-            self.final.append(unplaced)
-        else:
-            self.waiting[request.id] = (unplaced, request)
-        if outcome.complete and not outcome.remembered:
-            scheduler._remember_failure(outcome)
-
-    def _repack(self, ctx: RequestContext, blocked: list[int]) -> bool:
-        index = self.scheduler._cycle
-        if self.repacks_left <= 0 or index is None or not index.bookings:
-            return False
-        self.repacks_left -= 1
-        moved = self.scheduler._repack(ctx, blocked, self.usage)
-        if moved is None:
-            return False
-        request_id = ctx.request.id
-        self.placed[request_id] = self.scheduler._placement_of(request_id)
-        for booking in moved:
-            self.placed[booking.request.id] = booking.placement(self.scheduler.world)
-        return True
-
-    def _sweep(self) -> None:
-        """Requests placed later in the cycle may be movable out of an earlier one's way:
-        give the waiting ones, in queue order, another repacking attempt."""
-        index = self.scheduler._cycle
-        if index is None or not index.bookings:
-            return
-        for request_id, (unplaced, request) in list(self.waiting.items()):
-            if self.repacks_left <= 0:
-                break
-            if unplaced.reasons and unplaced.reasons[0].reason == REASON_CYCLE_BUDGET:
-                continue
-            outcome, examined = self.scheduler._attempt(request, self.now)
-            self.examined += examined
-            if outcome.draft is not None:
-                self.placed[request_id] = self.scheduler._commit(request, outcome.draft)
-            elif not (outcome.blocked and self._repack(outcome.ctx, outcome.blocked)):
-                continue
-            del self.waiting[request_id]
-
-
-class _Budget:
-    """Per-cycle preemption bounds."""
-
-    def __init__(self, config: SchedulerConfig) -> None:
-        self.enabled = config.preemption
-        self.displacements_left = config.displacements_per_cycle_max
-        self.attempts_left = config.preemption_attempts_per_cycle_max
-
-    def may_preempt(self, request: Request, bookings: Mapping[str, Booking]) -> bool:
-        if not self.enabled or self.displacements_left <= 0 or self.attempts_left <= 0:
-            return False
-        if request.priority == 0 or not bookings:
-            return False
-        self.attempts_left -= 1
-        return True
-
-
-def _rejections(counts: Mapping[tuple[str, str], int]) -> tuple[Rejection, ...]:
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return tuple(Rejection(plugin, reason, nodes) for (plugin, reason), nodes in ordered)
-
-
-def _check_partition(pending: Sequence[Request], result: CycleResult) -> None:
-    """Every request that entered the cycle leaves it exactly once."""
-    entered = {request.id for request in pending} | set(result.displaced)
-    left = (
-        [p.request for p in result.placed]
-        + [u.request for u in result.unschedulable]
-        + [u.request for u in result.pending]
-    )
-    assert len(left) == len(set(left)), "a request left the cycle twice"
-    assert set(left) == entered, "a request was lost by the cycle"

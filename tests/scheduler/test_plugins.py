@@ -474,3 +474,49 @@ def test_scores() -> None:
     # n1: cpu (3000 + 1000) / 4000 = 100 %, storage 100 / 1000 = 10 % -> 55
     # n2: cpu 1000 / 2000 = 50 %, storage 100 / 500 = 20 % -> 35
     assert packing.PackingPlugin().score(ctx, drafts[:2]) == [55, 35]
+
+
+@pytest.mark.parametrize(
+    ("countries", "busy", "expected"),
+    [
+        ((), None, SUCCESS),
+        (("NO",), None, SUCCESS),
+        # s1 (NO) has one antenna: taken all window long, no node can uplink or downlink there
+        (("NO",), [(0, 0, 5000)], fail(U, station_antennas.NAME, station_antennas.REASON_BUSY)),
+        # uplink possible before 100, but nothing free after the soonest end of the run
+        (("NO",), [(0, 100, 5000)], fail(U, station_antennas.NAME, station_antennas.REASON_BUSY)),
+        # with s2 (US) free as well, the stations cannot rule the request out
+        ((), [(0, 0, 5000)], SUCCESS),
+    ],
+)
+def test_station_antennas_pre_filter(
+    countries: tuple[str, ...], busy: list[tuple[int, int, int]] | None, expected: Status
+) -> None:
+    w = world()
+    for station, start, end in busy or []:
+        _busy(w, station, start, end)
+    ctx = context(w, replace(REQUEST, station_countries=countries))
+    assert station_antennas.StationAntennasPlugin().pre_filter(ctx) == expected
+
+
+def test_station_selector_narrows_to_nodes_in_contact_during_the_window() -> None:
+    w = world()
+    plugin = station_selector.StationSelectorPlugin()
+    ctx = RequestContext(
+        request=replace(REQUEST, station_countries=("NO",)), now=0, world=w, earliest=0
+    )
+    assert plugin.pre_filter(ctx) == SUCCESS
+    assert ctx.candidates == [0]  # only n1 is ever in contact with s1 (NO)
+    assert ctx.narrowed_by == station_selector.NAME
+    late = replace(
+        REQUEST, station_countries=("US",), not_before=1200, deadline=2600, run_seconds=50
+    )
+    ctx = RequestContext(request=late, now=0, world=w, earliest=1200)
+    assert plugin.pre_filter(ctx) == SUCCESS
+    assert ctx.candidates == [1]  # n1's US pass ended at 1100; n2's comes at 2500
+    assert w.nodes_in_contact(0b10, 1200, 2550, budget=0) is None  # over budget: no answer
+    hopeless = replace(late, run_seconds=200)  # the uplink must end by 2400: no US pass then
+    ctx = RequestContext(request=hopeless, now=0, world=w, earliest=1200)
+    assert plugin.pre_filter(ctx) == fail(
+        X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
+    )

@@ -15,6 +15,7 @@ from orbitq.services.scheduler import (
     SchedulerConfig,
     Station,
 )
+from orbitq.services.scheduler.cycle import REASON_CYCLE_BUDGET, RUNTIME
 from orbitq.services.scheduler.ordering import queue_key
 from orbitq.services.scheduler.plugins import (
     deadline,
@@ -23,7 +24,7 @@ from orbitq.services.scheduler.plugins import (
     node_selector,
     station_antennas,
 )
-from orbitq.services.scheduler.runtime import REASON_CYCLE_BUDGET, REASON_NOT_EXAMINED, RUNTIME
+from orbitq.services.scheduler.runtime import REASON_NOT_EXAMINED
 from schedule_validator import validate
 from scheduler_worlds import SmallWorld, document
 
