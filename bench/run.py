@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS: tuple[str, ...] = ("contacts", "ledger_verify")
+BENCHMARKS: tuple[str, ...] = ("ledger", "ledger_verify", "contacts", "scheduler")
 
 
 def main() -> int:

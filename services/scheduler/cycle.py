@@ -1,0 +1,218 @@
+"""One scheduling cycle: the queue, the outcomes, and the per-cycle bounds.
+
+Owns: `Cycle` — pop pending requests in queue order (ordering.py), try each (the scheduler's
+walk), else preemption within `Budget`, else repacking, and sort every request into exactly one
+of placed, unschedulable (final: the caller voids its reservation) or pending (retry next
+cycle), with per-plugin reasons (`Unplaced`, `Rejection`); then a sweep that gives the waiting
+requests another repacking attempt. Also `CycleResult`, what the caller gets back.
+
+Does not own: node walks, timelines or bookings (runtime.py), or any I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orbitq.services.scheduler.framework import Booking, Code, Draft, RequestContext
+from orbitq.services.scheduler.model import Placement, Request
+from orbitq.services.scheduler.ordering import QueueKey, queue_key
+
+if TYPE_CHECKING:
+    from orbitq.services.scheduler.runtime import Scheduler, SchedulerConfig
+
+RUNTIME = "runtime"
+REASON_CYCLE_BUDGET = "cycle budget reached"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One reason a request was turned away, and by how many nodes."""
+
+    plugin: str
+    reason: str
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaced:
+    """A request the cycle did not place, with why."""
+
+    request: str
+    code: Code
+    reasons: tuple[Rejection, ...]
+
+    @property
+    def summary(self) -> str:
+        """One line, most common reason first: 'no downlink ... (5,812 nodes); cpu ...'."""
+        return "; ".join(
+            f"{r.reason} ({r.nodes:,} node{'' if r.nodes == 1 else 's'})" for r in self.reasons
+        )
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle did. Every pending request is in exactly one of placed / unschedulable /
+    pending; `displaced` lists requests whose earlier placement this cycle removed (each is
+    also in one of the three: placed again, or back to pending, or unschedulable)."""
+
+    placed: tuple[Placement, ...]
+    displaced: tuple[str, ...]
+    unschedulable: tuple[Unplaced, ...]
+    pending: tuple[Unplaced, ...]
+    nodes_examined: int
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one walk (or a remembered one) found for a request."""
+
+    draft: Draft | None
+    code: Code
+    counts: dict[tuple[str, str], int]
+    ctx: RequestContext
+    complete: bool  # every candidate node was examined and none fits
+    blocked: list[int]  # nodes whose timelines (not their geometry) turned the request away
+    remembered: bool = False  # the outcome of an earlier walk (runtime._Failure.holds)
+
+
+class Cycle:
+    """One cycle's queue and outcomes; the scheduler's state is changed only through it."""
+
+    def __init__(self, scheduler: Scheduler, now: int, usage: Mapping[str, float]) -> None:
+        self.scheduler = scheduler
+        self.now = now
+        self.usage = usage
+        self.config = scheduler.config
+        self.queue: list[tuple[QueueKey, Request]] = []
+        self.placed: dict[str, Placement] = {}
+        self.displaced: list[str] = []
+        self.final: list[Unplaced] = []
+        self.waiting: dict[str, tuple[Unplaced, Request]] = {}
+        self.budget = Budget(scheduler.config)
+        self.repacks_left = scheduler.config.repack_attempts_per_cycle_max
+        self.examined = 0
+
+    def run(self, pending: Sequence[Request]) -> CycleResult:
+        self.queue = [(queue_key(r, self.usage), r) for r in pending]
+        heapq.heapify(self.queue)
+        tried = 0
+        for _ in range(len(pending) + self.config.displacements_per_cycle_max):
+            if not self.queue:
+                break
+            _, request = heapq.heappop(self.queue)
+            if tried >= self.config.cycle_requests_max:
+                reason = Rejection(RUNTIME, REASON_CYCLE_BUDGET, 0)
+                self.waiting[request.id] = (
+                    Unplaced(request.id, Code.UNSCHEDULABLE, (reason,)),
+                    request,
+                )
+                continue
+            tried += 1
+            self._one(request)
+        assert not self.queue, "the loop bound covers every request and displacement"
+        self._sweep()
+        return CycleResult(
+            placed=tuple(self.placed.values()),
+            displaced=tuple(self.displaced),
+            unschedulable=tuple(self.final),
+            pending=tuple(unplaced for unplaced, _ in self.waiting.values()),
+            nodes_examined=self.examined,
+        )
+
+    def _one(self, request: Request) -> None:
+        """Place one request: normally, else by preemption, else by repacking this cycle."""
+        scheduler = self.scheduler
+        outcome, examined = scheduler._attempt(request, self.now)
+        self.examined += examined
+        if outcome.draft is not None:
+            self.placed[request.id] = scheduler._commit(request, outcome.draft)
+            return
+        if outcome.blocked and self.budget.may_preempt(request, scheduler._bookings):
+            victims = scheduler._preempt(outcome.ctx, outcome.blocked, self.budget)
+            if victims is not None:
+                self.placed[request.id] = scheduler._placement_of(request.id)
+                for victim in victims:
+                    self.displaced.append(victim.request.id)
+                    self.placed.pop(victim.request.id, None)
+                    key = queue_key(victim.request, self.usage)
+                    heapq.heappush(self.queue, (key, victim.request))
+                return
+        if outcome.blocked and self._repack(outcome.ctx, outcome.blocked):
+            return
+        unplaced = Unplaced(request.id, outcome.code, _rejections(outcome.counts))
+        if outcome.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+            self.final.append(unplaced)
+        else:
+            self.waiting[request.id] = (unplaced, request)
+        if outcome.complete and not outcome.remembered:
+            scheduler._remember_failure(outcome)
+
+    def _repack(self, ctx: RequestContext, blocked: list[int]) -> bool:
+        index = self.scheduler._cycle
+        if self.repacks_left <= 0 or index is None or not index.bookings:
+            return False
+        self.repacks_left -= 1
+        moved = self.scheduler._repack(ctx, blocked, self.usage)
+        if moved is None:
+            return False
+        request_id = ctx.request.id
+        self.placed[request_id] = self.scheduler._placement_of(request_id)
+        for booking in moved:
+            self.placed[booking.request.id] = booking.placement(self.scheduler.world)
+        return True
+
+    def _sweep(self) -> None:
+        """Requests placed later in the cycle may be movable out of an earlier one's way:
+        give the waiting ones, in queue order, another repacking attempt."""
+        index = self.scheduler._cycle
+        if index is None or not index.bookings:
+            return
+        for request_id, (unplaced, request) in list(self.waiting.items()):
+            if self.repacks_left <= 0:
+                break
+            if unplaced.reasons and unplaced.reasons[0].reason == REASON_CYCLE_BUDGET:
+                continue
+            outcome, examined = self.scheduler._attempt(request, self.now)
+            self.examined += examined
+            if outcome.draft is not None:
+                self.placed[request_id] = self.scheduler._commit(request, outcome.draft)
+            elif not (outcome.blocked and self._repack(outcome.ctx, outcome.blocked)):
+                continue
+            del self.waiting[request_id]
+
+
+class Budget:
+    """Per-cycle preemption bounds."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.enabled = config.preemption
+        self.displacements_left = config.displacements_per_cycle_max
+        self.attempts_left = config.preemption_attempts_per_cycle_max
+
+    def may_preempt(self, request: Request, bookings: Mapping[str, Booking]) -> bool:
+        if not self.enabled or self.displacements_left <= 0 or self.attempts_left <= 0:
+            return False
+        if request.priority == 0 or not bookings:
+            return False
+        self.attempts_left -= 1
+        return True
+
+
+def _rejections(counts: Mapping[tuple[str, str], int]) -> tuple[Rejection, ...]:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Rejection(plugin, reason, nodes) for (plugin, reason), nodes in ordered)
+
+
+def check_partition(pending: Sequence[Request], result: CycleResult) -> None:
+    """Every request that entered the cycle leaves it exactly once."""
+    entered = {request.id for request in pending} | set(result.displaced)
+    left = (
+        [p.request for p in result.placed]
+        + [u.request for u in result.unschedulable]
+        + [u.request for u in result.pending]
+    )
+    assert len(left) == len(set(left)), "a request left the cycle twice"
+    assert set(left) == entered, "a request was lost by the cycle"
