@@ -3,9 +3,9 @@
 Owns: reading OMM keyword/value records (CSV with a header row; JSON as a list of objects or
 one object), converting them to `ElementSet` without going through TLE lines (so catalog numbers
 of six digits and more work), and reporting each bad record with its line (CSV) or its 1-based
-position in the list (JSON). Never raises on bad input. Also the reverse, `omm_record`: an
-`ElementSet` as one OMM record that this module reads back to the same elements. Keys other than those below (DECAYED,
-SEMIMAJOR_AXIS, ...) are ignored: they are derived or archival.
+position in the list (JSON). Never raises on bad input. Keys other than those below (DECAYED,
+SEMIMAJOR_AXIS, ...) are ignored: they are derived or archival. Also the reverse, `omm_record`:
+an `ElementSet` as one OMM record that this module reads back to the same elements.
 Does not own: TLE text (see `tle`) or format detection (see `importing`).
 """
 
