@@ -138,11 +138,14 @@ class _Diff:
         if aos <= now < stored.los_ns and stored.aos_ns < now:
             # In progress: the computation starts at `now` and clipped it; the stored AOS is real.
             aos, elevation = stored.aos_ns, max(elevation, stored.max_elevation_deg)
-        if (
-            abs(aos - stored.aos_ns) <= SAME_TOLERANCE_NS
-            and abs(los - stored.los_ns) <= SAME_TOLERANCE_NS
-            and abs(elevation - stored.max_elevation_deg) <= SAME_ELEVATION_DEG
-        ):
+        # Within the tolerance a stored value stands, so jitter never moves a contact.
+        if abs(aos - stored.aos_ns) <= SAME_TOLERANCE_NS:
+            aos = stored.aos_ns
+        if abs(los - stored.los_ns) <= SAME_TOLERANCE_NS:
+            los = stored.los_ns
+        if abs(elevation - stored.max_elevation_deg) <= SAME_ELEVATION_DEG:
+            elevation = stored.max_elevation_deg
+        if (aos, los, elevation) == (stored.aos_ns, stored.los_ns, stored.max_elevation_deg):
             self.unchanged += 1
             return
         self.update_ids.append(stored.id)
