@@ -3,6 +3,7 @@ SQLite and PostgreSQL (the contact plan has its own module, test_contact_plan.py
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import grpc
@@ -279,3 +280,27 @@ def test_station_import_is_all_or_nothing(server: ServerHandle) -> None:
     )
     assert (svalbard.altitude_m, svalbard.min_elevation_deg, svalbard.antennas) == (500, 5, 4)
     assert dict(svalbard.labels) == {"operator": "KSAT", "country": "NO"}
+
+
+def test_async_client_has_the_same_calls(server: ServerHandle) -> None:
+    from orbitq.clients import AsyncBrokerClient
+
+    async def scenario() -> None:
+        async with AsyncBrokerClient(server.target, server.operator_key, timeout=30) as admin:
+            report = await admin.import_nodes(starlink_text(4), labels={"shell": "53"})
+            assert (report.created, report.updated) == (4, 0)
+            nodes = (await admin.list_nodes(labels={"shell": "53"})).items
+            assert [n.id for n in nodes] == ["44714", "44718", "44723", "44724"]
+            assert (await admin.set_node_state(nodes[0].id, "down")).state == "down"
+            made = await admin.upsert_station(
+                "oslo", name="Oslo", latitude_deg=59.9, longitude_deg=10.7
+            )
+            assert made.created
+            assert (await admin.import_stations(stations_csv())).created == 3
+            assert len((await admin.list_stations()).items) == 4
+            server.broker.refresh_contacts()
+            contacts = (await admin.list_contacts(node=nodes[1].id, page_size=1000)).items
+            assert contacts
+            assert {c.node for c in contacts} == {nodes[1].id}
+
+    asyncio.run(scenario())
