@@ -7,24 +7,32 @@ calls idempotent before the first attempt (ids are generated here, once).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from orbitq.clients.ids import IdLike, id_bytes, new_id
 from orbitq.clients.models import (
     Account,
     ApiKey,
+    Contact,
+    ImportReport,
     IssuedApiKey,
+    Node,
     PublicKey,
+    Station,
     Tenant,
     TransferOutcome,
     TransferRecord,
     TransferSpec,
+    UpsertedStation,
     code_value,
     kind_value,
+    node_state_value,
 )
-from orbitq.v1 import admin_pb2, common_pb2, ledger_pb2, quota_pb2
+from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2
 
 T = TypeVar("T")
 
@@ -243,5 +251,169 @@ def get_public_key() -> Call[PublicKey]:
         "GetPublicKey",
         ledger_pb2.GetPublicKeyRequest(),
         lambda response: PublicKey(response.verifier_key, response.origin, response.public_key),
+        idempotent=True,
+    )
+
+
+# -- the constellation: every call is an upsert or a read, so each is safe to retry -------------
+
+_ELEMENT_FORMATS = {
+    "auto": constellation_pb2.ELEMENT_FORMAT_AUTO,
+    "tle": constellation_pb2.ELEMENT_FORMAT_TLE,
+    "omm-csv": constellation_pb2.ELEMENT_FORMAT_OMM_CSV,
+    "omm-json": constellation_pb2.ELEMENT_FORMAT_OMM_JSON,
+}
+
+
+def _timestamp(value: datetime, name: str) -> Timestamp:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be an aware datetime (e.g. tzinfo=UTC), got a naive one")
+    message = Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def import_nodes(
+    text: str,
+    fmt: str,
+    capacity: tuple[int, int, int, int],
+    labels: Mapping[str, str],
+    skip_bad: bool,
+    capacities_csv: str,
+) -> Call[ImportReport]:
+    if fmt not in _ELEMENT_FORMATS:
+        raise ValueError(f"fmt {fmt!r}: use one of {', '.join(_ELEMENT_FORMATS)}")
+    for name, value in zip(
+        ("cpu_millicores", "storage_mb", "downlink_mbps", "uplink_mbps"), capacity, strict=True
+    ):
+        if value < 0:
+            raise ValueError(f"{name} {value} is negative")
+    cpu, storage, downlink, uplink = capacity
+    request = constellation_pb2.ImportNodesRequest(
+        text=text,
+        format=_ELEMENT_FORMATS[fmt],
+        default_capacity=constellation_pb2.NodeCapacity(
+            cpu_millicores=cpu, storage_mb=storage, downlink_mbps=downlink, uplink_mbps=uplink
+        ),
+        labels=dict(labels),
+        skip_bad=skip_bad,
+        capacities_csv=capacities_csv,
+    )
+    return Call("constellation", "ImportNodes", request, ImportReport.from_proto, idempotent=True)
+
+
+def list_nodes(
+    labels: Mapping[str, str], state: str, page_size: int, page_token: str
+) -> Call[Page[Node]]:
+    request = constellation_pb2.ListNodesRequest(
+        labels=dict(labels),
+        state=node_state_value(state) if state else 0,  # type: ignore[arg-type]
+        page_size=page_size,
+        page_token=page_token,
+    )
+    return Call(
+        "constellation",
+        "ListNodes",
+        request,
+        lambda response: Page(
+            [Node.from_proto(n) for n in response.nodes], response.next_page_token
+        ),
+        idempotent=True,
+    )
+
+
+def set_node_state(node_id: str, state: str) -> Call[Node]:
+    request = constellation_pb2.SetNodeStateRequest(
+        id=node_id,
+        state=node_state_value(state),  # type: ignore[arg-type]
+    )
+    return Call(
+        "constellation",
+        "SetNodeState",
+        request,
+        lambda response: Node.from_proto(response.node),
+        idempotent=True,
+    )
+
+
+def upsert_station(
+    station_id: str,
+    name: str,
+    latitude_deg: float,
+    longitude_deg: float,
+    altitude_m: float,
+    min_elevation_deg: float,
+    antennas: int,
+    labels: Mapping[str, str],
+    downlink_mbps: float,
+    uplink_mbps: float,
+) -> Call[UpsertedStation]:
+    if antennas < 0:
+        raise ValueError(f"antennas {antennas} is negative")
+    station = constellation_pb2.Station(
+        id=station_id,
+        name=name,
+        latitude_deg=latitude_deg,
+        longitude_deg=longitude_deg,
+        altitude_m=altitude_m,
+        min_elevation_deg=min_elevation_deg,
+        antennas=antennas,
+        labels=dict(labels),
+        downlink_mbps=downlink_mbps,
+        uplink_mbps=uplink_mbps,
+    )
+    return Call(
+        "constellation",
+        "UpsertStation",
+        constellation_pb2.UpsertStationRequest(station=station),
+        lambda response: UpsertedStation(Station.from_proto(response.station), response.created),
+        idempotent=True,
+    )
+
+
+def import_stations(text: str) -> Call[ImportReport]:
+    return Call(
+        "constellation",
+        "UpsertStation",
+        constellation_pb2.UpsertStationRequest(stations_text=text),
+        lambda response: ImportReport(response.created_count, response.updated_count),
+        idempotent=True,
+    )
+
+
+def list_stations(page_size: int, page_token: str) -> Call[Page[Station]]:
+    return Call(
+        "constellation",
+        "ListStations",
+        constellation_pb2.ListStationsRequest(page_size=page_size, page_token=page_token),
+        lambda response: Page(
+            [Station.from_proto(s) for s in response.stations], response.next_page_token
+        ),
+        idempotent=True,
+    )
+
+
+def list_contacts(
+    node: str,
+    station: str,
+    start: datetime | None,
+    end: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> Call[Page[Contact]]:
+    request = constellation_pb2.ListContactsRequest(
+        node=node, station=station, page_size=page_size, page_token=page_token
+    )
+    if start is not None:
+        request.start.CopyFrom(_timestamp(start, "start"))
+    if end is not None:
+        request.end.CopyFrom(_timestamp(end, "end"))
+    return Call(
+        "constellation",
+        "ListContacts",
+        request,
+        lambda response: Page(
+            [Contact.from_proto(c) for c in response.contacts], response.next_page_token
+        ),
         idempotent=True,
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,15 +35,20 @@ from orbitq.clients.models import (
     Account,
     ApiKey,
     Checkpoint,
+    Contact,
+    ImportReport,
     IssuedApiKey,
     LedgerEntry,
     LogVerification,
+    Node,
     Proof,
     PublicKey,
+    Station,
     Tenant,
     TransferOutcome,
     TransferRecord,
     TransferSpec,
+    UpsertedStation,
 )
 
 T = TypeVar("T")
@@ -223,6 +229,105 @@ class BrokerClient:
         """Operator batch with the full two-phase semantics; one outcome per transfer."""
         return self._run(_calls.create_transfers(transfers))
 
+    # -- the constellation ---------------------------------------------------------------------
+
+    def import_nodes(
+        self,
+        text: str,
+        *,
+        fmt: str = "auto",
+        cpu_millicores: int = 0,
+        storage_mb: int = 0,
+        downlink_mbps: int = 0,
+        uplink_mbps: int = 0,
+        labels: Mapping[str, str] | None = None,
+        skip_bad: bool = False,
+        capacities_csv: str = "",
+    ) -> ImportReport:
+        """Operator: upsert nodes by NORAD id from TLE (2- or 3-line) or OMM (CSV, JSON) text.
+
+        `fmt`: auto, tle, omm-csv or omm-json. A capacity of 0 is "not given": new nodes get
+        the broker's default and existing ones keep theirs; `capacities_csv`
+        (norad_id,cpu_millicores,storage_mb,downlink_mbps,uplink_mbps) sets them per node.
+        `labels` are set on every imported node. Any bad record raises InvalidArgumentError
+        listing each (nothing imported) unless `skip_bad`: then the report lists them."""
+        return self._run(
+            _calls.import_nodes(
+                text,
+                fmt,
+                (cpu_millicores, storage_mb, downlink_mbps, uplink_mbps),
+                labels or {},
+                skip_bad,
+                capacities_csv,
+            )
+        )
+
+    def list_nodes(
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        state: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Node]:
+        """Nodes carrying every one of `labels` (and in `state`), by NORAD id."""
+        return self._run(_calls.list_nodes(labels or {}, state, page_size, page_token))
+
+    def set_node_state(self, node_id: str, state: str) -> Node:
+        """Operator: ready, degraded (keeps its work, takes no new) or down."""
+        return self._run(_calls.set_node_state(node_id, state))
+
+    def upsert_station(
+        self,
+        station_id: str,
+        *,
+        name: str,
+        latitude_deg: float,
+        longitude_deg: float,
+        altitude_m: float = 0.0,
+        min_elevation_deg: float = 10.0,
+        antennas: int = 1,
+        labels: Mapping[str, str] | None = None,
+        downlink_mbps: float = 0.0,
+        uplink_mbps: float = 0.0,
+    ) -> UpsertedStation:
+        """Operator: create or replace a ground station (link rates 0: the broker's default)."""
+        return self._run(
+            _calls.upsert_station(
+                station_id,
+                name,
+                latitude_deg,
+                longitude_deg,
+                altitude_m,
+                min_elevation_deg,
+                antennas,
+                labels or {},
+                downlink_mbps,
+                uplink_mbps,
+            )
+        )
+
+    def import_stations(self, text: str) -> ImportReport:
+        """Operator: upsert every station of a CSV or JSON list (parsed by the broker), or none
+        if any record is bad (InvalidArgumentError names each)."""
+        return self._run(_calls.import_stations(text))
+
+    def list_stations(self, *, page_size: int = 0, page_token: str = "") -> Page[Station]:
+        return self._run(_calls.list_stations(page_size, page_token))
+
+    def list_contacts(
+        self,
+        node: str = "",
+        station: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Contact]:
+        """Stored contact windows overlapping [start, end) (aware datetimes), by AOS."""
+        return self._run(_calls.list_contacts(node, station, start, end, page_size, page_token))
+
 
 class AsyncBrokerClient:
     """The asyncio twin of BrokerClient (same methods, awaitable)."""
@@ -363,3 +468,89 @@ class AsyncBrokerClient:
 
     async def create_transfers(self, transfers: Sequence[TransferSpec]) -> list[TransferOutcome]:
         return await self._run(_calls.create_transfers(transfers))
+
+    async def import_nodes(
+        self,
+        text: str,
+        *,
+        fmt: str = "auto",
+        cpu_millicores: int = 0,
+        storage_mb: int = 0,
+        downlink_mbps: int = 0,
+        uplink_mbps: int = 0,
+        labels: Mapping[str, str] | None = None,
+        skip_bad: bool = False,
+        capacities_csv: str = "",
+    ) -> ImportReport:
+        return await self._run(
+            _calls.import_nodes(
+                text,
+                fmt,
+                (cpu_millicores, storage_mb, downlink_mbps, uplink_mbps),
+                labels or {},
+                skip_bad,
+                capacities_csv,
+            )
+        )
+
+    async def list_nodes(
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        state: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Node]:
+        return await self._run(_calls.list_nodes(labels or {}, state, page_size, page_token))
+
+    async def set_node_state(self, node_id: str, state: str) -> Node:
+        return await self._run(_calls.set_node_state(node_id, state))
+
+    async def upsert_station(
+        self,
+        station_id: str,
+        *,
+        name: str,
+        latitude_deg: float,
+        longitude_deg: float,
+        altitude_m: float = 0.0,
+        min_elevation_deg: float = 10.0,
+        antennas: int = 1,
+        labels: Mapping[str, str] | None = None,
+        downlink_mbps: float = 0.0,
+        uplink_mbps: float = 0.0,
+    ) -> UpsertedStation:
+        return await self._run(
+            _calls.upsert_station(
+                station_id,
+                name,
+                latitude_deg,
+                longitude_deg,
+                altitude_m,
+                min_elevation_deg,
+                antennas,
+                labels or {},
+                downlink_mbps,
+                uplink_mbps,
+            )
+        )
+
+    async def import_stations(self, text: str) -> ImportReport:
+        return await self._run(_calls.import_stations(text))
+
+    async def list_stations(self, *, page_size: int = 0, page_token: str = "") -> Page[Station]:
+        return await self._run(_calls.list_stations(page_size, page_token))
+
+    async def list_contacts(
+        self,
+        node: str = "",
+        station: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Contact]:
+        return await self._run(
+            _calls.list_contacts(node, station, start, end, page_size, page_token)
+        )

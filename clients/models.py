@@ -1,21 +1,23 @@
 """What the SDK returns: small frozen dataclasses with plain Python types.
 
 Owns: the client-side shape of tenants, keys, accounts, transfers and outcomes, of the
-signed ledger's entries, checkpoints and proofs, and their conversion from protobuf messages.
+signed ledger's entries, checkpoints and proofs, of nodes, stations and contacts, and their
+conversion from protobuf messages.
 Kinds, codes, flags and results are lower-case names ("cpu", "mint", "pending",
 "exceeds_credits"), stable across versions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from orbitq.clients.ids import format_id
-from orbitq.v1 import admin_pb2, common_pb2, ledger_pb2, quota_pb2
+from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2
 
 KINDS = ("cpu", "storage", "link")
 
@@ -351,3 +353,156 @@ class LogVerification:
 
     entries: int
     checkpoint: Checkpoint
+
+
+# -- the constellation ---------------------------------------------------------------------------
+
+NODE_STATES = ("ready", "degraded", "down")
+
+
+def node_state_label(value: int) -> str:
+    return _enum_label(constellation_pb2.NodeState, value, "NODE_STATE_")
+
+
+def node_state_value(label: str) -> int:
+    if label not in NODE_STATES:
+        raise ValueError(f"unknown node state {label!r}: use ready, degraded or down")
+    return int(constellation_pb2.NodeState.Value("NODE_STATE_" + label.upper()))
+
+
+@dataclass(frozen=True)
+class Node:
+    """A satellite with a computer, as the broker stores it."""
+
+    #: The NORAD catalog number as decimal text.
+    id: str
+    name: str
+    norad_id: int
+    #: The TLE lines it was imported from ("" when it came from OMM: see `omm_json`).
+    tle_line1: str
+    tle_line2: str
+    #: The element set as one OMM JSON object (when there are no TLE lines).
+    omm_json: str
+    epoch: datetime | None
+    cpu_millicores: int
+    storage_mb: int
+    downlink_mbps: int
+    uplink_mbps: int
+    labels: Mapping[str, str] = field(hash=False)
+    #: "ready", "degraded" or "down".
+    state: str
+    updated_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: constellation_pb2.Node) -> Node:
+        return cls(
+            id=message.id,
+            name=message.name,
+            norad_id=message.norad_id,
+            tle_line1=message.tle_line1,
+            tle_line2=message.tle_line2,
+            omm_json=message.omm_json,
+            epoch=_time(message.epoch, message.HasField("epoch")),
+            cpu_millicores=message.capacity.cpu_millicores,
+            storage_mb=message.capacity.storage_mb,
+            downlink_mbps=message.capacity.downlink_mbps,
+            uplink_mbps=message.capacity.uplink_mbps,
+            labels=dict(message.labels),
+            state=node_state_label(message.state),
+            updated_at=_time(message.updated_at, message.HasField("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class Station:
+    """A ground station: WGS-84 position, how low it sees, how many satellites at once."""
+
+    id: str
+    name: str
+    latitude_deg: float
+    longitude_deg: float
+    altitude_m: float
+    min_elevation_deg: float
+    antennas: int
+    labels: Mapping[str, str] = field(hash=False)
+    downlink_mbps: float
+    uplink_mbps: float
+
+    @classmethod
+    def from_proto(cls, message: constellation_pb2.Station) -> Station:
+        return cls(
+            id=message.id,
+            name=message.name,
+            latitude_deg=message.latitude_deg,
+            longitude_deg=message.longitude_deg,
+            altitude_m=message.altitude_m,
+            min_elevation_deg=message.min_elevation_deg,
+            antennas=message.antennas,
+            labels=dict(message.labels),
+            downlink_mbps=message.downlink_mbps,
+            uplink_mbps=message.uplink_mbps,
+        )
+
+
+@dataclass(frozen=True)
+class UpsertedStation:
+    station: Station
+    #: True if the station was new, False if it replaced one with the same id.
+    created: bool
+
+
+@dataclass(frozen=True)
+class Contact:
+    """`node` can talk to `station` during [aos, los)."""
+
+    id: str
+    node: str
+    station: str
+    aos: datetime
+    los: datetime
+    max_elevation_deg: float
+
+    @classmethod
+    def from_proto(cls, message: constellation_pb2.Contact) -> Contact:
+        aos, los = _time(message.aos), _time(message.los)
+        assert aos is not None
+        assert los is not None
+        return cls(message.id, message.node, message.station, aos, los, message.max_elevation_deg)
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """One bad line (TLE, CSV) or record (JSON) of an import."""
+
+    line: int
+    message: str
+    #: What `line` counts: "line" or "record".
+    unit: str = "line"
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did."""
+
+    created: int
+    updated: int
+    #: Bad records that were skipped (only with skip_bad; otherwise the import raises).
+    problems: tuple[ImportProblem, ...] = ()
+    #: Ids of nodes whose element sets are days away from the broker's clock.
+    stale: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_proto(cls, message: constellation_pb2.ImportNodesResponse) -> ImportReport:
+        return cls(
+            created=message.created,
+            updated=message.updated,
+            problems=tuple(
+                ImportProblem(p.line, p.message, p.unit or "line") for p in message.problems
+            ),
+            stale=tuple(message.stale),
+            warnings=tuple(message.warnings),
+        )

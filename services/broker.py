@@ -2,8 +2,8 @@
 
 Owns: assembling the database, migrations, ledger store and writer, identity, domain services
 and background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
-signing) from a BrokerConfig; creating a data directory (`init`); orderly shutdown (stop taking
-calls, finish queued ledger work, stop jobs).
+signing, refreshing the contact plan) from a BrokerConfig; creating a data directory (`init`);
+orderly shutdown (stop taking calls, finish queued ledger work, stop jobs).
 
 Does not own: the gRPC server (orbitq.services.server) or any rule.
 """
@@ -27,6 +27,7 @@ from orbitq.ledger.writer import CommitInfo, GroupCommitWriter
 from orbitq.services.auth import Authenticator
 from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
 from orbitq.services.config import KEY_FILE, BrokerConfig, load_config, write_config
+from orbitq.services.constellation import Constellation, RefreshReport, check_horizon
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
@@ -77,6 +78,8 @@ class Broker:
         self.authenticator = Authenticator(self.engine, self.now_ns)
         self.tenants = Tenants(self.engine, self.writer, self.authenticator, self.now_ns)
         self.quota = Quota(self.store, self.writer, self.tenants)
+        check_horizon(config.contact_horizon_hours, config.contact_retention_days)
+        self.constellation = Constellation(self.engine, self.clock.now, self._world_changed)
         self.jobs = BackgroundScheduler(timezone="UTC")
         self._started = False
         self._burst_lock = threading.Lock()
@@ -95,6 +98,26 @@ class Broker:
     def sign_checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of everything committed so far (no-op if nothing new)."""
         return self.store.sign_checkpoint(self.signer, self.config.origin, self.now_ns())
+
+    def refresh_contacts(self) -> RefreshReport:
+        """Recompute the contact plan over the configured horizon from the clock's now."""
+        return self.constellation.refresh_contacts(
+            self.clock.now(), self.config.contact_horizon_hours, self.config.contact_retention_days
+        )
+
+    def _world_changed(self) -> None:
+        # Nodes or stations changed: refresh soon rather than at the next interval. Requests
+        # arriving before it starts collapse into it (same job id); one that arrives while a
+        # refresh runs queues behind it (max 2 instances: the second waits for the first's lock
+        # and then reads the newest world).
+        if self._started:
+            self.jobs.add_job(
+                self.refresh_contacts,
+                id="contacts-now",
+                replace_existing=True,
+                misfire_grace_time=None,
+                max_instances=2,
+            )
 
     def _after_commit(self, info: CommitInfo) -> None:
         # After a burst of group commits (the queue drained), sign promptly instead of waiting
@@ -139,8 +162,18 @@ class Broker:
             max_instances=1,
             coalesce=True,
         )
+        self.jobs.add_job(
+            self.refresh_contacts,
+            "interval",
+            seconds=self.config.contact_refresh_seconds,
+            id="contacts",
+            max_instances=1,
+            coalesce=True,
+        )
         self.jobs.start()
         self._started = True
+        # A broker that was down has a stale plan: refresh once right away.
+        self._world_changed()
 
     def stop(self) -> None:
         self._started = False

@@ -44,6 +44,12 @@ class BrokerConfig:
     checkpoint_interval_seconds: float = 2.0
     # "system", or "shifted:<RFC 3339 start>[x<rate>]" for demos near a TLE snapshot's epoch.
     clock: str = "system"
+    # The contact plan: how far ahead contacts are computed (hours, at most 168), how often the
+    # plan is recomputed (seconds; also right after nodes or stations change), and how long
+    # contacts that are over stay on the record (days).
+    contact_horizon_hours: float = 24.0
+    contact_refresh_seconds: float = 600.0
+    contact_retention_days: float = 7.0
 
     @property
     def key_path(self) -> Path:
@@ -85,6 +91,9 @@ def load_config(
         origin=validate_origin(origin),
         listen=str(stored.get("listen", DEFAULT_LISTEN)),
         clock=str(stored.get("clock", "system")),
+        contact_horizon_hours=_number(stored, "contact_horizon_hours", 24.0),
+        contact_refresh_seconds=_number(stored, "contact_refresh_seconds", 600.0),
+        contact_retention_days=_number(stored, "contact_retention_days", 7.0),
     )
     env = os.environ
     passphrase = env.get("ORBITQ_KEY_PASSPHRASE")
@@ -99,6 +108,13 @@ def load_config(
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ValueError("give both --tls-cert and --tls-key, or neither")
     return config
+
+
+def _number(stored: dict[str, object], key: str, default: float) -> float:
+    value = stored.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{CONFIG_FILE}: {key} must be a positive number, got {value!r}")
+    return float(value)
 
 
 def write_config(directory: Path, origin: str, db_url: str | None) -> Path:

@@ -31,6 +31,7 @@ from orbitq.services.interceptors import (
     LoggingInterceptor,
 )
 from orbitq.services.servicers.admin import AdminServicer
+from orbitq.services.servicers.constellation import ConstellationServicer
 from orbitq.services.servicers.ledger import LedgerServicer
 from orbitq.services.servicers.quota import QuotaServicer
 from orbitq.services.signed_log import SignedLog
@@ -39,6 +40,7 @@ from orbitq.v1 import (
     admin_pb2_grpc,
     agent_pb2,
     constellation_pb2,
+    constellation_pb2_grpc,
     ledger_pb2,
     ledger_pb2_grpc,
     quota_pb2,
@@ -104,6 +106,9 @@ def build_server(
     quota_pb2_grpc.add_QuotaServiceServicer_to_server(QuotaServicer(broker.quota), server)
     signed_log = SignedLog(broker.store, broker.sign_checkpoint, broker.signer.verifier())
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(signed_log), server)
+    constellation_pb2_grpc.add_ConstellationServiceServicer_to_server(
+        ConstellationServicer(broker.constellation), server
+    )
     # Services not built yet are declared (reflection lists them) but not registered: gRPC
     # answers their methods with UNIMPLEMENTED.
     health_servicer = health.HealthServicer()

@@ -25,6 +25,7 @@ _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.tenant",
     "orbitq.clients.cli.quota",
     "orbitq.clients.cli.ledger",
+    "orbitq.clients.cli.constellation",
 )
 
 

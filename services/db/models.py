@@ -1,13 +1,29 @@
-"""The broker's own tables (SQLModel): tenants and API keys.
+"""The broker's own tables (SQLModel): tenants and API keys; nodes, stations and contacts.
 
-Owns: the shape of identity data. API keys are stored only as SHA-256 hashes of their secret
-part (orbitq.services.identity.api_keys explains why a fast hash is right for random keys).
-Does not own: the ledger's tables (orbitq.ledger.tables) or any query logic.
+Owns: the shape of identity data and of the constellation. API keys are stored only as SHA-256
+hashes of their secret part (orbitq.services.identity.api_keys explains why a fast hash is right
+for random keys). A node keeps its element set so that `ElementSet` is rebuilt exactly: the TLE
+lines when it came from TLE, and always the mean elements as exact JSON numbers.
+Does not own: the ledger's tables (orbitq.ledger.tables) or any query logic (the constellation's
+is in orbitq.services.constellation). Migrations create exactly these tables; a test compares.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, LargeBinary, String
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 TENANT_NAME_CHARS_MAX = 63
@@ -38,3 +54,95 @@ class ApiKeyRow(SQLModel, table=True):
     label: str = Field(sa_column=Column(String(LABEL_CHARS_MAX), nullable=False))
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     revoked_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+# -- the constellation -------------------------------------------------------------------------
+
+NODE_ID_CHARS_MAX = 16
+STATION_ID_CHARS_MAX = 63
+NODE_NAME_CHARS_MAX = 128
+TLE_LINE_CHARS = 69
+CONTACT_ID_CHARS_MAX = 128
+
+
+class NodeRow(SQLModel, table=True):
+    """A satellite with a computer; `id` is its NORAD catalog number in decimal."""
+
+    __tablename__ = "nodes"
+
+    id: str = Field(sa_column=Column(String(NODE_ID_CHARS_MAX), primary_key=True))
+    norad_id: int = Field(sa_column=Column(Integer, nullable=False))
+    name: str = Field(sa_column=Column(String(NODE_NAME_CHARS_MAX), nullable=False))
+    # The TLE lines as imported (None for a node imported from OMM).
+    tle_line1: str | None = Field(default=None, sa_column=Column(String(TLE_LINE_CHARS)))
+    tle_line2: str | None = Field(default=None, sa_column=Column(String(TLE_LINE_CHARS)))
+    # The mean elements (every ElementSet field but the lines) as JSON; floats round-trip exactly.
+    mean_elements: str = Field(sa_column=Column(Text, nullable=False))
+    epoch_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    cpu_millicores: int = Field(sa_column=Column(Integer, nullable=False))
+    storage_mb: int = Field(sa_column=Column(Integer, nullable=False))
+    downlink_mbps: int = Field(sa_column=Column(Integer, nullable=False))
+    uplink_mbps: int = Field(sa_column=Column(Integer, nullable=False))
+    labels: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # ready | degraded | down
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StationRow(SQLModel, table=True):
+    __tablename__ = "stations"
+
+    id: str = Field(sa_column=Column(String(STATION_ID_CHARS_MAX), primary_key=True))
+    name: str = Field(sa_column=Column(String(NODE_NAME_CHARS_MAX), nullable=False))
+    latitude_deg: float = Field(sa_column=Column(Double, nullable=False))
+    longitude_deg: float = Field(sa_column=Column(Double, nullable=False))
+    altitude_m: float = Field(sa_column=Column(Double, nullable=False))
+    min_elevation_deg: float = Field(sa_column=Column(Double, nullable=False))
+    antennas: int = Field(sa_column=Column(Integer, nullable=False))
+    labels: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    downlink_mbps: float = Field(sa_column=Column(Double, nullable=False))
+    uplink_mbps: float = Field(sa_column=Column(Double, nullable=False))
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ContactRow(SQLModel, table=True):
+    """`node` sees `station` during [aos_ns, los_ns); the id stays the same across refreshes."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_node_aos", "node", "aos_ns"),
+        Index("ix_contacts_station_aos", "station", "aos_ns"),
+        Index("ix_contacts_aos", "aos_ns"),
+    )
+
+    id: str = Field(sa_column=Column(String(CONTACT_ID_CHARS_MAX), primary_key=True))
+    node: str = Field(
+        sa_column=Column(String(NODE_ID_CHARS_MAX), ForeignKey("nodes.id"), nullable=False)
+    )
+    station: str = Field(
+        sa_column=Column(String(STATION_ID_CHARS_MAX), ForeignKey("stations.id"), nullable=False)
+    )
+    aos_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    los_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    max_elevation_deg: float = Field(sa_column=Column(Double, nullable=False))
+
+
+class ContactPlanRow(SQLModel, table=True):
+    """One row: what the last refresh of the contact plan covered.
+
+    Every write to the constellation locks it first, which serialises writers across broker
+    replicas on PostgreSQL; `version` counts refreshes, so a refresh that computed against a
+    plan another replica has since replaced does not apply."""
+
+    __tablename__ = "contact_plan"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    horizon_start_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    horizon_end_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    refreshed_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # An upper bound on (los - aos) of any stored contact, so "overlapping [start, end)" can
+    # use the aos index: aos >= start - longest.
+    longest_contact_ns: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -32,11 +32,13 @@ from orbitq.services.orbits.elements import (
     stale_elements,
 )
 from orbitq.services.orbits.importing import ELEMENT_FORMATS, parse_elements
+from orbitq.services.orbits.omm import omm_record
 from orbitq.services.orbits.problems import ImportProblem
 from orbitq.services.orbits.stations import (
     GroundStation,
     InvalidStationError,
     ParsedStations,
+    label_problems,
     parse_stations,
 )
 from orbitq.services.orbits.tle import tle_checksum
@@ -61,8 +63,10 @@ __all__ = [
     "compute_contacts",
     "compute_contacts_chunk",
     "iter_contacts",
+    "label_problems",
     "load_bundled_elements",
     "load_bundled_stations",
+    "omm_record",
     "parse_elements",
     "parse_stations",
     "satellite_chunks",

@@ -4,7 +4,8 @@ Owns: reading OMM keyword/value records (CSV with a header row; JSON as a list o
 one object), converting them to `ElementSet` without going through TLE lines (so catalog numbers
 of six digits and more work), and reporting each bad record with its line (CSV) or its 1-based
 position in the list (JSON). Never raises on bad input. Keys other than those below (DECAYED,
-SEMIMAJOR_AXIS, ...) are ignored: they are derived or archival.
+SEMIMAJOR_AXIS, ...) are ignored: they are derived or archival. Also the reverse, `omm_record`:
+an `ElementSet` as one OMM record that this module reads back to the same elements.
 Does not own: TLE text (see `tle`) or format detection (see `importing`).
 """
 
@@ -231,3 +232,40 @@ def _epoch(value: object) -> datetime:
     if instant.tzinfo is None:
         return instant.replace(tzinfo=UTC)
     return instant.astimezone(UTC)
+
+
+# Two-digit launch years in TLE designators: 57-99 are 1957-1999, 00-56 are 2000-2056.
+_TLE_DESIGNATOR = re.compile(r"^([0-9]{2})([0-9]{3}[A-Z]{0,3})$")
+
+
+def omm_record(element: ElementSet) -> dict[str, object]:
+    """`element` as one CelesTrak-style OMM record (keywords as in their JSON GP data).
+
+    Numbers are written as JSON numbers, so floats round-trip exactly; the epoch in ISO 8601
+    with microseconds, UTC. `parse_omm_json` of the record gives back the same elements (the
+    TLE lines aside).
+    """
+    designator = _TLE_DESIGNATOR.match(element.intl_designator)
+    object_id = element.intl_designator
+    if designator is not None:
+        year = int(designator.group(1))
+        object_id = f"{1900 + year if year >= 57 else 2000 + year}-{designator.group(2)}"
+    return {
+        "OBJECT_NAME": element.name,
+        "OBJECT_ID": object_id,
+        "EPOCH": element.epoch.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "MEAN_MOTION": element.mean_motion_rev_per_day,
+        "ECCENTRICITY": element.eccentricity,
+        "INCLINATION": element.inclination_deg,
+        "RA_OF_ASC_NODE": element.raan_deg,
+        "ARG_OF_PERICENTER": element.arg_perigee_deg,
+        "MEAN_ANOMALY": element.mean_anomaly_deg,
+        "EPHEMERIS_TYPE": element.ephemeris_type,
+        "CLASSIFICATION_TYPE": element.classification,
+        "NORAD_CAT_ID": element.norad_id,
+        "ELEMENT_SET_NO": element.element_set_no,
+        "REV_AT_EPOCH": element.rev_at_epoch,
+        "BSTAR": element.bstar,
+        "MEAN_MOTION_DOT": element.mean_motion_dot,
+        "MEAN_MOTION_DDOT": element.mean_motion_ddot,
+    }

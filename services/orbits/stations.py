@@ -135,11 +135,17 @@ def station_problems(station: GroundStation) -> list[str]:
         problems.append(
             f"field 'antennas' is {station.antennas}; a station needs 1..{ANTENNAS_MAX} antennas"
         )
-    problems.extend(_label_problems(station.labels))
+    problems.extend(label_problems(station.labels))
+    country = station.labels.get("country")
+    if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
+        problems.append(f"field 'country' {country!r} must be an ISO 3166 two-letter code")
     return problems
 
 
-def _label_problems(labels: Mapping[str, str]) -> list[str]:
+def label_problems(labels: Mapping[str, str]) -> list[str]:
+    """Messages for labels that break the rules every orbitq label follows (stations, nodes):
+    at most LABELS_MAX, keys of a-z 0-9 . _ / - starting with a letter or digit, printable
+    values of at most LABEL_CHARS_MAX characters."""
     if len(labels) > LABELS_MAX:
         return [f"field 'labels' has {len(labels)} labels, more than {LABELS_MAX}"]
     problems: list[str] = []
@@ -150,9 +156,6 @@ def _label_problems(labels: Mapping[str, str]) -> list[str]:
             problems.append(
                 f"label {key!r} value must be at most {LABEL_CHARS_MAX} printable chars"
             )
-    country = labels.get("country")
-    if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
-        problems.append(f"field 'country' {country!r} must be an ISO 3166 two-letter code")
     return problems
 
 

@@ -150,3 +150,22 @@ def test_bad_csv_rows_are_named_by_line() -> None:
     assert len(parsed.elements) == 2
     (problem,) = parse_elements("OBJECT_NAME,NORAD_CAT_ID,EPOCH\n", fmt="omm-csv").problems
     assert "lacks the OMM column(s) MEAN_MOTION" in problem.message
+
+
+def test_omm_record_reads_back_to_the_same_elements() -> None:
+    import dataclasses
+
+    from orbitq.services.orbits import omm_record
+
+    sources = [
+        *list(bundled("stations").values())[:5],
+        *list(bundled("starlink").values())[:50],
+        *list(bundled("oneweb").values())[:20],
+    ]
+    records = [omm_record(element) for element in sources]
+    back = parse_elements(json.dumps(records), "omm-json")
+    assert back.problems == []
+    assert back.elements == [dataclasses.replace(e, line1=None, line2=None) for e in sources]
+    iss = omm_record(bundled("stations")[ISS])
+    assert iss["OBJECT_ID"] == "1998-067A"
+    assert str(iss["EPOCH"]).startswith("2024-11-")

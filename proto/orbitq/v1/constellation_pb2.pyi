@@ -123,20 +123,30 @@ class Node(_message.Message):
     CAPACITY_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    OMM_JSON_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The node id: the NORAD catalog number as a decimal string."""
     name: _builtins.str
     norad_id: _builtins.int
     tle_line1: _builtins.str
-    """The element set the node is propagated from (TLE lines, or the OMM record as JSON)."""
+    """The element set the node is propagated from: its TLE lines when it was imported from TLE,
+    else (both empty) the OMM record in `omm_json`.
+    """
     tle_line2: _builtins.str
     state: Global___NodeState.ValueType
+    omm_json: _builtins.str
+    """The element set as one CelesTrak-style OMM JSON object (set when there are no TLE lines)."""
     @_builtins.property
     def epoch(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def capacity(self) -> Global___NodeCapacity: ...
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the node was last imported or changed state."""
+
     def __init__(
         self,
         *,
@@ -149,10 +159,12 @@ class Node(_message.Message):
         capacity: Global___NodeCapacity | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         state: Global___NodeState.ValueType = ...,
+        omm_json: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "epoch", b"epoch"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "epoch", b"epoch", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "epoch", b"epoch", "id", b"id", "labels", b"labels", "name", b"name", "norad_id", b"norad_id", "state", b"state", "tle_line1", b"tle_line1", "tle_line2", b"tle_line2"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "epoch", b"epoch", "id", b"id", "labels", b"labels", "name", b"name", "norad_id", b"norad_id", "omm_json", b"omm_json", "state", b"state", "tle_line1", b"tle_line1", "tle_line2", b"tle_line2", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -194,13 +206,20 @@ class ImportNodesRequest(_message.Message):
     skip_bad: _builtins.bool
     """Import the good records and report the bad ones; otherwise any bad record imports nothing."""
     capacities_csv: _builtins.str
-    """Per-node capacities as CSV (norad_id,cpu_millicores,storage_mb,downlink_mbps,uplink_mbps)."""
+    """Per-node capacities as CSV with a header row
+    (norad_id,cpu_millicores,storage_mb,downlink_mbps,uplink_mbps). A bad row is always an
+    error, even with skip_bad: a node must never silently get the wrong capacity.
+    """
     @_builtins.property
     def default_capacity(self) -> Global___NodeCapacity:
-        """Capacities for nodes that the capacities file does not name."""
+        """Capacities for nodes that the capacities file does not name. A zero field is "not given":
+        new nodes get the broker's default, existing nodes keep theirs.
+        """
 
     @_builtins.property
-    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Labels set on every imported node (merged over an existing node's labels)."""
+
     def __init__(
         self,
         *,
@@ -225,18 +244,22 @@ class ImportProblem(_message.Message):
 
     LINE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
     line: _builtins.int
     """1-based line (TLE, CSV) or record (JSON) number."""
     message: _builtins.str
+    unit: _builtins.str
+    """What `line` counts: "line" or "record"."""
     def __init__(
         self,
         *,
         line: _builtins.int = ...,
         message: _builtins.str = ...,
+        unit: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["line", b"line", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["line", b"line", "message", b"message", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -437,8 +460,9 @@ class Station(_message.Message):
     min_elevation_deg: _builtins.float
     antennas: _builtins.int
     """How many satellites the station can talk to at once."""
-    downlink_mbps: _builtins.int
-    uplink_mbps: _builtins.int
+    downlink_mbps: _builtins.float
+    """Link rates in Mbit/s; 0 means the default (200 down, 10 up)."""
+    uplink_mbps: _builtins.float
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """e.g. country, operator."""
@@ -454,8 +478,8 @@ class Station(_message.Message):
         min_elevation_deg: _builtins.float = ...,
         antennas: _builtins.int = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
-        downlink_mbps: _builtins.int = ...,
-        uplink_mbps: _builtins.int = ...,
+        downlink_mbps: _builtins.float = ...,
+        uplink_mbps: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -470,18 +494,29 @@ class UpsertStationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATION_FIELD_NUMBER: _builtins.int
+    STATIONS_TEXT_FIELD_NUMBER: _builtins.int
+    stations_text: _builtins.str
+    """A station list as CSV or JSON text (the columns of orbitq's bundled ground-stations.csv),
+    at most 16 MiB, parsed by the broker: every station is upserted in one transaction, or
+    none when any record is bad (INVALID_ARGUMENT naming each with its line or record).
+    """
     @_builtins.property
-    def station(self) -> Global___Station: ...
+    def station(self) -> Global___Station:
+        """One station."""
+
     def __init__(
         self,
         *,
         station: Global___Station | None = ...,
+        stations_text: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "station", b"station", "stations_text", b"stations_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "station", b"station", "stations_text", b"stations_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["station", "stations_text"]  # noqa: Y015
+    _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
 Global___UpsertStationRequest: _TypeAlias = UpsertStationRequest  # noqa: Y015
 
@@ -491,18 +526,28 @@ class UpsertStationResponse(_message.Message):
 
     STATION_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
+    CREATED_COUNT_FIELD_NUMBER: _builtins.int
+    UPDATED_COUNT_FIELD_NUMBER: _builtins.int
     created: _builtins.bool
+    """Whether that station was new."""
+    created_count: _builtins.int
+    """Stations created and updated (both forms)."""
+    updated_count: _builtins.int
     @_builtins.property
-    def station(self) -> Global___Station: ...
+    def station(self) -> Global___Station:
+        """The station as stored (one-station form)."""
+
     def __init__(
         self,
         *,
         station: Global___Station | None = ...,
         created: _builtins.bool = ...,
+        created_count: _builtins.int = ...,
+        updated_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["station", b"station"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "station", b"station"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "created_count", b"created_count", "station", b"station", "updated_count", b"updated_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -604,11 +649,14 @@ class ListContactsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     node: _builtins.str
+    """Only this node / station (empty: all)."""
     station: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
     @_builtins.property
-    def start(self) -> _timestamp_pb2.Timestamp: ...
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """Contacts overlapping [start, end): los > start and aos < end (unset: unbounded)."""
+
     @_builtins.property
     def end(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(

@@ -75,25 +75,30 @@ class ConstellationServiceServicer:
 
     def ImportNodes(self, request, context):
         """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON).
+        Operator only. Any bad record imports nothing (INVALID_ARGUMENT naming each), unless
+        skip_bad. At most 20,000 element sets per call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListNodes(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Any authenticated key may read.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetNodeState(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Operator only.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpsertStation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One station, or a whole station list parsed by the broker. Operator only.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -105,7 +110,8 @@ class ConstellationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListContacts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stored contact windows overlapping [start, end), ordered by aos.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

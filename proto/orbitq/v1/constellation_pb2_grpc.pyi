@@ -36,12 +36,19 @@ class ConstellationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ConstellationServiceAsyncStub: ...
     ImportNodes: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ImportNodesRequest, _constellation_pb2.ImportNodesResponse]
-    """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON)."""
+    """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON).
+    Operator only. Any bad record imports nothing (INVALID_ARGUMENT naming each), unless
+    skip_bad. At most 20,000 element sets per call.
+    """
     ListNodes: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ListNodesRequest, _constellation_pb2.ListNodesResponse]
+    """Any authenticated key may read."""
     SetNodeState: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.SetNodeStateRequest, _constellation_pb2.SetNodeStateResponse]
+    """Operator only."""
     UpsertStation: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.UpsertStationRequest, _constellation_pb2.UpsertStationResponse]
+    """One station, or a whole station list parsed by the broker. Operator only."""
     ListStations: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ListStationsRequest, _constellation_pb2.ListStationsResponse]
     ListContacts: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ListContactsRequest, _constellation_pb2.ListContactsResponse]
+    """Stored contact windows overlapping [start, end), ordered by aos."""
 
 @_typing.type_check_only
 class ConstellationServiceAsyncStub(ConstellationServiceStub):
@@ -51,12 +58,19 @@ class ConstellationServiceAsyncStub(ConstellationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ImportNodes: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ImportNodesRequest, _constellation_pb2.ImportNodesResponse]  # type: ignore[assignment]
-    """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON)."""
+    """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON).
+    Operator only. Any bad record imports nothing (INVALID_ARGUMENT naming each), unless
+    skip_bad. At most 20,000 element sets per call.
+    """
     ListNodes: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ListNodesRequest, _constellation_pb2.ListNodesResponse]  # type: ignore[assignment]
+    """Any authenticated key may read."""
     SetNodeState: _aio.UnaryUnaryMultiCallable[_constellation_pb2.SetNodeStateRequest, _constellation_pb2.SetNodeStateResponse]  # type: ignore[assignment]
+    """Operator only."""
     UpsertStation: _aio.UnaryUnaryMultiCallable[_constellation_pb2.UpsertStationRequest, _constellation_pb2.UpsertStationResponse]  # type: ignore[assignment]
+    """One station, or a whole station list parsed by the broker. Operator only."""
     ListStations: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ListStationsRequest, _constellation_pb2.ListStationsResponse]  # type: ignore[assignment]
     ListContacts: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ListContactsRequest, _constellation_pb2.ListContactsResponse]  # type: ignore[assignment]
+    """Stored contact windows overlapping [start, end), ordered by aos."""
 
 class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The sky the scheduler places work into: nodes (satellites with computers), ground stations
@@ -69,28 +83,34 @@ class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _constellation_pb2.ImportNodesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_constellation_pb2.ImportNodesResponse, _abc.Awaitable[_constellation_pb2.ImportNodesResponse]]:
-        """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON)."""
+        """Upsert nodes by NORAD id from TLE text (2- or 3-line) or CelesTrak OMM (CSV or JSON).
+        Operator only. Any bad record imports nothing (INVALID_ARGUMENT naming each), unless
+        skip_bad. At most 20,000 element sets per call.
+        """
 
     @_abc_1.abstractmethod
     def ListNodes(
         self,
         request: _constellation_pb2.ListNodesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_constellation_pb2.ListNodesResponse, _abc.Awaitable[_constellation_pb2.ListNodesResponse]]: ...
+    ) -> _typing.Union[_constellation_pb2.ListNodesResponse, _abc.Awaitable[_constellation_pb2.ListNodesResponse]]:
+        """Any authenticated key may read."""
 
     @_abc_1.abstractmethod
     def SetNodeState(
         self,
         request: _constellation_pb2.SetNodeStateRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_constellation_pb2.SetNodeStateResponse, _abc.Awaitable[_constellation_pb2.SetNodeStateResponse]]: ...
+    ) -> _typing.Union[_constellation_pb2.SetNodeStateResponse, _abc.Awaitable[_constellation_pb2.SetNodeStateResponse]]:
+        """Operator only."""
 
     @_abc_1.abstractmethod
     def UpsertStation(
         self,
         request: _constellation_pb2.UpsertStationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_constellation_pb2.UpsertStationResponse, _abc.Awaitable[_constellation_pb2.UpsertStationResponse]]: ...
+    ) -> _typing.Union[_constellation_pb2.UpsertStationResponse, _abc.Awaitable[_constellation_pb2.UpsertStationResponse]]:
+        """One station, or a whole station list parsed by the broker. Operator only."""
 
     @_abc_1.abstractmethod
     def ListStations(
@@ -104,6 +124,7 @@ class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _constellation_pb2.ListContactsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_constellation_pb2.ListContactsResponse, _abc.Awaitable[_constellation_pb2.ListContactsResponse]]: ...
+    ) -> _typing.Union[_constellation_pb2.ListContactsResponse, _abc.Awaitable[_constellation_pb2.ListContactsResponse]]:
+        """Stored contact windows overlapping [start, end), ordered by aos."""
 
 def add_ConstellationServiceServicer_to_server(servicer: ConstellationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

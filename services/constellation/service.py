@@ -1,0 +1,187 @@
+"""`Constellation`: the broker's nodes, ground stations and contact plan, in one object.
+
+Owns: the entry points the ConstellationService servicer and the in-process users (the request
+service, which builds the scheduler's world from `nodes()`, `stations()` and
+`contacts_between()`) call; one lock so refreshes of the plan never overlap in this process;
+telling the broker (`on_change`) when the world changed so it refreshes the plan soon.
+Does not own: authorisation (the servicer checks roles) or the schedule of refreshes (the
+broker's APScheduler jobs call `refresh_contacts`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+
+import sqlalchemy as sa
+from orbitq.services.clock import to_ns
+from orbitq.services.constellation import nodes as node_rules
+from orbitq.services.constellation import plan as plan_rules
+from orbitq.services.constellation import stations as station_rules
+from orbitq.services.constellation.model import (
+    ContactPlan,
+    ImportReport,
+    NodeImport,
+    NodeRecord,
+    NodeState,
+    RefreshReport,
+    StoredContact,
+)
+from orbitq.services.constellation.plan import (
+    CONTACT_HORIZON_HOURS_DEFAULT,
+    CONTACT_RETENTION_DAYS_DEFAULT,
+    ContactQuery,
+)
+from orbitq.services.constellation.tables import read_plan
+from orbitq.services.orbits import GroundStation
+
+log = logging.getLogger(__name__)
+
+
+def _nothing() -> None:
+    pass
+
+
+class Constellation:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        now: Callable[[], datetime],
+        on_change: Callable[[], None] = _nothing,
+    ) -> None:
+        self._engine = engine
+        self._now = now
+        self._on_change = on_change
+        self._refresh_lock = threading.Lock()
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def import_nodes(self, spec: NodeImport) -> ImportReport:
+        """Upsert nodes from element-set text (rules in orbitq.services.constellation.nodes)."""
+        now = self._now()
+        report = node_rules.import_nodes(self._engine, spec, now, to_ns(now))
+        if report.created or report.updated:
+            self._on_change()
+        return report
+
+    def list_nodes(
+        self,
+        labels: Mapping[str, str] | None = None,
+        state: NodeState | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuple[list[NodeRecord], str]:
+        with self._engine.connect() as connection:
+            return node_rules.list_nodes(connection, labels or {}, state, page_size, page_token)
+
+    def node(self, node_id: str) -> NodeRecord:
+        """One node; NotFoundError if there is none with this id."""
+        with self._engine.connect() as connection:
+            return node_rules.get_node(connection, node_id)
+
+    def nodes(
+        self, labels: Mapping[str, str] | None = None, state: NodeState | None = None
+    ) -> list[NodeRecord]:
+        """Every node (carrying all of `labels`, in `state`), by NORAD id."""
+        with self._engine.connect() as connection:
+            return node_rules.all_nodes(connection, labels or {}, state)
+
+    def set_node_state(self, node_id: str, state: NodeState) -> NodeRecord:
+        return node_rules.set_node_state(self._engine, node_id, state, to_ns(self._now()))
+
+    # -- stations ------------------------------------------------------------------------------
+
+    def upsert_station(self, station: GroundStation) -> tuple[GroundStation, bool]:
+        """Store `station` (already valid: GroundStation validates itself); True if new."""
+        created, _, changed = station_rules.upsert_stations(
+            self._engine, [station], to_ns(self._now())
+        )
+        if changed:
+            self._on_change()
+        return station, created == 1
+
+    def import_stations(self, text: str) -> tuple[int, int]:
+        """Upsert every station of a CSV or JSON list, or none: (created, updated)."""
+        created, updated, changed = station_rules.import_stations(
+            self._engine, text, to_ns(self._now())
+        )
+        if changed:
+            self._on_change()
+        return created, updated
+
+    def list_stations(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[GroundStation], str]:
+        with self._engine.connect() as connection:
+            return station_rules.list_stations(connection, page_size, page_token)
+
+    def stations(self) -> list[GroundStation]:
+        """Every station, by id."""
+        with self._engine.connect() as connection:
+            return station_rules.all_stations(connection)
+
+    # -- the contact plan ----------------------------------------------------------------------
+
+    def refresh_contacts(
+        self,
+        now: datetime | None = None,
+        horizon_hours: float = CONTACT_HORIZON_HOURS_DEFAULT,
+        retention_days: float = CONTACT_RETENTION_DAYS_DEFAULT,
+    ) -> RefreshReport:
+        """Recompute and store contacts over [now, now + horizon) (default now: the clock's);
+        contacts that ended more than `retention_days` ago are pruned. Idempotent."""
+        with self._refresh_lock:
+            at = now or self._now()
+            world_nodes = self.nodes()
+            world_stations = self.stations()
+            report = plan_rules.refresh(
+                self._engine,
+                [node.elements for node in world_nodes],
+                world_stations,
+                at,
+                horizon_hours,
+                retention_days,
+            )
+        log.info(
+            "contact plan refreshed: %d nodes x %d stations, %d windows; %d new, %d moved,"
+            " %d gone, %d pruned%s",
+            len(world_nodes),
+            len(world_stations),
+            report.computed,
+            report.inserted,
+            report.updated,
+            report.deleted + report.truncated,
+            report.pruned,
+            "" if report.applied else " (not applied: another refresh replaced the plan)",
+        )
+        return report
+
+    def plan(self) -> ContactPlan:
+        """What the last refresh covered."""
+        with self._engine.connect() as connection:
+            return read_plan(connection)
+
+    def list_contacts(
+        self, query: ContactQuery, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[StoredContact], str]:
+        with self._engine.connect() as connection:
+            return plan_rules.list_contacts(connection, query, page_size, page_token)
+
+    def contacts_between(
+        self, start: datetime, end: datetime, *, node: str = "", station: str = ""
+    ) -> list[StoredContact]:
+        """Every stored contact overlapping [start, end), ordered by (aos, id)."""
+        return [
+            contact
+            for batch in self.iter_contacts_between(start, end, node=node, station=station)
+            for contact in batch
+        ]
+
+    def iter_contacts_between(
+        self, start: datetime, end: datetime, *, node: str = "", station: str = ""
+    ) -> Iterator[list[StoredContact]]:
+        """The same contacts as `contacts_between`, in bounded batches (memory stays flat)."""
+        query = ContactQuery(node, station, to_ns(start), to_ns(end))
+        return plan_rules.iter_contacts_between(self._engine, query)

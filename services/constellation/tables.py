@@ -1,0 +1,189 @@
+"""The constellation's rows: table handles, write transactions, and rows <-> values.
+
+Owns: the one way to open a write transaction on the constellation (`writing`: SQLite BEGIN
+IMMEDIATE, and on PostgreSQL a row lock on the contact plan's head row, which serialises writers
+across replicas), and the exact conversions between rows and `NodeRecord`, `GroundStation`,
+`StoredContact`, `ContactPlan`. An element set is stored as its TLE lines (when it came from
+TLE) and always as its mean elements in JSON (Python writes floats with repr, so they read back
+bit for bit); `element_set_of` rebuilds the identical `ElementSet` and checks it.
+Does not own: any rule (nodes, stations, plan).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from orbitq.services.clock import to_ns
+from orbitq.services.constellation.model import (
+    Capacity,
+    ContactPlan,
+    NodeRecord,
+    NodeState,
+    StoredContact,
+)
+from orbitq.services.db import models  # noqa: F401  (registers the tables)
+from orbitq.services.orbits import ElementSet, GroundStation
+from sqlmodel import SQLModel
+
+NODES: sa.Table = SQLModel.metadata.tables["nodes"]
+STATIONS: sa.Table = SQLModel.metadata.tables["stations"]
+CONTACTS: sa.Table = SQLModel.metadata.tables["contacts"]
+PLAN: sa.Table = SQLModel.metadata.tables["contact_plan"]
+PLAN_ROW_ID = 1
+# Rows per statement of a bulk insert/update, and ids per IN (...) list.
+BATCH_ROWS = 5_000
+IN_LIST_MAX = 500
+
+_MEAN_FIELDS = tuple(
+    f.name for f in fields(ElementSet) if f.name not in ("name", "epoch", "line1", "line2")
+)
+
+
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[tuple[sa.Connection, ContactPlan]]:
+    """A write transaction holding the constellation's lock; yields it with the plan's head."""
+    with (
+        engine.connect().execution_options(orbitq_write=True) as connection,
+        connection.begin(),
+    ):
+        row = connection.execute(
+            sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID).with_for_update()
+        ).one()
+        yield connection, plan_of(row)
+
+
+def read_plan(connection: sa.Connection) -> ContactPlan:
+    return plan_of(connection.execute(sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID)).one())
+
+
+def plan_of(row: sa.Row[Any]) -> ContactPlan:
+    return ContactPlan(
+        version=row.version,
+        horizon_start_ns=row.horizon_start_ns,
+        horizon_end_ns=row.horizon_end_ns,
+        refreshed_ns=row.refreshed_ns,
+        longest_contact_ns=row.longest_contact_ns,
+    )
+
+
+def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
+
+
+# -- element sets ------------------------------------------------------------------------------
+
+
+def mean_elements_json(element: ElementSet) -> str:
+    values: dict[str, object] = {name: getattr(element, name) for name in _MEAN_FIELDS}
+    values["epoch"] = element.epoch.isoformat()
+    return json.dumps(values, sort_keys=True, allow_nan=False)
+
+
+def element_set_of(row: sa.Row[Any]) -> ElementSet:
+    """The ElementSet a node row stores, exactly as it was imported."""
+    values = json.loads(row.mean_elements)
+    epoch = datetime.fromisoformat(values.pop("epoch"))
+    element = ElementSet(
+        name=row.name, epoch=epoch, line1=row.tle_line1, line2=row.tle_line2, **values
+    )
+    # Read-back check: the row's own columns agree with the elements they index.
+    assert element.norad_id == row.norad_id, f"node {row.id}: catalog number mismatch"
+    return element
+
+
+# -- rows to values ----------------------------------------------------------------------------
+
+
+def node_values(element: ElementSet) -> dict[str, object]:
+    """The element-set columns of a node row."""
+    return {
+        "id": str(element.norad_id),
+        "norad_id": element.norad_id,
+        "name": element.name,
+        "tle_line1": element.line1,
+        "tle_line2": element.line2,
+        "mean_elements": mean_elements_json(element),
+        "epoch_ns": to_ns(element.epoch),
+    }
+
+
+def capacity_of(row: sa.Row[Any]) -> Capacity:
+    return Capacity(row.cpu_millicores, row.storage_mb, row.downlink_mbps, row.uplink_mbps)
+
+
+def capacity_values(capacity: Capacity) -> dict[str, int]:
+    return {
+        "cpu_millicores": capacity.cpu_millicores,
+        "storage_mb": capacity.storage_mb,
+        "downlink_mbps": capacity.downlink_mbps,
+        "uplink_mbps": capacity.uplink_mbps,
+    }
+
+
+def node_of(row: sa.Row[Any]) -> NodeRecord:
+    return NodeRecord(
+        id=row.id,
+        name=row.name,
+        norad_id=row.norad_id,
+        elements=element_set_of(row),
+        capacity=capacity_of(row),
+        labels=dict(row.labels),
+        state=cast(NodeState, row.state),
+        updated_ns=row.updated_ns,
+    )
+
+
+def station_values(station: GroundStation) -> dict[str, object]:
+    return {
+        "id": station.id,
+        "name": station.name,
+        "latitude_deg": station.latitude_deg,
+        "longitude_deg": station.longitude_deg,
+        "altitude_m": station.altitude_m,
+        "min_elevation_deg": station.min_elevation_deg,
+        "antennas": station.antennas,
+        "labels": dict(station.labels),
+        "downlink_mbps": station.downlink_mbps,
+        "uplink_mbps": station.uplink_mbps,
+    }
+
+
+def station_of(row: sa.Row[Any]) -> GroundStation:
+    # GroundStation validates itself: a row that does not is a damaged database, and raises.
+    return GroundStation(
+        id=row.id,
+        name=row.name,
+        latitude_deg=row.latitude_deg,
+        longitude_deg=row.longitude_deg,
+        altitude_m=row.altitude_m,
+        min_elevation_deg=row.min_elevation_deg,
+        antennas=row.antennas,
+        labels=dict(row.labels),
+        downlink_mbps=row.downlink_mbps,
+        uplink_mbps=row.uplink_mbps,
+    )
+
+
+CONTACT_COLUMNS = (
+    CONTACTS.c.id,
+    CONTACTS.c.node,
+    CONTACTS.c.station,
+    CONTACTS.c.aos_ns,
+    CONTACTS.c.los_ns,
+    CONTACTS.c.max_elevation_deg,
+)
+
+
+def contact_of(row: Any) -> StoredContact:
+    contact = StoredContact(
+        row.id, row.node, row.station, row.aos_ns, row.los_ns, row.max_elevation_deg
+    )
+    assert contact.aos_ns < contact.los_ns, f"contact {contact.id} ends before it starts"
+    return contact
