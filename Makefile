@@ -69,6 +69,7 @@ proto-lint: $(BUF)
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]' --config-settings editable_mode=strict
+	$(PY) -m pip install --quiet --no-deps ortools==9.15.6755
 	$(PY) -m bench.run
 
 wheel: $(VENV)/.installed

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import scheduler_world as worlds
+from bench.scheduler_cpsat import Instance, Solution, solve, weight
 from orbitq.services.orbits import (
     ElementSet,
     GroundStation,
@@ -46,9 +48,6 @@ from orbitq.services.scheduler import (
     default_profile,
 )
 from orbitq.services.scheduler.framework import Draft, RequestContext
-
-from bench import scheduler_world as worlds
-from bench.scheduler_cpsat import Instance, Solution, solve, weight
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = worlds.START  # 2025-12-06T00:00:00Z, the Starlink snapshot's epoch

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ortools.sat.python import cp_model
+
 from orbitq.services.scheduler import (
     Contact,
     Node,
@@ -35,7 +37,6 @@ from orbitq.services.scheduler import (
     downlink_seconds,
     uplink_seconds,
 )
-from ortools.sat.python import cp_model
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from orbitq.clients.ids import IdLike, id_bytes, new_id
 from orbitq.clients.models import (
     Account,

@@ -7,14 +7,15 @@ database and lists every difference from the models.
 
 from __future__ import annotations
 
-import orbitq.ledger.tables
-import orbitq.services.db.models
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+import orbitq.ledger.tables
+import orbitq.services.db.models
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
-from sqlmodel import SQLModel
 
 assert orbitq.ledger.tables
 assert orbitq.services.db.models

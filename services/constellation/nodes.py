@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from orbitq.services import pagination
 from orbitq.services.constellation.model import (
     CAPACITIES_TEXT_BYTES_MAX,

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+
 from orbitq.services import pagination
 from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.constellation.model import ContactPlan, RefreshReport, StoredContact

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
+
 from orbitq.services.clock import to_ns
 from orbitq.services.constellation import nodes as node_rules
 from orbitq.services.constellation import plan as plan_rules

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+
 from orbitq.services import pagination
 from orbitq.services.constellation.model import (
     STATION_TEXT_BYTES_MAX,

@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlmodel import SQLModel
+
 from orbitq.services.clock import to_ns
 from orbitq.services.constellation.model import (
     Capacity,
@@ -29,7 +31,6 @@ from orbitq.services.constellation.model import (
 )
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
 from orbitq.services.orbits import ElementSet, GroundStation
-from sqlmodel import SQLModel
 
 NODES: sa.Table = SQLModel.metadata.tables["nodes"]
 STATIONS: sa.Table = SQLModel.metadata.tables["stations"]

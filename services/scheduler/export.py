@@ -32,7 +32,7 @@ def rfc3339(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def schedule_document(  # noqa: PLR0917 -- the signature the request service was promised
+def schedule_document(
     horizon: tuple[int, int],
     nodes: Sequence[Node],
     stations: Sequence[Station],

@@ -10,6 +10,7 @@ import json
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from orbitq.services.auth import current_principal
 from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.constellation import (

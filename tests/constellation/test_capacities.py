@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from orbitq.services.constellation import Capacity
 from orbitq.services.constellation.nodes import parse_capacities
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from orbitq.clients import BrokerClient
 from orbitq.services.orbits import bundled_path
-
 from tests.conftest import ServerHandle
 
 OMM_DATA = Path(__file__).resolve().parent.parent / "orbits" / "data"

@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from orbitq.clients.cli.main import EXIT_BROKER_ERROR, main
 from orbitq.services.orbits import tle_checksum
-
 from tests.conftest import ServerHandle
 from tests.integration.sky import STARLINK_COUNT, omm_text, starlink_text, stations_csv, tenant_key
 

@@ -8,6 +8,7 @@ import json
 
 import grpc
 import pytest
+
 from orbitq.clients import (
     InvalidArgumentError,
     NotFoundError,
@@ -16,7 +17,6 @@ from orbitq.clients import (
 )
 from orbitq.services.orbits import parse_elements, tle_checksum
 from orbitq.v1 import constellation_pb2, constellation_pb2_grpc
-
 from tests.conftest import ServerHandle
 from tests.integration.sky import (
     STARLINK_COUNT,

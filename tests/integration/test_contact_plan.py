@@ -7,12 +7,12 @@ import time
 from datetime import timedelta
 
 import pytest
+
 from orbitq.clients import InvalidArgumentError
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
 from orbitq.services.constellation import StoredContact, contact_id
 from orbitq.services.orbits import compute_contacts
-
 from tests.conftest import EPOCH, BrokerHandle, ServerHandle
 from tests.integration.sky import operator, starlink_text, stations_csv
 

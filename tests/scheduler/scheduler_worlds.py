@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+
 from orbitq.services.scheduler import (
     Contact,
     Node,

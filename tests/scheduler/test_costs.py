@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from orbitq.services.scheduler import (
     Cost,
     DownlinkSegment,

@@ -6,7 +6,7 @@ import json
 
 from orbitq.services.scheduler import Contact, Node, Request, Scheduler, Station, rfc3339
 from orbitq.services.scheduler import schedule_document as export
-from schedule_validator import validate
+from tests.scheduler.schedule_validator import validate
 
 BASE = 1_717_200_000  # 2024-06-01T00:00:00Z
 

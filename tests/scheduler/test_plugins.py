@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from orbitq.services.scheduler import Contact, Node, Request, Station
 from orbitq.services.scheduler.framework import (
     SUCCESS,

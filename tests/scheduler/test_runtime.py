@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from orbitq.services.scheduler import (
     Code,
     Contact,
@@ -25,8 +26,8 @@ from orbitq.services.scheduler.plugins import (
     station_antennas,
 )
 from orbitq.services.scheduler.runtime import REASON_NOT_EXAMINED
-from schedule_validator import validate
-from scheduler_worlds import SmallWorld, document
+from tests.scheduler.schedule_validator import validate
+from tests.scheduler.scheduler_worlds import SmallWorld, document
 
 DAY = 86_400
 

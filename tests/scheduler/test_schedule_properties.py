@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from orbitq.services.scheduler import Request, Scheduler, SchedulerConfig
-from schedule_validator import validate
-from scheduler_worlds import BASE, HORIZON, document, requests, worlds
+from tests.scheduler.schedule_validator import validate
+from tests.scheduler.scheduler_worlds import BASE, HORIZON, document, requests, worlds
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

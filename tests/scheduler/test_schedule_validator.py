@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from schedule_validator import validate
+
+from tests.scheduler.schedule_validator import validate
 
 
 def T(minute: int, second: int = 0) -> str:
