@@ -14,6 +14,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.services.commands.broker",
     "orbitq.services.commands.contacts",
     "orbitq.services.commands.ledger",
+    "orbitq.services.commands.demo",
 )
 
 

@@ -7,6 +7,7 @@ import logging
 import secrets
 from pathlib import Path
 
+from orbitq.clients.cli.output import print_json
 from orbitq.clients.cli.registry import CommandError, CommandTree
 
 
@@ -25,6 +26,7 @@ def register(tree: CommandTree) -> None:
         type=Path,
         help="encrypt the signing key with the passphrase in this file",
     )
+    init.add_argument("--json", action="store_true", help="print JSON for scripts")
     serve = tree.add("serve", "run the broker until SIGTERM/SIGINT", _serve)
     _data_dir_flag(serve)
     serve.add_argument("--listen", metavar="HOST:PORT", help="address (env ORBITQ_LISTEN)")
@@ -71,6 +73,16 @@ def _init(args: argparse.Namespace) -> int:
         )
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
+    if args.json:
+        print_json(
+            {
+                "data_dir": str(result.data_dir),
+                "origin": origin,
+                "verifier_key": result.verifier_key,
+                "operator_api_key": result.operator_key.token,
+            }
+        )
+        return 0
     print(f"initialised {result.data_dir}")
     print(f"  ledger origin     {origin}")
     print(f"  verifier key      {result.verifier_key}")
