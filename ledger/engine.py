@@ -179,7 +179,8 @@ class Engine:
                 return Result.ID_ALREADY_FAILED, None, existing.result
             return _compare_existing(existing, t), existing, None
         flags = t.flags
-        if flags & _UNKNOWN_FLAGS or bin(flags & _TWO_PHASE).count("1") > 1:
+        two_phase = flags & _TWO_PHASE
+        if flags & _UNKNOWN_FLAGS or two_phase & (two_phase - 1):  # more than one bit set
             return Result.FLAGS_ARE_MUTUALLY_EXCLUSIVE, None, None
         if flags & _RESOLVES:
             return self._apply_resolution(t, undo)
