@@ -163,6 +163,18 @@ class ContactPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class WorldVersion:
+    """Changes whenever nodes, stations or the contact plan change (any replica's write):
+    a cheap test of whether a copy of the world (the scheduler's) is still current."""
+
+    plan_version: int
+    nodes: int
+    nodes_updated_ns: int
+    stations: int
+    stations_updated_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshReport:
     """What one refresh of the contact plan did."""
 

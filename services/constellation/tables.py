@@ -28,6 +28,7 @@ from orbitq.services.constellation.model import (
     NodeRecord,
     NodeState,
     StoredContact,
+    WorldVersion,
 )
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
 from orbitq.services.orbits import ElementSet, GroundStation
@@ -61,6 +62,21 @@ def writing(engine: sa.Engine) -> Iterator[tuple[sa.Connection, ContactPlan]]:
 
 def read_plan(connection: sa.Connection) -> ContactPlan:
     return plan_of(connection.execute(sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID)).one())
+
+
+def read_world_version(connection: sa.Connection) -> WorldVersion:
+    """The plan's version and, for nodes and stations, how many there are and the latest
+    update (every write of a node or station sets its updated_ns; none is ever deleted)."""
+    plan = read_plan(connection)
+    nodes = connection.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(NODES.c.updated_ns), 0))
+    ).one()
+    stations = connection.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(STATIONS.c.updated_ns), 0))
+    ).one()
+    return WorldVersion(
+        plan.version, int(nodes[0]), int(nodes[1]), int(stations[0]), int(stations[1])
+    )
 
 
 def plan_of(row: sa.Row[Any]) -> ContactPlan:
