@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from orbitq.clients.errors import BrokerCallError, UnavailableError
+from orbitq.clients.errors import BrokerCallError
 from orbitq.clients.ids import IdLike, format_id, id_bytes, new_id
 from orbitq.clients.models import (
     Account,
@@ -431,11 +431,13 @@ def list_contacts(
 
 # -- service requests ----------------------------------------------------------------------------
 
-# A watch that ended this soon without news counts as a failed attempt (a broker that is
-# stopping ends watches at once); a watch that lived longer simply reached the broker's time
-# limit and is resumed.
+# A stream that ends normally is complete: the request reached a terminal state (or had, before
+# the watch began). A stream that ends UNAVAILABLE after living a while reached the broker's time
+# limit (or lost the connection): it is resumed at once after the last transition seen. One
+# that ends UNAVAILABLE sooner than WATCH_QUICK_END_SECONDS (the broker is stopping or
+# unreachable) is resumed after a growing pause, at most WATCH_FAILURES_MAX times in a row.
 WATCH_QUICK_END_SECONDS = 1.0
-WATCH_QUICK_ENDS_MAX = 3
+WATCH_FAILURES_MAX = 3
 WATCH_RESUME_BACKOFF_SECONDS = 0.5
 
 
@@ -545,9 +547,7 @@ def cancel_request(request_id: str) -> Call[ServiceRequest]:
 
 class WatchCursor:
     """Where a watch is, shared by both clients: the request of the next stream (resuming
-    after the last transition seen), and what to do when a stream ends without a terminal
-    transition (the broker's time limit, or it stopped): resume, after a pause when it ended
-    at once, and give up after WATCH_QUICK_ENDS_MAX such quick ends in a row."""
+    after the last transition seen), and what to do when a stream ends."""
 
     def __init__(self, request_id: str, after_sequence: int) -> None:
         if after_sequence < 0:
@@ -555,7 +555,7 @@ class WatchCursor:
         self.request_id = request_id
         self.seen = after_sequence
         self.done = False
-        self._quick_ends = 0
+        self._failures = 0
 
     def request(self) -> request_pb2.WatchRequestRequest:
         return request_pb2.WatchRequestRequest(id=self.request_id, after_sequence=self.seen)
@@ -564,28 +564,21 @@ class WatchCursor:
         transition = Transition.from_proto(message)
         self.seen = transition.sequence
         self.done = transition.terminal
-        self._quick_ends = 0
+        self._failures = 0
         return transition
 
     def ended(self, seconds: float, error: BrokerCallError | None) -> float:
-        """The stream ended after `seconds` (with `error`, if it failed): the pause before
-        resuming, or raise."""
-        transient = error is None or error.code in (
-            grpc.StatusCode.UNAVAILABLE,
-            grpc.StatusCode.CANCELLED,
-        )
-        if not transient:
-            assert error is not None
-            raise error
-        if seconds >= WATCH_QUICK_END_SECONDS and error is None:
+        """The stream ended after `seconds`, with `error` if it failed: sets `done`, or
+        returns the pause before resuming, or raises."""
+        if error is None:
+            self.done = True
             return 0.0
-        self._quick_ends += 1
-        if self._quick_ends >= WATCH_QUICK_ENDS_MAX:
-            if error is not None:
-                raise error
-            raise UnavailableError(
-                grpc.StatusCode.UNAVAILABLE,
-                f"the broker ended the watch of {self.request_id} {self._quick_ends} times"
-                " without news; retry later",
-            )
-        return WATCH_RESUME_BACKOFF_SECONDS * self._quick_ends
+        if error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            raise error
+        if seconds >= WATCH_QUICK_END_SECONDS:
+            self._failures = 0
+            return 0.0
+        self._failures += 1
+        if self._failures >= WATCH_FAILURES_MAX:
+            raise error
+        return WATCH_RESUME_BACKOFF_SECONDS * self._failures

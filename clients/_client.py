@@ -367,9 +367,10 @@ class BrokerClient:
         return self._run(_calls.cancel_request(request_id))
 
     def watch_request(self, request_id: str, after_sequence: int = 0) -> Iterator[Transition]:
-        """Each transition after `after_sequence`, as it happens, until a terminal one. When
-        the broker ends a stream early (its time limit) the watch resumes after the last
-        transition seen, so none is lost or repeated."""
+        """Each transition after `after_sequence`, as it happens, until a terminal one (none
+        when the request had ended by then). When the broker ends a stream early (its time
+        limit, a restart) the watch resumes after the last transition seen, so none is lost
+        or repeated."""
         cursor = _calls.WatchCursor(request_id, after_sequence)
         while not cursor.done:
             started = time.monotonic()
@@ -384,7 +385,9 @@ class BrokerClient:
                         return
             except BrokerCallError as failure:
                 error = failure
-            time.sleep(cursor.ended(time.monotonic() - started, error))
+            pause = cursor.ended(time.monotonic() - started, error)
+            if pause:
+                time.sleep(pause)
 
 
 class AsyncBrokerClient:
@@ -654,4 +657,6 @@ class AsyncBrokerClient:
                         return
             except BrokerCallError as failure:
                 error = failure
-            await asyncio.sleep(cursor.ended(time.monotonic() - started, error))
+            pause = cursor.ended(time.monotonic() - started, error)
+            if pause:
+                await asyncio.sleep(pause)

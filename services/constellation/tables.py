@@ -11,8 +11,9 @@ Does not own: any rule (nodes, stations, plan).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -65,18 +66,23 @@ def read_plan(connection: sa.Connection) -> ContactPlan:
 
 
 def read_world_version(connection: sa.Connection) -> WorldVersion:
-    """The plan's version and, for nodes and stations, how many there are and the latest
-    update (every write of a node or station sets its updated_ns; none is ever deleted)."""
+    """The plan's version and digests of the nodes' and stations' rows (but element sets)."""
     plan = read_plan(connection)
-    nodes = connection.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(NODES.c.updated_ns), 0))
-    ).one()
-    stations = connection.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(STATIONS.c.updated_ns), 0))
-    ).one()
-    return WorldVersion(
-        plan.version, int(nodes[0]), int(nodes[1]), int(stations[0]), int(stations[1])
-    )
+    node_columns = [c for c in NODES.c if c.name not in _ELEMENT_COLUMNS]
+    nodes = connection.execute(sa.select(*node_columns).order_by(NODES.c.id))
+    stations = connection.execute(sa.select(STATIONS).order_by(STATIONS.c.id))
+    return WorldVersion(plan.version, _digest(nodes), _digest(stations))
+
+
+_ELEMENT_COLUMNS = frozenset({"tle_line1", "tle_line2", "mean_elements", "epoch_ns", "name"})
+
+
+def _digest(rows: Iterable[sa.Row[Any]]) -> bytes:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(repr(tuple(row)).encode())
+        digest.update(b"\n")
+    return digest.digest()
 
 
 def plan_of(row: sa.Row[Any]) -> ContactPlan:

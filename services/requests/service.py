@@ -48,6 +48,7 @@ from orbitq.services.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    UnavailableError,
 )
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.quota import Quota
@@ -332,8 +333,10 @@ class Requests:
         after_sequence: int = 0,
         active: Callable[[], bool] = lambda: True,
     ) -> Iterator[tuple[Transition, StoredRequest]]:
-        """Each transition after `after_sequence` with the request as it is now; ends after
-        the terminal transition, when `active()` turns False, or after WATCH_SECONDS_MAX."""
+        """Each transition after `after_sequence` with the request as it is now. Ends normally
+        after the terminal transition (at once if it was sent before), or when `active()`
+        turns False; raises UnavailableError after WATCH_SECONDS_MAX, or when the broker
+        stops: the client resumes after the last sequence it saw."""
         if after_sequence < 0:
             raise InvalidArgumentError("after_sequence must not be negative")
         request = self.get(principal, request_id)
@@ -342,7 +345,8 @@ class Requests:
     def _watch(
         self, request: StoredRequest, after: int, active: Callable[[], bool]
     ) -> Iterator[tuple[Transition, StoredRequest]]:
-        with self._slots.hold(request.tenant):
+        slot = self._slots.acquire(request.tenant)
+        try:
             started = time.monotonic()
             seen = after
             while True:
@@ -351,17 +355,29 @@ class Requests:
                 current = self.store.get(request.id)
                 assert current is not None
                 for transition in items:
+                    if transition.to_state.terminal:
+                        slot.release()  # before the client can see the end
                     yield transition, current
                     seen = transition.sequence
                 if items:
                     continue
                 if current.state.terminal and seen >= current.sequence:
-                    return
-                if not active() or self._hub.closed:
-                    return
-                if time.monotonic() - started >= WATCH_SECONDS_MAX:
-                    return
-                self._hub.wait(version, WATCH_WAIT_SECONDS)
+                    return  # complete: the only normal end of a watch
+                if not active():
+                    return  # nobody is listening any more
+                if self._hub.closed:
+                    raise UnavailableError(
+                        f"the broker is stopping: resume the watch after sequence {seen}"
+                    )
+                left = WATCH_SECONDS_MAX - (time.monotonic() - started)
+                if left <= 0:
+                    raise UnavailableError(
+                        f"the watch reached the broker's limit of {WATCH_SECONDS_MAX:g} s:"
+                        f" resume it after sequence {seen}"
+                    )
+                self._hub.wait(version, min(WATCH_WAIT_SECONDS, left))
+        finally:
+            slot.release()
 
     def wake_watchers(self) -> None:
         """Make waiting watches look again now (e.g. their client went away)."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from orbitq.services.errors import ResourceExhaustedError
 
@@ -90,8 +88,8 @@ class WatchSlots:
         with self._lock:
             return sum(self._open.values())
 
-    @contextmanager
-    def hold(self, tenant: str) -> Iterator[None]:
+    def acquire(self, tenant: str) -> Slot:
+        """A slot for one watch of a request of `tenant`, or ResourceExhaustedError."""
         with self._lock:
             if sum(self._open.values()) >= self._total_max:
                 raise ResourceExhaustedError(
@@ -104,10 +102,28 @@ class WatchSlots:
                     " limit per tenant); close one, or poll GetRequest"
                 )
             self._open[tenant] = self._open.get(tenant, 0) + 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._open[tenant] -= 1
-                if not self._open[tenant]:
-                    del self._open[tenant]
+        return Slot(self, tenant)
+
+    def _release(self, tenant: str) -> None:
+        with self._lock:
+            self._open[tenant] -= 1
+            if not self._open[tenant]:
+                del self._open[tenant]
+
+
+class Slot:
+    """One open watch; `release` is idempotent (a watch frees its slot as it sends its terminal
+    transition, so a client that saw the end may watch again at once)."""
+
+    def __init__(self, slots: WatchSlots, tenant: str) -> None:
+        self._slots = slots
+        self._tenant = tenant
+        self._held = True
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            if not self._held:
+                return
+            self._held = False
+        self._slots._release(self._tenant)
