@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -268,8 +268,23 @@ class SchedulingLoop:
         moved.extend(self._evacuate(now_s, now_ns))
         return tuple(moved)
 
-    def _contacts_until(self, now_s: int) -> int:
-        return max(self._constellation.plan().horizon_end_ns // NANOS_PER_SECOND, now_s) + 1
+    def _planned_contacts(self, start_s: int, now_s: int) -> Iterator[Contact]:
+        """The stored contacts overlapping [start_s, the plan's horizon end), in whole seconds.
+
+        A contact cut at the horizon's end is left out: the next refresh gives it its real
+        end (and would change it under the Scheduler, forcing a rebuild); it is used once a
+        refresh shows all of it."""
+        horizon_end_ns = self._constellation.plan().horizon_end_ns
+        end_s = max(horizon_end_ns // NANOS_PER_SECOND, now_s) + 1
+        for batch in self._constellation.iter_contacts_between(
+            from_ns(start_s * NANOS_PER_SECOND), from_ns(end_s * NANOS_PER_SECOND)
+        ):
+            for stored in batch:
+                if stored.los_ns >= horizon_end_ns:
+                    continue
+                contact = scheduler_contact(stored)
+                if contact is not None:
+                    yield contact
 
     def _add_new_contacts(self, now_s: int) -> bool:
         """Add the plan's new contacts in place; False when a known one moved or vanished
@@ -278,29 +293,22 @@ class SchedulingLoop:
         known_future = {cid for cid, ref in world.contacts.items() if ref.end > now_s}
         seen: set[str] = set()
         new: list[Contact] = []
-        for batch in self._constellation.iter_contacts_between(
-            from_ns(now_s * NANOS_PER_SECOND),
-            from_ns(self._contacts_until(now_s) * NANOS_PER_SECOND),
-        ):
-            for stored in batch:
-                contact = scheduler_contact(stored)
-                if contact is None:
-                    continue
-                node = world.node_index.get(contact.node)
-                station = world.station_index.get(contact.station)
-                if node is None or station is None:
-                    continue
-                ref = world.contacts.get(contact.id)
-                if ref is None:
-                    new.append(contact)
-                elif (ref.node, ref.station, ref.start, ref.end) != (
-                    node,
-                    station,
-                    contact.start,
-                    contact.end,
-                ):
-                    return False
-                seen.add(contact.id)
+        for contact in self._planned_contacts(now_s, now_s):
+            node = world.node_index.get(contact.node)
+            station = world.station_index.get(contact.station)
+            if node is None or station is None:
+                continue
+            ref = world.contacts.get(contact.id)
+            if ref is None:
+                new.append(contact)
+            elif (ref.node, ref.station, ref.start, ref.end) != (
+                node,
+                station,
+                contact.start,
+                contact.end,
+            ):
+                return False
+            seen.add(contact.id)
         if known_future - seen:
             return False
         self.scheduler.add_contacts(new)
@@ -323,12 +331,8 @@ class SchedulingLoop:
         start = min([now_s] + [r.placement.uplink.at for r in live if r.placement is not None])
         contacts = [
             contact
-            for batch in self._constellation.iter_contacts_between(
-                from_ns(start * NANOS_PER_SECOND),
-                from_ns(self._contacts_until(now_s) * NANOS_PER_SECOND),
-            )
-            for contact in map(scheduler_contact, batch)
-            if contact is not None and contact.node in node_ids and contact.station in station_ids
+            for contact in self._planned_contacts(start, now_s)
+            if contact.node in node_ids and contact.station in station_ids
         ]
         self.scheduler.set_world(world_nodes, world_stations, contacts)
         log.info(
