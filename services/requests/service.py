@@ -253,10 +253,9 @@ class Requests:
         """The request, if `principal` may see it; NotFoundError otherwise."""
         if principal.role is Role.NODE:
             raise PermissionDeniedError("a node key cannot read service requests")
-        if not _REQUEST_ID.match(request_id):
-            raise InvalidArgumentError(
-                f"request id {request_id[:40]!r} is not 32 lower-case hex digits"
-            )
+        if not _REQUEST_ID.match(request_id.lower()):
+            raise InvalidArgumentError(f"request id {request_id[:40]!r} is not 32 hex digits")
+        request_id = request_id.lower()
         request = self.store.get(request_id)
         if request is None or not (principal.is_operator or request.tenant == principal.tenant):
             raise NotFoundError(f"no request {request_id}")

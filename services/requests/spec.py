@@ -157,6 +157,14 @@ def _check_sizes(spec: RequestSpec) -> None:
             raise InvalidArgumentError(f"{name} {value:,} is above the maximum {high:,}")
 
 
+def _when(seconds: int) -> str:
+    """RFC 3339 of `seconds`, or the raw number when no calendar date has it."""
+    try:
+        return rfc3339(seconds)
+    except (ValueError, OverflowError, OSError):
+        return f"{seconds:,} s after 1970"
+
+
 def _check_window(spec: RequestSpec, now_s: int) -> RequestSpec:
     if spec.deadline <= 0:
         raise InvalidArgumentError("deadline is required: the instant the result must be down by")
@@ -167,7 +175,7 @@ def _check_window(spec: RequestSpec, now_s: int) -> RequestSpec:
     not_before, deadline = spec.not_before, spec.deadline
     if deadline <= not_before:
         raise InvalidArgumentError(
-            f"deadline {rfc3339(deadline)} is not after not_before {rfc3339(not_before)}"
+            f"deadline {_when(deadline)} is not after not_before {_when(not_before)}"
         )
     window = deadline - not_before
     if spec.run_seconds > window:
@@ -177,18 +185,18 @@ def _check_window(spec: RequestSpec, now_s: int) -> RequestSpec:
         )
     if deadline <= now_s:
         raise InvalidArgumentError(
-            f"deadline {rfc3339(deadline)} has passed (the broker's time is {rfc3339(now_s)})"
+            f"deadline {_when(deadline)} has passed (the broker's time is {_when(now_s)})"
         )
     if deadline - now_s > DEADLINE_AHEAD_SECONDS_MAX:
         raise InvalidArgumentError(
-            f"deadline {rfc3339(deadline)} is more than {DEADLINE_AHEAD_SECONDS_MAX // 86_400}"
-            f" days ahead of the broker's time {rfc3339(now_s)}"
+            f"deadline {_when(deadline)} is more than {DEADLINE_AHEAD_SECONDS_MAX // 86_400}"
+            f" days ahead of the broker's time {_when(now_s)}"
         )
     left = deadline - max(now_s, not_before)
     if spec.run_seconds > left:
         raise InvalidArgumentError(
             f"the run of {spec.run_seconds:,} s no longer fits before the deadline: only"
-            f" {left:,} s are left from {rfc3339(max(now_s, not_before))}"
+            f" {left:,} s are left from {_when(max(now_s, not_before))}"
         )
     return spec
 

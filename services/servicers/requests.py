@@ -38,7 +38,11 @@ def spec_from_proto(message: request_pb2.RequestSpec) -> RequestSpec:
         not_before = message.not_before.seconds + (1 if message.not_before.nanos > 0 else 0)
         if not_before <= 0:
             raise InvalidArgumentError("not_before must be after 1970-01-01T00:00:00Z")
-    deadline = message.deadline.seconds if message.HasField("deadline") else 0
+    deadline = 0
+    if message.HasField("deadline"):
+        deadline = message.deadline.seconds
+        if deadline <= 0:
+            raise InvalidArgumentError("deadline must be after 1970-01-01T00:00:00Z")
     return RequestSpec(
         name=message.name,
         workload=message.workload,

@@ -7,6 +7,7 @@ fair-share usage, and the broker's jobs (a submission triggers a cycle off the R
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -153,7 +154,12 @@ def test_new_contacts_are_added_without_a_rebuild(
     assert later.id in b.requests.run_cycle().pending
     rebuilt: list[int] = []
     original = b.requests.loop._rebuild
-    monkeypatch.setattr(b.requests.loop, "_rebuild", lambda *a: rebuilt.append(1) or original(*a))
+
+    def counted(*args: Any) -> list[str]:
+        rebuilt.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(b.requests.loop, "_rebuild", counted)
     clock.set(at(T0 + 3 * HOUR))
     b.constellation.refresh_contacts(horizon_hours=12)
     report = b.requests.run_cycle()

@@ -146,7 +146,7 @@ def test_other_refusals(server: ServerHandle, clock: SimulatedClock) -> None:
             acme.submit(job(cpu_millicores=-1))
         with pytest.raises(FailedPreconditionError, match="no node can run this request: cpu"):
             acme.quote(job(cpu_millicores=50_000))
-        with pytest.raises(InvalidArgumentError, match="is not 32 lower-case hex digits"):
+        with pytest.raises(InvalidArgumentError, match="is not 32 hex digits"):
             acme.get_request("nope")
         with pytest.raises(NotFoundError, match="no request 0123"):
             acme.get_request("0123456789abcdef0123456789abcdef")

@@ -53,6 +53,7 @@ CATALOG = Catalog(
         ({"run_seconds": 2 * HOUR, "deadline": T0 + HOUR}, "longer than the window"),
         ({"not_before": T0 - 2 * HOUR, "deadline": T0 - HOUR}, "has passed"),
         ({"deadline": T0 + 31 * 86_400}, "more than 30 days ahead"),
+        ({"deadline": 2**45}, "35,184,372,088,832 s after 1970 is more than 30 days ahead"),
         (
             {"not_before": T0 - HOUR, "deadline": T0 + 300, "run_seconds": 600},
             "no longer fits before the deadline: only 300 s are left",
