@@ -1,8 +1,8 @@
 """What the SDK returns: small frozen dataclasses with plain Python types.
 
 Owns: the client-side shape of tenants, keys, accounts, transfers and outcomes, of the
-signed ledger's entries, checkpoints and proofs, of nodes, stations and contacts, and their
-conversion from protobuf messages.
+signed ledger's entries, checkpoints and proofs, of nodes, stations and contacts, of service
+requests (specs, placements, transitions, quotes), and their conversion from protobuf messages.
 Kinds, codes, flags and results are lower-case names ("cpu", "mint", "pending",
 "exceeds_credits"), stable across versions.
 """
