@@ -245,13 +245,14 @@ class SchedulingLoop:
         )
         states = {node.id: node.state for node in nodes}
         moved: list[str] = []
+        previous = self._version
         incremental = (
             not rebuild
-            and self._version is not None
+            and previous is not None
             and shapes == self._shapes
             and station_key == self._stations
         )
-        if incremental and version.plan_version != (self._version and self._version.plan_version):
+        if incremental and previous is not None and version.plan_version != previous.plan_version:
             incremental = self._add_new_contacts(now_s)
         if incremental:
             for node_id, state in states.items():
