@@ -216,8 +216,10 @@ class Broker:
         )
         self.jobs.start()
         self._started = True
-        # A broker that was down has a stale plan: refresh once right away.
+        # A broker that was down has a stale plan: refresh once right away; and it may owe
+        # transitions (work that started or ended meanwhile) and reservations: schedule now.
         self._world_changed()
+        self._schedule_soon()
 
     def stop(self) -> None:
         self._started = False
