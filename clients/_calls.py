@@ -12,28 +12,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from orbitq.clients.ids import IdLike, id_bytes, new_id
+from orbitq.clients.errors import BrokerCallError
+from orbitq.clients.ids import IdLike, format_id, id_bytes, new_id
 from orbitq.clients.models import (
     Account,
+    Amounts,
     ApiKey,
     Contact,
     ImportReport,
     IssuedApiKey,
     Node,
     PublicKey,
+    Quote,
+    RequestSpec,
+    ServiceRequest,
     Station,
+    Submitted,
     Tenant,
     TransferOutcome,
     TransferRecord,
     TransferSpec,
+    Transition,
     UpsertedStation,
     code_value,
     kind_value,
     node_state_value,
+    request_state_value,
 )
-from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2
+from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2, request_pb2
 
 T = TypeVar("T")
 
@@ -418,3 +427,158 @@ def list_contacts(
         ),
         idempotent=True,
     )
+
+
+# -- service requests ----------------------------------------------------------------------------
+
+# A stream that ends normally is complete: the request reached a terminal state (or had, before
+# the watch began). A stream that ends UNAVAILABLE after living a while reached the broker's time
+# limit (or lost the connection): it is resumed at once after the last transition seen. One
+# that ends UNAVAILABLE sooner than WATCH_QUICK_END_SECONDS (the broker is stopping or
+# unreachable) is resumed after a growing pause, at most WATCH_FAILURES_MAX times in a row.
+WATCH_QUICK_END_SECONDS = 1.0
+WATCH_FAILURES_MAX = 3
+WATCH_RESUME_BACKOFF_SECONDS = 0.5
+
+
+def _count(value: int, name: str) -> int:
+    if value < 0:
+        raise ValueError(f"{name} {value} is negative")
+    return value
+
+
+def request_spec(spec: RequestSpec) -> request_pb2.RequestSpec:
+    """The wire spec; ValueError for what is wrong on its face (the broker checks the rest)."""
+    message = request_pb2.RequestSpec(
+        name=spec.name,
+        workload=spec.workload,
+        cpu_millicores=_count(spec.cpu_millicores, "cpu_millicores"),
+        run_seconds=_count(spec.run_seconds, "run_seconds"),
+        storage_mb=_count(spec.storage_mb, "storage_mb"),
+        input_mb=_count(spec.input_mb, "input_mb"),
+        output_mb=_count(spec.output_mb, "output_mb"),
+        priority=_count(spec.priority, "priority"),
+        node_labels=dict(spec.node_labels),
+        node_ids=list(spec.node_ids),
+        station_countries=list(spec.station_countries),
+        station_ids=list(spec.station_ids),
+    )
+    message.deadline.CopyFrom(_timestamp(spec.deadline, "deadline"))
+    if spec.not_before is not None:
+        message.not_before.CopyFrom(_timestamp(spec.not_before, "not_before"))
+    return message
+
+
+def _request(response: Any) -> ServiceRequest:
+    return ServiceRequest.from_proto(response.request)
+
+
+def quote(spec: RequestSpec) -> Call[Quote]:
+    return Call(
+        "request",
+        "Quote",
+        request_pb2.QuoteRequest(spec=request_spec(spec)),
+        lambda response: Quote(
+            Amounts.from_proto(response.cost.amounts),
+            Amounts.from_proto(response.minimum.amounts),
+            response.cost.explanation,
+        ),
+        idempotent=True,
+    )
+
+
+def submit(spec: RequestSpec, idempotency_key: str | None, tenant: str) -> Call[Submitted]:
+    # The key is made here, once: every retry of this call carries it, so the broker returns
+    # the request the first attempt created instead of reserving twice.
+    request = request_pb2.SubmitRequest(
+        spec=request_spec(spec),
+        idempotency_key=idempotency_key if idempotency_key is not None else format_id(new_id()),
+        tenant=tenant,
+    )
+    return Call(
+        "request",
+        "Submit",
+        request,
+        lambda response: Submitted(_request(response), response.created),
+        idempotent=True,
+    )
+
+
+def get_request(request_id: str) -> Call[ServiceRequest]:
+    return Call(
+        "request",
+        "GetRequest",
+        request_pb2.GetRequestRequest(id=request_id),
+        _request,
+        idempotent=True,
+    )
+
+
+def list_requests(
+    states: Sequence[str], tenant: str, page_size: int, page_token: str
+) -> Call[Page[ServiceRequest]]:
+    request = request_pb2.ListRequestsRequest(
+        states=[request_state_value(state) for state in states],  # type: ignore[misc]
+        tenant=tenant,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    return Call(
+        "request",
+        "ListRequests",
+        request,
+        lambda response: Page(
+            [ServiceRequest.from_proto(r) for r in response.requests], response.next_page_token
+        ),
+        idempotent=True,
+    )
+
+
+def cancel_request(request_id: str) -> Call[ServiceRequest]:
+    # Cancelling a cancelled request returns it: safe to retry.
+    return Call(
+        "request",
+        "CancelRequest",
+        request_pb2.CancelRequestRequest(id=request_id),
+        _request,
+        idempotent=True,
+    )
+
+
+class WatchCursor:
+    """Where a watch is, shared by both clients: the request of the next stream (resuming
+    after the last transition seen), and what to do when a stream ends."""
+
+    def __init__(self, request_id: str, after_sequence: int) -> None:
+        if after_sequence < 0:
+            raise ValueError(f"after_sequence {after_sequence} is negative")
+        self.request_id = request_id
+        self.seen = after_sequence
+        self.done = False
+        self._failures = 0
+
+    def request(self) -> request_pb2.WatchRequestRequest:
+        return request_pb2.WatchRequestRequest(id=self.request_id, after_sequence=self.seen)
+
+    def received(self, message: request_pb2.WatchRequestResponse) -> Transition:
+        transition = Transition.from_proto(message)
+        self.seen = transition.sequence
+        self.done = transition.terminal
+        self._failures = 0
+        return transition
+
+    def ended(self, seconds: float, error: BrokerCallError | None) -> float:
+        """The stream ended after `seconds`, with `error` if it failed: sets `done`, or
+        returns the pause before resuming, or raises."""
+        if error is None:
+            self.done = True
+            return 0.0
+        if error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            raise error
+        if seconds >= WATCH_QUICK_END_SECONDS:
+            self._failures = 0
+            return 0.0
+        self._failures += 1
+        if self._failures >= WATCH_FAILURES_MAX:
+            raise error
+        return WATCH_RESUME_BACKOFF_SECONDS * self._failures

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -43,11 +43,16 @@ from orbitq.clients.models import (
     Node,
     Proof,
     PublicKey,
+    Quote,
+    RequestSpec,
+    ServiceRequest,
     Station,
+    Submitted,
     Tenant,
     TransferOutcome,
     TransferRecord,
     TransferSpec,
+    Transition,
     UpsertedStation,
 )
 
@@ -328,6 +333,62 @@ class BrokerClient:
         """Stored contact windows overlapping [start, end) (aware datetimes), by AOS."""
         return self._run(_calls.list_contacts(node, station, start, end, page_size, page_token))
 
+    # -- service requests ----------------------------------------------------------------------
+
+    def quote(self, spec: RequestSpec) -> Quote:
+        """What `spec` would cost: `cost` is what submit reserves, `minimum` the least."""
+        return self._run(_calls.quote(spec))
+
+    def submit(
+        self, spec: RequestSpec, *, idempotency_key: str | None = None, tenant: str = ""
+    ) -> Submitted:
+        """Reserve the tokens and queue the request. The same `idempotency_key` returns the
+        same request (`created` False); without one the SDK makes one and reuses it across
+        retries. Operators name the `tenant`. Too few tokens: FailedPreconditionError naming
+        the kind and the shortfall (nothing reserved)."""
+        return self._run(_calls.submit(spec, idempotency_key, tenant))
+
+    def get_request(self, request_id: str) -> ServiceRequest:
+        return self._run(_calls.get_request(request_id))
+
+    def list_requests(
+        self,
+        *,
+        states: Sequence[str] = (),
+        tenant: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[ServiceRequest]:
+        """Newest first: your own; an operator's all, or `tenant`'s. `states` filters."""
+        return self._run(_calls.list_requests(states, tenant, page_size, page_token))
+
+    def cancel_request(self, request_id: str) -> ServiceRequest:
+        """Cancel before it runs (the reservation is released); later: FailedPrecondition."""
+        return self._run(_calls.cancel_request(request_id))
+
+    def watch_request(self, request_id: str, after_sequence: int = 0) -> Iterator[Transition]:
+        """Each transition after `after_sequence`, as it happens, until a terminal one (none
+        when the request had ended by then). When the broker ends a stream early (its time
+        limit, a restart) the watch resumes after the last transition seen, so none is lost
+        or repeated."""
+        cursor = _calls.WatchCursor(request_id, after_sequence)
+        while not cursor.done:
+            started = time.monotonic()
+            error: BrokerCallError | None = None
+            try:
+                for message in self._transport.stream(
+                    "request", "WatchRequest", cursor.request(), None
+                ):
+                    transition = cursor.received(message)
+                    yield transition
+                    if transition.terminal:
+                        return
+            except BrokerCallError as failure:
+                error = failure
+            pause = cursor.ended(time.monotonic() - started, error)
+            if pause:
+                time.sleep(pause)
+
 
 class AsyncBrokerClient:
     """The asyncio twin of BrokerClient (same methods, awaitable)."""
@@ -554,3 +615,48 @@ class AsyncBrokerClient:
         return await self._run(
             _calls.list_contacts(node, station, start, end, page_size, page_token)
         )
+
+    async def quote(self, spec: RequestSpec) -> Quote:
+        return await self._run(_calls.quote(spec))
+
+    async def submit(
+        self, spec: RequestSpec, *, idempotency_key: str | None = None, tenant: str = ""
+    ) -> Submitted:
+        return await self._run(_calls.submit(spec, idempotency_key, tenant))
+
+    async def get_request(self, request_id: str) -> ServiceRequest:
+        return await self._run(_calls.get_request(request_id))
+
+    async def list_requests(
+        self,
+        *,
+        states: Sequence[str] = (),
+        tenant: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[ServiceRequest]:
+        return await self._run(_calls.list_requests(states, tenant, page_size, page_token))
+
+    async def cancel_request(self, request_id: str) -> ServiceRequest:
+        return await self._run(_calls.cancel_request(request_id))
+
+    async def watch_request(
+        self, request_id: str, after_sequence: int = 0
+    ) -> AsyncIterator[Transition]:
+        cursor = _calls.WatchCursor(request_id, after_sequence)
+        while not cursor.done:
+            started = time.monotonic()
+            error: BrokerCallError | None = None
+            try:
+                async for message in self._transport.stream(
+                    "request", "WatchRequest", cursor.request(), None
+                ):
+                    transition = cursor.received(message)
+                    yield transition
+                    if transition.terminal:
+                        return
+            except BrokerCallError as failure:
+                error = failure
+            pause = cursor.ended(time.monotonic() - started, error)
+            if pause:
+                await asyncio.sleep(pause)

@@ -1,8 +1,8 @@
 """What the SDK returns: small frozen dataclasses with plain Python types.
 
 Owns: the client-side shape of tenants, keys, accounts, transfers and outcomes, of the
-signed ledger's entries, checkpoints and proofs, of nodes, stations and contacts, and their
-conversion from protobuf messages.
+signed ledger's entries, checkpoints and proofs, of nodes, stations and contacts, of service
+requests (specs, placements, transitions, quotes), and their conversion from protobuf messages.
 Kinds, codes, flags and results are lower-case names ("cpu", "mint", "pending",
 "exceeds_credits"), stable across versions.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from orbitq.clients.ids import format_id
-from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2
+from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2, request_pb2
 
 KINDS = ("cpu", "storage", "link")
 
@@ -505,4 +505,265 @@ class ImportReport:
             ),
             stale=tuple(message.stale),
             warnings=tuple(message.warnings),
+        )
+
+
+# -- service requests ----------------------------------------------------------------------------
+
+REQUEST_STATES = (
+    "submitted",
+    "pending",
+    "placed",
+    "running",
+    "completed",
+    "unschedulable",
+    "cancelled",
+    "failed",
+    "expired",
+)
+TERMINAL_REQUEST_STATES = frozenset(
+    {"completed", "unschedulable", "cancelled", "failed", "expired"}
+)
+
+
+def request_state_label(value: int) -> str:
+    return _enum_label(request_pb2.RequestState, value, "REQUEST_STATE_")
+
+
+def request_state_value(label: str) -> int:
+    if label not in REQUEST_STATES:
+        raise ValueError(f"unknown request state {label!r}: use one of {', '.join(REQUEST_STATES)}")
+    return int(request_pb2.RequestState.Value("REQUEST_STATE_" + label.upper()))
+
+
+def _utc(message: Timestamp) -> datetime:
+    value = _time(message)
+    assert value is not None
+    return value
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """Tokens of each kind: cpu core-seconds, storage MB-hours, link seconds."""
+
+    cpu: int = 0
+    storage: int = 0
+    link: int = 0
+
+    @classmethod
+    def from_proto(cls, message: common_pb2.Amounts) -> Amounts:
+        return cls(message.cpu, message.storage, message.link)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestSpec:
+    """What a tenant asks for (brief §5). Times are aware datetimes; the broker keeps whole
+    seconds, rounding inwards (not_before up, deadline down)."""
+
+    #: When the result must be down on the ground by.
+    deadline: datetime
+    cpu_millicores: int
+    run_seconds: int
+    storage_mb: int
+    #: Megabytes uplinked before the run, and downlinked after it.
+    input_mb: int = 0
+    output_mb: int = 0
+    #: Not before this instant; None: from submission.
+    not_before: datetime | None = None
+    #: 0 (lowest) to 9; higher runs first and may displace lower-priority placed work.
+    priority: int = 0
+    name: str = ""
+    #: Opaque reference to the workload (image, script id).
+    workload: str = ""
+    #: The node must carry all of these labels.
+    node_labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: The node must be one of these (NORAD ids); empty: any.
+    node_ids: tuple[str, ...] = ()
+    #: Uplink and downlink only through stations in these countries (ISO 3166-1 alpha-2).
+    station_countries: tuple[str, ...] = ()
+    #: Uplink and downlink only through these stations.
+    station_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_proto(cls, message: request_pb2.RequestSpec) -> RequestSpec:
+        return cls(
+            name=message.name,
+            workload=message.workload,
+            cpu_millicores=message.cpu_millicores,
+            run_seconds=message.run_seconds,
+            storage_mb=message.storage_mb,
+            input_mb=message.input_mb,
+            output_mb=message.output_mb,
+            not_before=_time(message.not_before, message.HasField("not_before")),
+            deadline=_utc(message.deadline),
+            priority=message.priority,
+            node_labels=dict(message.node_labels),
+            node_ids=tuple(message.node_ids),
+            station_countries=tuple(message.station_countries),
+            station_ids=tuple(message.station_ids),
+        )
+
+
+@dataclass(frozen=True)
+class DownlinkSegment:
+    contact: str
+    station: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class PlacementContact:
+    """A contact window as the scheduler used it (whole seconds inside the real window)."""
+
+    id: str
+    node: str
+    station: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and when a request runs: cpu over [start, end), storage until `finish`; the ticket
+    goes up over [uplink_at, uplink_end), the result comes down in `downlink` segments."""
+
+    node: str
+    start: datetime
+    end: datetime
+    uplink_contact: str
+    uplink_station: str
+    uplink_at: datetime
+    uplink_end: datetime
+    downlink: tuple[DownlinkSegment, ...]
+    contacts: tuple[PlacementContact, ...]
+
+    @property
+    def finish(self) -> datetime:
+        """When the last downlink segment ends (the run's end without output)."""
+        return self.downlink[-1].end if self.downlink else self.end
+
+    @classmethod
+    def from_proto(cls, message: request_pb2.Placement) -> Placement:
+        return cls(
+            node=message.node,
+            start=_utc(message.start),
+            end=_utc(message.end),
+            uplink_contact=message.uplink_contact_id,
+            uplink_station=message.uplink_station,
+            uplink_at=_utc(message.uplink_at),
+            uplink_end=_utc(message.uplink_end),
+            downlink=tuple(
+                DownlinkSegment(s.contact_id, s.station, _utc(s.start), _utc(s.end))
+                for s in message.downlink
+            ),
+            contacts=tuple(
+                PlacementContact(c.id, c.node, c.station, _utc(c.start), _utc(c.end))
+                for c in message.contacts
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class PlacementReason:
+    """Why the scheduler's plugin `plugin` turned the request away on `nodes` nodes."""
+
+    plugin: str
+    reason: str
+    nodes: int
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    id: str
+    tenant: str
+    spec: RequestSpec
+    #: submitted, pending, placed, running, completed, unschedulable, cancelled, failed, expired
+    state: str
+    #: Tokens reserved at submission (the most the request can cost).
+    reserved: Amounts
+    #: Tokens charged at completion.
+    settled: Amounts
+    placement: Placement | None
+    #: Why it is where it is: waiting, placed, unschedulable, expired, failed ...
+    reason: str
+    placement_reasons: tuple[PlacementReason, ...]
+    idempotency_key: str
+    submitted_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    #: The sequence number of its latest transition (see `watch_request`).
+    sequence: int
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_REQUEST_STATES
+
+    @classmethod
+    def from_proto(cls, message: request_pb2.ServiceRequest) -> ServiceRequest:
+        return cls(
+            id=message.id,
+            tenant=message.tenant,
+            spec=RequestSpec.from_proto(message.spec),
+            state=request_state_label(message.state),
+            reserved=Amounts.from_proto(message.cost.amounts),
+            settled=Amounts.from_proto(message.settled),
+            placement=Placement.from_proto(message.placement)
+            if message.HasField("placement")
+            else None,
+            reason=message.reason,
+            placement_reasons=tuple(
+                PlacementReason(r.plugin, r.reason, r.nodes) for r in message.placement_reasons
+            ),
+            idempotency_key=message.idempotency_key,
+            submitted_at=_utc(message.submitted_at),
+            updated_at=_utc(message.updated_at),
+            ended_at=_time(message.ended_at, message.HasField("ended_at")),
+            sequence=message.sequence,
+        )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request: ServiceRequest
+    #: False when the idempotency key matched a request submitted before.
+    created: bool
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a spec costs: `cost` is what Submit reserves (the worst case over the nodes the
+    request may use), `minimum` the least it can cost."""
+
+    cost: Amounts
+    minimum: Amounts
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of a request, with the request as it was when the broker sent it."""
+
+    sequence: int
+    #: "" for the first transition.
+    from_state: str
+    to_state: str
+    at: datetime
+    reason: str
+    request: ServiceRequest
+
+    @property
+    def terminal(self) -> bool:
+        return self.to_state in TERMINAL_REQUEST_STATES
+
+    @classmethod
+    def from_proto(cls, message: request_pb2.WatchRequestResponse) -> Transition:
+        transition = message.transition
+        return cls(
+            sequence=transition.sequence,
+            from_state=request_state_label(transition.from_state) if transition.from_state else "",
+            to_state=request_state_label(transition.to_state),
+            at=_utc(transition.at),
+            reason=transition.reason,
+            request=ServiceRequest.from_proto(message.request),
         )

@@ -2,8 +2,8 @@
 
 Owns: assembling the database, migrations, ledger store and writer, identity, domain services
 and background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
-signing, refreshing the contact plan) from a BrokerConfig; creating a data directory (`init`);
-orderly shutdown (stop taking calls, finish queued ledger work, stop jobs).
+signing, refreshing the contact plan, scheduling cycles) from a BrokerConfig; creating a data
+directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs).
 
 Does not own: the gRPC server (orbitq.services.server) or any rule.
 """
@@ -32,6 +32,7 @@ from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
+from orbitq.services.requests import AdvanceReport, CycleReport, Requests
 from orbitq.services.tenants import IssuedKey, Tenants
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,22 @@ class Broker:
         self.quota = Quota(self.store, self.writer, self.tenants)
         check_horizon(config.contact_horizon_hours, config.contact_retention_days)
         self.constellation = Constellation(self.engine, self.clock.now, self._world_changed)
+        self.requests = Requests(
+            self.engine,
+            self.clock.now,
+            self.tenants,
+            self.quota,
+            self.writer,
+            self.constellation,
+            on_submitted=self._schedule_soon,
+        )
         self.jobs = BackgroundScheduler(timezone="UTC")
         self._started = False
         self._burst_lock = threading.Lock()
         self._burst_scheduled = False
         self._last_burst = 0.0
+        self._cycle_lock = threading.Lock()
+        self._cycle_requested = False
 
     def now_ns(self) -> int:
         return to_ns(self.clock.now())
@@ -105,7 +117,31 @@ class Broker:
             self.clock.now(), self.config.contact_horizon_hours, self.config.contact_retention_days
         )
 
+    def schedule(self) -> tuple[AdvanceReport, CycleReport]:
+        """Time-driven request transitions, then one scheduling cycle, at the clock's now."""
+        with self._cycle_lock:
+            self._cycle_requested = False
+        return self.requests.tick()
+
+    def _schedule_soon(self) -> None:
+        # A request was submitted: run a cycle soon, off the RPC thread. A burst of submissions
+        # collapses into one queued cycle (the flag), which sees all of them.
+        if not self._started:
+            return
+        with self._cycle_lock:
+            if self._cycle_requested:
+                return
+            self._cycle_requested = True
+        self.jobs.add_job(
+            self.schedule,
+            id="schedule-now",
+            replace_existing=True,
+            misfire_grace_time=None,
+            max_instances=2,
+        )
+
     def _world_changed(self) -> None:
+        self.requests.world_changed()
         # Nodes or stations changed: refresh soon rather than at the next interval. Requests
         # arriving before it starts collapse into it (same job id); one that arrives while a
         # refresh runs queues behind it (max 2 instances: the second waits for the first's lock
@@ -170,15 +206,27 @@ class Broker:
             max_instances=1,
             coalesce=True,
         )
+        self.jobs.add_job(
+            self.schedule,
+            "interval",
+            seconds=self.config.schedule_interval_seconds,
+            id="schedule",
+            max_instances=1,
+            coalesce=True,
+        )
         self.jobs.start()
         self._started = True
-        # A broker that was down has a stale plan: refresh once right away.
+        # A broker that was down has a stale plan: refresh once right away; and it may owe
+        # transitions (work that started or ended meanwhile) and reservations: schedule now.
         self._world_changed()
+        self._schedule_soon()
 
     def stop(self) -> None:
         self._started = False
+        self.requests.end_watches()
         if self.jobs.running:
             self.jobs.shutdown(wait=True)
+        self.requests.close()
         self.writer.stop()
         try:
             self.sign_checkpoint()

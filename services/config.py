@@ -50,6 +50,8 @@ class BrokerConfig:
     contact_horizon_hours: float = 24.0
     contact_refresh_seconds: float = 600.0
     contact_retention_days: float = 7.0
+    # How often a scheduling cycle runs (seconds); also soon after submissions.
+    schedule_interval_seconds: float = 5.0
 
     @property
     def key_path(self) -> Path:
@@ -94,6 +96,7 @@ def load_config(
         contact_horizon_hours=_number(stored, "contact_horizon_hours", 24.0),
         contact_refresh_seconds=_number(stored, "contact_refresh_seconds", 600.0),
         contact_retention_days=_number(stored, "contact_retention_days", 7.0),
+        schedule_interval_seconds=_number(stored, "schedule_interval_seconds", 5.0),
     )
     env = os.environ
     passphrase = env.get("ORBITQ_KEY_PASSPHRASE")

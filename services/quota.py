@@ -169,7 +169,7 @@ class Quota:
             )
             for kind, amount in sorted(chosen.items())
         ]
-        outcomes = self._apply_linked(transfers, tenant)
+        outcomes = self.apply_linked(transfers, tenant)
         return outcomes, list(self.tenant_accounts(tenant).values())
 
     def transfer(
@@ -200,7 +200,7 @@ class Quota:
             )
             for kind, amount in sorted(chosen.items())
         ]
-        return self._apply_linked(transfers, source)
+        return self.apply_linked(transfers, source)
 
     def create_transfers(
         self, principal: Principal, transfers: Sequence[Transfer]
@@ -220,16 +220,28 @@ class Quota:
         result = self._writer.apply(CreateTransfers(tuple(transfers)))
         return _outcomes(result)
 
-    def _apply_linked(self, transfers: list[Transfer], debtor: str) -> list[Outcome]:
+    def apply_linked(
+        self, transfers: Sequence[Transfer], debtor: str, *, purpose: str = "transfer"
+    ) -> list[Outcome]:
+        """Apply `transfers` as one linked chain (all or nothing), debiting tenant `debtor`;
+        a failure raises the error `raise_for` chooses (an overdraft names kind and shortfall).
+        `purpose` names the operation in messages ("the transfer needs ...")."""
         chained = [
             replace(t, flags=t.flags | TransferFlag.LINKED) if i < len(transfers) - 1 else t
             for i, t in enumerate(transfers)
         ]
         outcomes = _outcomes(self._writer.apply(CreateTransfers(tuple(chained))))
-        self._raise_for(outcomes, chained, debtor)
+        self.raise_for(outcomes, chained, debtor, purpose=purpose)
         return outcomes
 
-    def _raise_for(self, outcomes: list[Outcome], transfers: list[Transfer], debtor: str) -> None:
+    def raise_for(
+        self,
+        outcomes: Sequence[Outcome],
+        transfers: Sequence[Transfer],
+        debtor: str,
+        *,
+        purpose: str = "transfer",
+    ) -> None:
         """Map the first real failure of a linked operation to an error a person can act on."""
         for outcome in outcomes:
             if outcome.result in (Result.OK, Result.EXISTS, Result.LINKED_EVENT_FAILED):
@@ -239,10 +251,11 @@ class Quota:
             if outcome.result is Result.EXCEEDS_CREDITS:
                 account = self.tenant_accounts(debtor)[kind]
                 short = transfer.amount - account.available
+                done = "reserved" if purpose == "reservation" else "transferred"
                 raise FailedPreconditionError(
                     f"insufficient {kind.label} tokens: {debtor} has {account.available:,}"
-                    f" {kind.unit} available, the transfer needs {transfer.amount:,}"
-                    f" (short by {short:,}); nothing was transferred"
+                    f" {kind.unit} available, the {purpose} needs {transfer.amount:,}"
+                    f" (short by {short:,}); nothing was {done}"
                 )
             if outcome.result is Result.ID_ALREADY_FAILED:
                 original = outcome.original_result.label if outcome.original_result else "?"

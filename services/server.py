@@ -34,6 +34,7 @@ from orbitq.services.servicers.admin import AdminServicer
 from orbitq.services.servicers.constellation import ConstellationServicer
 from orbitq.services.servicers.ledger import LedgerServicer
 from orbitq.services.servicers.quota import QuotaServicer
+from orbitq.services.servicers.requests import RequestServicer
 from orbitq.services.signed_log import SignedLog
 from orbitq.v1 import (
     admin_pb2,
@@ -46,6 +47,7 @@ from orbitq.v1 import (
     quota_pb2,
     quota_pb2_grpc,
     request_pb2,
+    request_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ def build_server(
     constellation_pb2_grpc.add_ConstellationServiceServicer_to_server(
         ConstellationServicer(broker.constellation), server
     )
+    request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(broker.requests), server)
     # Services not built yet are declared (reflection lists them) but not registered: gRPC
     # answers their methods with UNIMPLEMENTED.
     health_servicer = health.HealthServicer()
@@ -147,6 +150,7 @@ def serve(broker: Broker, listen: str, tls: tuple[bytes, bytes] | None = None) -
     try:
         stop.wait()
     finally:
+        broker.requests.end_watches()  # open watches end now, not after the grace period
         running.stop()
         broker.stop()
         for sig, handler in previous.items():

@@ -26,6 +26,7 @@ _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.quota",
     "orbitq.clients.cli.ledger",
     "orbitq.clients.cli.constellation",
+    "orbitq.clients.cli.requests",
 )
 
 

@@ -26,6 +26,7 @@ from orbitq.services.constellation.model import (
     NodeState,
     RefreshReport,
     StoredContact,
+    WorldVersion,
 )
 from orbitq.services.constellation.plan import (
     CONTACT_HORIZON_HOURS_DEFAULT,
@@ -56,6 +57,7 @@ __all__ = [
     "NodeState",
     "RefreshReport",
     "StoredContact",
+    "WorldVersion",
     "check_horizon",
     "contact_id",
 ]

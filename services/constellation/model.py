@@ -163,6 +163,19 @@ class ContactPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class WorldVersion:
+    """Changes whenever nodes, stations or the contact plan change (any replica's write): a
+    test of whether a copy of the world (the scheduler's) is still current. The digests cover
+    every column of nodes and stations but the element sets (which only matter through the
+    contact plan, whose version counts its refreshes), so even changes made at one instant of
+    a simulated clock are seen."""
+
+    plan_version: int
+    nodes_digest: bytes
+    stations_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshReport:
     """What one refresh of the contact plan did."""
 

@@ -29,13 +29,14 @@ from orbitq.services.constellation.model import (
     NodeState,
     RefreshReport,
     StoredContact,
+    WorldVersion,
 )
 from orbitq.services.constellation.plan import (
     CONTACT_HORIZON_HOURS_DEFAULT,
     CONTACT_RETENTION_DAYS_DEFAULT,
     ContactQuery,
 )
-from orbitq.services.constellation.tables import read_plan
+from orbitq.services.constellation.tables import read_plan, read_world_version
 from orbitq.services.orbits import GroundStation
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,11 @@ class Constellation:
         """What the last refresh covered."""
         with self._engine.connect() as connection:
             return read_plan(connection)
+
+    def world_version(self) -> WorldVersion:
+        """A cheap fingerprint of nodes, stations and the contact plan (see WorldVersion)."""
+        with self._engine.connect() as connection:
+            return read_world_version(connection)
 
     def list_contacts(
         self, query: ContactQuery, page_size: int = 0, page_token: str = ""

@@ -11,8 +11,9 @@ Does not own: any rule (nodes, stations, plan).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -28,6 +29,7 @@ from orbitq.services.constellation.model import (
     NodeRecord,
     NodeState,
     StoredContact,
+    WorldVersion,
 )
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
 from orbitq.services.orbits import ElementSet, GroundStation
@@ -61,6 +63,26 @@ def writing(engine: sa.Engine) -> Iterator[tuple[sa.Connection, ContactPlan]]:
 
 def read_plan(connection: sa.Connection) -> ContactPlan:
     return plan_of(connection.execute(sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID)).one())
+
+
+def read_world_version(connection: sa.Connection) -> WorldVersion:
+    """The plan's version and digests of the nodes' and stations' rows (but element sets)."""
+    plan = read_plan(connection)
+    node_columns = [c for c in NODES.c if c.name not in _ELEMENT_COLUMNS]
+    nodes = connection.execute(sa.select(*node_columns).order_by(NODES.c.id))
+    stations = connection.execute(sa.select(STATIONS).order_by(STATIONS.c.id))
+    return WorldVersion(plan.version, _digest(nodes), _digest(stations))
+
+
+_ELEMENT_COLUMNS = frozenset({"tle_line1", "tle_line2", "mean_elements", "epoch_ns", "name"})
+
+
+def _digest(rows: Iterable[sa.Row[Any]]) -> bytes:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(repr(tuple(row)).encode())
+        digest.update(b"\n")
+    return digest.digest()
 
 
 def plan_of(row: sa.Row[Any]) -> ContactPlan:

@@ -1,4 +1,5 @@
-"""The broker's own tables (SQLModel): tenants and API keys; nodes, stations and contacts.
+"""The broker's own tables (SQLModel): tenants and API keys; nodes, stations and contacts;
+service requests and their transitions.
 
 Owns: the shape of identity data and of the constellation. API keys are stored only as SHA-256
 hashes of their secret part (orbitq.services.identity.api_keys explains why a fast hash is right
@@ -15,12 +16,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Double,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
 )
@@ -146,3 +149,72 @@ class ContactPlanRow(SQLModel, table=True):
     # An upper bound on (los - aos) of any stored contact, so "overlapping [start, end)" can
     # use the aos index: aos >= start - longest.
     longest_contact_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# -- service requests --------------------------------------------------------------------------
+
+REQUEST_ID_CHARS = 32
+IDEMPOTENCY_KEY_CHARS_MAX = 128
+
+
+class RequestRow(SQLModel, table=True):
+    """A tenant's service request (orbitq.services.requests owns the meaning of each column).
+
+    `spec` and `placement` are JSON written by orbitq.services.requests.store (sorted keys,
+    integer seconds). `due_s` is when time alone next moves the request (the deadline while it
+    waits, the start once placed, the finish once running; NULL when terminal), so the job
+    that advances time reads only what is due through the (state, due_s) index."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ux_requests_tenant_key", "tenant", "idempotency_key", unique=True),
+        Index("ix_requests_state_due", "state", "due_s"),
+        Index("ix_requests_tenant_submitted", "tenant", "submitted_ns"),
+        Index("ix_requests_submitted", "submitted_ns"),
+        Index("ix_requests_state_ended", "state", "ended_ns"),
+    )
+
+    # 128 bits as 32 lower-case hex digits.
+    id: str = Field(sa_column=Column(String(REQUEST_ID_CHARS), primary_key=True))
+    tenant: str = Field(
+        sa_column=Column(String(TENANT_NAME_CHARS_MAX), ForeignKey("tenants.name"), nullable=False)
+    )
+    idempotency_key: str = Field(
+        sa_column=Column(String(IDEMPOTENCY_KEY_CHARS_MAX), nullable=False)
+    )
+    spec: str = Field(sa_column=Column(Text, nullable=False))
+    # orbitq.services.requests.RequestState (= orbitq.v1.RequestState).
+    state: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    # The sequence number of the latest transition (1 for the first).
+    sequence: int = Field(sa_column=Column(Integer, nullable=False))
+    reserved_cpu: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reserved_storage: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reserved_link: int = Field(sa_column=Column(BigInteger, nullable=False))
+    settled_cpu: int = Field(sa_column=Column(BigInteger, nullable=False))
+    settled_storage: int = Field(sa_column=Column(BigInteger, nullable=False))
+    settled_link: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # True while the ledger still holds this request's pending reservation.
+    reservation_open: bool = Field(sa_column=Column(Boolean, nullable=False))
+    placement: str | None = Field(default=None, sa_column=Column(Text))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    placement_reasons: str | None = Field(default=None, sa_column=Column(Text))
+    submitted_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    ended_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    due_s: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class RequestTransitionRow(SQLModel, table=True):
+    """One state change of a request; (request_id, sequence) numbers them from 1 without gaps."""
+
+    __tablename__ = "request_transitions"
+
+    request_id: str = Field(
+        sa_column=Column(String(REQUEST_ID_CHARS), ForeignKey("requests.id"), primary_key=True)
+    )
+    sequence: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    # 0 for the first transition (the request came into existence).
+    from_state: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    to_state: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))

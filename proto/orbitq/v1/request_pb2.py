@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from orbitq.v1 import common_pb2 as orbitq_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orbitq/v1/request.proto\x12\torbitq.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orbitq/v1/common.proto\"\xb5\x03\n\x0bRequestSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x16\n\x0e\x63pu_millicores\x18\x03 \x01(\r\x12\x13\n\x0brun_seconds\x18\x04 \x01(\r\x12\x12\n\nstorage_mb\x18\x05 \x01(\r\x12\x10\n\x08input_mb\x18\x06 \x01(\r\x12\x11\n\toutput_mb\x18\x07 \x01(\r\x12.\n\nnot_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\n \x01(\r\x12;\n\x0bnode_labels\x18\x0b \x03(\x0b\x32&.orbitq.v1.RequestSpec.NodeLabelsEntry\x12\x10\n\x08node_ids\x18\x0c \x03(\t\x12\x19\n\x11station_countries\x18\r \x03(\t\x12\x13\n\x0bstation_ids\x18\x0e \x03(\t\x1a\x31\n\x0fNodeLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x04\x43ost\x12#\n\x07\x61mounts\x18\x01 \x01(\x0b\x32\x12.orbitq.v1.Amounts\x12\x13\n\x0b\x65xplanation\x18\x02 \x01(\t\"\x8a\x01\n\x0f\x44ownlinkSegment\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfd\x01\n\tPlacement\x12\x0c\n\x04node\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11uplink_contact_id\x18\x04 \x01(\t\x12\x16\n\x0euplink_station\x18\x05 \x01(\t\x12-\n\tuplink_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64ownlink\x18\x07 \x03(\x0b\x32\x1a.orbitq.v1.DownlinkSegment\"@\n\x0fPlacementReason\x12\x0e\n\x06plugin\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05nodes\x18\x03 \x01(\r\"\xbb\x03\n\x0eServiceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.orbitq.v1.RequestSpec\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.orbitq.v1.RequestState\x12\x1d\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x0f.orbitq.v1.Cost\x12\'\n\tplacement\x18\x06 \x01(\x0b\x32\x14.orbitq.v1.Placement\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x35\n\x11placement_reasons\x18\x08 \x03(\x0b\x32\x1a.orbitq.v1.PlacementReason\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x30\n\x0csubmitted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x0c \x01(\x04\x12#\n\x07settled\x18\r \x01(\x0b\x32\x12.orbitq.v1.Amounts\"4\n\x0cQuoteRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.orbitq.v1.RequestSpec\".\n\rQuoteResponse\x12\x1d\n\x04\x63ost\x18\x01 \x01(\x0b\x32\x0f.orbitq.v1.Cost\"^\n\rSubmitRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.orbitq.v1.RequestSpec\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"M\n\x0eSubmitResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1f\n\x11GetRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x12GetRequestResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\"u\n\x13ListRequestsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.orbitq.v1.RequestState\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.orbitq.v1.ServiceRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x14\x43\x61ncelRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x15\x43\x61ncelRequestResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\"9\n\x13WatchRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"\xb5\x01\n\x11RequestTransition\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\nfrom_state\x18\x02 \x01(\x0e\x32\x17.orbitq.v1.RequestState\x12)\n\x08to_state\x18\x03 \x01(\x0e\x32\x17.orbitq.v1.RequestState\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\"t\n\x14WatchRequestResponse\x12\x30\n\ntransition\x18\x01 \x01(\x0b\x32\x1c.orbitq.v1.RequestTransition\x12*\n\x07request\x18\x02 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest*\xaa\x02\n\x0cRequestState\x12\x1d\n\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_STATE_SUBMITTED\x10\x01\x12\x19\n\x15REQUEST_STATE_PENDING\x10\x02\x12\x18\n\x14REQUEST_STATE_PLACED\x10\x03\x12\x19\n\x15REQUEST_STATE_RUNNING\x10\x04\x12\x1b\n\x17REQUEST_STATE_COMPLETED\x10\x05\x12\x1f\n\x1bREQUEST_STATE_UNSCHEDULABLE\x10\x06\x12\x1b\n\x17REQUEST_STATE_CANCELLED\x10\x07\x12\x18\n\x14REQUEST_STATE_FAILED\x10\x08\x12\x19\n\x15REQUEST_STATE_EXPIRED\x10\t2\xce\x03\n\x0eRequestService\x12:\n\x05Quote\x12\x17.orbitq.v1.QuoteRequest\x1a\x18.orbitq.v1.QuoteResponse\x12=\n\x06Submit\x12\x18.orbitq.v1.SubmitRequest\x1a\x19.orbitq.v1.SubmitResponse\x12I\n\nGetRequest\x12\x1c.orbitq.v1.GetRequestRequest\x1a\x1d.orbitq.v1.GetRequestResponse\x12O\n\x0cListRequests\x12\x1e.orbitq.v1.ListRequestsRequest\x1a\x1f.orbitq.v1.ListRequestsResponse\x12R\n\rCancelRequest\x12\x1f.orbitq.v1.CancelRequestRequest\x1a .orbitq.v1.CancelRequestResponse\x12Q\n\x0cWatchRequest\x12\x1e.orbitq.v1.WatchRequestRequest\x1a\x1f.orbitq.v1.WatchRequestResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orbitq/v1/request.proto\x12\torbitq.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16orbitq/v1/common.proto\"\xb5\x03\n\x0bRequestSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x16\n\x0e\x63pu_millicores\x18\x03 \x01(\r\x12\x13\n\x0brun_seconds\x18\x04 \x01(\r\x12\x12\n\nstorage_mb\x18\x05 \x01(\r\x12\x10\n\x08input_mb\x18\x06 \x01(\r\x12\x11\n\toutput_mb\x18\x07 \x01(\r\x12.\n\nnot_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\n \x01(\r\x12;\n\x0bnode_labels\x18\x0b \x03(\x0b\x32&.orbitq.v1.RequestSpec.NodeLabelsEntry\x12\x10\n\x08node_ids\x18\x0c \x03(\t\x12\x19\n\x11station_countries\x18\r \x03(\t\x12\x13\n\x0bstation_ids\x18\x0e \x03(\t\x1a\x31\n\x0fNodeLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x04\x43ost\x12#\n\x07\x61mounts\x18\x01 \x01(\x0b\x32\x12.orbitq.v1.Amounts\x12\x13\n\x0b\x65xplanation\x18\x02 \x01(\t\"\x8a\x01\n\x0f\x44ownlinkSegment\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x10PlacementContact\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0f\n\x07station\x18\x03 \x01(\t\x12)\n\x05start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x02\n\tPlacement\x12\x0c\n\x04node\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11uplink_contact_id\x18\x04 \x01(\t\x12\x16\n\x0euplink_station\x18\x05 \x01(\t\x12-\n\tuplink_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64ownlink\x18\x07 \x03(\x0b\x32\x1a.orbitq.v1.DownlinkSegment\x12.\n\nuplink_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x08\x63ontacts\x18\t \x03(\x0b\x32\x1b.orbitq.v1.PlacementContact\"@\n\x0fPlacementReason\x12\x0e\n\x06plugin\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05nodes\x18\x03 \x01(\r\"\xe9\x03\n\x0eServiceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.orbitq.v1.RequestSpec\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.orbitq.v1.RequestState\x12\x1d\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x0f.orbitq.v1.Cost\x12\'\n\tplacement\x18\x06 \x01(\x0b\x32\x14.orbitq.v1.Placement\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x35\n\x11placement_reasons\x18\x08 \x03(\x0b\x32\x1a.orbitq.v1.PlacementReason\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x30\n\x0csubmitted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x0c \x01(\x04\x12#\n\x07settled\x18\r \x01(\x0b\x32\x12.orbitq.v1.Amounts\x12,\n\x08\x65nded_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0cQuoteRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.orbitq.v1.RequestSpec\"P\n\rQuoteResponse\x12\x1d\n\x04\x63ost\x18\x01 \x01(\x0b\x32\x0f.orbitq.v1.Cost\x12 \n\x07minimum\x18\x02 \x01(\x0b\x32\x0f.orbitq.v1.Cost\"^\n\rSubmitRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.orbitq.v1.RequestSpec\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"M\n\x0eSubmitResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1f\n\x11GetRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x12GetRequestResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\"u\n\x13ListRequestsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.orbitq.v1.RequestState\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x14ListRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.orbitq.v1.ServiceRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x14\x43\x61ncelRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x15\x43\x61ncelRequestResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\"9\n\x13WatchRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"\xb5\x01\n\x11RequestTransition\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\nfrom_state\x18\x02 \x01(\x0e\x32\x17.orbitq.v1.RequestState\x12)\n\x08to_state\x18\x03 \x01(\x0e\x32\x17.orbitq.v1.RequestState\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\"t\n\x14WatchRequestResponse\x12\x30\n\ntransition\x18\x01 \x01(\x0b\x32\x1c.orbitq.v1.RequestTransition\x12*\n\x07request\x18\x02 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest*\xaa\x02\n\x0cRequestState\x12\x1d\n\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_STATE_SUBMITTED\x10\x01\x12\x19\n\x15REQUEST_STATE_PENDING\x10\x02\x12\x18\n\x14REQUEST_STATE_PLACED\x10\x03\x12\x19\n\x15REQUEST_STATE_RUNNING\x10\x04\x12\x1b\n\x17REQUEST_STATE_COMPLETED\x10\x05\x12\x1f\n\x1bREQUEST_STATE_UNSCHEDULABLE\x10\x06\x12\x1b\n\x17REQUEST_STATE_CANCELLED\x10\x07\x12\x18\n\x14REQUEST_STATE_FAILED\x10\x08\x12\x19\n\x15REQUEST_STATE_EXPIRED\x10\t2\xce\x03\n\x0eRequestService\x12:\n\x05Quote\x12\x17.orbitq.v1.QuoteRequest\x1a\x18.orbitq.v1.QuoteResponse\x12=\n\x06Submit\x12\x18.orbitq.v1.SubmitRequest\x1a\x19.orbitq.v1.SubmitResponse\x12I\n\nGetRequest\x12\x1c.orbitq.v1.GetRequestRequest\x1a\x1d.orbitq.v1.GetRequestResponse\x12O\n\x0cListRequests\x12\x1e.orbitq.v1.ListRequestsRequest\x1a\x1f.orbitq.v1.ListRequestsResponse\x12R\n\rCancelRequest\x12\x1f.orbitq.v1.CancelRequestRequest\x1a .orbitq.v1.CancelRequestResponse\x12Q\n\x0cWatchRequest\x12\x1e.orbitq.v1.WatchRequestRequest\x1a\x1f.orbitq.v1.WatchRequestResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REQUESTSPEC_NODELABELSENTRY']._loaded_options = None
   _globals['_REQUESTSPEC_NODELABELSENTRY']._serialized_options = b'8\001'
-  _globals['_REQUESTSTATE']._serialized_start=2566
-  _globals['_REQUESTSTATE']._serialized_end=2864
+  _globals['_REQUESTSTATE']._serialized_start=2889
+  _globals['_REQUESTSTATE']._serialized_end=3187
   _globals['_REQUESTSPEC']._serialized_start=96
   _globals['_REQUESTSPEC']._serialized_end=533
   _globals['_REQUESTSPEC_NODELABELSENTRY']._serialized_start=484
@@ -45,38 +45,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COST']._serialized_end=599
   _globals['_DOWNLINKSEGMENT']._serialized_start=602
   _globals['_DOWNLINKSEGMENT']._serialized_end=740
-  _globals['_PLACEMENT']._serialized_start=743
-  _globals['_PLACEMENT']._serialized_end=996
-  _globals['_PLACEMENTREASON']._serialized_start=998
-  _globals['_PLACEMENTREASON']._serialized_end=1062
-  _globals['_SERVICEREQUEST']._serialized_start=1065
-  _globals['_SERVICEREQUEST']._serialized_end=1508
-  _globals['_QUOTEREQUEST']._serialized_start=1510
-  _globals['_QUOTEREQUEST']._serialized_end=1562
-  _globals['_QUOTERESPONSE']._serialized_start=1564
-  _globals['_QUOTERESPONSE']._serialized_end=1610
-  _globals['_SUBMITREQUEST']._serialized_start=1612
-  _globals['_SUBMITREQUEST']._serialized_end=1706
-  _globals['_SUBMITRESPONSE']._serialized_start=1708
-  _globals['_SUBMITRESPONSE']._serialized_end=1785
-  _globals['_GETREQUESTREQUEST']._serialized_start=1787
-  _globals['_GETREQUESTREQUEST']._serialized_end=1818
-  _globals['_GETREQUESTRESPONSE']._serialized_start=1820
-  _globals['_GETREQUESTRESPONSE']._serialized_end=1884
-  _globals['_LISTREQUESTSREQUEST']._serialized_start=1886
-  _globals['_LISTREQUESTSREQUEST']._serialized_end=2003
-  _globals['_LISTREQUESTSRESPONSE']._serialized_start=2005
-  _globals['_LISTREQUESTSRESPONSE']._serialized_end=2097
-  _globals['_CANCELREQUESTREQUEST']._serialized_start=2099
-  _globals['_CANCELREQUESTREQUEST']._serialized_end=2133
-  _globals['_CANCELREQUESTRESPONSE']._serialized_start=2135
-  _globals['_CANCELREQUESTRESPONSE']._serialized_end=2202
-  _globals['_WATCHREQUESTREQUEST']._serialized_start=2204
-  _globals['_WATCHREQUESTREQUEST']._serialized_end=2261
-  _globals['_REQUESTTRANSITION']._serialized_start=2264
-  _globals['_REQUESTTRANSITION']._serialized_end=2445
-  _globals['_WATCHREQUESTRESPONSE']._serialized_start=2447
-  _globals['_WATCHREQUESTRESPONSE']._serialized_end=2563
-  _globals['_REQUESTSERVICE']._serialized_start=2867
-  _globals['_REQUESTSERVICE']._serialized_end=3329
+  _globals['_PLACEMENTCONTACT']._serialized_start=743
+  _globals['_PLACEMENTCONTACT']._serialized_end=888
+  _globals['_PLACEMENT']._serialized_start=891
+  _globals['_PLACEMENT']._serialized_end=1239
+  _globals['_PLACEMENTREASON']._serialized_start=1241
+  _globals['_PLACEMENTREASON']._serialized_end=1305
+  _globals['_SERVICEREQUEST']._serialized_start=1308
+  _globals['_SERVICEREQUEST']._serialized_end=1797
+  _globals['_QUOTEREQUEST']._serialized_start=1799
+  _globals['_QUOTEREQUEST']._serialized_end=1851
+  _globals['_QUOTERESPONSE']._serialized_start=1853
+  _globals['_QUOTERESPONSE']._serialized_end=1933
+  _globals['_SUBMITREQUEST']._serialized_start=1935
+  _globals['_SUBMITREQUEST']._serialized_end=2029
+  _globals['_SUBMITRESPONSE']._serialized_start=2031
+  _globals['_SUBMITRESPONSE']._serialized_end=2108
+  _globals['_GETREQUESTREQUEST']._serialized_start=2110
+  _globals['_GETREQUESTREQUEST']._serialized_end=2141
+  _globals['_GETREQUESTRESPONSE']._serialized_start=2143
+  _globals['_GETREQUESTRESPONSE']._serialized_end=2207
+  _globals['_LISTREQUESTSREQUEST']._serialized_start=2209
+  _globals['_LISTREQUESTSREQUEST']._serialized_end=2326
+  _globals['_LISTREQUESTSRESPONSE']._serialized_start=2328
+  _globals['_LISTREQUESTSRESPONSE']._serialized_end=2420
+  _globals['_CANCELREQUESTREQUEST']._serialized_start=2422
+  _globals['_CANCELREQUESTREQUEST']._serialized_end=2456
+  _globals['_CANCELREQUESTRESPONSE']._serialized_start=2458
+  _globals['_CANCELREQUESTRESPONSE']._serialized_end=2525
+  _globals['_WATCHREQUESTREQUEST']._serialized_start=2527
+  _globals['_WATCHREQUESTREQUEST']._serialized_end=2584
+  _globals['_REQUESTTRANSITION']._serialized_start=2587
+  _globals['_REQUESTTRANSITION']._serialized_end=2768
+  _globals['_WATCHREQUESTRESPONSE']._serialized_start=2770
+  _globals['_WATCHREQUESTRESPONSE']._serialized_end=2886
+  _globals['_REQUESTSERVICE']._serialized_start=3190
+  _globals['_REQUESTSERVICE']._serialized_end=3652
 # @@protoc_insertion_point(module_scope)

@@ -208,7 +208,47 @@ class DownlinkSegment(_message.Message):
 Global___DownlinkSegment: _TypeAlias = DownlinkSegment  # noqa: Y015
 
 @_typing.final
+class PlacementContact(_message.Message):
+    """A contact window as the scheduler used it: whole seconds, AOS rounded up and LOS down."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    STATION_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    node: _builtins.str
+    station: _builtins.str
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        node: _builtins.str = ...,
+        station: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "id", b"id", "node", b"node", "start", b"start", "station", b"station"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlacementContact: _TypeAlias = PlacementContact  # noqa: Y015
+
+@_typing.final
 class Placement(_message.Message):
+    """Where and when a request runs: cpu is held over [start, end), storage from start until
+    the last downlink segment ends. The ticket (and any input) goes up over
+    [uplink_at, uplink_end), inside contact uplink_contact_id.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_FIELD_NUMBER: _builtins.int
@@ -218,6 +258,8 @@ class Placement(_message.Message):
     UPLINK_STATION_FIELD_NUMBER: _builtins.int
     UPLINK_AT_FIELD_NUMBER: _builtins.int
     DOWNLINK_FIELD_NUMBER: _builtins.int
+    UPLINK_END_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     uplink_contact_id: _builtins.str
     uplink_station: _builtins.str
@@ -229,6 +271,14 @@ class Placement(_message.Message):
     def uplink_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def downlink(self) -> _containers.RepeatedCompositeFieldContainer[Global___DownlinkSegment]: ...
+    @_builtins.property
+    def uplink_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementContact]:
+        """Every contact the uplink and the downlink segments use, so a placement can be checked
+        (and a schedule document written) from the request alone.
+        """
+
     def __init__(
         self,
         *,
@@ -239,10 +289,12 @@ class Placement(_message.Message):
         uplink_station: _builtins.str = ...,
         uplink_at: _timestamp_pb2.Timestamp | None = ...,
         downlink: _abc.Iterable[Global___DownlinkSegment] | None = ...,
+        uplink_end: _timestamp_pb2.Timestamp | None = ...,
+        contacts: _abc.Iterable[Global___PlacementContact] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start", "uplink_at", b"uplink_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start", "uplink_at", b"uplink_at", "uplink_end", b"uplink_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["downlink", b"downlink", "end", b"end", "node", b"node", "start", b"start", "uplink_at", b"uplink_at", "uplink_contact_id", b"uplink_contact_id", "uplink_station", b"uplink_station"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "downlink", b"downlink", "end", b"end", "node", b"node", "start", b"start", "uplink_at", b"uplink_at", "uplink_contact_id", b"uplink_contact_id", "uplink_end", b"uplink_end", "uplink_station", b"uplink_station"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,6 +346,7 @@ class ServiceRequest(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     SETTLED_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant: _builtins.str
     state: Global___RequestState.ValueType
@@ -318,6 +371,10 @@ class ServiceRequest(_message.Message):
     def settled(self) -> _common_pb2.Amounts:
         """Actual usage settled at completion."""
 
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When the request reached a terminal state (unset while it is live)."""
+
     def __init__(
         self,
         *,
@@ -334,10 +391,11 @@ class ServiceRequest(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         sequence: _builtins.int = ...,
         settled: _common_pb2.Amounts | None = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "placement", b"placement", "settled", b"settled", "spec", b"spec", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "ended_at", b"ended_at", "placement", b"placement", "settled", b"settled", "spec", b"spec", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "id", b"id", "idempotency_key", b"idempotency_key", "placement", b"placement", "placement_reasons", b"placement_reasons", "reason", b"reason", "sequence", b"sequence", "settled", b"settled", "spec", b"spec", "state", b"state", "submitted_at", b"submitted_at", "tenant", b"tenant", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "ended_at", b"ended_at", "id", b"id", "idempotency_key", b"idempotency_key", "placement", b"placement", "placement_reasons", b"placement_reasons", "reason", b"reason", "sequence", b"sequence", "settled", b"settled", "spec", b"spec", "state", b"state", "submitted_at", b"submitted_at", "tenant", b"tenant", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -368,16 +426,28 @@ class QuoteResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COST_FIELD_NUMBER: _builtins.int
+    MINIMUM_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def cost(self) -> Global___Cost: ...
+    def cost(self) -> Global___Cost:
+        """What Submit reserves: the most the request can cost on any node it may use (storage
+        held for the whole window).
+        """
+
+    @_builtins.property
+    def minimum(self) -> Global___Cost:
+        """The least it can cost: storage held only for the run and the downlink, at the fastest
+        link of those nodes.
+        """
+
     def __init__(
         self,
         *,
         cost: Global___Cost | None = ...,
+        minimum: Global___Cost | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "minimum", b"minimum"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "minimum", b"minimum"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -391,7 +461,9 @@ class SubmitRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
-    """At most 128 characters. The same key from the same tenant returns the same request."""
+    """At most 128 printable characters. The same key from the same tenant returns the same
+    request; empty: the broker makes one (the call is then not safe to retry).
+    """
     tenant: _builtins.str
     """Operators may submit on behalf of a tenant."""
     @_builtins.property

@@ -72,40 +72,47 @@ class RequestServiceServicer:
     """
 
     def Quote(self, request, context):
-        """The token cost of a spec, per kind, without submitting it.
+        """The token cost of a spec, per kind, without submitting it: what Submit would reserve
+        (the worst case over the nodes the request may use) and the least it can cost.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Submit(self, request, context):
-        """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key.
+        """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key:
+        the same key from the same tenant returns the same request (created = false).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRequest(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A tenant's own request, or any request for an operator; NOT_FOUND otherwise.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRequests(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Newest first, paginated.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelRequest(self, request, context):
-        """Cancel before the request runs; the reservation is released.
+        """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+        request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchRequest(self, request, context):
-        """Stream of state transitions, resumable from a sequence number.
+        """Stream of state transitions after after_sequence; ends after a terminal state, or after
+        a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
+        broker's limit of concurrent watches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

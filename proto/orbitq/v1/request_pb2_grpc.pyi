@@ -34,15 +34,26 @@ class RequestServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RequestServiceAsyncStub: ...
     Quote: _grpc.UnaryUnaryMultiCallable[_request_pb2.QuoteRequest, _request_pb2.QuoteResponse]
-    """The token cost of a spec, per kind, without submitting it."""
+    """The token cost of a spec, per kind, without submitting it: what Submit would reserve
+    (the worst case over the nodes the request may use) and the least it can cost.
+    """
     Submit: _grpc.UnaryUnaryMultiCallable[_request_pb2.SubmitRequest, _request_pb2.SubmitResponse]
-    """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key."""
+    """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key:
+    the same key from the same tenant returns the same request (created = false).
+    """
     GetRequest: _grpc.UnaryUnaryMultiCallable[_request_pb2.GetRequestRequest, _request_pb2.GetRequestResponse]
+    """A tenant's own request, or any request for an operator; NOT_FOUND otherwise."""
     ListRequests: _grpc.UnaryUnaryMultiCallable[_request_pb2.ListRequestsRequest, _request_pb2.ListRequestsResponse]
+    """Newest first, paginated."""
     CancelRequest: _grpc.UnaryUnaryMultiCallable[_request_pb2.CancelRequestRequest, _request_pb2.CancelRequestResponse]
-    """Cancel before the request runs; the reservation is released."""
+    """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+    request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
+    """
     WatchRequest: _grpc.UnaryStreamMultiCallable[_request_pb2.WatchRequestRequest, _request_pb2.WatchRequestResponse]
-    """Stream of state transitions, resumable from a sequence number."""
+    """Stream of state transitions after after_sequence; ends after a terminal state, or after
+    a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
+    broker's limit of concurrent watches.
+    """
 
 @_typing.type_check_only
 class RequestServiceAsyncStub(RequestServiceStub):
@@ -50,15 +61,26 @@ class RequestServiceAsyncStub(RequestServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Quote: _aio.UnaryUnaryMultiCallable[_request_pb2.QuoteRequest, _request_pb2.QuoteResponse]  # type: ignore[assignment]
-    """The token cost of a spec, per kind, without submitting it."""
+    """The token cost of a spec, per kind, without submitting it: what Submit would reserve
+    (the worst case over the nodes the request may use) and the least it can cost.
+    """
     Submit: _aio.UnaryUnaryMultiCallable[_request_pb2.SubmitRequest, _request_pb2.SubmitResponse]  # type: ignore[assignment]
-    """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key."""
+    """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key:
+    the same key from the same tenant returns the same request (created = false).
+    """
     GetRequest: _aio.UnaryUnaryMultiCallable[_request_pb2.GetRequestRequest, _request_pb2.GetRequestResponse]  # type: ignore[assignment]
+    """A tenant's own request, or any request for an operator; NOT_FOUND otherwise."""
     ListRequests: _aio.UnaryUnaryMultiCallable[_request_pb2.ListRequestsRequest, _request_pb2.ListRequestsResponse]  # type: ignore[assignment]
+    """Newest first, paginated."""
     CancelRequest: _aio.UnaryUnaryMultiCallable[_request_pb2.CancelRequestRequest, _request_pb2.CancelRequestResponse]  # type: ignore[assignment]
-    """Cancel before the request runs; the reservation is released."""
+    """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+    request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
+    """
     WatchRequest: _aio.UnaryStreamMultiCallable[_request_pb2.WatchRequestRequest, _request_pb2.WatchRequestResponse]  # type: ignore[assignment]
-    """Stream of state transitions, resumable from a sequence number."""
+    """Stream of state transitions after after_sequence; ends after a terminal state, or after
+    a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
+    broker's limit of concurrent watches.
+    """
 
 class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
     """Service requests: workloads tenants submit, which the scheduler places onto orbital nodes."""
@@ -69,7 +91,9 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _request_pb2.QuoteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_pb2.QuoteResponse, _abc.Awaitable[_request_pb2.QuoteResponse]]:
-        """The token cost of a spec, per kind, without submitting it."""
+        """The token cost of a spec, per kind, without submitting it: what Submit would reserve
+        (the worst case over the nodes the request may use) and the least it can cost.
+        """
 
     @_abc_1.abstractmethod
     def Submit(
@@ -77,21 +101,25 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _request_pb2.SubmitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_pb2.SubmitResponse, _abc.Awaitable[_request_pb2.SubmitResponse]]:
-        """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key."""
+        """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key:
+        the same key from the same tenant returns the same request (created = false).
+        """
 
     @_abc_1.abstractmethod
     def GetRequest(
         self,
         request: _request_pb2.GetRequestRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_request_pb2.GetRequestResponse, _abc.Awaitable[_request_pb2.GetRequestResponse]]: ...
+    ) -> _typing.Union[_request_pb2.GetRequestResponse, _abc.Awaitable[_request_pb2.GetRequestResponse]]:
+        """A tenant's own request, or any request for an operator; NOT_FOUND otherwise."""
 
     @_abc_1.abstractmethod
     def ListRequests(
         self,
         request: _request_pb2.ListRequestsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_request_pb2.ListRequestsResponse, _abc.Awaitable[_request_pb2.ListRequestsResponse]]: ...
+    ) -> _typing.Union[_request_pb2.ListRequestsResponse, _abc.Awaitable[_request_pb2.ListRequestsResponse]]:
+        """Newest first, paginated."""
 
     @_abc_1.abstractmethod
     def CancelRequest(
@@ -99,7 +127,9 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _request_pb2.CancelRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_pb2.CancelRequestResponse, _abc.Awaitable[_request_pb2.CancelRequestResponse]]:
-        """Cancel before the request runs; the reservation is released."""
+        """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+        request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
+        """
 
     @_abc_1.abstractmethod
     def WatchRequest(
@@ -107,6 +137,9 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _request_pb2.WatchRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_request_pb2.WatchRequestResponse], _abc.AsyncIterator[_request_pb2.WatchRequestResponse]]:
-        """Stream of state transitions, resumable from a sequence number."""
+        """Stream of state transitions after after_sequence; ends after a terminal state, or after
+        a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
+        broker's limit of concurrent watches.
+        """
 
 def add_RequestServiceServicer_to_server(servicer: RequestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

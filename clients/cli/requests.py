@@ -1,0 +1,529 @@
+"""`orbitq request quote|submit|status|list|cancel|watch` and `orbitq schedule export`.
+
+Owns: these commands' arguments and output (a short report or a table for people, --json for
+scripts; `request watch --json` prints one JSON object per transition, a line each). A spec
+comes from flags, or from a TOML or JSON file (`--spec FILE`: keys as the flags, with
+underscores; times as RFC 3339 strings or TOML datetimes; `node_labels` a table) with flags
+overriding the file's values. The file is only read here; the broker checks the spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orbitq.clients import BrokerClient, Page, RequestSpec, ServiceRequest, Transition
+from orbitq.clients.cli.connect import client_from, instant, rfc3339
+from orbitq.clients.cli.output import print_json, print_table
+from orbitq.clients.cli.registry import CommandError, CommandTree
+from orbitq.clients.models import REQUEST_STATES
+from orbitq.clients.schedule import fetch_schedule
+
+SPEC_FILE_BYTES_MAX = 1024 * 1024
+LIST_LIMIT_DEFAULT = 100
+LIST_LIMIT_MAX = 100_000
+PAGE_SIZE = 1_000
+_INT_FIELDS = (
+    "cpu_millicores",
+    "run_seconds",
+    "storage_mb",
+    "input_mb",
+    "output_mb",
+    "priority",
+)
+_SPEC_KEYS = frozenset(f.name for f in fields(RequestSpec))
+
+T = TypeVar("T")
+
+
+def register(tree: CommandTree) -> None:
+    tree.group("request", "service requests: quote, submit, follow and cancel workloads")
+    quote = tree.add(
+        "request quote",
+        "what a request would cost (what submit reserves, and the least it can cost)",
+        _quote,
+        connects=True,
+        json_output=True,
+    )
+    _spec_flags(quote)
+    submit = tree.add(
+        "request submit",
+        "reserve the tokens and queue a request for scheduling",
+        _submit,
+        connects=True,
+        json_output=True,
+    )
+    _spec_flags(submit)
+    submit.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="the same key returns the same request instead of a second one (default: a new"
+        " key, reused by the CLI's own retries)",
+    )
+    submit.add_argument("--tenant", default="", help="operators: submit for this tenant")
+    status = tree.add(
+        "request status",
+        "one request: state, placement, costs, reasons",
+        _status,
+        connects=True,
+        json_output=True,
+    )
+    status.add_argument("id", metavar="ID")
+    listed = tree.add(
+        "request list", "requests, newest first", _list, connects=True, json_output=True
+    )
+    listed.add_argument(
+        "--state",
+        dest="states",
+        action="append",
+        choices=REQUEST_STATES,
+        default=[],
+        help="only requests in this state (repeat for more)",
+    )
+    listed.add_argument("--tenant", default="", help="operators: only this tenant's requests")
+    listed.add_argument(
+        "--limit",
+        type=int,
+        default=LIST_LIMIT_DEFAULT,
+        help=f"at most this many requests (default {LIST_LIMIT_DEFAULT})",
+    )
+    cancel = tree.add(
+        "request cancel",
+        "cancel a request that is not running yet (its reservation is released)",
+        _cancel,
+        connects=True,
+        json_output=True,
+    )
+    cancel.add_argument("id", metavar="ID")
+    watch = tree.add(
+        "request watch",
+        "print a request's transitions as they happen, until it ends",
+        _watch,
+        connects=True,
+        json_output=True,
+    )
+    watch.add_argument("id", metavar="ID")
+    watch.add_argument(
+        "--after",
+        type=int,
+        default=0,
+        metavar="SEQUENCE",
+        help="only transitions after this sequence number (resume a watch)",
+    )
+    tree.group("schedule", "the broker's schedule")
+    export = tree.add(
+        "schedule export",
+        "write the schedule document (brief §9: nodes, stations, contacts used, requests,"
+        " placements, rejections) of a running broker; use an operator key",
+        _export,
+        connects=True,
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="where to write the JSON")
+    export.add_argument(
+        "--start", type=instant, help="horizon start (default: the earliest not_before)"
+    )
+    export.add_argument("--end", type=instant, help="horizon end (default: the latest deadline)")
+
+
+# -- the spec ------------------------------------------------------------------------------------
+
+
+def _whole(text: str) -> int:
+    cleaned = text.replace("_", "").replace(",", "")
+    if not cleaned.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(cleaned)
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+def _spec_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the request (flags override --spec)")
+    group.add_argument("--spec", metavar="FILE", help="the request as TOML or JSON")
+    group.add_argument("--name")
+    group.add_argument("--workload", help="what to run: an image or script reference")
+    for flag, what in (
+        ("--cpu-millicores", "CPU while it runs, in millicores (1000 = one core)"),
+        ("--run-seconds", "how long it runs"),
+        ("--storage-mb", "storage held from the start until the result is down"),
+        ("--input-mb", "input to uplink before the run (default 0)"),
+        ("--output-mb", "result to downlink after the run (default 0)"),
+        ("--priority", "0 (lowest, default) to 9"),
+    ):
+        group.add_argument(flag, type=_whole, metavar="N", help=what)
+    group.add_argument("--not-before", type=instant, metavar="TIME", help="RFC 3339; default now")
+    group.add_argument("--deadline", type=instant, metavar="TIME", help="RFC 3339: result down by")
+    for flag, dest, metavar, what in (
+        (
+            "--node-label",
+            "node_labels",
+            "KEY=VALUE",
+            "the node must carry this label (repeat: all must match)",
+        ),
+        ("--node", "node_ids", "ID", "the node must be this one (repeat: any of them)"),
+        (
+            "--station-country",
+            "station_countries",
+            "CC",
+            "uplink and downlink only via"
+            " stations in this country (ISO 3166-1 alpha-2; repeat for more)",
+        ),
+        (
+            "--station",
+            "station_ids",
+            "ID",
+            "uplink and downlink only via this station (repeat for more)",
+        ),
+    ):
+        group.add_argument(
+            flag,
+            dest=dest,
+            type=_label if dest == "node_labels" else str,
+            action="append",
+            metavar=metavar,
+            help=what,
+        )
+
+
+def _read_spec_file(path: str) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(SPEC_FILE_BYTES_MAX + 1)
+    except OSError as error:
+        raise CommandError(f"cannot read spec file {path}: {error.strerror or error}") from None
+    if len(data) > SPEC_FILE_BYTES_MAX:
+        raise CommandError(f"spec file {path} is larger than {SPEC_FILE_BYTES_MAX:,} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandError(f"spec file {path} is not UTF-8 text (byte {error.start})") from None
+    as_json = not path.endswith(".toml") and text.lstrip()[:1] in ("{", "[")
+    try:
+        parsed: Any = json.loads(text) if as_json else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise CommandError(f"spec file {path} is neither JSON nor TOML: {error}") from None
+    if not isinstance(parsed, dict):
+        raise CommandError(f"spec file {path} must hold one object (a table) of spec keys")
+    unknown = sorted(set(parsed) - _SPEC_KEYS)
+    if unknown:
+        raise CommandError(
+            f"spec file {path}: unknown key(s) {', '.join(unknown)};"
+            f" known: {', '.join(sorted(_SPEC_KEYS))}"
+        )
+    return parsed
+
+
+def _file_value(path: str, key: str, value: Any) -> Any:
+    """A spec file's value in the type RequestSpec wants, or CommandError naming the key."""
+    where = f"spec file {path}: {key}"
+    if key in ("not_before", "deadline"):
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, str):
+            try:
+                return instant(value)
+            except argparse.ArgumentTypeError as error:
+                raise CommandError(f"{where}: {error}") from None
+        raise CommandError(f"{where} must be an RFC 3339 time")
+    if key in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CommandError(f"{where} must be a whole number >= 0")
+        return value
+    if key == "node_labels":
+        if not isinstance(value, Mapping):
+            raise CommandError(f"{where} must be a table of KEY = VALUE")
+        return {str(k): str(v) for k, v in value.items()}
+    if key in ("node_ids", "station_countries", "station_ids"):
+        if not isinstance(value, list):
+            raise CommandError(f"{where} must be a list")
+        return tuple(str(item) for item in value)
+    if not isinstance(value, str):
+        raise CommandError(f"{where} must be text")
+    return value
+
+
+def spec_from(args: argparse.Namespace) -> RequestSpec:
+    values: dict[str, Any] = {}
+    if args.spec:
+        for key, value in _read_spec_file(args.spec).items():
+            values[key] = _file_value(args.spec, key, value)
+    for key in ("name", "workload", *_INT_FIELDS, "not_before", "deadline"):
+        given = getattr(args, key)
+        if given is not None:
+            values[key] = given
+    if args.node_labels:
+        values["node_labels"] = dict(args.node_labels)
+    for key in ("node_ids", "station_countries", "station_ids"):
+        given = getattr(args, key)
+        if given:
+            values[key] = tuple(given)
+    missing = [
+        flag
+        for flag, key in (
+            ("--deadline", "deadline"),
+            ("--cpu-millicores", "cpu_millicores"),
+            ("--run-seconds", "run_seconds"),
+            ("--storage-mb", "storage_mb"),
+        )
+        if key not in values
+    ]
+    if missing:
+        raise CommandError(f"the request needs {', '.join(missing)} (as flags or in --spec)")
+    return RequestSpec(**values)
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def _amounts(amounts: Any) -> dict[str, int]:
+    return {"cpu": amounts.cpu, "storage": amounts.storage, "link": amounts.link}
+
+
+def request_json(request: ServiceRequest) -> dict[str, Any]:
+    spec = request.spec
+    placement = request.placement
+    return {
+        "id": request.id,
+        "tenant": request.tenant,
+        "state": request.state,
+        "sequence": request.sequence,
+        "spec": {
+            "name": spec.name,
+            "workload": spec.workload,
+            "cpu_millicores": spec.cpu_millicores,
+            "run_seconds": spec.run_seconds,
+            "storage_mb": spec.storage_mb,
+            "input_mb": spec.input_mb,
+            "output_mb": spec.output_mb,
+            "not_before": rfc3339(spec.not_before),
+            "deadline": rfc3339(spec.deadline),
+            "priority": spec.priority,
+            "node_labels": dict(spec.node_labels),
+            "node_ids": list(spec.node_ids),
+            "station_countries": list(spec.station_countries),
+            "station_ids": list(spec.station_ids),
+        },
+        "reserved": _amounts(request.reserved),
+        "settled": _amounts(request.settled),
+        "placement": None
+        if placement is None
+        else {
+            "node": placement.node,
+            "start": rfc3339(placement.start),
+            "end": rfc3339(placement.end),
+            "uplink": {
+                "contact": placement.uplink_contact,
+                "station": placement.uplink_station,
+                "at": rfc3339(placement.uplink_at),
+                "end": rfc3339(placement.uplink_end),
+            },
+            "downlink": [
+                {
+                    "contact": s.contact,
+                    "station": s.station,
+                    "start": rfc3339(s.start),
+                    "end": rfc3339(s.end),
+                }
+                for s in placement.downlink
+            ],
+        },
+        "reason": request.reason,
+        "placement_reasons": [
+            {"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes}
+            for r in request.placement_reasons
+        ],
+        "idempotency_key": request.idempotency_key,
+        "submitted_at": rfc3339(request.submitted_at),
+        "updated_at": rfc3339(request.updated_at),
+        "ended_at": rfc3339(request.ended_at) if request.ended_at else None,
+    }
+
+
+def _print_request(request: ServiceRequest) -> None:
+    spec = request.spec
+    print(f"request {request.id}  tenant {request.tenant}  {request.state.upper()}")
+    if spec.name or spec.workload:
+        print(f"  name      {spec.name or '-'}   workload {spec.workload or '-'}")
+    print(
+        f"  asks      {spec.cpu_millicores:,} millicores for {spec.run_seconds:,} s,"
+        f" {spec.storage_mb:,} MB; {spec.input_mb:,} MB up, {spec.output_mb:,} MB down;"
+        f" priority {spec.priority}"
+    )
+    print(f"  window    {rfc3339(spec.not_before)} .. {rfc3339(spec.deadline)}")
+    r, s = request.reserved, request.settled
+    print(f"  reserved  cpu {r.cpu:,}  storage {r.storage:,}  link {r.link:,}")
+    if request.state == "completed":
+        print(f"  settled   cpu {s.cpu:,}  storage {s.storage:,}  link {s.link:,}")
+    placement = request.placement
+    if placement is not None:
+        print(
+            f"  placement node {placement.node}: runs {rfc3339(placement.start)} .."
+            f" {rfc3339(placement.end)}; uplink {rfc3339(placement.uplink_at)} via"
+            f" {placement.uplink_station}; result down by {rfc3339(placement.finish)}"
+        )
+    print(f"  reason    {request.reason}")
+    for reason in request.placement_reasons:
+        print(f"    {reason.plugin}: {reason.reason} ({reason.nodes:,} nodes)")
+
+
+def _transition_line(transition: Transition) -> str:
+    start = transition.from_state or "(new)"
+    return (
+        f"#{transition.sequence} {rfc3339(transition.at)} {start} -> {transition.to_state}:"
+        f" {transition.reason}"
+    )
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _quote(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    with client_from(args) as client:
+        quote = client.quote(spec)
+    if args.json:
+        print_json(
+            {
+                "cost": _amounts(quote.cost),
+                "minimum": _amounts(quote.minimum),
+                "explanation": quote.explanation,
+            }
+        )
+        return 0
+    c, m = quote.cost, quote.minimum
+    print(f"reserves  cpu {c.cpu:,}  storage {c.storage:,}  link {c.link:,}")
+    print(f"at least  cpu {m.cpu:,}  storage {m.storage:,}  link {m.link:,}")
+    print(quote.explanation)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    with client_from(args) as client:
+        submitted = client.submit(spec, idempotency_key=args.idempotency_key, tenant=args.tenant)
+    if args.json:
+        print_json({"created": submitted.created, "request": request_json(submitted.request)})
+        return 0
+    if not submitted.created:
+        print("(this idempotency key was used before: the request it created)")
+    _print_request(submitted.request)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        request = client.get_request(args.id)
+    if args.json:
+        print_json(request_json(request))
+    else:
+        _print_request(request)
+    return 0
+
+
+def _pages(fetch: Callable[[str], Page[T]], limit: int) -> tuple[list[T], bool]:
+    items: list[T] = []
+    token = ""
+    while True:
+        page = fetch(token)
+        items.extend(page.items)
+        token = page.next_page_token
+        if len(items) >= limit:
+            return items[:limit], bool(token) or len(items) > limit
+        if not token:
+            return items, False
+
+
+def _list(args: argparse.Namespace) -> int:
+    if not 0 < args.limit <= LIST_LIMIT_MAX:
+        raise CommandError(f"--limit must be between 1 and {LIST_LIMIT_MAX:,}")
+
+    def fetch(client: BrokerClient, token: str) -> Page[ServiceRequest]:
+        return client.list_requests(
+            states=args.states,
+            tenant=args.tenant,
+            page_size=min(PAGE_SIZE, args.limit),
+            page_token=token,
+        )
+
+    with client_from(args) as client:
+        requests, more = _pages(lambda token: fetch(client, token), args.limit)
+    if args.json:
+        print_json({"requests": [request_json(r) for r in requests]})
+    else:
+        rows = [
+            {
+                "id": r.id,
+                "tenant": r.tenant,
+                "name": r.spec.name or "-",
+                "state": r.state,
+                "priority": r.spec.priority,
+                "deadline": rfc3339(r.spec.deadline),
+                "node": r.placement.node if r.placement else "-",
+                "reason": r.reason if len(r.reason) <= 60 else r.reason[:57] + "...",
+            }
+            for r in requests
+        ]
+        columns = ["id", "tenant", "name", "state", "priority", "deadline", "node", "reason"]
+        print_table(rows, columns)
+    if more:
+        print(f"orbitq: showing the first {len(requests):,}; raise --limit", file=sys.stderr)
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        request = client.cancel_request(args.id)
+    if args.json:
+        print_json(request_json(request))
+    else:
+        print(f"request {request.id} is {request.state}: {request.reason}")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        for transition in client.watch_request(args.id, args.after):
+            if args.json:
+                line = {
+                    "sequence": transition.sequence,
+                    "from": transition.from_state or None,
+                    "to": transition.to_state,
+                    "at": rfc3339(transition.at),
+                    "reason": transition.reason,
+                    "request": request_json(transition.request),
+                }
+                print(json.dumps(line, sort_keys=True), flush=True)
+            else:
+                print(_transition_line(transition), flush=True)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        try:
+            document = fetch_schedule(client, args.start, args.end)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+    out = Path(args.out)
+    try:
+        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"cannot write {out}: {error.strerror or error}") from None
+    print(
+        f"wrote {out}: {len(document['requests'])} requests, {len(document['placements'])}"
+        f" placements, {len(document['rejected'])} rejected, {len(document['contacts'])}"
+        f" contacts, {document['horizon']['start']} .. {document['horizon']['end']}"
+    )
+    return 0

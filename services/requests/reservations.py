@@ -1,0 +1,257 @@
+"""A request's tokens in the ledger: reserve at submission, then release or settle, once.
+
+Owns: the transfers of a request (docs/scheduler.md, "Reservation and settlement"):
+
+- **reserve** — one linked chain of pending transfers tenant → escrow, one per kind with a
+  non-zero cost (cpu, storage, link), code `reserve`, timeout = deadline + grace - now;
+- **release** — a `void_pending` of each (code `release`): cancelled, unschedulable, expired
+  and failed requests;
+- **settle** — per kind, a chain of a `post_pending` of the actual amount (code `settle`; the
+  rest returns to the tenant) linked with a transfer of that amount escrow → consumed (code
+  `consume`), so escrow returns to zero; a kind whose actual amount is 0 is released instead.
+
+Every transfer carries the request id (its 16 bytes) in `user_data`, and its id is derived from
+the request id, the step and the kind (`transfer_id`), so any of these operations can be
+retried — after a crash, by another replica, twice at once — and the ledger answers `exists`
+instead of moving tokens again. A reservation the ledger already released by its timeout is
+a settled fact, not an error: that kind settles nothing.
+
+Does not own: the ledger's rules, account ids (orbitq.services.quota) or when any of this
+happens (the lifecycle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from orbitq.ledger.model import (
+    BATCH_TRANSFERS_MAX,
+    ID_MAX,
+    Code,
+    Kind,
+    Outcome,
+    Result,
+    SystemAccount,
+    Transfer,
+    TransferFlag,
+)
+from orbitq.ledger.store import CreateTransfers
+from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.services.quota import Quota
+from orbitq.services.requests.model import StoredRequest
+from orbitq.services.scheduler import Cost
+
+log = logging.getLogger(__name__)
+
+
+class Step:
+    """Which of a request's operations a transfer belongs to (part of its derived id)."""
+
+    RESERVE = 1
+    RELEASE = 2
+    SETTLE = 3
+    CONSUME = 4
+
+
+KINDS = (Kind.CPU, Kind.STORAGE, Kind.LINK)
+# Requests per ledger batch: each needs at most 2 transfers per kind.
+REQUESTS_PER_BATCH_MAX = BATCH_TRANSFERS_MAX // (2 * len(KINDS))
+# A resolution of a pending transfer that leaves it resolved, one way or another.
+_RESOLVED = frozenset(
+    {
+        Result.OK,
+        Result.EXISTS,
+        Result.PENDING_TRANSFER_EXPIRED,
+        Result.PENDING_TRANSFER_ALREADY_VOIDED,
+    }
+)
+
+
+def transfer_id(request_id: str, step: int, kind: Kind) -> int:
+    """SHA-256("orbitq/request" ‖ 0x00 ‖ request id (16 bytes) ‖ step ‖ kind)[:16]."""
+    digest = hashlib.sha256(
+        b"orbitq/request\x00" + bytes.fromhex(request_id) + bytes([step, int(kind)])
+    ).digest()
+    value = int.from_bytes(digest[:16], "big")
+    return value if value not in (0, ID_MAX) else 1
+
+
+def amount_of(cost: Cost, kind: Kind) -> int:
+    return {Kind.CPU: cost.cpu, Kind.STORAGE: cost.storage, Kind.LINK: cost.link}[kind]
+
+
+def capped(actual: Cost, reserved: Cost) -> Cost:
+    """What is charged: the actual use, never more than was reserved (a node whose link is
+    slower than every node known at submission cannot overcharge the tenant)."""
+    return Cost(
+        min(actual.cpu, reserved.cpu),
+        min(actual.storage, reserved.storage),
+        min(actual.link, reserved.link),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One request's transfers; per chain (one per reserved kind): the kind, the index of its
+    first transfer, its length (1: a release; 2: a post and its consume) and the amount it
+    settles."""
+
+    request: StoredRequest
+    transfers: list[Transfer]
+    chains: list[tuple[Kind, int, int, int]]
+
+
+class Reservations:
+    def __init__(self, quota: Quota, writer: GroupCommitWriter) -> None:
+        self._quota = quota
+        self._writer = writer
+
+    # -- reserve -------------------------------------------------------------------------------
+
+    def reserve(self, request_id: str, tenant: str, cost: Cost, timeout_seconds: int) -> None:
+        """Reserve `cost` for the request in one linked chain, or raise (FailedPrecondition
+        naming the kind and the shortfall when the tenant has too few tokens): all or
+        nothing."""
+        assert timeout_seconds > 0
+        accounts = self._quota.account_ids(tenant)
+        escrow = self._quota.system_account_ids()
+        user_data = bytes.fromhex(request_id)
+        transfers = [
+            Transfer(
+                id=transfer_id(request_id, Step.RESERVE, kind),
+                debit_account_id=accounts[kind],
+                credit_account_id=escrow[(SystemAccount.ESCROW, kind)],
+                amount=amount_of(cost, kind),
+                user_data=user_data,
+                kind=int(kind),
+                code=int(Code.RESERVE),
+                flags=int(TransferFlag.PENDING),
+                timeout_seconds=timeout_seconds,
+            )
+            for kind in KINDS
+            if amount_of(cost, kind) > 0
+        ]
+        assert transfers, "a request always costs cpu and storage"
+        self._quota.apply_linked(transfers, tenant, purpose="reservation")
+
+    # -- release and settle --------------------------------------------------------------------
+
+    def release(self, requests: Sequence[StoredRequest]) -> dict[str, Cost | None]:
+        """Void the reservations of `requests`; returns {id: None} for each one the ledger no
+        longer holds (the others are logged and stay open for the next attempt)."""
+        return self._resolve([(request, None) for request in requests])
+
+    def settle(self, charges: Sequence[tuple[StoredRequest, Cost]]) -> dict[str, Cost | None]:
+        """Post each request's charge (capped at its reservation) and move it to consumed;
+        returns {id: what was actually settled} for each one the ledger no longer holds."""
+        return self._resolve(list(charges))
+
+    def _resolve(
+        self, items: Sequence[tuple[StoredRequest, Cost | None]]
+    ) -> dict[str, Cost | None]:
+        done: dict[str, Cost | None] = {}
+        for chunk in _chunks(items, REQUESTS_PER_BATCH_MAX):
+            plans = [self._plan(request, charge) for request, charge in chunk]
+            batch = [transfer for plan in plans for transfer in plan.transfers]
+            outcomes: list[Outcome] = []
+            if batch:
+                result = self._writer.apply(CreateTransfers(tuple(batch)))
+                outcomes = [outcome for outcome in result if isinstance(outcome, Outcome)]
+                assert len(outcomes) == len(batch)
+            offset = 0
+            for plan, (_, charge) in zip(plans, chunk, strict=True):
+                mine = outcomes[offset : offset + len(plan.transfers)]
+                offset += len(plan.transfers)
+                settled = _settled(plan, mine)
+                if settled is not None:
+                    done[plan.request.id] = settled if charge is not None else None
+        return done
+
+    def _plan(self, request: StoredRequest, charge: Cost | None) -> _Plan:
+        user_data = bytes.fromhex(request.id)
+        transfers: list[Transfer] = []
+        chains: list[tuple[Kind, int, int, int]] = []
+        escrow = self._quota.system_account_ids()
+        to_charge = capped(charge, request.reserved) if charge is not None else None
+        for kind in KINDS:
+            if amount_of(request.reserved, kind) == 0:
+                continue
+            pending = transfer_id(request.id, Step.RESERVE, kind)
+            amount = amount_of(to_charge, kind) if to_charge is not None else 0
+            first = len(transfers)
+            if amount == 0:
+                # A post of 0 would post the whole amount (A5): release instead.
+                transfers.append(
+                    Transfer(
+                        id=transfer_id(request.id, Step.RELEASE, kind),
+                        pending_id=pending,
+                        user_data=user_data,
+                        code=int(Code.RELEASE),
+                        flags=int(TransferFlag.VOID_PENDING),
+                    )
+                )
+            else:
+                transfers.append(
+                    Transfer(
+                        id=transfer_id(request.id, Step.SETTLE, kind),
+                        pending_id=pending,
+                        amount=amount,
+                        user_data=user_data,
+                        code=int(Code.SETTLE),
+                        flags=int(TransferFlag.POST_PENDING | TransferFlag.LINKED),
+                    )
+                )
+                transfers.append(
+                    Transfer(
+                        id=transfer_id(request.id, Step.CONSUME, kind),
+                        debit_account_id=escrow[(SystemAccount.ESCROW, kind)],
+                        credit_account_id=escrow[(SystemAccount.CONSUMED, kind)],
+                        amount=amount,
+                        user_data=user_data,
+                        kind=int(kind),
+                        code=int(Code.CONSUME),
+                    )
+                )
+            chains.append((kind, first, len(transfers) - first, amount))
+        return _Plan(request, transfers, chains)
+
+
+def _settled(plan: _Plan, outcomes: Sequence[Outcome]) -> Cost | None:
+    """What a request's transfers settled, per kind, or None when something is unresolved
+    (logged: the reservation stays open and the next pass retries with the same ids)."""
+    amounts = dict.fromkeys(KINDS, 0)
+    for kind, first, length, amount in plan.chains:
+        head = outcomes[first]
+        if head.result not in _RESOLVED:
+            log.error(
+                "request %s: the ledger refused to resolve its %s reservation (%s); retrying"
+                " on the next pass",
+                plan.request.id,
+                kind.label,
+                head.result.label,
+            )
+            return None
+        if length == 2 and head.result in (Result.OK, Result.EXISTS):
+            tail = outcomes[first + 1]
+            assert tail.result in (Result.OK, Result.EXISTS), (
+                f"consume of request {plan.request.id} {kind.label}: {tail.result.label}"
+            )
+            amounts[kind] = amount
+        elif length == 2:
+            log.warning(
+                "request %s: its %s reservation was already released (%s): nothing charged",
+                plan.request.id,
+                kind.label,
+                head.result.label,
+            )
+    return Cost(amounts[Kind.CPU], amounts[Kind.STORAGE], amounts[Kind.LINK])
+
+
+def _chunks(
+    items: Sequence[tuple[StoredRequest, Cost | None]], size: int
+) -> Iterator[Sequence[tuple[StoredRequest, Cost | None]]]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]

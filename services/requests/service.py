@@ -1,0 +1,488 @@
+"""`Requests`: the one object the RequestService servicer, the broker's jobs and in-process
+users (the simulator) call.
+
+Owns: who may do what (a tenant its own requests; an operator any, and submitting for a named
+tenant; node keys nothing here — another tenant's request is NOT_FOUND, never "forbidden", so
+ids leak nothing), Submit's flow, cancelling, watching, and the catalog of the world that
+validation reads (rebuilt when the constellation changes in this process, and at least every
+`CATALOG_SECONDS` for changes made by other replicas).
+
+Submit, in order: scope and tenant (NOT_FOUND); the idempotency key (a known key returns its
+request, created = false, when the spec is the same, else ALREADY_EXISTS); validation
+(INVALID_ARGUMENT); a request no node can ever take is stored UNSCHEDULABLE at once with the
+reason, reserving nothing; otherwise the quote's maximum over the nodes it may use is reserved
+(FAILED_PRECONDITION naming kind and shortfall, and nothing stored, if the tenant is short),
+then the request is stored SUBMITTED → PENDING in one transaction. Two Submits racing with one
+key both reserve under different request ids; the database's unique (tenant, key) picks the
+winner and the loser voids its own reservation and returns the winner's request. A crash
+between the reservation and the insert leaves a reservation no request owns: the ledger
+releases it at its timeout (deadline + grace).
+
+Does not own: the lifecycle rules (lifecycle.py), storage (store.py), the ledger (reservations),
+the scheduling loop (cycle.py) or transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.services import pagination
+from orbitq.services.auth import Principal
+from orbitq.services.clock import to_ns
+from orbitq.services.constellation import Constellation
+from orbitq.services.db.models import IDEMPOTENCY_KEY_CHARS_MAX
+from orbitq.services.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
+from orbitq.services.identity.api_keys import Role
+from orbitq.services.quota import Quota
+from orbitq.services.requests import spec as spec_rules
+from orbitq.services.requests.cycle import REASON_WAITING, SchedulingLoop
+from orbitq.services.requests.export import schedule_of
+from orbitq.services.requests.leader import LeaderLock
+from orbitq.services.requests.lifecycle import CANCELLABLE, Move
+from orbitq.services.requests.model import (
+    GRACE_SECONDS,
+    NO_COST,
+    AdvanceReport,
+    CycleReport,
+    QuoteResult,
+    RequestSpec,
+    RequestState,
+    StoredRequest,
+    Transition,
+)
+from orbitq.services.requests.reservations import Reservations
+from orbitq.services.requests.spec import Catalog
+from orbitq.services.requests.store import DuplicateKeyError, RequestStore, new_request_id
+from orbitq.services.requests.watch import (
+    WATCH_PAGE_MAX,
+    WATCH_SECONDS_MAX,
+    WATCH_WAIT_SECONDS,
+    TransitionHub,
+    WatchSlots,
+)
+from orbitq.services.scheduler import Cost, SchedulerConfig, rfc3339
+from orbitq.services.tenants import Tenants
+
+log = logging.getLogger(__name__)
+
+S = RequestState
+NANOS_PER_SECOND = 1_000_000_000
+# How long a catalog of the world may serve validation without a look at the database
+# (changes made through this process invalidate it at once).
+CATALOG_SECONDS = 5.0
+_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
+CANCEL_ATTEMPTS_MAX = 4
+
+
+def _nothing() -> None:
+    pass
+
+
+class Requests:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        now: Callable[[], datetime],
+        tenants: Tenants,
+        quota: Quota,
+        writer: GroupCommitWriter,
+        constellation: Constellation,
+        *,
+        on_submitted: Callable[[], None] = _nothing,
+        scheduler_config: SchedulerConfig | None = None,
+    ) -> None:
+        self._now = now
+        self._tenants = tenants
+        self._constellation = constellation
+        self._on_submitted = on_submitted
+        self.store = RequestStore(engine)
+        self._reservations = Reservations(quota, writer)
+        self._hub = TransitionHub()
+        self._slots = WatchSlots()
+        self._leader = LeaderLock(engine)
+        self.loop = SchedulingLoop(
+            self.store,
+            self._reservations,
+            constellation,
+            self._hub,
+            self._leader,
+            scheduler_config,
+        )
+        self._catalog: Catalog | None = None
+        self._catalog_at = 0.0
+        self._catalog_lock = threading.Lock()
+
+    # -- the world as validation sees it -------------------------------------------------------
+
+    def world_changed(self) -> None:
+        """Nodes or stations changed in this process: the next validation reads them again."""
+        with self._catalog_lock:
+            self._catalog = None
+
+    def catalog(self) -> Catalog:
+        with self._catalog_lock:
+            fresh = time.monotonic() - self._catalog_at < CATALOG_SECONDS
+            if self._catalog is not None and fresh:
+                return self._catalog
+        catalog = Catalog.of(self._constellation.nodes(), self._constellation.stations())
+        with self._catalog_lock:
+            self._catalog, self._catalog_at = catalog, time.monotonic()
+        return catalog
+
+    # -- quote and submit ----------------------------------------------------------------------
+
+    def quote(self, principal: Principal, spec: RequestSpec) -> QuoteResult:
+        principal.require_role(Role.OPERATOR, Role.TENANT, action="quoting a request")
+        checked = spec_rules.validate(spec, self._now_s())
+        catalog = self.catalog()
+        spec_rules.check_selectors(checked, catalog)
+        eligibility = spec_rules.eligible(checked, catalog)
+        if not eligibility.nodes:
+            raise FailedPreconditionError(f"no node can run this request: {eligibility.reason}")
+        return spec_rules.quote_for(checked, eligibility.nodes)
+
+    def submit(
+        self,
+        principal: Principal,
+        spec: RequestSpec,
+        idempotency_key: str = "",
+        tenant: str = "",
+    ) -> tuple[StoredRequest, bool]:
+        """(the request, whether this call created it). See the module docstring."""
+        owner = principal.tenant_scope(tenant, "submit requests for")
+        self._tenants.get(owner)
+        key = _check_key(idempotency_key) or secrets.token_hex(16)
+        incoming = spec_rules.normalize(spec)
+        existing = self.store.by_key(owner, key)
+        if existing is not None:
+            return _same_request(existing, incoming, key), False
+        now_ns = to_ns(self._now())
+        checked = spec_rules.validate(incoming, now_ns // NANOS_PER_SECOND)
+        catalog = self.catalog()
+        spec_rules.check_selectors(checked, catalog)
+        eligibility = spec_rules.eligible(checked, catalog)
+        request_id = new_request_id()
+        if not eligibility.nodes:
+            return self._store_new(
+                _new(request_id, owner, key, checked, now_ns),
+                S.UNSCHEDULABLE,
+                eligibility.reason,
+                incoming,
+            )
+        cost = spec_rules.quote_for(checked, eligibility.nodes).maximum
+        timeout = checked.deadline + GRACE_SECONDS - now_ns // NANOS_PER_SECOND
+        new = _new(request_id, owner, key, checked, now_ns, cost)
+        try:
+            self._reservations.reserve(request_id, owner, cost, timeout)
+        except FailedPreconditionError:
+            # A concurrent Submit with this key may have won and spent the tokens.
+            raced = self.store.by_key(owner, key)
+            if raced is not None:
+                return _same_request(raced, incoming, key), False
+            raise
+        reason = (
+            f"reserved cpu {cost.cpu:,}, storage {cost.storage:,}, link {cost.link:,} until"
+            f" {rfc3339(checked.deadline + GRACE_SECONDS)}; {REASON_WAITING}"
+        )
+        try:
+            stored, created = self._store_new(new, S.PENDING, reason, incoming)
+        except BaseException:
+            self._release_unowned(new)
+            raise
+        if not created:
+            self._release_unowned(new)
+        else:
+            self._on_submitted()
+        return stored, created
+
+    def _store_new(
+        self, new: StoredRequest, state: RequestState, reason: str, incoming: RequestSpec
+    ) -> tuple[StoredRequest, bool]:
+        stored = replace(
+            new,
+            state=state,
+            sequence=2,
+            reason=reason,
+            reservation_open=state is S.PENDING,
+            ended_ns=new.submitted_ns if state.terminal else None,
+        )
+        transitions = [
+            Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted"),
+            Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason),
+        ]
+        try:
+            self.store.insert(stored, transitions)
+        except DuplicateKeyError:
+            winner = self.store.by_key(new.tenant, new.idempotency_key)
+            assert winner is not None
+            return _same_request(winner, incoming, new.idempotency_key), False
+        self._hub.publish()
+        return stored, True
+
+    def _release_unowned(self, request: StoredRequest) -> None:
+        """Void a reservation made for a request that was never stored."""
+        done = self._reservations.release([request])
+        if request.id not in done:
+            log.error(
+                "request %s was not stored and its reservation could not be released now; the"
+                " ledger releases it at its timeout",
+                request.id,
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, principal: Principal, request_id: str) -> StoredRequest:
+        """The request, if `principal` may see it; NotFoundError otherwise."""
+        if principal.role is Role.NODE:
+            raise PermissionDeniedError("a node key cannot read service requests")
+        if not _REQUEST_ID.match(request_id.lower()):
+            raise InvalidArgumentError(f"request id {request_id[:40]!r} is not 32 hex digits")
+        request_id = request_id.lower()
+        request = self.store.get(request_id)
+        if request is None or not (principal.is_operator or request.tenant == principal.tenant):
+            raise NotFoundError(f"no request {request_id}")
+        return request
+
+    def list_requests(
+        self,
+        principal: Principal,
+        tenant: str,
+        states: frozenset[RequestState],
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[StoredRequest], str]:
+        """Newest first: a tenant's own; an operator's all, or one tenant's."""
+        if principal.role is Role.TENANT:
+            scope: str | None = principal.tenant_scope(tenant, "list the requests of")
+        elif principal.is_operator:
+            scope = tenant or None
+        else:
+            raise PermissionDeniedError("a node key cannot list service requests")
+        size = pagination.page_size(page_size)
+        query = {"requests": scope, "states": sorted(int(s) for s in states)}
+        position = pagination.decode_token(page_token, query)
+        after: tuple[int, str] | None = None
+        if position is not None:
+            try:
+                after = (int(position[0]), str(position[1]))
+            except (TypeError, ValueError, IndexError):
+                raise InvalidArgumentError(
+                    "malformed page_token: pass back next_page_token"
+                ) from None
+        found = self.store.page(scope, states, size + 1, after)
+        token = ""
+        if len(found) > size:
+            found = found[:size]
+            token = pagination.encode_token([found[-1].submitted_ns, found[-1].id], query)
+        return found, token
+
+    def stored(self, request_id: str) -> StoredRequest | None:
+        """Any request by id, without a caller (in-process users: the simulator, tests)."""
+        return self.store.get(request_id)
+
+    # -- cancel and watch ----------------------------------------------------------------------
+
+    def cancel(self, principal: Principal, request_id: str) -> StoredRequest:
+        """Cancel before the request runs (its reservation is released at once); cancelling
+        a cancelled request returns it; any other state is FAILED_PRECONDITION."""
+        who = "an operator" if principal.is_operator else f"tenant {principal.tenant}"
+        for _ in range(CANCEL_ATTEMPTS_MAX):
+            request = self.get(principal, request_id)
+            if request.state is S.CANCELLED:
+                return request
+            _check_cancellable(request)
+            now_ns = to_ns(self._now())
+            (moved,) = self.store.apply(
+                [Move(request.id, CANCELLABLE, S.CANCELLED, f"cancelled by {who}")], now_ns
+            )
+            if moved is not None:
+                break
+            # It moved on between the read and the write (placed, started): look again.
+        else:
+            raise FailedPreconditionError(
+                f"request {request_id} keeps changing state; retry the cancellation"
+            )
+        self._hub.publish()
+        done = self._reservations.release([moved])
+        self.store.close_reservations(done, now_ns)
+        return self.get(principal, request_id)
+
+    def watch(
+        self,
+        principal: Principal,
+        request_id: str,
+        after_sequence: int = 0,
+        active: Callable[[], bool] = lambda: True,
+    ) -> Iterator[tuple[Transition, StoredRequest]]:
+        """Each transition after `after_sequence` with the request as it is now. Ends normally
+        after the terminal transition (at once if it was sent before), or when `active()`
+        turns False; raises UnavailableError after WATCH_SECONDS_MAX, or when the broker
+        stops: the client resumes after the last sequence it saw."""
+        if after_sequence < 0:
+            raise InvalidArgumentError("after_sequence must not be negative")
+        request = self.get(principal, request_id)
+        return self._watch(request, after_sequence, active)
+
+    def _watch(
+        self, request: StoredRequest, after: int, active: Callable[[], bool]
+    ) -> Iterator[tuple[Transition, StoredRequest]]:
+        slot = self._slots.acquire(request.tenant)
+        try:
+            started = time.monotonic()
+            seen = after
+            while True:
+                version = self._hub.version  # before reading: no announcement is missed
+                items = self.store.transitions(request.id, seen, WATCH_PAGE_MAX)
+                current = self.store.get(request.id)
+                assert current is not None
+                for transition in items:
+                    if transition.to_state.terminal:
+                        slot.release()  # before the client can see the end
+                    yield transition, current
+                    seen = transition.sequence
+                if items:
+                    continue
+                if current.state.terminal and seen >= current.sequence:
+                    return  # complete: the only normal end of a watch
+                if not active():
+                    return  # nobody is listening any more
+                if self._hub.closed:
+                    raise UnavailableError(
+                        f"the broker is stopping: resume the watch after sequence {seen}"
+                    )
+                left = WATCH_SECONDS_MAX - (time.monotonic() - started)
+                if left <= 0:
+                    raise UnavailableError(
+                        f"the watch reached the broker's limit of {WATCH_SECONDS_MAX:g} s:"
+                        f" resume it after sequence {seen}"
+                    )
+                self._hub.wait(version, min(WATCH_WAIT_SECONDS, left))
+        finally:
+            slot.release()
+
+    def wake_watchers(self) -> None:
+        """Make waiting watches look again now (e.g. their client went away)."""
+        self._hub.publish()
+
+    # -- time and scheduling: plain functions for APScheduler and tests ------------------------
+
+    def run_cycle(self, now: datetime | None = None) -> CycleReport:
+        """One scheduling cycle at `now` (default: the clock's)."""
+        return self.loop.run_cycle(now or self._now())
+
+    def advance(self, now: datetime | None = None) -> AdvanceReport:
+        """Transitions time alone makes, up to `now` (default: the clock's)."""
+        return self.loop.advance(now or self._now())
+
+    def tick(self, now: datetime | None = None) -> tuple[AdvanceReport, CycleReport]:
+        """`advance`, then `run_cycle`, at one instant: what the broker's job runs."""
+        at = now or self._now()
+        return self.advance(at), self.run_cycle(at)
+
+    def schedule_document(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, Any]:
+        """The §9 document of the stored schedule over [start, end) (default: the span of all
+        requests' windows)."""
+        horizon = (
+            to_ns(start) // NANOS_PER_SECOND if start else None,
+            -(-to_ns(end) // NANOS_PER_SECOND) if end else None,
+        )
+        return schedule_of(
+            self.store.all(),
+            self._constellation.nodes(),
+            self._constellation.stations(),
+            horizon,
+        )
+
+    def end_watches(self) -> None:
+        """The broker is stopping: every watch ends now (clients resume elsewhere or later)."""
+        self._hub.close()
+
+    def close(self) -> None:
+        """The broker has stopped scheduling: end every watch and give up the scheduler lock,
+        so another replica takes over at once."""
+        self._hub.close()
+        self._leader.release()
+
+    def _now_s(self) -> int:
+        return to_ns(self._now()) // NANOS_PER_SECOND
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _check_key(key: str) -> str:
+    if len(key) > IDEMPOTENCY_KEY_CHARS_MAX:
+        raise InvalidArgumentError(
+            f"idempotency_key is {len(key)} characters; at most {IDEMPOTENCY_KEY_CHARS_MAX}"
+        )
+    if key and not (key.isprintable() and key.isascii()):
+        raise InvalidArgumentError("idempotency_key must be printable ASCII")
+    return key
+
+
+def _same_request(existing: StoredRequest, incoming: RequestSpec, key: str) -> StoredRequest:
+    if existing.spec.same_as_retry(incoming):
+        return existing
+    raise AlreadyExistsError(
+        f"idempotency key {key[:40]!r} was already used for another request ({existing.id});"
+        " use a new key"
+    )
+
+
+def _check_cancellable(request: StoredRequest) -> None:
+    if request.state in CANCELLABLE:
+        return
+    if request.state is S.RUNNING:
+        why = "it is already running"
+    else:
+        when = rfc3339((request.ended_ns or request.updated_ns) // NANOS_PER_SECOND)
+        why = f"it ended {request.state.label} at {when}"
+    raise FailedPreconditionError(f"request {request.id} cannot be cancelled: {why}")
+
+
+def _new(
+    request_id: str,
+    tenant: str,
+    key: str,
+    spec: RequestSpec,
+    now_ns: int,
+    reserved: Cost = NO_COST,
+) -> StoredRequest:
+    return StoredRequest(
+        id=request_id,
+        tenant=tenant,
+        idempotency_key=key,
+        spec=spec,
+        state=S.SUBMITTED,
+        sequence=1,
+        reserved=reserved,
+        settled=NO_COST,
+        reservation_open=False,
+        placement=None,
+        contacts=(),
+        reason="submitted",
+        placement_reasons=(),
+        submitted_ns=now_ns,
+        updated_ns=now_ns,
+        ended_ns=None,
+    )

@@ -1,0 +1,478 @@
+"""Persistence of requests and their transitions, on SQLite and PostgreSQL.
+
+Owns: the SQL of the `requests` and `request_transitions` tables (migration 0003): inserting a
+new request with its first transitions in one transaction, applying `Move`s — each a
+conditional transition that bumps the request's sequence number and appends the numbered
+transition in the same transaction, or changes nothing when the request has moved on — closing
+reservations, the queries the service and the scheduling loop need, and rows <-> values
+(`spec` and `placement` are JSON with sorted keys and integer seconds).
+
+Every write transaction is IMMEDIATE on SQLite, and on PostgreSQL locks the request's row
+(`SELECT ... FOR UPDATE`) before checking its state: two writers that race on one request
+(a cancellation and a scheduling cycle) serialise, and the second sees the first's result.
+
+Does not own: which transitions exist (lifecycle.py) or what they mean for the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from orbitq.services.db import models  # noqa: F401  (registers the tables)
+from orbitq.services.requests.lifecycle import Move, check, due_s
+from orbitq.services.requests.model import (
+    REASON_CHARS_MAX,
+    TERMINAL_STATES,
+    RequestSpec,
+    RequestState,
+    StoredRequest,
+    Transition,
+)
+from orbitq.services.scheduler import (
+    Contact,
+    Cost,
+    DownlinkSegment,
+    Placement,
+    Rejection,
+    Uplink,
+)
+
+REQUESTS: sa.Table = SQLModel.metadata.tables["requests"]
+TRANSITIONS: sa.Table = SQLModel.metadata.tables["request_transitions"]
+# Ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
+IN_LIST_MAX = 500
+
+
+class DuplicateKeyError(Exception):
+    """The tenant already has a request with this idempotency key."""
+
+
+def new_request_id() -> str:
+    """128 random bits as 32 lower-case hex digits (the ledger's user_data is those 16 bytes)."""
+    while True:
+        value = secrets.randbits(128)
+        if 0 < value < 2**128 - 1:
+            return f"{value:032x}"
+
+
+class RequestStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        with (
+            self._engine.connect().execution_options(orbitq_write=True) as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def insert(self, request: StoredRequest, transitions: Sequence[Transition]) -> None:
+        """Store a new request and its first transitions, or raise DuplicateKeyError."""
+        assert transitions
+        assert transitions[-1].sequence == request.sequence
+        assert transitions[-1].to_state is request.state
+        try:
+            with self._writing() as connection:
+                connection.execute(sa.insert(REQUESTS).values(_row_of(request)))
+                connection.execute(
+                    sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions]
+                )
+        except sa.exc.IntegrityError:
+            if self.by_key(request.tenant, request.idempotency_key) is not None:
+                raise DuplicateKeyError(request.idempotency_key) from None
+            raise
+
+    def apply(self, moves: Sequence[Move], now_ns: int) -> list[StoredRequest | None]:
+        """Make each move whose request is still in one of its expected states, in order, in
+        one transaction; per move the request as stored afterwards, or None if it did not
+        apply (unknown, or the request had moved on)."""
+        results: list[StoredRequest | None] = []
+        if not moves:
+            return results
+        with self._writing() as connection:
+            for move in moves:
+                results.append(_apply_one(connection, move, now_ns))
+        return results
+
+    def close_reservations(self, settled: Mapping[str, Cost | None], now_ns: int) -> None:
+        """The ledger no longer holds these terminal requests' reservations: record it, with
+        the amounts actually settled (None: nothing was settled, the reservation was voided)."""
+        if not settled:
+            return
+        with self._writing() as connection:
+            for request_id, cost in settled.items():
+                values: dict[str, Any] = {
+                    "reservation_open": False,
+                    "due_s": None,
+                    "updated_ns": now_ns,
+                }
+                if cost is not None:
+                    values.update(
+                        settled_cpu=cost.cpu, settled_storage=cost.storage, settled_link=cost.link
+                    )
+                connection.execute(
+                    sa.update(REQUESTS)
+                    .where(REQUESTS.c.id == request_id)
+                    .where(REQUESTS.c.reservation_open)
+                    .where(REQUESTS.c.state.in_([int(s) for s in TERMINAL_STATES]))
+                    .values(values)
+                )
+
+    def set_reasons(
+        self, updates: Sequence[tuple[str, str, tuple[Rejection, ...]]], now_ns: int
+    ) -> None:
+        """Why each pending request is still waiting (no transition: the state is unchanged)."""
+        if not updates:
+            return
+        statement = (
+            sa.update(REQUESTS)
+            .where(REQUESTS.c.id == sa.bindparam("rid"))
+            .where(REQUESTS.c.state == int(RequestState.PENDING))
+            .values(
+                reason=sa.bindparam("new_reason"),
+                placement_reasons=sa.bindparam("new_reasons"),
+                updated_ns=now_ns,
+            )
+        )
+        with self._writing() as connection:
+            connection.execute(
+                statement,
+                [
+                    {
+                        "rid": request_id,
+                        "new_reason": _cut(reason),
+                        "new_reasons": _reasons_json(reasons),
+                    }
+                    for request_id, reason, reasons in updates
+                ],
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> StoredRequest | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
+        return _stored_of(row._mapping) if row is not None else None
+
+    def by_key(self, tenant: str, key: str) -> StoredRequest | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(REQUESTS)
+                .where(REQUESTS.c.tenant == tenant)
+                .where(REQUESTS.c.idempotency_key == key)
+            ).first()
+        return _stored_of(row._mapping) if row is not None else None
+
+    def fetch(self, request_ids: Sequence[str]) -> list[StoredRequest]:
+        found: list[StoredRequest] = []
+        with self._engine.connect() as connection:
+            for first in range(0, len(request_ids), IN_LIST_MAX):
+                chunk = list(request_ids[first : first + IN_LIST_MAX])
+                rows = connection.execute(sa.select(REQUESTS).where(REQUESTS.c.id.in_(chunk)))
+                found.extend(_stored_of(row._mapping) for row in rows)
+        return found
+
+    def page(
+        self,
+        tenant: str | None,
+        states: frozenset[RequestState],
+        limit: int,
+        after: tuple[int, str] | None,
+    ) -> list[StoredRequest]:
+        """Requests newest first (by submission, then id), after the position `after`."""
+        query = sa.select(REQUESTS)
+        if tenant is not None:
+            query = query.where(REQUESTS.c.tenant == tenant)
+        if states:
+            query = query.where(REQUESTS.c.state.in_([int(s) for s in states]))
+        if after is not None:
+            submitted, request_id = after
+            query = query.where(
+                sa.or_(
+                    REQUESTS.c.submitted_ns < submitted,
+                    sa.and_(REQUESTS.c.submitted_ns == submitted, REQUESTS.c.id < request_id),
+                )
+            )
+        query = query.order_by(REQUESTS.c.submitted_ns.desc(), REQUESTS.c.id.desc()).limit(limit)
+        with self._engine.connect() as connection:
+            return [_stored_of(row._mapping) for row in connection.execute(query)]
+
+    def all(self, page_rows: int = 10_000) -> Iterator[StoredRequest]:
+        """Every request, newest first, read in pages (each on its own connection)."""
+        after: tuple[int, str] | None = None
+        while True:
+            rows = self.page(None, frozenset(), page_rows, after)
+            yield from rows
+            if len(rows) < page_rows:
+                return
+            after = (rows[-1].submitted_ns, rows[-1].id)
+
+    def transitions(self, request_id: str, after_sequence: int, limit: int) -> list[Transition]:
+        query = (
+            sa.select(TRANSITIONS)
+            .where(TRANSITIONS.c.request_id == request_id)
+            .where(TRANSITIONS.c.sequence > after_sequence)
+            .order_by(TRANSITIONS.c.sequence)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [_transition_of(row._mapping) for row in connection.execute(query)]
+
+    def due(self, states: frozenset[RequestState], now_s: int, limit: int) -> list[StoredRequest]:
+        """Requests in `states` that time has caught up with (due_s <= now_s), earliest first."""
+        query = (
+            sa.select(REQUESTS)
+            .where(REQUESTS.c.state.in_([int(s) for s in states]))
+            .where(REQUESTS.c.due_s <= now_s)
+            .order_by(REQUESTS.c.due_s, REQUESTS.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [_stored_of(row._mapping) for row in connection.execute(query)]
+
+    def in_states(self, states: frozenset[RequestState]) -> list[StoredRequest]:
+        query = (
+            sa.select(REQUESTS)
+            .where(REQUESTS.c.state.in_([int(s) for s in states]))
+            .order_by(REQUESTS.c.submitted_ns, REQUESTS.c.id)
+        )
+        with self._engine.connect() as connection:
+            return [_stored_of(row._mapping) for row in connection.execute(query)]
+
+    def ids_in(self, states: frozenset[RequestState], due_after: int | None = None) -> set[str]:
+        """Ids of the requests in `states` (and due after `due_after`, when given)."""
+        query = sa.select(REQUESTS.c.id).where(REQUESTS.c.state.in_([int(s) for s in states]))
+        if due_after is not None:
+            query = query.where(REQUESTS.c.due_s > due_after)
+        with self._engine.connect() as connection:
+            return {str(request_id) for (request_id,) in connection.execute(query)}
+
+    def usage_since(self, since_ns: int) -> dict[str, Cost]:
+        """Tokens each tenant settled for requests completed since `since_ns`."""
+        query = (
+            sa.select(
+                REQUESTS.c.tenant,
+                sa.func.sum(REQUESTS.c.settled_cpu),
+                sa.func.sum(REQUESTS.c.settled_storage),
+                sa.func.sum(REQUESTS.c.settled_link),
+            )
+            .where(REQUESTS.c.state == int(RequestState.COMPLETED))
+            .where(REQUESTS.c.ended_ns >= since_ns)
+            .group_by(REQUESTS.c.tenant)
+        )
+        with self._engine.connect() as connection:
+            return {
+                str(tenant): Cost(int(cpu or 0), int(storage or 0), int(link or 0))
+                for tenant, cpu, storage, link in connection.execute(query)
+            }
+
+
+# -- one move ------------------------------------------------------------------------------------
+
+
+def _apply_one(connection: sa.Connection, move: Move, now_ns: int) -> StoredRequest | None:
+    row = connection.execute(
+        sa.select(REQUESTS).where(REQUESTS.c.id == move.request_id).with_for_update()
+    ).first()
+    if row is None:
+        return None
+    current = dict(row._mapping)
+    state = RequestState(current["state"])
+    if state not in move.expected:
+        return None
+    check(state, move.to)
+    values: dict[str, Any] = {
+        "state": int(move.to),
+        "sequence": current["sequence"] + 1,
+        "reason": _cut(move.reason),
+        "updated_ns": now_ns,
+    }
+    if move.to is RequestState.PLACED:
+        assert move.placement is not None
+        values["placement"] = _placement_json(move.placement, move.contacts)
+        values["placement_reasons"] = None
+    elif move.to is RequestState.PENDING:
+        values["placement"] = None
+    if move.to is RequestState.UNSCHEDULABLE:
+        values["placement_reasons"] = _reasons_json(move.reasons)
+    if move.settled is not None:
+        values.update(
+            settled_cpu=move.settled.cpu,
+            settled_storage=move.settled.storage,
+            settled_link=move.settled.link,
+        )
+    if move.to.terminal:
+        values["ended_ns"] = now_ns
+    placement_text = values.get("placement", current["placement"])
+    placement, _ = _placement_of(placement_text, move.request_id) if placement_text else (None, ())
+    spec = RequestSpec.from_json(current["spec"])
+    values["due_s"] = due_s(move.to, spec.deadline, placement, current["reservation_open"])
+    updated = connection.execute(
+        sa.update(REQUESTS)
+        .where(REQUESTS.c.id == move.request_id)
+        .where(REQUESTS.c.sequence == current["sequence"])
+        .values(values)
+    )
+    assert updated.rowcount == 1, "the row is locked: nobody else can have moved it"
+    transition = Transition(
+        request_id=move.request_id,
+        sequence=values["sequence"],
+        from_state=state,
+        to_state=move.to,
+        at_ns=now_ns,
+        reason=values["reason"],
+    )
+    connection.execute(sa.insert(TRANSITIONS).values(_transition_row(transition)))
+    current.update(values)
+    return _stored_of(current)
+
+
+# -- rows <-> values -----------------------------------------------------------------------------
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= REASON_CHARS_MAX else text[: REASON_CHARS_MAX - 3] + "..."
+
+
+def _row_of(request: StoredRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "tenant": request.tenant,
+        "idempotency_key": request.idempotency_key,
+        "spec": request.spec.to_json(),
+        "state": int(request.state),
+        "sequence": request.sequence,
+        "reserved_cpu": request.reserved.cpu,
+        "reserved_storage": request.reserved.storage,
+        "reserved_link": request.reserved.link,
+        "settled_cpu": request.settled.cpu,
+        "settled_storage": request.settled.storage,
+        "settled_link": request.settled.link,
+        "reservation_open": request.reservation_open,
+        "placement": (
+            _placement_json(request.placement, request.contacts) if request.placement else None
+        ),
+        "reason": _cut(request.reason),
+        "placement_reasons": _reasons_json(request.placement_reasons),
+        "submitted_ns": request.submitted_ns,
+        "updated_ns": request.updated_ns,
+        "ended_ns": request.ended_ns,
+        "due_s": due_s(
+            request.state, request.spec.deadline, request.placement, request.reservation_open
+        ),
+    }
+
+
+def _stored_of(row: Mapping[Any, Any]) -> StoredRequest:
+    placement, contacts = (
+        _placement_of(row["placement"], row["id"]) if row["placement"] else (None, ())
+    )
+    return StoredRequest(
+        id=row["id"],
+        tenant=row["tenant"],
+        idempotency_key=row["idempotency_key"],
+        spec=RequestSpec.from_json(row["spec"]),
+        state=RequestState(row["state"]),
+        sequence=int(row["sequence"]),
+        reserved=Cost(row["reserved_cpu"], row["reserved_storage"], row["reserved_link"]),
+        settled=Cost(row["settled_cpu"], row["settled_storage"], row["settled_link"]),
+        reservation_open=bool(row["reservation_open"]),
+        placement=placement,
+        contacts=contacts,
+        reason=row["reason"],
+        placement_reasons=_reasons_of(row["placement_reasons"]),
+        submitted_ns=int(row["submitted_ns"]),
+        updated_ns=int(row["updated_ns"]),
+        ended_ns=int(row["ended_ns"]) if row["ended_ns"] is not None else None,
+    )
+
+
+def _transition_row(transition: Transition) -> dict[str, Any]:
+    return {
+        "request_id": transition.request_id,
+        "sequence": transition.sequence,
+        "from_state": int(transition.from_state or 0),
+        "to_state": int(transition.to_state),
+        "at_ns": transition.at_ns,
+        "reason": _cut(transition.reason),
+    }
+
+
+def _transition_of(row: Mapping[Any, Any]) -> Transition:
+    return Transition(
+        request_id=row["request_id"],
+        sequence=int(row["sequence"]),
+        from_state=RequestState(row["from_state"]) if row["from_state"] else None,
+        to_state=RequestState(row["to_state"]),
+        at_ns=int(row["at_ns"]),
+        reason=row["reason"],
+    )
+
+
+def _placement_json(placement: Placement, contacts: Sequence[Contact]) -> str:
+    uplink = placement.uplink
+    data = {
+        "node": placement.node,
+        "start": placement.start,
+        "end": placement.end,
+        "uplink": {
+            "contact": uplink.contact,
+            "station": uplink.station,
+            "at": uplink.at,
+            "end": uplink.end,
+        },
+        "downlink": [
+            {"contact": s.contact, "station": s.station, "start": s.start, "end": s.end}
+            for s in placement.downlink
+        ],
+        "contacts": [
+            {"id": c.id, "node": c.node, "station": c.station, "start": c.start, "end": c.end}
+            for c in contacts
+        ],
+    }
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _placement_of(text: str, request_id: str) -> tuple[Placement, tuple[Contact, ...]]:
+    data = json.loads(text)
+    up = data["uplink"]
+    placement = Placement(
+        request=request_id,
+        node=data["node"],
+        start=data["start"],
+        end=data["end"],
+        uplink=Uplink(up["contact"], up["station"], up["at"], up["end"]),
+        downlink=tuple(
+            DownlinkSegment(s["contact"], s["station"], s["start"], s["end"])
+            for s in data["downlink"]
+        ),
+    )
+    contacts = tuple(
+        Contact(c["id"], c["node"], c["station"], c["start"], c["end"]) for c in data["contacts"]
+    )
+    return placement, contacts
+
+
+def _reasons_json(reasons: Sequence[Rejection]) -> str | None:
+    if not reasons:
+        return None
+    return json.dumps(
+        [{"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes} for r in reasons],
+        separators=(",", ":"),
+    )
+
+
+def _reasons_of(text: str | None) -> tuple[Rejection, ...]:
+    if not text:
+        return ()
+    return tuple(Rejection(r["plugin"], r["reason"], int(r["nodes"])) for r in json.loads(text))
