@@ -21,6 +21,7 @@ from orbitq.ledger.store import AccountSpec, CreateAccounts
 from orbitq.ledger.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Authenticator, Principal
+from orbitq.services.db.engine import write_session
 from orbitq.services.db.models import (
     DISPLAY_NAME_CHARS_MAX,
     LABEL_CHARS_MAX,
@@ -76,7 +77,7 @@ class Tenants:
                 f"display_name is {len(display_name)} characters; at most {DISPLAY_NAME_CHARS_MAX}"
             )
         row = TenantRow(name=name, display_name=display_name or name, created_ns=self._now_ns())
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             if session.get(TenantRow, name) is not None:
                 raise AlreadyExistsError(f"tenant {name!r} already exists")
             session.add(row)
@@ -153,7 +154,7 @@ class Tenants:
             label=label,
             created_ns=self._now_ns(),
         )
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             session.add(row)
             session.commit()
             session.refresh(row)
@@ -165,7 +166,7 @@ class Tenants:
         return self.issue_key(bootstrap, Role.OPERATOR, "", "", label)
 
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKeyRow:
-        with Session(self._engine) as session:
+        with write_session(self._engine) as session:
             row = session.get(ApiKeyRow, key_id)
             if row is None:
                 raise NotFoundError(f"no API key with id {key_id[:40]!r}")

@@ -32,6 +32,7 @@ from orbitq.services.constellation.model import (
     WorldVersion,
 )
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
+from orbitq.services.db.engine import write_transaction
 from orbitq.services.orbits import ElementSet, GroundStation
 
 NODES: sa.Table = SQLModel.metadata.tables["nodes"]
@@ -51,10 +52,7 @@ _MEAN_FIELDS = tuple(
 @contextmanager
 def writing(engine: sa.Engine) -> Iterator[tuple[sa.Connection, ContactPlan]]:
     """A write transaction holding the constellation's lock; yields it with the plan's head."""
-    with (
-        engine.connect().execution_options(orbitq_write=True) as connection,
-        connection.begin(),
-    ):
+    with write_transaction(engine) as connection:
         row = connection.execute(
             sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID).with_for_update()
         ).one()

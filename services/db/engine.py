@@ -11,12 +11,15 @@ Does not own: table definitions (orbitq.ledger.tables, orbitq.services.db.models
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_SIZE = 16
@@ -60,6 +63,24 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///FILE or postgresql://..."
     )
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction that may write: IMMEDIATE on SQLite, so it holds the write
+    lock from its first statement. (A deferred transaction that reads and then writes fails at
+    once with "database is locked" when another writer committed in between: WAL mode cannot
+    upgrade a stale snapshot, and no busy timeout helps.)"""
+    with (
+        engine.connect().execution_options(orbitq_write=True) as connection,
+        connection.begin(),
+    ):
+        yield connection
+
+
+def write_session(engine: sa.Engine) -> Session:
+    """An ORM session whose transactions may write (see write_transaction)."""
+    return Session(engine.execution_options(orbitq_write=True))
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

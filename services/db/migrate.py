@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from orbitq.services.db.engine import write_transaction
+
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # An arbitrary constant naming orbitq's migration lock among PostgreSQL advisory locks.
 _ADVISORY_LOCK_KEY = 0x6F726269
@@ -21,10 +23,7 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with (
-        engine.connect().execution_options(orbitq_write=True) as connection,
-        connection.begin(),
-    ):
+    with write_transaction(engine) as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
+from orbitq.services.db.engine import write_transaction
 from orbitq.services.requests.lifecycle import Move, check, due_s
 from orbitq.services.requests.model import (
     REASON_CHARS_MAX,
@@ -66,13 +67,8 @@ class RequestStore:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    @contextmanager
-    def _writing(self) -> Iterator[sa.Connection]:
-        with (
-            self._engine.connect().execution_options(orbitq_write=True) as connection,
-            connection.begin(),
-        ):
-            yield connection
+    def _writing(self) -> AbstractContextManager[sa.Connection]:
+        return write_transaction(self._engine)
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -105,11 +105,13 @@ def test_a_restarted_broker_rebuilds_its_scheduler_from_the_database(
         again.engine.dispose()
 
 
+# Replicas share a PostgreSQL database; a SQLite file belongs to one broker process.
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_one_replica_schedules_at_a_time(
     broker: BrokerHandle, clock: SimulatedClock, db_url: str
 ) -> None:
-    if db_url.startswith("sqlite"):
-        pytest.skip("a SQLite file belongs to one broker process")
     b = broker.broker
     build_world(b)
     acme = add_tenant(b, "acme")
