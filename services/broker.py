@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -40,20 +40,38 @@ log = logging.getLogger(__name__)
 # Minimum time between checkpoints signed because a burst of commits ended.
 CHECKPOINT_BURST_SPACING_SECONDS = 0.5
 
-_SHIFTED = re.compile(r"^shifted:(?P<start>[^x]+)(?:x(?P<rate>[0-9.]+))?$")
+_SHIFTED = re.compile(r"^shifted:(?P<start>[^x@]+)(?:x(?P<rate>[0-9.]+))?(?:@(?P<anchor>.+))?$")
+
+
+def _instant(text: str, spec: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"clock {spec!r}: {text!r} is not an RFC 3339 instant") from None
+    if value.tzinfo is None:
+        raise ValueError(f"clock {spec!r}: {text!r} needs a time zone (e.g. Z)")
+    return value
 
 
 def clock_from_spec(spec: str) -> Clock:
-    """`system`, or `shifted:<RFC 3339 start>[x<rate>]`."""
+    """`system`, or `shifted:<RFC 3339 start>[x<rate>][@<RFC 3339 anchor>]`: the clock shows
+    `start` at the real instant `anchor` (default: now) and runs `rate` times real speed."""
     if spec == "system":
         return SystemClock()
     match = _SHIFTED.match(spec)
     if match is None:
         raise ValueError(f"clock {spec!r}: use 'system' or 'shifted:2025-12-06T00:00:00Z[x60]'")
-    start = datetime.fromisoformat(match["start"].replace("Z", "+00:00"))
-    if start.tzinfo is None:
-        raise ValueError(f"clock {spec!r}: the start needs a time zone (e.g. Z)")
-    return ShiftedClock(start, float(match["rate"] or 1.0))
+    anchor = _instant(match["anchor"], spec) if match["anchor"] else None
+    return ShiftedClock(_instant(match["start"], spec), float(match["rate"] or 1.0), anchor)
+
+
+def anchored(spec: str) -> str:
+    """`spec` with its anchor fixed to now, so a data directory's processes share one clock
+    (a ledger's timestamps never go back: a later `serve` must not restart the clock)."""
+    if spec.startswith("shifted:") and "@" not in spec:
+        clock_from_spec(spec)  # validate
+        return f"{spec}@{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+    return spec
 
 
 @dataclass(frozen=True)
@@ -242,15 +260,20 @@ def init_data_dir(
     db_url: str | None = None,
     passphrase: bytes | None = None,
     clock: Clock | None = None,
+    clock_spec: str = "system",
 ) -> InitResult:
-    """Create a broker's data directory: config, signing key (0600), database, operator key."""
+    """Create a broker's data directory: config, signing key (0600), database, operator key.
+
+    `clock_spec` is written to config.toml (anchored: see `anchored`) and used by every later
+    `serve`; `clock` overrides it for this call only (tests)."""
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     key_path = data_dir / KEY_FILE
     if key_path.exists():
         raise FileExistsError(f"{data_dir} is already initialised ({key_path} exists)")
-    write_config(data_dir, origin, db_url)
+    clock_spec = anchored(clock_spec)
+    write_config(data_dir, origin, db_url, clock_spec)
     create_key_file(key_path, passphrase)
     config = replace(load_config(data_dir, db_url=db_url), key_passphrase=passphrase)
     broker = Broker(config, clock)

@@ -11,7 +11,6 @@ Does not own: timers or scheduling (APScheduler calls plain functions that read 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -72,17 +71,19 @@ class SimulatedClock:
 
 
 class ShiftedClock:
-    """Runs from `start` at `rate` times real speed, measured on the monotonic clock."""
+    """Shows `start` at the real instant `anchor` (default: now) and runs at `rate` times real
+    speed from there. Anchored to the wall clock, so every process given the same anchor (a
+    broker's `init` and each later `serve`) agrees on the time."""
 
-    def __init__(self, start: datetime, rate: float = 1.0) -> None:
-        if start.tzinfo is None:
-            raise ValueError("ShiftedClock needs an aware UTC start")
+    def __init__(self, start: datetime, rate: float = 1.0, anchor: datetime | None = None) -> None:
+        if start.tzinfo is None or (anchor is not None and anchor.tzinfo is None):
+            raise ValueError("ShiftedClock needs aware UTC instants")
         if not 0 < rate <= 10_000:
             raise ValueError("rate must be in (0, 10000]")
         self._start = start.astimezone(UTC)
         self._rate = rate
-        self._origin = time.monotonic()
+        self._anchor = anchor or datetime.now(UTC)
 
     def now(self) -> datetime:
-        elapsed = (time.monotonic() - self._origin) * self._rate
+        elapsed = (datetime.now(UTC) - self._anchor).total_seconds() * self._rate
         return self._start + timedelta(seconds=elapsed)

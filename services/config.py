@@ -120,7 +120,7 @@ def _number(stored: dict[str, object], key: str, default: float) -> float:
     return float(value)
 
 
-def write_config(directory: Path, origin: str, db_url: str | None) -> Path:
+def write_config(directory: Path, origin: str, db_url: str | None, clock: str = "system") -> Path:
     """config.toml as `orbitq init` leaves it."""
     lines = [
         "# orbitq broker configuration (written by `orbitq init`).",
@@ -130,6 +130,10 @@ def write_config(directory: Path, origin: str, db_url: str | None) -> Path:
         if '"' in db_url or "\n" in db_url:
             raise ValueError("the database URL may not contain quotes or newlines")
         lines.append(f'db_url = "{db_url}"')
+    if clock != "system":
+        if '"' in clock or "\n" in clock:
+            raise ValueError("the clock may not contain quotes or newlines")
+        lines.append(f'clock = "{clock}"')
     path = directory / CONFIG_FILE
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -26,6 +26,12 @@ def register(tree: CommandTree) -> None:
         type=Path,
         help="encrypt the signing key with the passphrase in this file",
     )
+    init.add_argument(
+        "--clock",
+        default="system",
+        help="'system' (default) or 'shifted:<RFC 3339 start>[x<rate>]': a clock for demos and"
+        " simulations near a TLE snapshot's epoch, kept in config.toml for every `serve`",
+    )
     init.add_argument("--json", action="store_true", help="print JSON for scripts")
     serve = tree.add("serve", "run the broker until SIGTERM/SIGINT", _serve)
     _data_dir_flag(serve)
@@ -36,7 +42,7 @@ def register(tree: CommandTree) -> None:
     serve.add_argument("--passphrase-file", type=Path, help="passphrase of the signing key")
     serve.add_argument(
         "--clock",
-        help="'system' (default) or 'shifted:<RFC 3339 start>[x<rate>]' for demos",
+        help="override config.toml's clock: 'system' or 'shifted:<start>[x<rate>][@<anchor>]'",
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -69,7 +75,11 @@ def _init(args: argparse.Namespace) -> int:
     origin = args.origin or f"orbitq.local/{secrets.token_hex(4)}"
     try:
         result = init_data_dir(
-            data_dir, origin=origin, db_url=args.db, passphrase=_passphrase(args.passphrase_file)
+            data_dir,
+            origin=origin,
+            db_url=args.db,
+            passphrase=_passphrase(args.passphrase_file),
+            clock_spec=args.clock,
         )
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None

@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from orbitq.clients import BrokerClient, TLSConfig, UnavailableError
-from orbitq.services.commands.demo import running_broker
+from orbitq.services.demo.process import running_broker
 from orbitq.services.server import SERVICE_NAMES, build_server
 from orbitq.v1 import (
     admin_pb2,
