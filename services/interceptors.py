@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,9 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     WriterStoppedError: grpc.StatusCode.UNAVAILABLE,
     NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
 }
+
+# Bound on the cached wrapped handlers (one per method and interceptor in practice).
+WRAPPED_HANDLERS_MAX = 1024
 
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -96,6 +100,14 @@ def _rewrap(handler: _Handler, wrap: Callable[[Behavior, bool], Behavior]) -> An
 
 
 class _Interceptor(_ServerInterceptor):
+    """Wraps each method's handler once and reuses the wrapped handler for every call (the
+    wrappers read per-call facts from the ServicerContext), instead of building new handler
+    objects and closures for each call in each interceptor."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
@@ -104,22 +116,25 @@ class _Interceptor(_ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        return _rewrap(
-            handler,
-            lambda behavior, streaming: self.wrap(handler_call_details, behavior, streaming),
-        )
+        key = (handler_call_details.method, handler)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            method = handler_call_details.method
+            wrapped = _rewrap(
+                handler, lambda behavior, streaming: self.wrap(method, behavior, streaming)
+            )
+            with self._lock:
+                if len(self._wrapped) >= WRAPPED_HANDLERS_MAX:
+                    self._wrapped.clear()
+                self._wrapped[key] = wrapped
+        return wrapped
 
-    def wrap(
-        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
-    ) -> Behavior:
+    def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
         raise NotImplementedError
 
 
 class LoggingInterceptor(_Interceptor):
-    def wrap(
-        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
-    ) -> Behavior:
-        method = details.method
+    def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
 
         def finish(context: grpc.ServicerContext, started: float) -> None:
             code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
@@ -167,10 +182,7 @@ def abort_for(error: Exception, context: grpc.ServicerContext, method: str) -> N
 
 
 class ErrorMappingInterceptor(_Interceptor):
-    def wrap(
-        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
-    ) -> Behavior:
-        method = details.method
+    def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
 
         if streaming:
 
@@ -201,26 +213,27 @@ def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
     return type(error) is Exception and code not in (None, grpc.StatusCode.OK)
 
 
+def _authorization(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
 class AuthInterceptor(_Interceptor):
     def __init__(self, authenticator: Authenticator) -> None:
+        super().__init__()
         self._authenticator = authenticator
 
-    def wrap(
-        self, details: grpc.HandlerCallDetails, behavior: Behavior, streaming: bool
-    ) -> Behavior:
-        if details.method.startswith(OPEN_METHOD_PREFIXES):
+    def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
+        if method.startswith(OPEN_METHOD_PREFIXES):
             return behavior
-        authorization = None
-        for key, value in details.invocation_metadata or ():
-            if key == "authorization":
-                authorization = value if isinstance(value, str) else value.decode("latin-1")
-                break
         authenticator = self._authenticator
 
         if streaming:
 
             def authed_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                token = set_current_principal(authenticator.authenticate(authorization))
+                token = set_current_principal(authenticator.authenticate(_authorization(context)))
                 try:
                     yield from behavior(request, context)
                 finally:
@@ -229,7 +242,7 @@ class AuthInterceptor(_Interceptor):
             return authed_stream
 
         def authed(request: Any, context: grpc.ServicerContext) -> Any:
-            token = set_current_principal(authenticator.authenticate(authorization))
+            token = set_current_principal(authenticator.authenticate(_authorization(context)))
             try:
                 return behavior(request, context)
             finally:
