@@ -14,6 +14,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from orbitq.services.db.migrate import migrate
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
 from orbitq.services.requests import AdvanceReport, CycleReport, Requests
+from orbitq.services.requests.store import new_request_id
 from orbitq.services.tenants import IssuedKey, Tenants
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,13 @@ class InitResult:
 class Broker:
     """All the parts of one broker process; `start()` before serving, `stop()` after."""
 
-    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        clock: Clock | None = None,
+        *,
+        request_ids: Callable[[], str] | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock or clock_from_spec(config.clock)
         self.engine = create_engine(config.db_url)
@@ -107,6 +115,7 @@ class Broker:
             self.writer,
             self.constellation,
             on_submitted=self._schedule_soon,
+            request_ids=request_ids or new_request_id,
         )
         self.jobs = BackgroundScheduler(timezone="UTC")
         self._started = False

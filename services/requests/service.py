@@ -108,8 +108,11 @@ class Requests:
         *,
         on_submitted: Callable[[], None] = _nothing,
         scheduler_config: SchedulerConfig | None = None,
+        request_ids: Callable[[], str] = new_request_id,
     ) -> None:
         self._now = now
+        # Random in a broker; a seeded sequence in `orbitq sim`, so a seed repeats its schedule.
+        self._request_ids = request_ids
         self._tenants = tenants
         self._constellation = constellation
         self._on_submitted = on_submitted
@@ -179,7 +182,7 @@ class Requests:
         catalog = self.catalog()
         spec_rules.check_selectors(checked, catalog)
         eligibility = spec_rules.eligible(checked, catalog)
-        request_id = new_request_id()
+        request_id = self._request_ids()
         if not eligibility.nodes:
             return self._store_new(
                 _new(request_id, owner, key, checked, now_ns),
