@@ -15,6 +15,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.services.commands.contacts",
     "orbitq.services.commands.ledger",
     "orbitq.services.commands.demo",
+    "orbitq.services.commands.sim",
 )
 
 

@@ -27,6 +27,9 @@ COLUMNS = ("node", "station", "aos", "los", "max_elevation_deg")
 # A CommandError lists at most this many problems; the count of the rest follows.
 PROBLEMS_SHOWN_MAX = 20
 INPUT_BYTES_MAX = 64 * 1024 * 1024
+# bundled:<name> -> the bundled file's name.
+ELEMENT_SOURCES = {"starlink": "starlink", "oneweb": "oneweb", "stations": "stations"}
+STATION_SOURCES = {"ground-stations": "ground-stations", "stations": "ground-stations"}
 
 
 def register(tree: CommandTree) -> None:
@@ -65,9 +68,9 @@ def _compute(args: argparse.Namespace) -> int:
     from orbitq.services.orbits import HORIZON_HOURS_MAX, compute_contacts
 
     start = parse_instant(args.start, "--start")
-    hours = _hours(args.hours, HORIZON_HOURS_MAX)
-    elements = _elements(args.tle, skip_bad=args.skip_bad)
-    stations = _stations(args.stations, skip_bad=args.skip_bad)
+    hours = parse_hours(args.hours, HORIZON_HOURS_MAX)
+    elements = read_elements(args.tle, skip_bad=args.skip_bad)
+    stations = read_stations(args.stations, skip_bad=args.skip_bad)
     _warn_if_stale(elements, start)
     try:
         contacts = compute_contacts(elements, stations, start, start + timedelta(hours=hours))
@@ -100,7 +103,7 @@ def format_instant(instant: datetime) -> str:
     return rounded.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hours(text: str, most: float) -> float:
+def parse_hours(text: str, most: float) -> float:
     try:
         hours = float(text)
     except ValueError:
@@ -115,7 +118,7 @@ def _hours(text: str, most: float) -> float:
     return hours
 
 
-def _read(source: str, flag: str, choices: dict[str, str]) -> tuple[str, str]:
+def read_source(source: str, flag: str, choices: dict[str, str]) -> tuple[str, str]:
     """The text of a file or bundled snapshot, and the name to show in messages."""
     if source.startswith(BUNDLED_PREFIX):
         from orbitq.services.orbits import bundled_path
@@ -136,11 +139,10 @@ def _read(source: str, flag: str, choices: dict[str, str]) -> tuple[str, str]:
         raise CommandError(f"{flag} {source} is not UTF-8 text (byte {error.start})") from None
 
 
-def _elements(source: str, *, skip_bad: bool) -> list[ElementSet]:
+def read_elements(source: str, *, skip_bad: bool) -> list[ElementSet]:
     from orbitq.services.orbits import parse_elements
 
-    choices = {"starlink": "starlink", "oneweb": "oneweb", "stations": "stations"}
-    text, shown = _read(source, "--tle", choices)
+    text, shown = read_source(source, "--tle", ELEMENT_SOURCES)
     parsed = parse_elements(text)
     _report(shown, parsed.problems, len(parsed.elements), skip_bad=skip_bad)
     if not parsed.elements:
@@ -148,16 +150,24 @@ def _elements(source: str, *, skip_bad: bool) -> list[ElementSet]:
     return parsed.elements
 
 
-def _stations(source: str, *, skip_bad: bool) -> list[GroundStation]:
+def read_stations(source: str, *, skip_bad: bool) -> list[GroundStation]:
+    return _parsed_stations(source, skip_bad=skip_bad)[1]
+
+
+def read_stations_text(source: str) -> str:
+    """The text of a station file (or bundled:ground-stations) whose every record is good."""
+    return _parsed_stations(source, skip_bad=False)[0]
+
+
+def _parsed_stations(source: str, *, skip_bad: bool) -> tuple[str, list[GroundStation]]:
     from orbitq.services.orbits import parse_stations
 
-    choices = {"ground-stations": "ground-stations", "stations": "ground-stations"}
-    text, shown = _read(source, "--stations", choices)
+    text, shown = read_source(source, "--stations", STATION_SOURCES)
     parsed = parse_stations(text)
     _report(shown, parsed.problems, len(parsed.stations), skip_bad=skip_bad)
     if not parsed.stations:
         raise CommandError(f"--stations {shown} holds no ground stations")
-    return parsed.stations
+    return text, parsed.stations
 
 
 def _report(shown: str, problems: list[ImportProblem], good: int, *, skip_bad: bool) -> None:

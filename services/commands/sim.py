@@ -1,0 +1,149 @@
+"""`orbitq sim`: a seeded day of work through a real in-process broker, written to two files.
+
+Owns: the command's arguments, reading the element-set and station files (or the bundled
+snapshots), turning bad input into one precise `CommandError`, writing `DIR/schedule.json`
+(brief §9) and `DIR/report.json` (each replaced whole, never left half-written), and the
+summary a person reads. The simulation itself is orbitq.services.sim's; it is imported only
+when the command runs, so `orbitq --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from orbitq.clients.cli.output import print_json, print_table
+from orbitq.clients.cli.registry import CommandError, CommandTree
+from orbitq.services.commands.contacts import read_elements, read_stations_text
+
+DEFAULTS: dict[str, int | float] = {
+    "nodes": 30,
+    "requests": 2_000,
+    "hours": 24.0,
+    "seed": 1,
+    "step": 60,
+}
+
+
+def register(tree: CommandTree) -> None:
+    parser = tree.add(
+        "sim",
+        "simulate a seeded day of requests through an in-process broker on a simulated clock; "
+        "writes DIR/schedule.json and DIR/report.json",
+        _sim,
+        json_output=True,
+    )
+    parser.add_argument(
+        "--tle",
+        default="bundled:starlink",
+        metavar="FILE",
+        help="element sets (TLE or CelesTrak OMM CSV/JSON), or bundled:starlink (default), "
+        "bundled:oneweb",
+    )
+    parser.add_argument(
+        "--stations",
+        default="bundled:ground-stations",
+        metavar="FILE",
+        help="ground stations, CSV or JSON (default bundled:ground-stations)",
+    )
+    numbers = (
+        ("--nodes", "N", "satellites with computers, a seeded sample of the file"),
+        ("--requests", "M", "requests the tenants submit"),
+        ("--hours", "H", "length of the simulated horizon"),
+        ("--seed", "S", "the same seed and inputs give the same schedule"),
+        ("--step", "SECONDS", "simulated seconds between scheduling cycles"),
+    )
+    for flag, metavar, text in numbers:
+        default = DEFAULTS[flag.removeprefix("--")]
+        parser.add_argument(
+            flag,
+            type=type(default),
+            default=default,
+            metavar=metavar,
+            help=f"{text} (default {default:g})",
+        )
+    parser.add_argument(
+        "--db", metavar="URL", help="a fresh database to run on (default: SQLite in a temp dir)"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for schedule.json and report.json (created if needed)",
+    )
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from orbitq.services.sim import SimSettings, run_simulation
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} exists and is not a directory")
+    settings = SimSettings(
+        elements=tuple(read_elements(args.tle, skip_bad=False)),
+        stations_text=read_stations_text(args.stations),
+        nodes=args.nodes,
+        requests=args.requests,
+        hours=args.hours,
+        seed=args.seed,
+        step_seconds=args.step,
+        db_url=args.db,
+    )
+    wrong = settings.problems()
+    if wrong:
+        raise CommandError("; ".join(wrong))
+    progress = None if args.json else _progress
+    result = run_simulation(settings, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "schedule.json", result.schedule)
+    _write_json(out / "report.json", result.report)
+    if args.json:
+        print_json(result.report)
+    else:
+        _summary(result.report, out)
+    return 0
+
+
+def _progress(line: str) -> None:
+    print(f"sim: {line}", file=sys.stderr, flush=True)
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    """Replace `path` whole: a reader never sees half a file, a crash leaves the old one."""
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", encoding="utf-8") as file:
+        json.dump(document, file, indent=1, sort_keys=False)
+        file.write("\n")
+        file.flush()
+        os.fsync(file.fileno())
+    partial.replace(path)
+
+
+def _summary(report: dict[str, Any], out: Path) -> None:
+    requests = report["requests"]
+    use = report["utilisation"]
+    print(
+        f"{report['nodes']} nodes, {report['stations']} stations, "
+        f"{report['horizon']['start']} to {report['horizon']['end']}, seed {report['seed']}: "
+        f"{requests['submitted']} submitted, {requests['accepted']} accepted, "
+        f"{requests['completed']} completed, {requests['rejected']} rejected"
+    )
+    print(
+        f"utilisation: cpu {use['cpu']:.1%}, storage {use['storage']:.1%}, "
+        f"link {use['link']:.1%} of contact time; wall {report['wall_seconds']:.1f} s"
+    )
+    if requests["rejected_by_reason"]:
+        rows = [
+            {"rejected": why, "requests": n} for why, n in requests["rejected_by_reason"].items()
+        ]
+        print_table(rows, ["rejected", "requests"])
+    tokens = report["tokens"]
+    print_table(
+        [{"tokens": what, **tokens[what]} for what in ("reserved", "settled", "released", "held")],
+        ["tokens", "cpu", "storage", "link"],
+    )
+    print(f"wrote {out / 'schedule.json'} and {out / 'report.json'}")

@@ -1,0 +1,224 @@
+"""`run_simulation`: a real broker, in-process, on a simulated clock, through a seeded day.
+
+Owns: the run itself. A throw-away data directory and database (SQLite by default, or any
+database URL, fresh), a Broker built exactly as `orbitq serve` builds one but with a
+SimulatedClock and a seeded source of request ids; the fleet and stations imported and the
+contact plan computed through the constellation service; tenants created and minted through
+the tenant and quota services; every request submitted through `Requests.submit` as its
+tenant, at its arrival instant; and the broker's own jobs — expiry of reservations, time-driven
+transitions, a scheduling cycle — called every `step_seconds` of simulated time, as
+APScheduler calls them in `serve`. Placed work completes on time (node agents, which would
+report otherwise, are not part of the simulation).
+
+Does not own: the workload (workload.py), the fleet (fleet.py), the report (report.py) or
+files and arguments (orbitq.services.commands.sim).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from orbitq.services.auth import Principal
+from orbitq.services.broker import Broker, init_data_dir
+from orbitq.services.clock import SimulatedClock, from_ns, to_ns
+from orbitq.services.config import load_config
+from orbitq.services.errors import FailedPreconditionError, InvalidArgumentError
+from orbitq.services.identity.api_keys import Role
+from orbitq.services.orbits import ElementSet
+from orbitq.services.quota import new_operation_id
+from orbitq.services.sim.fleet import Fleet, choose_fleet
+from orbitq.services.sim.report import Tally, build_report
+from orbitq.services.sim.workload import PROFILES, Arrival, Workload, generate
+
+NANOS_PER_SECOND = 1_000_000_000
+OPERATOR = Principal(key_id="sim-operator", role=Role.OPERATOR)
+ORIGIN = "sim.orbitq.local/ledger"
+# Limits on one run: the contact plan's horizon, and what finishes in minutes on a laptop.
+HOURS_MIN = 2.0
+HOURS_MAX = 168.0
+REQUESTS_MAX = 100_000
+STEP_SECONDS_MIN = 10
+STEP_SECONDS_MAX = 3_600
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    elements: tuple[ElementSet, ...]
+    stations_text: str
+    nodes: int
+    requests: int
+    hours: float
+    seed: int
+    step_seconds: int = 60
+    # A fresh database (nothing of orbitq in it yet); default: SQLite in a temporary directory.
+    db_url: str | None = None
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, in words a person can act on."""
+        wrong = []
+        if not 1 <= self.nodes <= len(self.elements):
+            wrong.append(f"--nodes must be 1..{len(self.elements)} (the element sets given)")
+        if not 0 <= self.requests <= REQUESTS_MAX:
+            wrong.append(f"--requests must be 0..{REQUESTS_MAX:,}")
+        if not HOURS_MIN <= self.hours <= HOURS_MAX:
+            wrong.append(f"--hours must be {HOURS_MIN:g}..{HOURS_MAX:g}")
+        if not STEP_SECONDS_MIN <= self.step_seconds <= STEP_SECONDS_MAX:
+            wrong.append(f"--step must be {STEP_SECONDS_MIN}..{STEP_SECONDS_MAX} seconds")
+        if not 0 <= self.seed < 2**63:
+            wrong.append("--seed must be 0..2^63-1")
+        return wrong
+
+
+@dataclass
+class SimResult:
+    schedule: dict[str, Any]
+    report: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    """What the run counts as it goes (the report reads it at the end)."""
+
+    broker: Broker
+    clock: SimulatedClock
+    fleet: Fleet
+    workload: Workload
+    tally: Tally = field(default_factory=Tally)
+
+
+def run_simulation(
+    settings: SimSettings, progress: Callable[[str], None] | None = None
+) -> SimResult:
+    """Run the simulation; raises ValueError for bad settings."""
+    wrong = settings.problems()
+    if wrong:
+        raise ValueError("; ".join(wrong))
+    say = progress or (lambda _: None)
+    began = time.perf_counter()
+    fleet = choose_fleet(settings.elements, settings.nodes, settings.seed)
+    end = fleet.start + timedelta(hours=settings.hours)
+    clock = SimulatedClock(fleet.start)
+    with tempfile.TemporaryDirectory(prefix="orbitq-sim-") as scratch:
+        broker = _broker(Path(scratch), settings, clock)
+        try:
+            setup_began = time.perf_counter()
+            run = _Run(broker, clock, fleet, _world(broker, fleet, settings, end))
+            run.tally.seconds["setup"] = time.perf_counter() - setup_began
+            say(
+                f"{settings.nodes} nodes, {len(broker.constellation.stations())} stations, "
+                f"{settings.requests} requests over {settings.hours:g} h from "
+                f"{fleet.start:%Y-%m-%dT%H:%M}Z"
+            )
+            _drive(run, end, settings.step_seconds, say)
+            schedule = broker.requests.schedule_document(fleet.start, end)
+            report = build_report(
+                broker, run.tally, schedule, settings, run.workload.minted, fleet.start, end, began
+            )
+        finally:
+            broker.requests.close()
+            broker.writer.stop()
+            broker.engine.dispose()
+    return SimResult(schedule, report)
+
+
+def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Broker:
+    data_dir = scratch / "broker"
+    init_data_dir(data_dir, origin=ORIGIN, db_url=settings.db_url, clock=clock)
+    config = replace(
+        load_config(data_dir, db_url=settings.db_url),
+        contact_horizon_hours=settings.hours,
+    )
+    # Request ids from the seed, so the same seed gives the same schedule document.
+    ids = random.Random(f"request-ids/{settings.seed}")  # noqa: S311 (ids, not secrets)
+
+    def request_id() -> str:
+        return f"{ids.randrange(1, 2**128 - 1):032x}"
+
+    broker = Broker(config, clock, request_ids=request_id)
+    broker.writer.start()
+    return broker
+
+
+def _world(broker: Broker, fleet: Fleet, settings: SimSettings, end: datetime) -> Workload:
+    """Nodes, stations, the contact plan, tenants and their tokens; the workload to submit."""
+    broker.constellation.import_nodes(fleet.node_import())
+    broker.constellation.import_stations(settings.stations_text)
+    broker.constellation.refresh_contacts(fleet.start, settings.hours)
+    countries = sorted(
+        {s.labels["country"] for s in broker.constellation.stations() if "country" in s.labels}
+    )
+    workload = generate(
+        settings.seed,
+        settings.requests,
+        to_ns(fleet.start) // NANOS_PER_SECOND,
+        to_ns(end) // NANOS_PER_SECOND,
+        countries,
+        fleet.slowest_downlink_mbps,
+    )
+    for profile in PROFILES:
+        broker.tenants.create(OPERATOR, profile.name, profile.display_name)
+        broker.quota.mint(OPERATOR, profile.name, workload.minted[profile.name], new_operation_id())
+    return workload
+
+
+def _drive(run: _Run, end: datetime, step_seconds: int, say: Callable[[str], None]) -> None:
+    """Arrivals at their instants; the broker's jobs every step; a last pass at the end."""
+    arrivals = run.workload.arrivals
+    step = timedelta(seconds=step_seconds)
+    tick = run.fleet.start + step
+    next_arrival = 0
+    reported_tenth = 0
+    # Bounded: one pass per step of the horizon, each arrival submitted once.
+    while True:
+        if next_arrival < len(arrivals) and from_ns(
+            arrivals[next_arrival].at * NANOS_PER_SECOND
+        ) <= min(tick, end):
+            arrival = arrivals[next_arrival]
+            run.clock.set(max(run.clock.now(), from_ns(arrival.at * NANOS_PER_SECOND)))
+            _submit(run, arrival)
+            next_arrival += 1
+            continue
+        at = min(tick, end)
+        run.clock.set(at)
+        _pass(run)
+        tenth = int(10 * (at - run.fleet.start) / (end - run.fleet.start))
+        if tenth > reported_tenth:
+            reported_tenth = tenth
+            say(f"{at:%Y-%m-%dT%H:%M}Z  {run.tally.line()}")
+        if at >= end:
+            return
+        tick += step
+
+
+def _submit(run: _Run, arrival: Arrival) -> None:
+    tenant = Principal(key_id=f"sim-{arrival.tenant}", role=Role.TENANT, tenant=arrival.tenant)
+    began = time.perf_counter()
+    try:
+        stored, _ = run.broker.requests.submit(tenant, arrival.spec, arrival.idempotency_key)
+    except FailedPreconditionError as error:
+        # "insufficient cpu tokens: aurora has ..." -> "insufficient cpu tokens"
+        run.tally.refused[str(error).split(":", 1)[0]] += 1
+    except InvalidArgumentError:
+        run.tally.refused["invalid request"] += 1
+    else:
+        run.tally.submitted[stored.state.label] += 1
+    run.tally.seconds["submit"] += time.perf_counter() - began
+
+
+def _pass(run: _Run) -> None:
+    began = time.perf_counter()
+    run.broker.expire_due()
+    advance, cycle = run.broker.requests.tick()
+    tally = run.tally
+    tally.cycles += 1
+    tally.placed += len(cycle.placed)
+    tally.displaced += len(cycle.displaced)
+    tally.completed += len(advance.completed)
+    tally.seconds["cycles"] += time.perf_counter() - began
