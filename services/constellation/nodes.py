@@ -15,8 +15,6 @@ Does not own: parsing element sets (orbitq.services.orbits) or contacts (see `pl
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -64,6 +62,7 @@ from orbitq.services.orbits import (
     parse_elements,
     stale_elements,
 )
+from orbitq.services.orbits.csv_table import read_csv_records
 from orbitq.services.orbits.elements import NORAD_ID_MAX
 from orbitq.services.orbits.stations import LABELS_MAX
 
@@ -95,42 +94,39 @@ def parse_capacities(text: str) -> tuple[dict[int, Capacity], list[ImportProblem
     def problem(line: int, message: str) -> None:
         problems.append(ImportProblem(line, f"capacities: {message}"))
 
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
-    header: list[str] | None = None
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = [cell.strip().lower() for cell in row]
-                if sorted(header) != sorted(CAPACITY_COLUMNS):
-                    problem(reader.line_num, f"the header must name {','.join(CAPACITY_COLUMNS)}")
-                    break
-                continue
-            if len(row) != len(header):
-                problem(reader.line_num, f"has {len(row)} fields but the header has {len(header)}")
-                continue
-            try:
-                values = {name: _whole(cell, name) for name, cell in zip(header, row, strict=True)}
-            except ValueError as error:
-                problem(reader.line_num, str(error))
-                continue
-            norad = values.pop("norad_id")
-            capacity = Capacity(**values)
-            wrong = capacity.problems(given_only=False)
-            if not 0 < norad <= NORAD_ID_MAX:
-                wrong.insert(0, f"norad_id {norad} is outside 1..{NORAD_ID_MAX}")
-            elif norad in first_at:
-                wrong.append(f"norad_id {norad} already appeared at line {first_at[norad]}")
-            if wrong:
-                problem(reader.line_num, "; ".join(wrong))
-                continue
-            first_at[norad] = reader.line_num
-            found[norad] = capacity
-    except csv.Error as error:
-        problem(reader.line_num, f"not valid CSV: {error}")
-    if header is None and not problems:
-        problem(1, f"no header row ({','.join(CAPACITY_COLUMNS)})")
+    def check_header(header: list[str]) -> str | None:
+        if sorted(header) != sorted(CAPACITY_COLUMNS):
+            return f"the header must name {','.join(CAPACITY_COLUMNS)}"
+        return None
+
+    def add(record: dict[str, str], line: int) -> bool:
+        try:
+            values = {name: _whole(cell, name) for name, cell in record.items()}
+        except ValueError as error:
+            problem(line, str(error))
+            return True
+        norad = values.pop("norad_id")
+        capacity = Capacity(**values)
+        wrong = capacity.problems(given_only=False)
+        if not 0 < norad <= NORAD_ID_MAX:
+            wrong.insert(0, f"norad_id {norad} is outside 1..{NORAD_ID_MAX}")
+        elif norad in first_at:
+            wrong.append(f"norad_id {norad} already appeared at line {first_at[norad]}")
+        if wrong:
+            problem(line, "; ".join(wrong))
+            return True
+        first_at[norad] = line
+        found[norad] = capacity
+        return True
+
+    read_csv_records(
+        text.removeprefix("\ufeff"),
+        normalise=str.lower,
+        check_header=check_header,
+        on_record=add,
+        on_problem=problem,
+        no_header=f"no header row ({','.join(CAPACITY_COLUMNS)})",
+    )
     return found, problems
 
 

@@ -11,14 +11,13 @@ Does not own: TLE text (see `tle`) or format detection (see `importing`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from orbitq.services.orbits.csv_table import read_csv_records
 from orbitq.services.orbits.elements import (
     ElementSet,
     ParsedElements,
@@ -87,28 +86,23 @@ def parse_omm_json(text: str) -> ParsedElements:
 def parse_omm_csv(text: str) -> ParsedElements:
     """OMM records from CSV with a header row of OMM keywords (CelesTrak's FORMAT=csv)."""
     collector = _Collector("line")
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = [cell.strip().upper() for cell in row]
-                missing = [key for key in REQUIRED_KEYS if key not in header]
-                if missing:
-                    message = f"CSV header lacks the OMM column(s) {', '.join(missing)}"
-                    collector.problem(reader.line_num, message)
-                    return collector.result()
-            elif len(row) != len(header):
-                message = f"has {len(row)} fields but the header has {len(header)}"
-                collector.problem(reader.line_num, message)
-            else:
-                collector.add(dict(zip(header, row, strict=True)), reader.line_num)
-    except csv.Error as error:
-        collector.problem(reader.line_num, f"not valid CSV: {error}")
-    if header is None:
-        collector.problem(1, "no CSV header row of OMM keywords")
+
+    def check_header(header: list[str]) -> str | None:
+        missing = [key for key in REQUIRED_KEYS if key not in header]
+        return f"CSV header lacks the OMM column(s) {', '.join(missing)}" if missing else None
+
+    def add(record: dict[str, str], line: int) -> bool:
+        collector.add(record, line)
+        return True
+
+    read_csv_records(
+        text,
+        normalise=str.upper,
+        check_header=check_header,
+        on_record=add,
+        on_problem=collector.problem,
+        no_header="no CSV header row of OMM keywords",
+    )
     return collector.result()
 
 

@@ -9,8 +9,6 @@ Does not own: station positions in Earth-fixed coordinates (see `frames`) or vis
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from orbitq.services.orbits.csv_table import read_csv_records
 from orbitq.services.orbits.problems import ImportProblem, Unit
 
 StationFormat = Literal["auto", "csv", "json"]
@@ -205,31 +204,26 @@ class _Collector:
 
 def _parse_csv(text: str) -> ParsedStations:
     collector = _Collector("line")
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = [cell.strip().lower() for cell in row]
-                unknown = [name for name in header if name not in _COLUMNS_KNOWN]
-                if unknown:
-                    collector.problem(reader.line_num, f"unknown column(s) {', '.join(unknown)}")
-                    return collector.result()
-            elif len(row) != len(header):
-                message = f"has {len(row)} fields but the header has {len(header)}"
-                collector.problem(reader.line_num, message)
-            elif len(collector.stations) >= STATIONS_MAX:
-                collector.problem(reader.line_num, f"more than {STATIONS_MAX} stations")
-                break
-            else:
-                record = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
-                collector.add(record, reader.line_num)
-    except csv.Error as error:
-        collector.problem(reader.line_num, f"not valid CSV: {error}")
-    if header is None:
-        collector.problem(1, "no CSV header row (id,name,operator,country,latitude,...)")
+
+    def check_header(header: list[str]) -> str | None:
+        unknown = [name for name in header if name not in _COLUMNS_KNOWN]
+        return f"unknown column(s) {', '.join(unknown)}" if unknown else None
+
+    def add(record: dict[str, str], line: int) -> bool:
+        if len(collector.stations) >= STATIONS_MAX:
+            collector.problem(line, f"more than {STATIONS_MAX} stations")
+            return False
+        collector.add({name: cell.strip() for name, cell in record.items()}, line)
+        return True
+
+    read_csv_records(
+        text,
+        normalise=str.lower,
+        check_header=check_header,
+        on_record=add,
+        on_problem=collector.problem,
+        no_header="no CSV header row (id,name,operator,country,latitude,...)",
+    )
     return collector.result()
 
 
