@@ -209,38 +209,21 @@ class Broker:
     def start(self) -> None:
         self.writer.start()
         self.sign_checkpoint()
-        self.jobs.add_job(
-            self.expire_due,
-            "interval",
-            seconds=self.config.expire_interval_seconds,
-            id="expire",
-            max_instances=1,
-            coalesce=True,
+        interval_jobs = (
+            ("expire", self.expire_due, self.config.expire_interval_seconds),
+            ("checkpoint", self.sign_checkpoint, self.config.checkpoint_interval_seconds),
+            ("contacts", self.refresh_contacts, self.config.contact_refresh_seconds),
+            ("schedule", self.schedule, self.config.schedule_interval_seconds),
         )
-        self.jobs.add_job(
-            self.sign_checkpoint,
-            "interval",
-            seconds=self.config.checkpoint_interval_seconds,
-            id="checkpoint",
-            max_instances=1,
-            coalesce=True,
-        )
-        self.jobs.add_job(
-            self.refresh_contacts,
-            "interval",
-            seconds=self.config.contact_refresh_seconds,
-            id="contacts",
-            max_instances=1,
-            coalesce=True,
-        )
-        self.jobs.add_job(
-            self.schedule,
-            "interval",
-            seconds=self.config.schedule_interval_seconds,
-            id="schedule",
-            max_instances=1,
-            coalesce=True,
-        )
+        for job_id, function, seconds in interval_jobs:
+            self.jobs.add_job(
+                function,
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+            )
         self.jobs.start()
         self._started = True
         # A broker that was down has a stale plan: refresh once right away; and it may owe

@@ -10,6 +10,7 @@ problems with the same line numbers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -377,18 +378,9 @@ def _station_row(station: Station) -> dict[str, object]:
 
 
 def _station_json(station: Station) -> dict[str, object]:
-    return {
-        "id": station.id,
-        "name": station.name,
-        "latitude_deg": station.latitude_deg,
-        "longitude_deg": station.longitude_deg,
-        "altitude_m": station.altitude_m,
-        "min_elevation_deg": station.min_elevation_deg,
-        "antennas": station.antennas,
-        "labels": dict(station.labels),
-        "downlink_mbps": station.downlink_mbps,
-        "uplink_mbps": station.uplink_mbps,
-    }
+    document = {f.name: getattr(station, f.name) for f in dataclasses.fields(station)}
+    document["labels"] = dict(station.labels)
+    return document
 
 
 def _station_list(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ Does not own: any rule (nodes, stations, plan).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -161,35 +162,21 @@ def node_of(row: sa.Row[Any]) -> NodeRecord:
     )
 
 
+# The stations table's columns are GroundStation's fields, of the same names.
+_STATION_FIELDS = tuple(f.name for f in dataclasses.fields(GroundStation))
+
+
 def station_values(station: GroundStation) -> dict[str, object]:
-    return {
-        "id": station.id,
-        "name": station.name,
-        "latitude_deg": station.latitude_deg,
-        "longitude_deg": station.longitude_deg,
-        "altitude_m": station.altitude_m,
-        "min_elevation_deg": station.min_elevation_deg,
-        "antennas": station.antennas,
-        "labels": dict(station.labels),
-        "downlink_mbps": station.downlink_mbps,
-        "uplink_mbps": station.uplink_mbps,
-    }
+    values = {name: getattr(station, name) for name in _STATION_FIELDS}
+    values["labels"] = dict(station.labels)
+    return values
 
 
 def station_of(row: sa.Row[Any]) -> GroundStation:
     # GroundStation validates itself: a row that does not is a damaged database, and raises.
-    return GroundStation(
-        id=row.id,
-        name=row.name,
-        latitude_deg=row.latitude_deg,
-        longitude_deg=row.longitude_deg,
-        altitude_m=row.altitude_m,
-        min_elevation_deg=row.min_elevation_deg,
-        antennas=row.antennas,
-        labels=dict(row.labels),
-        downlink_mbps=row.downlink_mbps,
-        uplink_mbps=row.uplink_mbps,
-    )
+    values = {name: getattr(row, name) for name in _STATION_FIELDS}
+    values["labels"] = dict(row.labels)
+    return GroundStation(**values)
 
 
 CONTACT_COLUMNS = (
