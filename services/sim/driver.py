@@ -25,10 +25,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from orbitq.services.auth import Principal
 from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.clock import SimulatedClock, from_ns, to_ns
 from orbitq.services.config import load_config
+from orbitq.services.db.engine import create_engine
 from orbitq.services.errors import FailedPreconditionError, InvalidArgumentError
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.orbits import ElementSet
@@ -73,7 +76,26 @@ class SimSettings:
             wrong.append(f"--step must be {STEP_SECONDS_MIN}..{STEP_SECONDS_MAX} seconds")
         if not 0 <= self.seed < 2**63:
             wrong.append("--seed must be 0..2^63-1")
+        if self.db_url is not None:
+            wrong.extend(_database_problems(self.db_url))
         return wrong
+
+
+def _database_problems(db_url: str) -> list[str]:
+    """A simulation creates its own tenants and ledger: it needs an empty database."""
+    try:
+        engine = create_engine(db_url)
+    except ValueError as error:
+        return [f"--db: {error}"]
+    try:
+        tables = sa.inspect(engine).get_table_names()
+    except sa.exc.SQLAlchemyError as error:
+        return [f"--db: cannot open the database: {error.__class__.__name__}: {error}"[:500]]
+    finally:
+        engine.dispose()
+    if tables:
+        return [f"--db holds {len(tables)} table(s) already; give an empty database"]
+    return []
 
 
 @dataclass

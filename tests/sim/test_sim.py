@@ -160,6 +160,16 @@ def test_bad_arguments_are_refused_with_a_reason(
     assert not (tmp_path / "out").exists()
 
 
+def test_the_database_must_be_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    used = f"sqlite:///{tmp_path / 'used.db'}"
+    tiny = ("--nodes", "2", "--requests", "5", "--hours", "2", "--step", "3600")
+    assert main(["sim", *tiny, "--db", used, "--out", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    assert main(["sim", *tiny, "--db", used, "--out", str(tmp_path / "again")]) != 0
+    assert "give an empty database" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
+
+
 def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     occupied = tmp_path / "file"
     occupied.write_text("")
