@@ -3,15 +3,16 @@ through ListContacts, on SQLite and PostgreSQL. Twenty satellites, three station
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import timedelta
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from orbitq.clients import InvalidArgumentError
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
-from orbitq.services.constellation import StoredContact, contact_id
+from orbitq.services.constellation import NodeImport, StoredContact, contact_id
 from orbitq.services.orbits import compute_contacts
 from tests.conftest import EPOCH, BrokerHandle, ServerHandle
 from tests.integration.sky import operator, starlink_text, stations_csv
@@ -177,21 +178,23 @@ def test_list_contacts_filters_and_pages(server: ServerHandle, clock: SimulatedC
 
 def test_broker_jobs_refresh_on_start_and_after_changes(broker: BrokerHandle) -> None:
     instance = broker.broker
+    constellation = instance.constellation
+    # The refresh a change queues (job "contacts-now") reports its windows when it finishes.
+    planned = threading.Event()
+
+    def on_job(event: JobExecutionEvent) -> None:
+        if event.job_id == "contacts-now" and event.retval is not None and event.retval.computed:
+            planned.set()
+
+    instance.jobs.add_listener(on_job, EVENT_JOB_EXECUTED)
     instance.start()
     try:
         job = instance.jobs.get_job("contacts")
         assert job is not None
         assert job.trigger.interval == timedelta(seconds=600)
-        constellation = instance.constellation
-        from orbitq.services.constellation import NodeImport
-
         constellation.import_stations(stations_csv())
         constellation.import_nodes(NodeImport(text=starlink_text(5)))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if constellation.contacts_between(EPOCH, EPOCH + 24 * HOUR):
-                break
-            time.sleep(0.05)
+        assert planned.wait(timeout=60), "no refresh followed the import"
         contacts = constellation.contacts_between(EPOCH, EPOCH + 24 * HOUR)
         assert contacts
         assert {c.node for c in contacts} <= {n.id for n in constellation.nodes()}
