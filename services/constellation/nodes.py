@@ -62,9 +62,9 @@ from orbitq.services.orbits import (
     parse_elements,
     stale_elements,
 )
-from orbitq.services.orbits.csv_table import read_csv_records
 from orbitq.services.orbits.elements import NORAD_ID_MAX
 from orbitq.services.orbits.stations import LABELS_MAX
+from orbitq.services.orbits.tabular import read_csv_records
 
 CAPACITY_COLUMNS = ("norad_id", "cpu_millicores", "storage_mb", "downlink_mbps", "uplink_mbps")
 _DIGITS_MAX = 10

@@ -11,13 +11,11 @@ Does not own: TLE text (see `tle`) or format detection (see `importing`).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from orbitq.services.orbits.csv_table import read_csv_records
 from orbitq.services.orbits.elements import (
     ElementSet,
     ParsedElements,
@@ -26,6 +24,7 @@ from orbitq.services.orbits.elements import (
     sgp4_init_problem,
 )
 from orbitq.services.orbits.problems import ImportProblem, Unit
+from orbitq.services.orbits.tabular import read_csv_records, read_json_objects
 
 REQUIRED_KEYS = (
     "NORAD_CAT_ID",
@@ -59,27 +58,14 @@ class _RecordError(Exception):
 def parse_omm_json(text: str) -> ParsedElements:
     """OMM records from a JSON list of objects (or one object)."""
     collector = _Collector("record")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        collector.problem(error.lineno, f"not valid JSON: {error.msg}", "line")
-        return collector.result()
-    except (ValueError, RecursionError) as error:
-        # e.g. an integer of more digits than Python converts, or absurd nesting.
-        collector.problem(1, f"not valid JSON: {error}", "line")
-        return collector.result()
-    records = [document] if isinstance(document, dict) else document
-    if not isinstance(records, list):
-        collector.problem(1, "OMM JSON must be a list of objects", "line")
-    elif len(records) > RECORDS_MAX:
-        message = f"{len(records)} records is more than the {RECORDS_MAX} an import accepts"
-        collector.problem(1, message, "line")
-    else:
-        for number, record in enumerate(records, start=1):
-            if isinstance(record, dict):
-                collector.add(record, number)
-            else:
-                collector.problem(number, "is not a JSON object")
+    read_json_objects(
+        text,
+        noun="OMM records",
+        most=RECORDS_MAX,
+        on_record=collector.add,
+        on_problem=collector.problem,
+        one_object_is_a_list=True,
+    )
     return collector.result()
 
 

@@ -9,7 +9,6 @@ Does not own: station positions in Earth-fixed coordinates (see `frames`) or vis
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -17,8 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from orbitq.services.orbits.csv_table import read_csv_records
 from orbitq.services.orbits.problems import ImportProblem, Unit
+from orbitq.services.orbits.tabular import read_csv_records, read_json_objects
 
 StationFormat = Literal["auto", "csv", "json"]
 
@@ -229,28 +228,21 @@ def _parse_csv(text: str) -> ParsedStations:
 
 def _parse_json(text: str) -> ParsedStations:
     collector = _Collector("record")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        collector.problem(error.lineno, f"not valid JSON: {error.msg}", "line")
-        return collector.result()
-    except (ValueError, RecursionError) as error:
-        collector.problem(1, f"not valid JSON: {error}", "line")
-        return collector.result()
-    if not isinstance(document, list):
-        collector.problem(1, "station JSON must be a list of objects", "line")
-    elif len(document) > STATIONS_MAX:
-        collector.problem(1, f"{len(document)} stations is more than {STATIONS_MAX}", "line")
-    else:
-        for number, record in enumerate(document, start=1):
-            if not isinstance(record, dict):
-                collector.problem(number, "is not a JSON object")
-                continue
-            unknown = sorted(str(key) for key in record if key not in _COLUMNS_KNOWN)
-            if unknown:
-                collector.problem(number, f"unknown field(s) {', '.join(unknown)}")
-                continue
-            collector.add(record, number)
+
+    def add(record: dict[str, object], position: int) -> None:
+        unknown = sorted(str(key) for key in record if key not in _COLUMNS_KNOWN)
+        if unknown:
+            collector.problem(position, f"unknown field(s) {', '.join(unknown)}")
+        else:
+            collector.add(record, position)
+
+    read_json_objects(
+        text,
+        noun="stations",
+        most=STATIONS_MAX,
+        on_record=add,
+        on_problem=collector.problem,
+    )
     return collector.result()
 
 
