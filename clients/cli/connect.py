@@ -4,7 +4,7 @@ argument types with messages a person can act on."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from orbitq.clients import BrokerClient, TLSConfig
 from orbitq.clients.cli.registry import CommandError
@@ -56,6 +56,11 @@ def rfc3339(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_rounded(value: datetime) -> str:
+    """RFC 3339 UTC rounded to the nearest second (contact windows are refined to one)."""
+    return rfc3339((value + timedelta(microseconds=500_000)).replace(microsecond=0))
 
 
 def rfc3339_ns(ns: int) -> str:

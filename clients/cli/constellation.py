@@ -13,12 +13,12 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from orbitq.clients import BrokerClient, Contact, ImportReport, Node, Page, Station
-from orbitq.clients.cli.connect import client_from, instant, rfc3339
+from orbitq.clients.cli.connect import client_from, instant, rfc3339, rfc3339_rounded
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 
@@ -206,11 +206,6 @@ def _all_pages(fetch: Callable[[str], Page[T]], limit: int | None = None) -> tup
 
 def _labels_text(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "-"
-
-
-def _rounded(value: datetime) -> str:
-    """RFC 3339 UTC rounded to the second, as `orbitq contacts compute` prints."""
-    return rfc3339((value + timedelta(microseconds=500_000)).replace(microsecond=0))
 
 
 # -- nodes ---------------------------------------------------------------------------------------
@@ -404,8 +399,8 @@ def _contact_row(contact: Contact) -> dict[str, object]:
         "id": contact.id,
         "node": contact.node,
         "station": contact.station,
-        "aos": _rounded(contact.aos),
-        "los": _rounded(contact.los),
+        "aos": rfc3339_rounded(contact.aos),
+        "los": rfc3339_rounded(contact.los),
         "max_elevation_deg": round(contact.max_elevation_deg, 2),
     }
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orbitq.clients.cli.connect import rfc3339_rounded
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 
@@ -95,12 +96,6 @@ def parse_instant(text: str, flag: str) -> datetime:
     if instant.tzinfo is None:
         raise CommandError(f"{flag} {text!r} has no time zone; add Z for UTC")
     return instant.astimezone(UTC)
-
-
-def format_instant(instant: datetime) -> str:
-    """RFC 3339 UTC with Z, rounded to the second."""
-    rounded = (instant + timedelta(microseconds=500_000)).replace(microsecond=0)
-    return rounded.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_hours(text: str, most: float) -> float:
@@ -206,7 +201,7 @@ def _row(contact: ContactWindow) -> dict[str, object]:
     return {
         "node": contact.node,
         "station": contact.station,
-        "aos": format_instant(contact.aos),
-        "los": format_instant(contact.los),
+        "aos": rfc3339_rounded(contact.aos),
+        "los": rfc3339_rounded(contact.los),
         "max_elevation_deg": round(contact.max_elevation_deg, 2),
     }
