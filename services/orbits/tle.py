@@ -230,13 +230,18 @@ def _read_line(line: str, which: int, fields: _Fields, reader: _Reader) -> list[
     return problems
 
 
-def _read_line1(line: str, fields: _Fields) -> list[str]:
-    problems: list[str] = []
+def _read_catalog(line: str, fields: _Fields, problems: list[str]) -> None:
+    """Columns 3-7 of either line: the catalog number (5 digits or Alpha-5)."""
     catalog = decode_catalog(line[2:7])
     if catalog is None:
         problems.append(f"catalog number {line[2:7]!r} (columns 3-7) is not 5 digits or Alpha-5")
     else:
         fields.norad_id = catalog
+
+
+def _read_line1(line: str, fields: _Fields) -> list[str]:
+    problems: list[str] = []
+    _read_catalog(line, fields, problems)
     if line[7] not in "UCS ":
         problems.append(f"classification {line[7]!r} (column 8) is not U, C or S")
     fields.classification = line[7].strip() or "U"
@@ -267,11 +272,7 @@ def _read_line1(line: str, fields: _Fields) -> list[str]:
 
 def _read_line2(line: str, fields: _Fields) -> list[str]:
     problems: list[str] = []
-    catalog = decode_catalog(line[2:7])
-    if catalog is None:
-        problems.append(f"catalog number {line[2:7]!r} (columns 3-7) is not 5 digits or Alpha-5")
-    else:
-        fields.norad_id = catalog
+    _read_catalog(line, fields, problems)
     angles = (
         ("inclination", line[8:16], "9-16", 180.0),
         ("RAAN", line[17:25], "18-25", 360.0),
