@@ -232,18 +232,6 @@ class Transfer:
     def is_pending(self) -> bool:
         return bool(self.flags & TransferFlag.PENDING)
 
-    @property
-    def is_post(self) -> bool:
-        return bool(self.flags & TransferFlag.POST_PENDING)
-
-    @property
-    def is_void(self) -> bool:
-        return bool(self.flags & TransferFlag.VOID_PENDING)
-
-    @property
-    def is_linked(self) -> bool:
-        return bool(self.flags & TransferFlag.LINKED)
-
 
 @dataclass(frozen=True, slots=True)
 class StoredTransfer:

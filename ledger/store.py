@@ -983,21 +983,6 @@ def _is_unique_violation(error: Exception) -> bool:
     return name in {"IntegrityError", "UniqueViolation"}
 
 
-def _copy_account(account: Account) -> Account:
-    return Account(
-        account.id,
-        account.kind,
-        account.tenant,
-        account.system,
-        account.flags,
-        account.timestamp_ns,
-        account.debits_pending,
-        account.debits_posted,
-        account.credits_pending,
-        account.credits_posted,
-    )
-
-
 def _account_of(row: Sequence[Any]) -> Account:
     return Account(
         id=int(row[0]),

@@ -57,10 +57,6 @@ class BrokerConfig:
     def key_path(self) -> Path:
         return self.data_dir / KEY_FILE
 
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / CONFIG_FILE
-
 
 def validate_origin(origin: str) -> str:
     if not ORIGIN_PATTERN.match(origin):

@@ -25,10 +25,6 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_SIZE = 16
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 def normalize_url(url: str) -> str:
     """Accept the usual spellings; PostgreSQL goes through psycopg 3."""
     parsed = make_url(url)
