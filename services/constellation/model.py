@@ -165,14 +165,14 @@ class ContactPlan:
 @dataclass(frozen=True, slots=True)
 class WorldVersion:
     """Changes whenever nodes, stations or the contact plan change (any replica's write): a
-    test of whether a copy of the world (the scheduler's) is still current. The digests cover
-    every column of nodes and stations but the element sets (which only matter through the
-    contact plan, whose version counts its refreshes), so even changes made at one instant of
-    a simulated clock are seen."""
+    test of whether a copy of the world (the scheduler's) is still current. `plan_version`
+    counts refreshes of the contact plan; `world_revision` counts write transactions on nodes
+    and stations — counters, not timestamps, so even changes made at one instant of a
+    simulated clock are seen. A write that changed nothing may bump it too: the reader then
+    compares what it reads and finds nothing to do."""
 
     plan_version: int
-    nodes_digest: bytes
-    stations_digest: bytes
+    world_revision: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,7 +231,7 @@ def _upsert(
     now_ns: int,
 ) -> tuple[int, int]:
     ids = [str(element.norad_id) for element in elements]
-    with writing(engine) as (connection, _):
+    with writing(engine, world=True) as (connection, _):
         existing: dict[str, sa.Row[Any]] = {}
         for batch in batches(ids, IN_LIST_MAX):
             query = sa.select(NODES).where(NODES.c.id.in_(batch))
@@ -343,7 +343,7 @@ def all_nodes(
 
 def set_node_state(engine: sa.Engine, node_id: str, state: NodeState, now_ns: int) -> NodeRecord:
     check_node_id(node_id)
-    with writing(engine) as (connection, _):
+    with writing(engine, world=True) as (connection, _):
         result = connection.execute(
             sa.update(NODES).where(NODES.c.id == node_id).values(state=state, updated_ns=now_ns)
         )

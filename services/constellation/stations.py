@@ -37,7 +37,7 @@ def upsert_stations(
     ids = [station.id for station in stations]
     assert len(set(ids)) == len(ids), "station ids must be unique within one upsert"
     created = updated = changed = 0
-    with writing(engine) as (connection, _):
+    with writing(engine, world=True) as (connection, _):
         existing: dict[str, GroundStation] = {}
         for batch in batches(ids, IN_LIST_MAX):
             query = sa.select(STATIONS).where(STATIONS.c.id.in_(batch))

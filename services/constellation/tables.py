@@ -12,9 +12,8 @@ Does not own: any rule (nodes, stations, plan).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -51,12 +50,23 @@ _MEAN_FIELDS = tuple(
 
 
 @contextmanager
-def writing(engine: sa.Engine) -> Iterator[tuple[sa.Connection, ContactPlan]]:
-    """A write transaction holding the constellation's lock; yields it with the plan's head."""
+def writing(
+    engine: sa.Engine, *, world: bool = False
+) -> Iterator[tuple[sa.Connection, ContactPlan]]:
+    """A write transaction holding the constellation's lock; yields it with the plan's head.
+
+    `world`: the transaction writes nodes or stations, so the plan row's `world_revision` is
+    bumped with it (in the same transaction: a rollback takes the bump back too)."""
     with write_transaction(engine) as connection:
         row = connection.execute(
             sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID).with_for_update()
         ).one()
+        if world:
+            connection.execute(
+                sa.update(PLAN)
+                .where(PLAN.c.id == PLAN_ROW_ID)
+                .values(world_revision=PLAN.c.world_revision + 1)
+            )
         yield connection, plan_of(row)
 
 
@@ -65,23 +75,11 @@ def read_plan(connection: sa.Connection) -> ContactPlan:
 
 
 def read_world_version(connection: sa.Connection) -> WorldVersion:
-    """The plan's version and digests of the nodes' and stations' rows (but element sets)."""
-    plan = read_plan(connection)
-    node_columns = [c for c in NODES.c if c.name not in _ELEMENT_COLUMNS]
-    nodes = connection.execute(sa.select(*node_columns).order_by(NODES.c.id))
-    stations = connection.execute(sa.select(STATIONS).order_by(STATIONS.c.id))
-    return WorldVersion(plan.version, _digest(nodes), _digest(stations))
-
-
-_ELEMENT_COLUMNS = frozenset({"tle_line1", "tle_line2", "mean_elements", "epoch_ns", "name"})
-
-
-def _digest(rows: Iterable[sa.Row[Any]]) -> bytes:
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(repr(tuple(row)).encode())
-        digest.update(b"\n")
-    return digest.digest()
+    """The plan's version and the count of node and station writes, from the plan's row."""
+    row = connection.execute(
+        sa.select(PLAN.c.version, PLAN.c.world_revision).where(PLAN.c.id == PLAN_ROW_ID)
+    ).one()
+    return WorldVersion(row.version, row.world_revision)
 
 
 def plan_of(row: sa.Row[Any]) -> ContactPlan:

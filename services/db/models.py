@@ -26,6 +26,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -137,7 +138,9 @@ class ContactPlanRow(SQLModel, table=True):
 
     Every write to the constellation locks it first, which serialises writers across broker
     replicas on PostgreSQL; `version` counts refreshes, so a refresh that computed against a
-    plan another replica has since replaced does not apply."""
+    plan another replica has since replaced does not apply. `world_revision` counts the
+    write transactions that changed nodes or stations (the same lock orders them), so a
+    reader learns whether its copy of the world is current from this one row."""
 
     __tablename__ = "contact_plan"
 
@@ -149,6 +152,9 @@ class ContactPlanRow(SQLModel, table=True):
     # An upper bound on (los - aos) of any stored contact, so "overlapping [start, end)" can
     # use the aos index: aos >= start - longest.
     longest_contact_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    world_revision: int = Field(
+        sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 # -- service requests --------------------------------------------------------------------------

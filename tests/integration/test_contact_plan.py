@@ -13,6 +13,7 @@ from orbitq.clients import InvalidArgumentError
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
 from orbitq.services.constellation import NodeImport, StoredContact, contact_id
+from orbitq.services.errors import NotFoundError
 from orbitq.services.orbits import compute_contacts
 from tests.conftest import EPOCH, BrokerHandle, ServerHandle
 from tests.integration.sky import operator, starlink_text, stations_csv
@@ -200,3 +201,28 @@ def test_broker_jobs_refresh_on_start_and_after_changes(broker: BrokerHandle) ->
         assert {c.node for c in contacts} <= {n.id for n in constellation.nodes()}
     finally:
         instance.stop()
+
+
+def test_the_world_version_counts_node_and_station_writes(broker: BrokerHandle) -> None:
+    """Schedulers compare this one row each cycle: every node or station write moves it (even
+    at one simulated instant), a refresh moves only the plan's version, a failed write nothing."""
+    constellation = broker.broker.constellation
+    start = constellation.world_version()
+    constellation.import_stations(stations_csv())
+    stations = constellation.world_version()
+    assert stations.world_revision > start.world_revision
+    assert stations.plan_version == start.plan_version
+    constellation.import_nodes(NodeImport(text=starlink_text(2)))
+    nodes = constellation.world_version()
+    assert nodes.world_revision > stations.world_revision
+    node = constellation.nodes()[0]
+    constellation.set_node_state(node.id, "degraded")
+    degraded = constellation.world_version()
+    assert degraded.world_revision > nodes.world_revision
+    with pytest.raises(NotFoundError):
+        constellation.set_node_state("99999", "down")
+    assert constellation.world_version() == degraded
+    constellation.refresh_contacts(horizon_hours=2)
+    refreshed = constellation.world_version()
+    assert refreshed.plan_version > degraded.plan_version
+    assert refreshed.world_revision == degraded.world_revision
