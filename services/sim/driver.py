@@ -199,15 +199,15 @@ def _drive(run: _Run, end: datetime, step_seconds: int, say: Callable[[str], Non
     reported_tenth = 0
     # Bounded: one pass per step of the horizon, each arrival submitted once.
     while True:
-        if next_arrival < len(arrivals) and from_ns(
-            arrivals[next_arrival].at * NANOS_PER_SECOND
-        ) <= min(tick, end):
-            arrival = arrivals[next_arrival]
-            run.clock.set(max(run.clock.now(), from_ns(arrival.at * NANOS_PER_SECOND)))
-            _submit(run, arrival)
-            next_arrival += 1
-            continue
         at = min(tick, end)
+        if next_arrival < len(arrivals):
+            arrival = arrivals[next_arrival]
+            arrives = from_ns(arrival.at * NANOS_PER_SECOND)
+            if arrives <= at:
+                run.clock.set(max(run.clock.now(), arrives))
+                _submit(run, arrival)
+                next_arrival += 1
+                continue
         run.clock.set(at)
         _pass(run)
         tenth = int(10 * (at - run.fleet.start) / (end - run.fleet.start))

@@ -121,6 +121,8 @@ def _requests(count: int, tally: Tally, requests: list[StoredRequest]) -> dict[s
     return {
         "submitted": count,
         "accepted": tally.submitted["pending"],
+        # Stored at once as unschedulable (no node could ever take them), nothing reserved.
+        "unschedulable_at_submission": tally.submitted["unschedulable"],
         "rejected": sum(rejected.values()),
         "rejected_by_reason": dict(rejected.most_common()),
         "completed": states[S.COMPLETED.label],
