@@ -27,12 +27,29 @@ def client_from(args: argparse.Namespace) -> BrokerClient:
         raise CommandError(str(error)) from None
 
 
-def amount(text: str) -> int:
-    """A token amount: a whole number >= 0 (underscores and commas allowed: 1_000, 1,000)."""
+def whole_number(text: str, *, minimum: int = 0, what: str = "a whole number") -> int:
+    """A whole number >= `minimum` (underscores and commas allowed: 1_000, 1,000)."""
     cleaned = text.replace("_", "").replace(",", "")
-    if not cleaned.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of tokens >= 0")
+    if not cleaned.isdigit() or int(cleaned) < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} >= {minimum}")
     return int(cleaned)
+
+
+def amount(text: str) -> int:
+    """A token amount: a whole number >= 0."""
+    return whole_number(text, what="a whole number of tokens")
+
+
+def positive(text: str) -> int:
+    return whole_number(text, minimum=1)
+
+
+def label(text: str) -> tuple[str, str]:
+    """KEY=VALUE, both stripped; the key must not be empty."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value.strip()
 
 
 def instant(text: str) -> datetime:

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from orbitq.clients import BrokerClient, Contact, ImportReport, Node, Page, Station
-from orbitq.clients.cli.connect import client_from, instant, rfc3339, rfc3339_rounded
+from orbitq.clients.cli.connect import (
+    client_from,
+    instant,
+    label,
+    positive,
+    rfc3339,
+    rfc3339_rounded,
+)
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 
@@ -80,7 +87,7 @@ def _register_nodes(tree: CommandTree) -> None:
     ):
         imported.add_argument(
             flag,
-            type=_positive,
+            type=positive,
             default=0,
             metavar="N",
             help=f"{what} (default: the broker's for new nodes; existing nodes keep theirs)",
@@ -146,25 +153,11 @@ def _register_stations(tree: CommandTree) -> None:
 # -- argument types ------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    cleaned = text.replace("_", "").replace(",", "")
-    if not cleaned.isdigit() or int(cleaned) == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
-    return int(cleaned)
-
-
-def _label(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    return key.strip(), value.strip()
-
-
 def _label_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
         "--label",
         dest="labels",
-        type=_label,
+        type=label,
         action="append",
         default=[],
         metavar="KEY=VALUE",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orbitq.clients import Checkpoint, LedgerEntry, Proof
-from orbitq.clients.cli.connect import client_from, rfc3339_ns
+from orbitq.clients.cli.connect import client_from, rfc3339_ns, whole_number
 from orbitq.clients.cli.output import ProgressBar, print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.clients.ids import parse_id
@@ -82,9 +82,7 @@ def add_trust_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _index(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not an entry index (a whole number >= 0)")
-    return int(text)
+    return whole_number(text, what="an entry index")
 
 
 def b64(raw: bytes) -> str:

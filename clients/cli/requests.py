@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orbitq.clients import BrokerClient, Page, RequestSpec, ServiceRequest, Transition
-from orbitq.clients.cli.connect import client_from, instant, rfc3339
+from orbitq.clients.cli.connect import client_from, instant, label, rfc3339, whole_number
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.clients.models import REQUEST_STATES
@@ -135,20 +135,6 @@ def register(tree: CommandTree) -> None:
 # -- the spec ------------------------------------------------------------------------------------
 
 
-def _whole(text: str) -> int:
-    cleaned = text.replace("_", "").replace(",", "")
-    if not cleaned.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return int(cleaned)
-
-
-def _label(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    return key.strip(), value.strip()
-
-
 def _spec_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the request (flags override --spec)")
     group.add_argument("--spec", metavar="FILE", help="the request as TOML or JSON")
@@ -162,7 +148,7 @@ def _spec_flags(parser: argparse.ArgumentParser) -> None:
         ("--output-mb", "result to downlink after the run (default 0)"),
         ("--priority", "0 (lowest, default) to 9"),
     ):
-        group.add_argument(flag, type=_whole, metavar="N", help=what)
+        group.add_argument(flag, type=whole_number, metavar="N", help=what)
     group.add_argument("--not-before", type=instant, metavar="TIME", help="RFC 3339; default now")
     group.add_argument("--deadline", type=instant, metavar="TIME", help="RFC 3339: result down by")
     for flag, dest, metavar, what in (
@@ -190,7 +176,7 @@ def _spec_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             flag,
             dest=dest,
-            type=_label if dest == "node_labels" else str,
+            type=label if dest == "node_labels" else str,
             action="append",
             metavar=metavar,
             help=what,
