@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from orbitq.clients.models import Node, ServiceRequest, Station
+from orbitq.clients.models import Node, Placement, ServiceRequest, Station
 
 if TYPE_CHECKING:
     from orbitq.clients._client import BrokerClient
@@ -127,10 +127,13 @@ def _station(station: Station) -> dict[str, Any]:
 
 
 def _placement(request: ServiceRequest) -> dict[str, Any]:
-    placement = request.placement
-    assert placement is not None
+    assert request.placement is not None
+    return {"request": request.id, **placement_json(request.placement)}
+
+
+def placement_json(placement: Placement) -> dict[str, Any]:
+    """A placement as the schedule document (and `orbitq request status --json`) writes it."""
     return {
-        "request": request.id,
         "node": placement.node,
         "start": _time(placement.start),
         "end": _time(placement.end),

@@ -24,7 +24,7 @@ from orbitq.clients.cli.connect import client_from, instant, label, rfc3339, who
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.clients.models import REQUEST_STATES
-from orbitq.clients.schedule import fetch_schedule
+from orbitq.clients.schedule import fetch_schedule, placement_json
 
 SPEC_FILE_BYTES_MAX = 1024 * 1024
 LIST_LIMIT_DEFAULT = 100
@@ -303,28 +303,7 @@ def request_json(request: ServiceRequest) -> dict[str, Any]:
         },
         "reserved": _amounts(request.reserved),
         "settled": _amounts(request.settled),
-        "placement": None
-        if placement is None
-        else {
-            "node": placement.node,
-            "start": rfc3339(placement.start),
-            "end": rfc3339(placement.end),
-            "uplink": {
-                "contact": placement.uplink_contact,
-                "station": placement.uplink_station,
-                "at": rfc3339(placement.uplink_at),
-                "end": rfc3339(placement.uplink_end),
-            },
-            "downlink": [
-                {
-                    "contact": s.contact,
-                    "station": s.station,
-                    "start": rfc3339(s.start),
-                    "end": rfc3339(s.end),
-                }
-                for s in placement.downlink
-            ],
-        },
+        "placement": None if placement is None else placement_json(placement),
         "reason": request.reason,
         "placement_reasons": [
             {"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes}
