@@ -52,6 +52,7 @@ from orbitq.ledger.tables import (
     AccountRow,
     TransferRow,
 )
+from orbitq.ledger.transactions import write_transaction
 
 # Bound on the ids of one IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
 _IN_LIST_MAX = 500
@@ -169,7 +170,7 @@ class LedgerStore:
 
     def initialize(self, now_ns: int) -> None:
         """Create the head row and the system accounts if they are missing (idempotent)."""
-        with self._write_transaction() as conn:
+        with write_transaction(self._engine) as conn:
             row = conn.exec_driver_sql("SELECT size FROM ledger_head WHERE id = 1").first()
             if row is None:
                 conn.exec_driver_sql(
@@ -207,7 +208,7 @@ class LedgerStore:
         self, items: Sequence[WorkItem], now_ns: int, *, load_every_id: bool
     ) -> list[WorkResult]:
         try:
-            with self._write_transaction() as conn:
+            with write_transaction(self._engine) as conn:
                 cursor = conn.connection.cursor()
                 head = self._lock_head(cursor)
                 if head.size != self._known_size:
@@ -303,9 +304,6 @@ class LedgerStore:
         )
         row = cursor.fetchone()
         return int(row[0]) if row is not None and row[0] is not None else _NEVER
-
-    def _write_transaction(self) -> _WriteTransaction:
-        return _WriteTransaction(self._engine)
 
     @property
     def _p(self) -> str:
@@ -746,7 +744,7 @@ class LedgerStore:
         Runs on the writer thread. A checkpoint is never stored unless the previous one is a
         prefix of it (L6), so two inconsistent checkpoints cannot exist.
         """
-        with self._write_transaction() as conn:
+        with write_transaction(self._engine) as conn:
             cursor = conn.connection.cursor()
             head = self._lock_head(cursor)
             latest = self._latest_checkpoint(cursor)
@@ -948,27 +946,6 @@ class LedgerSnapshot:
             if not (isinstance(row[0], bytes) and isinstance(row[1], int)):
                 raise InvariantViolationError(f"pending status row {row[0]!r} is malformed")
         return rows
-
-
-class _WriteTransaction:
-    """A connection in a write transaction (immediate on SQLite), committed on success."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    def __enter__(self) -> sa.Connection:
-        self._conn = self._engine.connect().execution_options(orbitq_write=True)
-        self._transaction = self._conn.begin()
-        return self._conn
-
-    def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        try:
-            if error is None:
-                self._transaction.commit()
-            else:
-                self._transaction.rollback()
-        finally:
-            self._conn.close()
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:

@@ -6,13 +6,14 @@ transaction control on SQLite (deferred for readers, IMMEDIATE for connections c
 `orbitq_write` execution option, so a writer never fails to upgrade its lock), and applying the
 migrations on start.
 
+`write_transaction` is orbitq.ledger.transactions' (the ledger store uses it too), re-exported
+here for the services.
+
 Does not own: table definitions (orbitq.ledger.tables, orbitq.services.db.models).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+
+from orbitq.ledger.transactions import WRITE_OPTION, write_transaction
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_SIZE = 16
@@ -61,22 +64,9 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     )
 
 
-@contextmanager
-def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A connection in a transaction that may write: IMMEDIATE on SQLite, so it holds the write
-    lock from its first statement. (A deferred transaction that reads and then writes fails at
-    once with "database is locked" when another writer committed in between: WAL mode cannot
-    upgrade a stale snapshot, and no busy timeout helps.)"""
-    with (
-        engine.connect().execution_options(orbitq_write=True) as connection,
-        connection.begin(),
-    ):
-        yield connection
-
-
 def write_session(engine: sa.Engine) -> Session:
     """An ORM session whose transactions may write (see write_transaction)."""
-    return Session(engine.execution_options(orbitq_write=True))
+    return Session(engine.execution_options(**{WRITE_OPTION: True}))
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:
@@ -94,7 +84,10 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: sa.Connection) -> None:
-        if connection.get_execution_options().get("orbitq_write"):
+        if connection.get_execution_options().get(WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")
+
+
+__all__ = ["create_engine", "normalize_url", "write_session", "write_transaction"]
