@@ -18,9 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
-from orbitq.services.db.models import ApiKeyRow
 from orbitq.services.errors import (
     InvalidArgumentError,
     PermissionDeniedError,
@@ -28,6 +26,7 @@ from orbitq.services.errors import (
 )
 from orbitq.services.identity import api_keys
 from orbitq.services.identity.api_keys import Role
+from orbitq.services.identity.tables import API_KEYS
 
 # How long a verified key is trusted without asking the database again. Revocation on this
 # broker takes effect at once (the cache entry is dropped); on other replicas within this time.
@@ -118,8 +117,16 @@ class Authenticator:
         if parsed is None:
             raise UnauthenticatedError("malformed API key: expected oq_<key id>_<secret>")
         key_id, secret = parsed
-        with Session(self._engine) as session:
-            row = session.exec(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id)).first()
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(
+                    API_KEYS.c.secret_hash,
+                    API_KEYS.c.role,
+                    API_KEYS.c.tenant,
+                    API_KEYS.c.node,
+                    API_KEYS.c.revoked_ns,
+                ).where(API_KEYS.c.key_id == key_id)
+            ).first()
         if row is None or not api_keys.secret_matches(secret, row.secret_hash):
             raise UnauthenticatedError(f"unknown API key {key_id}")
         if row.revoked_ns is not None:

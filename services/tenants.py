@@ -4,30 +4,25 @@ Owns: creating tenants (with their three ledger accounts, through the ledger wri
 creations are signed log entries), listing them, issuing and revoking API keys, and the naming
 rules. Authorisation is checked here against the caller's Principal.
 
-Does not own: authentication of calls (orbitq.services.auth) or transport.
+Does not own: authentication of calls (orbitq.services.auth), the rows' shape
+(orbitq.services.identity.tables) or transport.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
 from orbitq.ledger.model import Kind
 from orbitq.ledger.store import AccountSpec, CreateAccounts
 from orbitq.ledger.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Authenticator, Principal
-from orbitq.services.db.engine import write_session
-from orbitq.services.db.models import (
-    DISPLAY_NAME_CHARS_MAX,
-    LABEL_CHARS_MAX,
-    ApiKeyRow,
-    TenantRow,
-)
+from orbitq.services.db.engine import write_transaction
+from orbitq.services.db.models import DISPLAY_NAME_CHARS_MAX, LABEL_CHARS_MAX
 from orbitq.services.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -36,6 +31,14 @@ from orbitq.services.errors import (
 )
 from orbitq.services.identity import api_keys
 from orbitq.services.identity.api_keys import Role
+from orbitq.services.identity.tables import (
+    API_KEYS,
+    TENANTS,
+    ApiKeyRecord,
+    TenantRecord,
+    api_key_of,
+    tenant_of,
+)
 
 TENANT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 NODE_ID_PATTERN = re.compile(r"^[0-9A-Za-z._-]{1,32}$")
@@ -43,7 +46,7 @@ NODE_ID_PATTERN = re.compile(r"^[0-9A-Za-z._-]{1,32}$")
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
-    row: ApiKeyRow
+    key: ApiKeyRecord
     token: str
 
 
@@ -69,58 +72,67 @@ class Tenants:
         self._authenticator = authenticator
         self._now_ns = now_ns
 
-    def create(self, principal: Principal, name: str, display_name: str) -> TenantRow:
+    def create(self, principal: Principal, name: str, display_name: str) -> TenantRecord:
         principal.require_operator("creating a tenant")
         validate_tenant_name(name)
         if len(display_name) > DISPLAY_NAME_CHARS_MAX:
             raise InvalidArgumentError(
                 f"display_name is {len(display_name)} characters; at most {DISPLAY_NAME_CHARS_MAX}"
             )
-        row = TenantRow(name=name, display_name=display_name or name, created_ns=self._now_ns())
-        with write_session(self._engine) as session:
-            if session.get(TenantRow, name) is not None:
-                raise AlreadyExistsError(f"tenant {name!r} already exists")
-            session.add(row)
-            try:
-                session.commit()
-            except sa.exc.IntegrityError:
-                raise AlreadyExistsError(f"tenant {name!r} already exists") from None
-            session.refresh(row)
+        tenant = TenantRecord(name, display_name or name, self._now_ns())
+        exists = AlreadyExistsError(f"tenant {name!r} already exists")
+        try:
+            with write_transaction(self._engine) as connection:
+                found = connection.execute(
+                    sa.select(TENANTS.c.name).where(TENANTS.c.name == name)
+                ).first()
+                if found is not None:
+                    raise exists
+                connection.execute(
+                    sa.insert(TENANTS).values(
+                        name=tenant.name,
+                        display_name=tenant.display_name,
+                        created_ns=tenant.created_ns,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            # Another replica inserted the name between the read and the insert.
+            raise exists from None
         # Accounts are created idempotently per (tenant, kind): a crash between the two steps
         # is repaired by `ensure_accounts` on the next call that needs them.
         self.ensure_accounts(name)
-        return row
+        return tenant
 
     def ensure_accounts(self, tenant: str) -> None:
         specs = tuple(AccountSpec(kind, tenant=tenant) for kind in Kind)
         self._writer.apply(CreateAccounts(specs))
 
-    def get(self, name: str) -> TenantRow:
-        with Session(self._engine) as session:
-            row = session.get(TenantRow, name)
+    def get(self, name: str) -> TenantRecord:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(TENANTS).where(TENANTS.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no tenant named {name!r}")
-        return row
+        return tenant_of(row)
 
     def list(
         self, principal: Principal, page_size: int, page_token: str
-    ) -> tuple[list[TenantRow], str]:
+    ) -> tuple[list[TenantRecord], str]:
         size = pagination.page_size(page_size)
         after = pagination.decode_token(page_token, "tenants")
-        query = select(TenantRow).order_by(TenantRow.name).limit(size + 1)
+        query = sa.select(TENANTS).order_by(TENANTS.c.name).limit(size + 1)
         if principal.role is Role.TENANT:
-            query = query.where(TenantRow.name == principal.tenant)
+            query = query.where(TENANTS.c.name == principal.tenant)
         elif not principal.is_operator:
             raise PermissionDeniedError("listing tenants needs an operator or tenant key")
         if after is not None:
-            query = query.where(TenantRow.name > str(after))
-        with Session(self._engine) as session:
-            rows = list(session.exec(query).all())
+            query = query.where(TENANTS.c.name > str(after))
+        with self._engine.connect() as connection:
+            tenants = [tenant_of(row) for row in connection.execute(query)]
         next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            next_token = pagination.encode_token(rows[-1].name, "tenants")
-        return rows, next_token
+        if len(tenants) > size:
+            tenants = tenants[:size]
+            next_token = pagination.encode_token(tenants[-1].name, "tenants")
+        return tenants, next_token
 
     def issue_key(
         self, principal: Principal, role: Role, tenant: str, node: str, label: str
@@ -145,39 +157,53 @@ class Tenants:
                 )
             tenant = ""
         new_key = api_keys.generate()
-        row = ApiKeyRow(
+        key = ApiKeyRecord(
             key_id=new_key.key_id,
-            secret_hash=new_key.secret_hash,
-            role=role.value,
+            role=role,
             tenant=tenant or None,
             node=node or None,
             label=label,
             created_ns=self._now_ns(),
+            revoked_ns=None,
         )
-        with write_session(self._engine) as session:
-            session.add(row)
-            session.commit()
-            session.refresh(row)
-        return IssuedKey(row, new_key.token)
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                sa.insert(API_KEYS).values(
+                    key_id=key.key_id,
+                    secret_hash=new_key.secret_hash,
+                    role=key.role.value,
+                    tenant=key.tenant,
+                    node=key.node,
+                    label=key.label,
+                    created_ns=key.created_ns,
+                )
+            )
+        return IssuedKey(key, new_key.token)
 
     def create_operator_key(self, label: str) -> IssuedKey:
         """The first operator key, made by `orbitq init` (no caller to authorise)."""
         bootstrap = Principal(key_id="init", role=Role.OPERATOR)
         return self.issue_key(bootstrap, Role.OPERATOR, "", "", label)
 
-    def revoke_key(self, principal: Principal, key_id: str) -> ApiKeyRow:
-        with write_session(self._engine) as session:
-            row = session.get(ApiKeyRow, key_id)
+    def revoke_key(self, principal: Principal, key_id: str) -> ApiKeyRecord:
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                sa.select(API_KEYS).where(API_KEYS.c.key_id == key_id).with_for_update()
+            ).first()
             if row is None:
                 raise NotFoundError(f"no API key with id {key_id[:40]!r}")
+            key = api_key_of(row)
             if not principal.is_operator and not (
-                principal.role is Role.TENANT and row.tenant == principal.tenant
+                principal.role is Role.TENANT and key.tenant == principal.tenant
             ):
                 raise PermissionDeniedError("a tenant key can revoke only its own tenant's keys")
-            if row.revoked_ns is None:
-                row.revoked_ns = self._now_ns()
-                session.add(row)
-                session.commit()
-                session.refresh(row)
+            if key.revoked_ns is None:
+                revoked_ns = self._now_ns()
+                connection.execute(
+                    sa.update(API_KEYS)
+                    .where(API_KEYS.c.key_id == key_id)
+                    .values(revoked_ns=revoked_ns)
+                )
+                key = replace(key, revoked_ns=revoked_ns)
         self._authenticator.forget(key_id)
-        return row
+        return key

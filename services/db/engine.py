@@ -7,7 +7,9 @@ transaction control on SQLite (deferred for readers, IMMEDIATE for connections c
 migrations on start.
 
 `write_transaction` is orbitq.ledger.transactions' (the ledger store uses it too), re-exported
-here for the services.
+here for the services. The services reach the database one way: SQLAlchemy Core statements
+over the SQLModel-declared tables, on a connection (`engine.connect()` to read,
+`write_transaction` to write); no ORM sessions.
 
 Does not own: table definitions (orbitq.ledger.tables, orbitq.services.db.models).
 """
@@ -20,7 +22,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 from orbitq.ledger.transactions import WRITE_OPTION, write_transaction
 
@@ -64,11 +65,6 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     )
 
 
-def write_session(engine: sa.Engine) -> Session:
-    """An ORM session whose transactions may write (see write_transaction)."""
-    return Session(engine.execution_options(**{WRITE_OPTION: True}))
-
-
 def _configure_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -90,4 +86,4 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-__all__ = ["create_engine", "normalize_url", "write_session", "write_transaction"]
+__all__ = ["create_engine", "normalize_url", "write_transaction"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 
 from orbitq.services.auth import current_principal
-from orbitq.services.db.models import ApiKeyRow, TenantRow
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.identity.api_keys import Role
+from orbitq.services.identity.tables import ApiKeyRecord, TenantRecord
 from orbitq.services.servicers.convert import timestamp
 from orbitq.services.tenants import Tenants
 from orbitq.v1 import admin_pb2, admin_pb2_grpc, common_pb2
@@ -20,16 +20,16 @@ _ROLE_OF = {
 _PROTO_ROLE = {role: proto for proto, role in _ROLE_OF.items()}
 
 
-def tenant_to_proto(row: TenantRow) -> admin_pb2.Tenant:
+def tenant_to_proto(row: TenantRecord) -> admin_pb2.Tenant:
     return admin_pb2.Tenant(
         name=row.name, display_name=row.display_name, created_at=timestamp(row.created_ns)
     )
 
 
-def key_to_proto(row: ApiKeyRow) -> admin_pb2.ApiKeyInfo:
+def key_to_proto(row: ApiKeyRecord) -> admin_pb2.ApiKeyInfo:
     message = admin_pb2.ApiKeyInfo(
         key_id=row.key_id,
-        role=_PROTO_ROLE[Role(row.role)],
+        role=_PROTO_ROLE[row.role],
         tenant=row.tenant or "",
         node=row.node or "",
         label=row.label,
@@ -69,7 +69,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         issued = self._tenants.issue_key(
             current_principal(), role, request.tenant, request.node, request.label
         )
-        return admin_pb2.IssueApiKeyResponse(key=key_to_proto(issued.row), api_key=issued.token)
+        return admin_pb2.IssueApiKeyResponse(key=key_to_proto(issued.key), api_key=issued.token)
 
     def RevokeApiKey(
         self, request: admin_pb2.RevokeApiKeyRequest, context: grpc.ServicerContext
