@@ -1,9 +1,12 @@
-"""Who is calling: API keys to principals, and the rules of what each role may touch.
+"""Who is calling: API keys to principals, and the helpers every permission check uses.
 
 Owns: authenticating an `authorization: Bearer <key>` value against the stored key hashes (with
 a small, bounded, short-lived cache so a busy tenant's calls do not each hit the database),
-the current principal of an RPC (a context variable set by the auth interceptor), and tenant
-isolation: a tenant key acts only on its own tenant, a node key only for its node.
+the current principal of an RPC (a context variable set by the auth interceptor), and the
+helpers every permission check is written with (`Principal`): roles, tenant isolation (a
+tenant key acts only on its own tenant) and node isolation (a node key only for its node).
+Which role may do what is written in each domain service (tenants, quota, requests,
+constellation, signed_log); servicers check nothing.
 
 Does not own: issuing keys (orbitq.services.tenants) or transport.
 """
@@ -34,12 +37,26 @@ AUTH_CACHE_SECONDS = 5.0
 AUTH_CACHE_ENTRIES_MAX = 10_000
 
 
+# Every role: the rule of the calls any authenticated key may make (the signed log, the sky).
+ANY_ROLE: tuple[Role, ...] = tuple(Role)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling, and the only way a domain service writes a check of who may do what.
+
+    A check names the action in words ("minting tokens"); a refusal is PERMISSION_DENIED
+    saying who may, and a name an operator must give and did not is INVALID_ARGUMENT."""
+
     key_id: str
     role: Role
     tenant: str | None = None
     node: str | None = None
+
+    def __post_init__(self) -> None:
+        # A key belongs to a tenant exactly when its role is tenant, to a node when node.
+        assert (self.tenant is not None) == (self.role is Role.TENANT), self
+        assert (self.node is not None) == (self.role is Role.NODE), self
 
     @property
     def is_operator(self) -> bool:
@@ -56,19 +73,38 @@ class Principal:
 
     def tenant_scope(self, requested: str, action: str) -> str:
         """The tenant this call acts on: a tenant key's own (or PERMISSION_DENIED), or for an
-        operator the named one (required)."""
-        if self.role is Role.TENANT:
-            assert self.tenant is not None
-            if requested and requested != self.tenant:
+        operator the named one (required). A node key acts on no tenant."""
+        return self._scope(Role.TENANT, self.tenant, requested, action)
+
+    def node_scope(self, requested: str, action: str) -> str:
+        """The node this call acts on: a node key's own (or PERMISSION_DENIED), or for an
+        operator the named one (required). A tenant key acts for no node."""
+        return self._scope(Role.NODE, self.node, requested, action)
+
+    def acts_for(self, tenant: str | None) -> bool:
+        """Whether this key may act on something `tenant` owns: an operator on anything, a
+        tenant key on its own tenant's things, a node key on no tenant's."""
+        return self.is_operator or (self.role is Role.TENANT and tenant == self.tenant)
+
+    def _scope(self, owner: Role, own: str | None, requested: str, action: str) -> str:
+        what = owner.value
+        if self.role is owner:
+            assert own is not None
+            if requested and requested != own:
                 raise PermissionDeniedError(
-                    f"a key of tenant {self.tenant!r} cannot {action} tenant {requested!r}"
+                    f"a key of {what} {own!r} cannot {action} {what} {requested!r}"
                 )
-            return self.tenant
-        if self.role is Role.OPERATOR:
+            return own
+        if self.is_operator:
             if not requested:
-                raise InvalidArgumentError(f"name the tenant to {action} (operator key)")
+                raise InvalidArgumentError(f"name the {what} to {action} (operator key)")
             return requested
-        raise PermissionDeniedError(f"a node key cannot {action} a tenant")
+        raise PermissionDeniedError(f"a {self.role.value} key cannot {action} a {what}")
+
+
+# The broker acting as itself (`orbitq init`, the simulator, the broker's own jobs): an
+# operator that is no API key. Key ids are 16 base32 characters, so no key is named "system".
+SYSTEM = Principal(key_id="system", role=Role.OPERATOR)
 
 
 _current: ContextVar[Principal | None] = ContextVar("orbitq_principal", default=None)

@@ -25,12 +25,13 @@ from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.note import Signer
 from orbitq.ledger.store import ExpireDue, LedgerStore
 from orbitq.ledger.writer import CommitInfo, GroupCommitWriter
-from orbitq.services.auth import Authenticator
+from orbitq.services.auth import SYSTEM, Authenticator
 from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
 from orbitq.services.config import KEY_FILE, BrokerConfig, load_config, write_config
 from orbitq.services.constellation import Constellation, RefreshReport, check_horizon
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
+from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
 from orbitq.services.requests import AdvanceReport, CycleReport, Requests
@@ -271,7 +272,7 @@ def init_data_dir(
     broker = Broker(config, clock)
     try:
         broker.writer.start()
-        issued = broker.tenants.create_operator_key("created by orbitq init")
+        issued = broker.tenants.issue_key(SYSTEM, Role.OPERATOR, "", "", "created by orbitq init")
         broker.sign_checkpoint()
         verifier_key = broker.signer.verifier_key()
     finally:

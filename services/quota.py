@@ -5,6 +5,20 @@ all kinds succeed or fail together, ids derived from the caller's idempotency id
 isolation of every read and write, and turning ledger results into errors a person can act on
 (an overdraft names the kind and the shortfall).
 
+Who may call what (checked here, first, against the caller's Principal):
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `mint` | yes | no | no |
+| `balances` | any tenant's, and the system accounts | its own tenant's | no |
+| `transfer` | from any tenant | from its own tenant, to any | no |
+| `list_transfers` | all, or one tenant's or account's | its own tenant's | no |
+| `create_transfers` | yes (any accounts, any code but expire) | no | no |
+
+The account helpers (`tenant_accounts`, `account_ids`, `system_accounts`, `apply_linked`,
+`raise_for`) are for in-process callers that have checked scope already (the request service's
+reservations).
+
 Does not own: ledger rules (orbitq.ledger.engine) or transport.
 """
 
@@ -154,6 +168,8 @@ class Quota:
         self, principal: Principal, tenant: str, amounts: Mapping[Kind, int], operation_id: int
     ) -> tuple[list[Outcome], list[Account]]:
         principal.require_operator("minting tokens")
+        if not tenant:
+            raise InvalidArgumentError("tenant is required")
         chosen = check_amounts(amounts)
         accounts = self.account_ids(tenant)
         treasury = self.system_account_ids()

@@ -6,9 +6,17 @@ every range, page sizes, and errors a person can act on (NOT_FOUND names the nea
 checkpoint sizes; an entry not yet under a checkpoint is FAILED_PRECONDITION: retry shortly).
 Every proof is built for the tree size of the checkpoint returned with it (L8).
 
-Who may read (S1): any authenticated key, of any role. The log is public evidence: tenants
-verify their own transfers and hold the broker to its history, and every entry is already
-covered by signed checkpoints; only `fresh` (signing a checkpoint on demand) is for operators.
+Who may call what (S1; checked here, first, against the caller's Principal):
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `checkpoint` | yes, also `fresh` (signs one now) | yes, not `fresh` | yes, not `fresh` |
+| `entries`, `public_key` | yes | yes | yes |
+| `inclusion_proof`, `transfer_inclusion_proof`, `consistency_proof` | yes | yes | yes |
+
+The log is public evidence: tenants verify their own transfers and hold the broker to its
+history, and every entry is already covered by signed checkpoints; only signing a checkpoint
+on demand (`fresh`, a write and an Ed25519 signature per call) is for operators.
 
 Does not own: SQL and proof construction (orbitq.ledger.store, orbitq.ledger.merkle), signing
 (the broker's `sign_checkpoint`), or transport (the servicer).
@@ -23,7 +31,7 @@ from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.model import ID_BYTES, id_from_bytes
 from orbitq.ledger.note import Verifier
 from orbitq.ledger.store import LedgerStore
-from orbitq.services.auth import Principal
+from orbitq.services.auth import ANY_ROLE, Principal
 from orbitq.services.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -66,11 +74,12 @@ class SignedLog:
     ) -> None:
         self._store = store
         self._sign_checkpoint = sign_checkpoint
-        self.verifier = verifier
+        self._verifier = verifier
 
-    @property
-    def origin(self) -> str:
-        return self.verifier.name
+    def public_key(self, principal: Principal) -> Verifier:
+        """The broker's checkpoint key (its name is the log's origin)."""
+        principal.require_role(*ANY_ROLE, action="reading the log's public key")
+        return self._verifier
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -79,6 +88,7 @@ class SignedLog:
         if fresh:
             principal.require_operator("signing a fresh checkpoint")
             return self._sign_checkpoint()
+        principal.require_role(*ANY_ROLE, action="reading checkpoints")
         return self._latest()
 
     def _latest(self) -> Checkpoint:
@@ -113,8 +123,9 @@ class SignedLog:
 
     # -- entries -------------------------------------------------------------------------------
 
-    def entries(self, start: int, end: int, page_size: int) -> EntriesPage:
+    def entries(self, principal: Principal, start: int, end: int, page_size: int) -> EntriesPage:
         """Entries [start, end) as stored, one page; `end` 0 = the latest checkpoint's size."""
+        principal.require_role(*ANY_ROLE, action="reading log entries")
         log_size = self._store.head().size
         if end == 0:
             end = self._latest().size
@@ -132,7 +143,7 @@ class SignedLog:
 
     # -- proofs --------------------------------------------------------------------------------
 
-    def transfer_entry(self, raw_id: bytes) -> int:
+    def _transfer_entry(self, raw_id: bytes) -> int:
         """The log index of the entry that records the transfer with this 16-byte id."""
         if len(raw_id) != ID_BYTES:
             raise InvalidArgumentError(f"transfer_id must be {ID_BYTES} bytes, got {len(raw_id)}")
@@ -144,8 +155,19 @@ class SignedLog:
             raise NotFoundError(f"transfer {raw_id.hex()} has no entry in the signed log")
         return stored.entry_index
 
-    def inclusion_proof(self, index: int, tree_size: int, by_transfer: bool) -> InclusionProof:
+    def inclusion_proof(self, principal: Principal, index: int, tree_size: int) -> InclusionProof:
         """L8: entry `index` is in the tree of the checkpoint of `tree_size` (0 = latest)."""
+        principal.require_role(*ANY_ROLE, action="reading inclusion proofs")
+        return self._inclusion_proof(index, tree_size, by_transfer=False)
+
+    def transfer_inclusion_proof(
+        self, principal: Principal, transfer_id: bytes, tree_size: int
+    ) -> InclusionProof:
+        """L8 for the entry that records the transfer with this 16-byte id."""
+        principal.require_role(*ANY_ROLE, action="reading inclusion proofs")
+        return self._inclusion_proof(self._transfer_entry(transfer_id), tree_size, by_transfer=True)
+
+    def _inclusion_proof(self, index: int, tree_size: int, *, by_transfer: bool) -> InclusionProof:
         checkpoint = self.checkpoint_of_size(tree_size)
         if index >= checkpoint.size:
             log_size = self._store.head().size
@@ -169,8 +191,11 @@ class SignedLog:
         hashes = self._store.inclusion_proof(index, checkpoint.size)
         return InclusionProof(index, entries[0][1], hashes, checkpoint)
 
-    def consistency_proof(self, from_size: int, to_size: int) -> ConsistencyProof:
+    def consistency_proof(
+        self, principal: Principal, from_size: int, to_size: int
+    ) -> ConsistencyProof:
         """L9: the tree of `from_size` is a prefix of the checkpoint of `to_size` (0 = latest)."""
+        principal.require_role(*ANY_ROLE, action="reading consistency proofs")
         if from_size == 0:
             raise InvalidArgumentError(
                 "from_size must be > 0: no consistency proof exists from the empty tree (L9); "

@@ -1,8 +1,18 @@
 """Tenants and their API keys: the broker's identity operations.
 
 Owns: creating tenants (with their three ledger accounts, through the ledger writer so the
-creations are signed log entries), listing them, issuing and revoking API keys, and the naming
-rules. Authorisation is checked here against the caller's Principal.
+creations are signed log entries), listing them, issuing and revoking API keys, the naming
+rules, and who may do each (checked here, first, against the caller's Principal):
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `create` | yes | no | no |
+| `list` | every tenant | its own tenant only | no |
+| `issue_key`, role tenant | for any tenant | for its own tenant | no |
+| `issue_key`, role operator or node | yes | no | no |
+| `revoke_key` | any key | its own tenant's keys | no |
+
+`get` and `ensure_accounts` are for in-process callers that have checked scope already.
 
 Does not own: authentication of calls (orbitq.services.auth), the rows' shape
 (orbitq.services.identity.tables) or transport.
@@ -117,13 +127,12 @@ class Tenants:
     def list(
         self, principal: Principal, page_size: int, page_token: str
     ) -> tuple[list[TenantRecord], str]:
+        principal.require_role(Role.OPERATOR, Role.TENANT, action="listing tenants")
         size = pagination.page_size(page_size)
         after = pagination.decode_token(page_token, "tenants")
         query = sa.select(TENANTS).order_by(TENANTS.c.name).limit(size + 1)
-        if principal.role is Role.TENANT:
-            query = query.where(TENANTS.c.name == principal.tenant)
-        elif not principal.is_operator:
-            raise PermissionDeniedError("listing tenants needs an operator or tenant key")
+        if not principal.is_operator:
+            query = query.where(TENANTS.c.name == principal.tenant_scope("", "list"))
         if after is not None:
             query = query.where(TENANTS.c.name > str(after))
         with self._engine.connect() as connection:
@@ -137,20 +146,21 @@ class Tenants:
     def issue_key(
         self, principal: Principal, role: Role, tenant: str, node: str, label: str
     ) -> IssuedKey:
+        if role is Role.TENANT:
+            tenant = principal.tenant_scope(tenant, "issue keys for")
+            node = ""
+        else:
+            principal.require_operator(f"issuing a key of role {role.value}")
         if len(label) > LABEL_CHARS_MAX:
             raise InvalidArgumentError(
                 f"label is {len(label)} characters; at most {LABEL_CHARS_MAX}"
             )
         if role is Role.TENANT:
-            tenant = principal.tenant_scope(tenant, "issue keys for")
             self.get(tenant)
-            node = ""
         elif role is Role.OPERATOR:
-            principal.require_operator("issuing an operator key")
             if tenant or node:
                 raise InvalidArgumentError("an operator key belongs to no tenant and no node")
         elif role is Role.NODE:
-            principal.require_operator("issuing a node key")
             if not NODE_ID_PATTERN.match(node):
                 raise InvalidArgumentError(
                     "a node key needs the node id (1-32 characters of letters, digits, '._-')"
@@ -180,12 +190,10 @@ class Tenants:
             )
         return IssuedKey(key, new_key.token)
 
-    def create_operator_key(self, label: str) -> IssuedKey:
-        """The first operator key, made by `orbitq init` (no caller to authorise)."""
-        bootstrap = Principal(key_id="init", role=Role.OPERATOR)
-        return self.issue_key(bootstrap, Role.OPERATOR, "", "", label)
-
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKeyRecord:
+        principal.require_role(Role.OPERATOR, Role.TENANT, action="revoking an API key")
+        if not key_id:
+            raise InvalidArgumentError("key_id is required")
         with write_transaction(self._engine) as connection:
             row = connection.execute(
                 sa.select(API_KEYS).where(API_KEYS.c.key_id == key_id).with_for_update()
@@ -193,9 +201,7 @@ class Tenants:
             if row is None:
                 raise NotFoundError(f"no API key with id {key_id[:40]!r}")
             key = api_key_of(row)
-            if not principal.is_operator and not (
-                principal.role is Role.TENANT and key.tenant == principal.tenant
-            ):
+            if not principal.acts_for(key.tenant):
                 raise PermissionDeniedError("a tenant key can revoke only its own tenant's keys")
             if key.revoked_ns is None:
                 revoked_ns = self._now_ns()

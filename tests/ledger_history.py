@@ -20,9 +20,11 @@ from orbitq.clients import BrokerClient, FailedPreconditionError, TransferSpec, 
 from orbitq.ledger import merkle
 from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.entries import decode_entry
+from orbitq.services.auth import SYSTEM
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.config import KEY_FILE, load_config, write_config
+from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file
 from orbitq.services.server import build_server
 from tests.conftest import ServerHandle
@@ -178,7 +180,7 @@ def another_broker(
     broker.writer.start()
     running = build_server(broker, "127.0.0.1:0")
     try:
-        issued = broker.tenants.create_operator_key("tests")
+        issued = broker.tenants.issue_key(SYSTEM, Role.OPERATOR, "", "", "tests")
         broker.sign_checkpoint()
         yield ServerHandle(f"127.0.0.1:{running.port}", issued.token, broker, running)
     finally:

@@ -3,9 +3,21 @@
 Owns: the entry points the ConstellationService servicer and the in-process users (the request
 service, which builds the scheduler's world from `nodes()`, `stations()` and
 `contacts_between()`) call; one lock so refreshes of the plan never overlap in this process;
-telling the broker (`on_change`) when the world changed so it refreshes the plan soon.
-Does not own: authorisation (the servicer checks roles) or the schedule of refreshes (the
-broker's APScheduler jobs call `refresh_contacts`).
+telling the broker (`on_change`) when the world changed so it refreshes the plan soon; and who
+may call what (checked here, first, against the caller's Principal):
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `import_nodes`, `set_node_state`, `upsert_station`, `import_stations` | yes | no | no |
+| `list_nodes`, `list_stations`, `list_contacts` | yes | yes | yes, of every node |
+
+The sky is readable by every key: tenants choose node and station selectors from it, and the
+contact windows follow from public orbital elements; nothing in it is a tenant's.
+The other methods (`node`, `nodes`, `stations`, `refresh_contacts`, `plan`, `world_version`,
+`contacts_between`) are for in-process callers (the request service, the broker's jobs).
+
+Does not own: the schedule of refreshes (the broker's APScheduler jobs call
+`refresh_contacts`).
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from orbitq.services.auth import ANY_ROLE, Principal
 from orbitq.services.clock import to_ns
 from orbitq.services.constellation import nodes as node_rules
 from orbitq.services.constellation import plan as plan_rules
@@ -60,8 +73,9 @@ class Constellation:
 
     # -- nodes ---------------------------------------------------------------------------------
 
-    def import_nodes(self, spec: NodeImport) -> ImportReport:
+    def import_nodes(self, principal: Principal, spec: NodeImport) -> ImportReport:
         """Upsert nodes from element-set text (rules in orbitq.services.constellation.nodes)."""
+        principal.require_operator("importing nodes")
         now = self._now()
         report = node_rules.import_nodes(self._engine, spec, now, to_ns(now))
         if report.created or report.updated:
@@ -70,11 +84,13 @@ class Constellation:
 
     def list_nodes(
         self,
+        principal: Principal,
         labels: Mapping[str, str] | None = None,
         state: NodeState | None = None,
         page_size: int = 0,
         page_token: str = "",
     ) -> tuple[list[NodeRecord], str]:
+        principal.require_role(*ANY_ROLE, action="listing nodes")
         with self._engine.connect() as connection:
             return node_rules.list_nodes(connection, labels or {}, state, page_size, page_token)
 
@@ -90,13 +106,17 @@ class Constellation:
         with self._engine.connect() as connection:
             return node_rules.all_nodes(connection, labels or {}, state)
 
-    def set_node_state(self, node_id: str, state: NodeState) -> NodeRecord:
+    def set_node_state(self, principal: Principal, node_id: str, state: NodeState) -> NodeRecord:
+        principal.require_operator("changing a node's state")
         return node_rules.set_node_state(self._engine, node_id, state, to_ns(self._now()))
 
     # -- stations ------------------------------------------------------------------------------
 
-    def upsert_station(self, station: GroundStation) -> tuple[GroundStation, bool]:
+    def upsert_station(
+        self, principal: Principal, station: GroundStation
+    ) -> tuple[GroundStation, bool]:
         """Store `station` (already valid: GroundStation validates itself); True if new."""
+        principal.require_operator("changing ground stations")
         created, _, changed = station_rules.upsert_stations(
             self._engine, [station], to_ns(self._now())
         )
@@ -104,8 +124,9 @@ class Constellation:
             self._on_change()
         return station, created == 1
 
-    def import_stations(self, text: str) -> tuple[int, int]:
+    def import_stations(self, principal: Principal, text: str) -> tuple[int, int]:
         """Upsert every station of a CSV or JSON list, or none: (created, updated)."""
+        principal.require_operator("changing ground stations")
         created, updated, changed = station_rules.import_stations(
             self._engine, text, to_ns(self._now())
         )
@@ -114,8 +135,9 @@ class Constellation:
         return created, updated
 
     def list_stations(
-        self, page_size: int = 0, page_token: str = ""
+        self, principal: Principal, page_size: int = 0, page_token: str = ""
     ) -> tuple[list[GroundStation], str]:
+        principal.require_role(*ANY_ROLE, action="listing ground stations")
         with self._engine.connect() as connection:
             return station_rules.list_stations(connection, page_size, page_token)
 
@@ -171,8 +193,9 @@ class Constellation:
             return read_world_version(connection)
 
     def list_contacts(
-        self, query: ContactQuery, page_size: int = 0, page_token: str = ""
+        self, principal: Principal, query: ContactQuery, page_size: int = 0, page_token: str = ""
     ) -> tuple[list[StoredContact], str]:
+        principal.require_role(*ANY_ROLE, action="listing contacts")
         with self._engine.connect() as connection:
             return plan_rules.list_contacts(connection, query, page_size, page_token)
 

@@ -1,11 +1,21 @@
 """`Requests`: the one object the RequestService servicer, the broker's jobs and in-process
 users (the simulator) call.
 
-Owns: who may do what (a tenant its own requests; an operator any, and submitting for a named
-tenant; node keys nothing here — another tenant's request is NOT_FOUND, never "forbidden", so
-ids leak nothing), Submit's flow, cancelling, watching, and the catalog of the world that
-validation reads (rebuilt when the constellation changes in this process, and at least every
-`CATALOG_SECONDS` for changes made by other replicas).
+Owns: Submit's flow, cancelling, watching, the catalog of the world that validation reads
+(rebuilt when the constellation changes in this process, and at least every `CATALOG_SECONDS`
+for changes made by other replicas), and who may call what (checked here, first, against the
+caller's Principal):
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `quote` | yes | yes | no |
+| `submit` | for a named tenant | for its own tenant | no |
+| `get`, `cancel`, `watch` | any request | its own tenant's | no |
+| `list_requests` | all, or one tenant's | its own tenant's | no |
+
+Another tenant's request is NOT_FOUND, never "forbidden", so ids leak nothing. The other
+methods (`stored`, `run_cycle`, `advance`, `tick`, `schedule_document`, ...) are for in-process
+callers: the broker's jobs, the simulator, tests.
 
 Submit, in order: scope and tenant (NOT_FOUND); the idempotency key (a known key returns its
 request, created = false, when the spec is the same, else ALREADY_EXISTS); validation
@@ -47,7 +57,6 @@ from orbitq.services.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
-    PermissionDeniedError,
     UnavailableError,
 )
 from orbitq.services.identity.api_keys import Role
@@ -254,13 +263,12 @@ class Requests:
 
     def get(self, principal: Principal, request_id: str) -> StoredRequest:
         """The request, if `principal` may see it; NotFoundError otherwise."""
-        if principal.role is Role.NODE:
-            raise PermissionDeniedError("a node key cannot read service requests")
+        principal.require_role(Role.OPERATOR, Role.TENANT, action="reading service requests")
         if not _REQUEST_ID.match(request_id.lower()):
             raise InvalidArgumentError(f"request id {request_id[:40]!r} is not 32 hex digits")
         request_id = request_id.lower()
         request = self.store.get(request_id)
-        if request is None or not (principal.is_operator or request.tenant == principal.tenant):
+        if request is None or not principal.acts_for(request.tenant):
             raise NotFoundError(f"no request {request_id}")
         return request
 
@@ -273,12 +281,10 @@ class Requests:
         page_token: str,
     ) -> tuple[list[StoredRequest], str]:
         """Newest first: a tenant's own; an operator's all, or one tenant's."""
-        if principal.role is Role.TENANT:
-            scope: str | None = principal.tenant_scope(tenant, "list the requests of")
-        elif principal.is_operator:
-            scope = tenant or None
-        else:
-            raise PermissionDeniedError("a node key cannot list service requests")
+        principal.require_role(Role.OPERATOR, Role.TENANT, action="listing service requests")
+        scope: str | None = tenant or None
+        if not principal.is_operator:
+            scope = principal.tenant_scope(tenant, "list the requests of")
         size = pagination.page_size(page_size)
         query = {"requests": scope, "states": sorted(int(s) for s in states)}
         position = pagination.decode_token(page_token, query)

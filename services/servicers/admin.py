@@ -74,7 +74,5 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def RevokeApiKey(
         self, request: admin_pb2.RevokeApiKeyRequest, context: grpc.ServicerContext
     ) -> admin_pb2.RevokeApiKeyResponse:
-        if not request.key_id:
-            raise InvalidArgumentError("key_id is required")
         row = self._tenants.revoke_key(current_principal(), request.key_id)
         return admin_pb2.RevokeApiKeyResponse(key=key_to_proto(row))

@@ -1,7 +1,7 @@
-"""ConstellationService over gRPC (thin; rules in orbitq.services.constellation).
+"""ConstellationService over gRPC (thin; rules, and who may call what, in
+orbitq.services.constellation).
 
-Owns: who may call what (writes need an operator key; any authenticated key may read) and the
-conversions between wire messages and the constellation's values.
+Owns: the conversions between wire messages and the constellation's values.
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
     def ImportNodes(
         self, request: constellation_pb2.ImportNodesRequest, context: grpc.ServicerContext
     ) -> constellation_pb2.ImportNodesResponse:
-        current_principal().require_operator("importing nodes")
         fmt = _FORMAT_OF.get(request.format)
         if fmt is None:
             raise InvalidArgumentError(f"format: unknown element format {request.format}")
         report = self._constellation.import_nodes(
+            current_principal(),
             NodeImport(
                 text=request.text,
                 fmt=fmt,
@@ -153,7 +153,7 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
                 labels=dict(request.labels),
                 skip_bad=request.skip_bad,
                 capacities_csv=request.capacities_csv,
-            )
+            ),
         )
         return constellation_pb2.ImportNodesResponse(
             created=report.created,
@@ -171,8 +171,8 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
     def ListNodes(
         self, request: constellation_pb2.ListNodesRequest, context: grpc.ServicerContext
     ) -> constellation_pb2.ListNodesResponse:
-        current_principal()
         nodes, next_token = self._constellation.list_nodes(
+            current_principal(),
             dict(request.labels),
             _state(request.state, "state", optional=True),
             request.page_size,
@@ -185,25 +185,26 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
     def SetNodeState(
         self, request: constellation_pb2.SetNodeStateRequest, context: grpc.ServicerContext
     ) -> constellation_pb2.SetNodeStateResponse:
-        current_principal().require_operator("changing a node's state")
         state = _state(request.state, "state", optional=False)
         assert state is not None
-        node = self._constellation.set_node_state(request.id, state)
+        node = self._constellation.set_node_state(current_principal(), request.id, state)
         return constellation_pb2.SetNodeStateResponse(node=node_to_proto(node))
 
     def UpsertStation(
         self, request: constellation_pb2.UpsertStationRequest, context: grpc.ServicerContext
     ) -> constellation_pb2.UpsertStationResponse:
-        current_principal().require_operator("changing ground stations")
+        principal = current_principal()
         source = request.WhichOneof("source")
         if source == "stations_text":
-            created, updated = self._constellation.import_stations(request.stations_text)
+            created, updated = self._constellation.import_stations(principal, request.stations_text)
             return constellation_pb2.UpsertStationResponse(
                 created_count=created, updated_count=updated
             )
         if source != "station":
             raise InvalidArgumentError("give a station, or stations_text with a station list")
-        station, is_new = self._constellation.upsert_station(station_from_proto(request.station))
+        station, is_new = self._constellation.upsert_station(
+            principal, station_from_proto(request.station)
+        )
         return constellation_pb2.UpsertStationResponse(
             station=station_to_proto(station),
             created=is_new,
@@ -214,9 +215,8 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
     def ListStations(
         self, request: constellation_pb2.ListStationsRequest, context: grpc.ServicerContext
     ) -> constellation_pb2.ListStationsResponse:
-        current_principal()
         stations, next_token = self._constellation.list_stations(
-            request.page_size, request.page_token
+            current_principal(), request.page_size, request.page_token
         )
         return constellation_pb2.ListStationsResponse(
             stations=[station_to_proto(station) for station in stations],
@@ -226,7 +226,6 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
     def ListContacts(
         self, request: constellation_pb2.ListContactsRequest, context: grpc.ServicerContext
     ) -> constellation_pb2.ListContactsResponse:
-        current_principal()
         query = ContactQuery(
             node=request.node,
             station=request.station,
@@ -234,7 +233,7 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
             end_ns=_ns(request.end) if request.HasField("end") else None,
         )
         contacts, next_token = self._constellation.list_contacts(
-            query, request.page_size, request.page_token
+            current_principal(), query, request.page_size, request.page_token
         )
         return constellation_pb2.ListContactsResponse(
             contacts=[contact_to_proto(contact) for contact in contacts],

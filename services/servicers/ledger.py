@@ -1,7 +1,5 @@
-"""LedgerService over gRPC (thin; the rules are in orbitq.services.signed_log).
-
-Any authenticated key may call it: the log is public evidence (see signed_log).
-"""
+"""LedgerService over gRPC (thin; the rules, and who may call what, are in
+orbitq.services.signed_log)."""
 
 from __future__ import annotations
 
@@ -36,8 +34,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     def GetEntries(
         self, request: ledger_pb2.GetEntriesRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.GetEntriesResponse:
-        current_principal()
-        page = self._log.entries(request.start, request.end, request.page_size)
+        page = self._log.entries(current_principal(), request.start, request.end, request.page_size)
         return ledger_pb2.GetEntriesResponse(
             entries=[ledger_pb2.LogEntry(index=index, data=data) for index, data in page.entries],
             next_start=page.next_start,
@@ -46,15 +43,15 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     def GetInclusionProof(
         self, request: ledger_pb2.GetInclusionProofRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.GetInclusionProofResponse:
-        current_principal()
         target = request.WhichOneof("target")
         if target == "index":
-            index = request.index
+            proof = self._log.inclusion_proof(current_principal(), request.index, request.tree_size)
         elif target == "transfer_id":
-            index = self._log.transfer_entry(request.transfer_id)
+            proof = self._log.transfer_inclusion_proof(
+                current_principal(), request.transfer_id, request.tree_size
+            )
         else:
             raise InvalidArgumentError("name the entry to prove: index or transfer_id")
-        proof = self._log.inclusion_proof(index, request.tree_size, target == "transfer_id")
         return ledger_pb2.GetInclusionProofResponse(
             index=proof.index,
             tree_size=proof.checkpoint.size,
@@ -66,8 +63,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     def GetConsistencyProof(
         self, request: ledger_pb2.GetConsistencyProofRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.GetConsistencyProofResponse:
-        current_principal()
-        proof = self._log.consistency_proof(request.from_size, request.to_size)
+        proof = self._log.consistency_proof(current_principal(), request.from_size, request.to_size)
         return ledger_pb2.GetConsistencyProofResponse(
             from_size=proof.from_size,
             to_size=proof.checkpoint.size,
@@ -78,10 +74,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     def GetPublicKey(
         self, request: ledger_pb2.GetPublicKeyRequest, context: grpc.ServicerContext
     ) -> ledger_pb2.GetPublicKeyResponse:
-        current_principal()
-        verifier = self._log.verifier
+        verifier = self._log.public_key(current_principal())
         return ledger_pb2.GetPublicKeyResponse(
             verifier_key=verifier.verifier_key(),
-            origin=self._log.origin,
+            origin=verifier.name,
             public_key=verifier.public_key_raw,
         )

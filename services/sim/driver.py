@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from orbitq.services.auth import Principal
+from orbitq.services.auth import SYSTEM, Principal
 from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.clock import SimulatedClock, from_ns, to_ns
 from orbitq.services.config import load_config
@@ -41,7 +41,6 @@ from orbitq.services.sim.report import Tally, build_report
 from orbitq.services.sim.workload import PROFILES, Arrival, Workload, generate
 
 NANOS_PER_SECOND = 1_000_000_000
-OPERATOR = Principal(key_id="sim-operator", role=Role.OPERATOR)
 ORIGIN = "sim.orbitq.local/ledger"
 # Limits on one run: the contact plan's horizon, and what finishes in minutes on a laptop.
 HOURS_MIN = 2.0
@@ -170,8 +169,8 @@ def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Brok
 
 def _world(broker: Broker, fleet: Fleet, settings: SimSettings, end: datetime) -> Workload:
     """Nodes, stations, the contact plan, tenants and their tokens; the workload to submit."""
-    broker.constellation.import_nodes(fleet.node_import())
-    broker.constellation.import_stations(settings.stations_text)
+    broker.constellation.import_nodes(SYSTEM, fleet.node_import())
+    broker.constellation.import_stations(SYSTEM, settings.stations_text)
     broker.constellation.refresh_contacts(fleet.start, settings.hours)
     countries = sorted(
         {s.labels["country"] for s in broker.constellation.stations() if "country" in s.labels}
@@ -185,8 +184,8 @@ def _world(broker: Broker, fleet: Fleet, settings: SimSettings, end: datetime) -
         fleet.slowest_downlink_mbps,
     )
     for profile in PROFILES:
-        broker.tenants.create(OPERATOR, profile.name, profile.display_name)
-        broker.quota.mint(OPERATOR, profile.name, workload.minted[profile.name], new_operation_id())
+        broker.tenants.create(SYSTEM, profile.name, profile.display_name)
+        broker.quota.mint(SYSTEM, profile.name, workload.minted[profile.name], new_operation_id())
     return workload
 
 

@@ -10,6 +10,7 @@ import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from orbitq.clients import InvalidArgumentError
+from orbitq.services.auth import SYSTEM
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
 from orbitq.services.constellation import NodeImport, StoredContact, contact_id
@@ -193,8 +194,8 @@ def test_broker_jobs_refresh_on_start_and_after_changes(broker: BrokerHandle) ->
         job = instance.jobs.get_job("contacts")
         assert job is not None
         assert job.trigger.interval == timedelta(seconds=600)
-        constellation.import_stations(stations_csv())
-        constellation.import_nodes(NodeImport(text=starlink_text(5)))
+        constellation.import_stations(SYSTEM, stations_csv())
+        constellation.import_nodes(SYSTEM, NodeImport(text=starlink_text(5)))
         assert planned.wait(timeout=60), "no refresh followed the import"
         contacts = constellation.contacts_between(EPOCH, EPOCH + 24 * HOUR)
         assert contacts
@@ -208,19 +209,19 @@ def test_the_world_version_counts_node_and_station_writes(broker: BrokerHandle) 
     at one simulated instant), a refresh moves only the plan's version, a failed write nothing."""
     constellation = broker.broker.constellation
     start = constellation.world_version()
-    constellation.import_stations(stations_csv())
+    constellation.import_stations(SYSTEM, stations_csv())
     stations = constellation.world_version()
     assert stations.world_revision > start.world_revision
     assert stations.plan_version == start.plan_version
-    constellation.import_nodes(NodeImport(text=starlink_text(2)))
+    constellation.import_nodes(SYSTEM, NodeImport(text=starlink_text(2)))
     nodes = constellation.world_version()
     assert nodes.world_revision > stations.world_revision
     node = constellation.nodes()[0]
-    constellation.set_node_state(node.id, "degraded")
+    constellation.set_node_state(SYSTEM, node.id, "degraded")
     degraded = constellation.world_version()
     assert degraded.world_revision > nodes.world_revision
     with pytest.raises(NotFoundError):
-        constellation.set_node_state("99999", "down")
+        constellation.set_node_state(SYSTEM, "99999", "down")
     assert constellation.world_version() == degraded
     constellation.refresh_contacts(horizon_hours=2)
     refreshed = constellation.world_version()

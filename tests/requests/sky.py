@@ -27,8 +27,8 @@ def tenant(name: str) -> Principal:
 
 
 def build_world(broker: Broker, satellites: int = 20, hours: float = 12) -> None:
-    broker.constellation.import_nodes(NodeImport(text=starlink_text(satellites)))
-    broker.constellation.import_stations(stations_csv())
+    broker.constellation.import_nodes(OPERATOR, NodeImport(text=starlink_text(satellites)))
+    broker.constellation.import_stations(OPERATOR, stations_csv())
     broker.constellation.refresh_contacts(horizon_hours=hours)
 
 

@@ -26,7 +26,7 @@ from orbitq.services.clock import SimulatedClock
 from tests.conftest import EPOCH, ServerHandle
 from tests.integration.sky import operator, tenant_key
 from tests.requests.books import check_books
-from tests.requests.sky import build_world
+from tests.requests.sky import OPERATOR, build_world
 
 HOUR = timedelta(hours=1)
 MINTED = {Kind.CPU: 100_000, Kind.STORAGE: 100_000, Kind.LINK: 10_000}
@@ -156,7 +156,7 @@ def test_every_terminal_state_leaves_the_books_balanced(
         others = tuple(n.id for n in broker.constellation.nodes() if n.id != faulty)
         down = others[-1]
         usable = others[:-1]
-        broker.constellation.set_node_state(down, "down")
+        broker.constellation.set_node_state(OPERATOR, down, "down")
         completing = acme.submit(job(node_ids=usable)).request
         cancelled_pending = acme.submit(job(node_ids=usable, name="never")).request
         acme.cancel_request(cancelled_pending.id)
@@ -174,7 +174,7 @@ def test_every_terminal_state_leaves_the_books_balanced(
         clock.set(fault_at)
         broker.requests.advance()
         assert acme.get_request(failing.id).state == "running"
-        broker.constellation.set_node_state(faulty, "down")
+        broker.constellation.set_node_state(OPERATOR, faulty, "down")
         assert failing.id in broker.requests.run_cycle().evacuated
         clock.set(EPOCH + 8 * HOUR)
         broker.requests.advance()
@@ -205,7 +205,7 @@ def test_a_node_fault_with_time_left_places_the_request_again(
         assert placed.placement is not None
         clock.set(placed.placement.start)
         broker.requests.advance()
-        broker.constellation.set_node_state(placed.placement.node, "down")
+        broker.constellation.set_node_state(OPERATOR, placed.placement.node, "down")
         report = broker.requests.run_cycle()
         assert placed.id in report.evacuated
         assert placed.id in report.placed  # the same cycle found it another node
@@ -229,7 +229,7 @@ def test_a_node_going_down_before_the_uplink_sends_placements_back(
     with world_and_tenant(server) as acme:
         placed = _place_alone(broker, acme, job(not_before=EPOCH + 2 * HOUR))
         assert placed.placement is not None
-        broker.constellation.set_node_state(placed.placement.node, "down")
+        broker.constellation.set_node_state(OPERATOR, placed.placement.node, "down")
         report = broker.requests.run_cycle()
         assert report.evacuated == (placed.id,)
         again = acme.get_request(placed.id)
@@ -268,7 +268,7 @@ def test_pending_requests_say_why_and_expire_at_their_deadline(
     broker = server.broker
     with world_and_tenant(server) as acme:
         node = broker.constellation.nodes()[0].id
-        broker.constellation.set_node_state(node, "down")
+        broker.constellation.set_node_state(OPERATOR, node, "down")
         waiting = acme.submit(job(node_ids=(node,), deadline=EPOCH + 2 * HOUR)).request
         report = broker.requests.run_cycle()
         assert report.pending == (waiting.id,)
