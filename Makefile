@@ -1,7 +1,7 @@
 # orbitq — every target sets itself up: a fresh machine needs only Python 3.11 and make.
 #   make demo    the main job: a broker on embedded SQLite and a scenario through the real SDK
 #   make test    the whole test suite (SQLite, and PostgreSQL when reachable; required in CI)
-#   make check   lint + typecheck + tests + proto drift check
+#   make check   lint + typecheck + tests + proto and SDK drift checks
 #   make bench   benchmarks; figures printed and written to bench/results/
 
 PYTHON ?= python3
@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 PROTOC := $(PY) -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc
 
-.PHONY: demo test check lint typecheck proto proto-check proto-lint bench wheel clean
+.PHONY: demo test check lint typecheck proto proto-check proto-lint sdk sdk-check bench wheel clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,9 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy -p orbitq.v1 -p orbitq.ledger -p orbitq.services -p orbitq.clients
-	$(VENV)/bin/mypy tests bench
+	$(VENV)/bin/mypy tests bench scripts
 
-check: lint typecheck proto-check proto-lint test
+check: lint typecheck proto-check proto-lint sdk-check test
 
 # Regenerate Python code and .pyi stubs beside the protos (committed).
 proto: $(VENV)/.installed
@@ -60,6 +60,14 @@ proto-check: $(VENV)/.installed
 	diff -r -x '*.proto' -x '__init__.py' -x 'py.typed' -x '__pycache__' \
 		build/proto-check/orbitq/v1 proto/orbitq/v1 \
 		|| (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
+
+# The blocking SDK (clients/_sync_*.py) is written from the asyncio one (clients/_async_*.py).
+sdk: $(VENV)/.installed
+	$(PY) scripts/unasync.py
+
+# Fails when the committed blocking SDK differs from what its asyncio source makes.
+sdk-check: $(VENV)/.installed
+	$(PY) scripts/unasync.py --check
 
 $(BUF):
 	npm install --prefix .tools --no-audit --no-fund --no-save @bufbuild/buf@1.75.0

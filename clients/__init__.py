@@ -5,8 +5,9 @@ verification of the signed ledger. Never imports orbitq.services: importing the 
 pull in SQLModel or the server.
 """
 
+from orbitq.clients._async_client import AsyncBrokerClient
 from orbitq.clients._calls import Page
-from orbitq.clients._client import AsyncBrokerClient, BrokerClient
+from orbitq.clients._sync_client import BrokerClient
 from orbitq.clients._transport import RetryConfig, TLSConfig
 from orbitq.clients.errors import (
     AlreadyExistsError,

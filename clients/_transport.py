@@ -1,24 +1,25 @@
-"""The SDK's only I/O: channels, credentials, timeouts, retries and error translation.
+"""The SDK's transport settings and rules, shared by its two transports.
 
-Owns: resolving the target and API key (arguments, then ORBITQ_TARGET / ORBITQ_API_KEY),
-building plain or TLS channels (sync and asyncio), sending `authorization: Bearer <key>` on
-every call, an explicit timeout on every call, retrying idempotent calls on transient statuses
-(UNAVAILABLE, RESOURCE_EXHAUSTED, and DEADLINE_EXCEEDED) with capped exponential backoff, and
-translating grpc.RpcError into the SDK's exceptions in exactly one place.
+Owns: resolving the target and API key (arguments, then ORBITQ_TARGET / ORBITQ_API_KEY), the
+channel options and TLS credentials, the `authorization: Bearer <key>` metadata of every call,
+which statuses are retried and how long to wait between attempts (capped exponential backoff
+with jitter), and translating grpc.RpcError into the SDK's exceptions in exactly one place.
 
+The transports that apply these rules (an explicit timeout on every call; idempotent calls
+retried on UNAVAILABLE, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED) are AsyncTransport in
+clients/_async_transport.py and Transport, written from it, in clients/_sync_transport.py.
 Callers make calls idempotent by fixing ids before the first attempt, so a retry can only
 return the original outcome.
 
-Does not own: what any call means (orbitq.clients._client).
+Does not own: what any call means (orbitq.clients._calls), the channels themselves
+(orbitq.clients._flavour).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ _STUBS: dict[str, Callable[[Any], Any]] = {
     "ledger": ledger_pb2_grpc.LedgerServiceStub,
 }
 
-_RETRYABLE = frozenset(
+RETRYABLE_STATUSES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -115,7 +116,7 @@ def resolve_settings(
     return Settings(resolved_target, resolved_key, timeout, tls, retry or RetryConfig())
 
 
-def _channel_options(settings: Settings) -> list[tuple[str, Any]]:
+def channel_options(settings: Settings) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
         ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
@@ -125,7 +126,7 @@ def _channel_options(settings: Settings) -> list[tuple[str, Any]]:
     return options
 
 
-def _credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
     if settings.tls is None:
         return None
     return grpc.ssl_channel_credentials(root_certificates=settings.tls.ca_cert)
@@ -138,107 +139,15 @@ def translate(error: grpc.RpcError) -> BrokerCallError:
     return ERROR_OF_STATUS.get(code, InternalError)(code, details)
 
 
-def _backoff(retry: RetryConfig, attempt: int) -> float:
+def backoff(retry: RetryConfig, attempt: int) -> float:
     ceiling = min(retry.max_backoff_seconds, retry.initial_backoff_seconds * float(2**attempt))
     return ceiling * (0.5 + random.random() / 2)  # noqa: S311  (jitter, not secrecy)
 
 
-class SyncTransport:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        credentials = _credentials(settings)
-        options = _channel_options(settings)
-        if credentials is None:
-            self._channel = grpc.insecure_channel(settings.target, options=options)
-        else:
-            self._channel = grpc.secure_channel(settings.target, credentials, options=options)
-        self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
-        self._metadata = (("authorization", f"Bearer {settings.api_key}"),)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def unary(
-        self,
-        service: str,
-        method: str,
-        request: Any,
-        *,
-        idempotent: bool,
-        timeout: float | None = None,
-    ) -> Any:
-        call = getattr(self._stubs[service], method)
-        attempts = self.settings.retry.attempts if idempotent else 1
-        for attempt in range(attempts):
-            try:
-                return call(
-                    request,
-                    timeout=timeout or self.settings.timeout,
-                    metadata=self._metadata,
-                )
-            except grpc.RpcError as error:
-                failure = translate(error)
-                if failure.code not in _RETRYABLE or attempt == attempts - 1:
-                    raise failure from None
-            time.sleep(_backoff(self.settings.retry, attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def stream(
-        self, service: str, method: str, request: Any, timeout: float | None
-    ) -> Iterator[Any]:
-        call = getattr(self._stubs[service], method)
-        try:
-            yield from call(request, timeout=timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise translate(error) from None
+def stubs(channel: grpc.Channel | grpc.aio.Channel) -> dict[str, Any]:
+    """One stub per service name of a Call (`"ledger"`, `"request"`, ...) on `channel`."""
+    return {name: make(channel) for name, make in _STUBS.items()}
 
 
-class AsyncTransport:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        credentials = _credentials(settings)
-        options = _channel_options(settings)
-        if credentials is None:
-            self._channel = grpc.aio.insecure_channel(settings.target, options=options)
-        else:
-            self._channel = grpc.aio.secure_channel(settings.target, credentials, options=options)
-        self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
-        self._metadata = (("authorization", f"Bearer {settings.api_key}"),)
-
-    async def close(self) -> None:
-        await self._channel.close(None)
-
-    async def unary(
-        self,
-        service: str,
-        method: str,
-        request: Any,
-        *,
-        idempotent: bool,
-        timeout: float | None = None,
-    ) -> Any:
-        call = getattr(self._stubs[service], method)
-        attempts = self.settings.retry.attempts if idempotent else 1
-        for attempt in range(attempts):
-            try:
-                return await call(
-                    request,
-                    timeout=timeout or self.settings.timeout,
-                    metadata=self._metadata,
-                )
-            except grpc.RpcError as error:
-                failure = translate(error)
-                if failure.code not in _RETRYABLE or attempt == attempts - 1:
-                    raise failure from None
-            await asyncio.sleep(_backoff(self.settings.retry, attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def stream(
-        self, service: str, method: str, request: Any, timeout: float | None
-    ) -> AsyncIterator[Any]:
-        call = getattr(self._stubs[service], method)
-        try:
-            async for message in call(request, timeout=timeout, metadata=self._metadata):
-                yield message
-        except grpc.RpcError as error:
-            raise translate(error) from None
+def call_metadata(settings: Settings) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {settings.api_key}"),)

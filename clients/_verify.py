@@ -19,7 +19,7 @@ Owns: what a client trusts about a broker's log, and how it decides to trust mor
 
 Sans-IO: each operation is a generator ("flow") that yields the calls it needs (and `Sleep`s)
 and receives their responses, so the blocking and the asyncio client run the same logic with
-their own transport (see `_client.py`). Pure except the state file.
+their own transport (see `_async_client.py`). Pure except the state file.
 
 Does not own: transport, retries, or the cryptography (orbitq.ledger).
 """
@@ -99,6 +99,8 @@ class Sleep:
 
 Step = Call[Any] | Sleep
 Flow = Generator[Step, Any, T]
+# Called with (entries verified, entries in all) as verify_log goes.
+ProgressCallback = Callable[[int, int], None]
 
 
 def default_trust_dir() -> Path:
@@ -485,7 +487,7 @@ class LedgerVerifier:
                     f"starts at {response.next_start}",
                 )
 
-    def verify_log(self, progress: Callable[[int, int], None] | None) -> Flow[LogVerification]:
+    def verify_log(self, progress: ProgressCallback | None) -> Flow[LogVerification]:
         """C4: verify the latest checkpoint, then every entry it covers: each entry served in
         order with its own index and increasing timestamps, all hashing to the signed root."""
         checkpoint = yield from self.checkpoint(False)

@@ -1,6 +1,6 @@
 """The SDK's exception tree: every failure a call can raise, named for what the caller can do.
 
-    OrbitqError
+    OrbitqError                    the root: `except OrbitqError` catches all the SDK raises
     ├── BrokerCallError            the broker answered with a non-OK status (.code, .details)
     │   ├── InvalidArgumentError       fix the request (INVALID_ARGUMENT, OUT_OF_RANGE)
     │   ├── NotFoundError              the named thing does not exist (NOT_FOUND)
@@ -12,19 +12,25 @@
     │   ├── UnavailableError           cannot reach the broker, or it is stopping; retry
     │   ├── DeadlineExceededError      the call's timeout passed; retry with the same id
     │   ├── UnimplementedError         the broker does not offer this method
-    │   └── InternalError              a broker bug (INTERNAL, UNKNOWN, DATA_LOSS, ...)
+    │   └── InternalError              a broker bug (INTERNAL, UNKNOWN, DATA_LOSS)
     ├── ConfigurationError         the client itself is misconfigured (no key, bad target,
     │                              an unreadable trust state file)
-    └── LedgerIntegrityError       the broker's signed ledger failed verification (from
-        │                          orbitq.ledger: a broker that rewrites history is caught here)
-        └── BrokerIntegrityError       what the broker presented fails verification (.origin)
-            ├── HistoryRewrittenError      a checkpoint that is not an extension of the last
-            │                              one this client verified (fork, rollback, rewrite)
-            ├── CheckpointSignatureError   a checkpoint not validly signed by the pinned key
-            ├── BrokerKeyChangedError      the broker now presents another key than the pinned one
-            └── EntryVerificationError     an entry or proof the broker served is wrong (.index)
+    └── BrokerIntegrityError       what the broker presented fails verification (.origin)
+        ├── HistoryRewrittenError      a checkpoint that is not an extension of the last
+        │                              one this client verified (fork, rollback, rewrite)
+        ├── CheckpointSignatureError   a checkpoint not validly signed by the pinned key
+        ├── BrokerKeyChangedError      the broker now presents another key than the pinned one
+        └── EntryVerificationError     an entry or proof the broker served is wrong (.index)
 
-grpc.RpcError is translated in exactly one place (orbitq.clients._transport).
+BrokerIntegrityError is also a LedgerIntegrityError, the root of orbitq.ledger's errors (the
+checks it runs on what a broker served), so `except LedgerIntegrityError` catches every
+integrity failure the SDK reports, as it always did; this module re-exports that name for it.
+The SDK never raises a bare LedgerIntegrityError: it turns each into a BrokerIntegrityError
+naming what the broker did. Catch LedgerIntegrityError before OrbitqError where the two are
+handled differently (the CLI exits with its own code for a failed verification).
+
+grpc.RpcError is translated in exactly one place (orbitq.clients._transport), with
+ERROR_OF_STATUS below: one exception class for every status but OK.
 """
 
 from __future__ import annotations
@@ -35,10 +41,10 @@ from orbitq.ledger.errors import LedgerIntegrityError
 
 
 class OrbitqError(Exception):
-    """Root of every error the SDK raises (except LedgerIntegrityError, see below)."""
+    """Root of every error the SDK raises."""
 
 
-class BrokerIntegrityError(LedgerIntegrityError):
+class BrokerIntegrityError(LedgerIntegrityError, OrbitqError):
     """The broker presented ledger data that fails verification: it misbehaves, or is not the
     broker this client trusted. The message says what the broker did."""
 
@@ -140,6 +146,9 @@ ERROR_OF_STATUS: dict[grpc.StatusCode, type[BrokerCallError]] = {
     grpc.StatusCode.CANCELLED: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
+    grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNKNOWN: InternalError,
+    grpc.StatusCode.DATA_LOSS: InternalError,
 }
 
 __all__ = [

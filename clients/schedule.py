@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from orbitq.clients.models import Node, Placement, ServiceRequest, Station
 
 if TYPE_CHECKING:
-    from orbitq.clients._client import BrokerClient
+    from orbitq.clients._sync_client import BrokerClient
 
 STATION_ANTENNAS_MAX = 64
 PLACED_STATES = frozenset({"placed", "running", "completed"})

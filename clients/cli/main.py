@@ -69,12 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerCallError as error:
         print(f"orbitq: {error.details} [{error.code.name}]", file=sys.stderr)
         return EXIT_BROKER_ERROR
+    except LedgerIntegrityError as error:  # before OrbitqError: BrokerIntegrityError is both
+        print(f"orbitq: ledger verification FAILED: {error}", file=sys.stderr)
+        return EXIT_INTEGRITY
     except OrbitqError as error:
         print(f"orbitq: {error}", file=sys.stderr)
         return 1
-    except LedgerIntegrityError as error:
-        print(f"orbitq: ledger verification FAILED: {error}", file=sys.stderr)
-        return EXIT_INTEGRITY
     except KeyboardInterrupt:
         print("orbitq: interrupted", file=sys.stderr)
         return 130

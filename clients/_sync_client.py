@@ -1,34 +1,40 @@
-"""BrokerClient (blocking) and AsyncBrokerClient (asyncio): the SDK's public face.
+# Generated from clients/_async_client.py by scripts/unasync.py: do not edit; run `make sdk`.
+"""The SDK's client of one broker: its public face, one method per call.
 
-Both take a target (HOST:PORT; default ORBITQ_TARGET, else 127.0.0.1:7707) and an API key
-(default ORBITQ_API_KEY), an explicit per-call timeout, optional TLS and retry settings, and
-for the signed ledger the broker's verifier key (`ledger_key`) and where to keep what was
-verified (`trust_dir`). Every method is defined once in orbitq.clients._calls, and the ledger's
-verification once in orbitq.clients._verify (as flows of calls); these classes only run them.
+Written once, for asyncio, in clients/_async_client.py; scripts/unasync.py writes the
+blocking twin, clients/_sync_client.py, from it (`make sdk`; `make sdk-check` fails when the
+two differ). Edit only the asyncio source: both clients then have the same methods, signatures
+and docstrings.
+
+Every call is defined once in orbitq.clients._calls, and the ledger's verification once in
+orbitq.clients._verify (as flows of calls); the client only runs them on its transport.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from orbitq.clients import _calls
+from orbitq.clients import _calls, _flavour
 from orbitq.clients._calls import Call, Page
+from orbitq.clients._sync_transport import Transport
 from orbitq.clients._transport import (
     DEFAULT_TIMEOUT_SECONDS,
-    AsyncTransport,
     RetryConfig,
-    SyncTransport,
     TLSConfig,
     resolve_settings,
 )
-from orbitq.clients._verify import PROVE_WAIT_SECONDS, Flow, LedgerVerifier, Sleep
+from orbitq.clients._verify import (
+    PROVE_WAIT_SECONDS,
+    Flow,
+    LedgerVerifier,
+    ProgressCallback,
+    Sleep,
+)
 from orbitq.clients.errors import BrokerCallError
 from orbitq.clients.ids import IdLike
 from orbitq.clients.models import (
@@ -57,12 +63,14 @@ from orbitq.clients.models import (
 )
 
 T = TypeVar("T")
-ProgressCallback = Callable[[int, int], None]
 
 
 class BrokerClient:
-    """A blocking client of one broker. Thread-safe; close it (or use `with`).
+    """A client of one broker, safe for concurrent use (by threads, or by the tasks of one
+    event loop); close it, or use it in `with`.
 
+    `target` is HOST:PORT (default ORBITQ_TARGET, else 127.0.0.1:7707) and `api_key` the key
+    (default ORBITQ_API_KEY); `timeout` bounds every call, `tls` and `retry` are optional.
     `ledger_key` pins the broker's checkpoint key (its C2SP verifier key string, published by
     the operator); without it the broker's own key is pinned on first use (TOFU, weaker).
     `trust_dir` keeps the last verified checkpoint per broker (default ORBITQ_TRUST_DIR, else
@@ -81,8 +89,8 @@ class BrokerClient:
         trust_dir: str | Path | None = None,
     ) -> None:
         self._ledger = LedgerVerifier(ledger_key, trust_dir)
-        self._ledger_lock = threading.Lock()
-        self._transport = SyncTransport(resolve_settings(target, api_key, timeout, tls, retry))
+        self._ledger_lock = _flavour.Lock()
+        self._transport = Transport(resolve_settings(target, api_key, timeout, tls, retry))
 
     def __enter__(self) -> BrokerClient:
         return self
@@ -96,6 +104,7 @@ class BrokerClient:
         self.close()
 
     def close(self) -> None:
+        """Close the channel; calls still running are cancelled."""
         self._transport.close()
 
     def _run(self, call: Call[T]) -> T:
@@ -117,7 +126,7 @@ class BrokerClient:
                     return result
                 outcome, failure = None, None
                 if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
+                    _flavour.sleep(step.seconds)
                     continue
                 try:
                     outcome = self._run(step)
@@ -150,7 +159,8 @@ class BrokerClient:
         return self._drive(self._ledger.entries(start, end))
 
     def verify_log(self, progress: ProgressCallback | None = None) -> LogVerification:
-        """Verify the latest checkpoint and every entry under it (the root is recomputed)."""
+        """Verify the latest checkpoint and every entry under it (the root is recomputed).
+        `progress` is called with (entries verified, entries in all) as it goes."""
         return self._drive(self._ledger.verify_log(progress))
 
     def public_key(self) -> PublicKey:
@@ -164,6 +174,7 @@ class BrokerClient:
         return self._run(_calls.create_tenant(name, display_name))
 
     def list_tenants(self, page_size: int = 0, page_token: str = "") -> Page[Tenant]:
+        """One page of the tenants by name: all (operators) or your own (page_size 0: default)."""
         return self._run(_calls.list_tenants(page_size, page_token))
 
     def issue_api_key(
@@ -173,6 +184,8 @@ class BrokerClient:
         return self._run(_calls.issue_api_key(role, tenant, node, label))
 
     def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke a key by id (operators: any; tenants: their own tenant's); calls made with it
+        fail from then on. Revoking a revoked key returns it unchanged."""
         return self._run(_calls.revoke_api_key(key_id))
 
     # -- quota ---------------------------------------------------------------------------------
@@ -318,6 +331,7 @@ class BrokerClient:
         return self._run(_calls.import_stations(text))
 
     def list_stations(self, *, page_size: int = 0, page_token: str = "") -> Page[Station]:
+        """One page of the ground stations, by id (page_size 0: the broker's default)."""
         return self._run(_calls.list_stations(page_size, page_token))
 
     def list_contacts(
@@ -349,6 +363,7 @@ class BrokerClient:
         return self._run(_calls.submit(spec, idempotency_key, tenant))
 
     def get_request(self, request_id: str) -> ServiceRequest:
+        """A request by id: your own, or any for an operator (NotFoundError otherwise)."""
         return self._run(_calls.get_request(request_id))
 
     def list_requests(
@@ -387,276 +402,4 @@ class BrokerClient:
                 error = failure
             pause = cursor.ended(time.monotonic() - started, error)
             if pause:
-                time.sleep(pause)
-
-
-class AsyncBrokerClient:
-    """The asyncio twin of BrokerClient (same methods, awaitable)."""
-
-    def __init__(
-        self,
-        target: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        tls: TLSConfig | None = None,
-        retry: RetryConfig | None = None,
-        ledger_key: str | None = None,
-        trust_dir: str | Path | None = None,
-    ) -> None:
-        self._ledger = LedgerVerifier(ledger_key, trust_dir)
-        self._ledger_lock = asyncio.Lock()
-        self._transport = AsyncTransport(resolve_settings(target, api_key, timeout, tls, retry))
-
-    async def __aenter__(self) -> AsyncBrokerClient:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self._transport.close()
-
-    async def _run(self, call: Call[T]) -> T:
-        response = await self._transport.unary(
-            call.service, call.method, call.request, idempotent=call.idempotent
-        )
-        return call.parse(response)
-
-    async def _drive(self, flow: Flow[T]) -> T:
-        async with self._ledger_lock:
-            outcome: Any = None
-            failure: BrokerCallError | None = None
-            while True:
-                try:
-                    step = flow.send(outcome) if failure is None else flow.throw(failure)
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                outcome, failure = None, None
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                    continue
-                try:
-                    outcome = await self._run(step)
-                except BrokerCallError as error:
-                    failure = error
-
-    async def checkpoint(self, *, fresh: bool = False) -> Checkpoint:
-        return await self._drive(self._ledger.checkpoint(fresh))
-
-    async def prove_entry(self, index: int, *, wait_seconds: float = PROVE_WAIT_SECONDS) -> Proof:
-        return await self._drive(self._ledger.prove(index, None, wait_seconds))
-
-    async def prove_transfer(
-        self, transfer_id: IdLike, *, wait_seconds: float = PROVE_WAIT_SECONDS
-    ) -> Proof:
-        return await self._drive(self._ledger.prove(None, transfer_id, wait_seconds))
-
-    async def entries(self, start: int = 0, end: int = 0) -> list[LedgerEntry]:
-        return await self._drive(self._ledger.entries(start, end))
-
-    async def verify_log(self, progress: ProgressCallback | None = None) -> LogVerification:
-        return await self._drive(self._ledger.verify_log(progress))
-
-    async def public_key(self) -> PublicKey:
-        return await self._run(_calls.get_public_key())
-
-    async def create_tenant(self, name: str, display_name: str = "") -> Tenant:
-        return await self._run(_calls.create_tenant(name, display_name))
-
-    async def list_tenants(self, page_size: int = 0, page_token: str = "") -> Page[Tenant]:
-        return await self._run(_calls.list_tenants(page_size, page_token))
-
-    async def issue_api_key(
-        self, role: str = "tenant", tenant: str = "", node: str = "", label: str = ""
-    ) -> IssuedApiKey:
-        return await self._run(_calls.issue_api_key(role, tenant, node, label))
-
-    async def revoke_api_key(self, key_id: str) -> ApiKey:
-        return await self._run(_calls.revoke_api_key(key_id))
-
-    async def mint(
-        self,
-        tenant: str,
-        *,
-        cpu: int = 0,
-        storage: int = 0,
-        link: int = 0,
-        id: IdLike | None = None,
-    ) -> list[TransferOutcome]:
-        return await self._run(_calls.mint(tenant, cpu, storage, link, id))
-
-    async def balances(
-        self, tenant: str = "", *, system: bool = False, at_timestamp_ns: int = 0
-    ) -> list[Account]:
-        return await self._run(_calls.balances(tenant, system, at_timestamp_ns))
-
-    async def transfer(
-        self,
-        to_tenant: str,
-        *,
-        cpu: int = 0,
-        storage: int = 0,
-        link: int = 0,
-        from_tenant: str = "",
-        id: IdLike | None = None,
-    ) -> list[TransferOutcome]:
-        return await self._run(_calls.transfer(to_tenant, cpu, storage, link, from_tenant, id))
-
-    async def list_transfers(
-        self,
-        tenant: str = "",
-        *,
-        account_id: int = 0,
-        kind: str = "",
-        code: str = "",
-        since_ns: int = 0,
-        until_ns: int = 0,
-        page_size: int = 0,
-        page_token: str = "",
-    ) -> Page[TransferRecord]:
-        return await self._run(
-            _calls.list_transfers(
-                tenant, account_id, kind, code, since_ns, until_ns, page_size, page_token
-            )
-        )
-
-    async def create_transfers(self, transfers: Sequence[TransferSpec]) -> list[TransferOutcome]:
-        return await self._run(_calls.create_transfers(transfers))
-
-    async def import_nodes(
-        self,
-        text: str,
-        *,
-        fmt: str = "auto",
-        cpu_millicores: int = 0,
-        storage_mb: int = 0,
-        downlink_mbps: int = 0,
-        uplink_mbps: int = 0,
-        labels: Mapping[str, str] | None = None,
-        skip_bad: bool = False,
-        capacities_csv: str = "",
-    ) -> ImportReport:
-        return await self._run(
-            _calls.import_nodes(
-                text,
-                fmt,
-                (cpu_millicores, storage_mb, downlink_mbps, uplink_mbps),
-                labels or {},
-                skip_bad,
-                capacities_csv,
-            )
-        )
-
-    async def list_nodes(
-        self,
-        *,
-        labels: Mapping[str, str] | None = None,
-        state: str = "",
-        page_size: int = 0,
-        page_token: str = "",
-    ) -> Page[Node]:
-        return await self._run(_calls.list_nodes(labels or {}, state, page_size, page_token))
-
-    async def set_node_state(self, node_id: str, state: str) -> Node:
-        return await self._run(_calls.set_node_state(node_id, state))
-
-    async def upsert_station(
-        self,
-        station_id: str,
-        *,
-        name: str,
-        latitude_deg: float,
-        longitude_deg: float,
-        altitude_m: float = 0.0,
-        min_elevation_deg: float = 10.0,
-        antennas: int = 1,
-        labels: Mapping[str, str] | None = None,
-        downlink_mbps: float = 0.0,
-        uplink_mbps: float = 0.0,
-    ) -> UpsertedStation:
-        return await self._run(
-            _calls.upsert_station(
-                station_id,
-                name,
-                latitude_deg,
-                longitude_deg,
-                altitude_m,
-                min_elevation_deg,
-                antennas,
-                labels or {},
-                downlink_mbps,
-                uplink_mbps,
-            )
-        )
-
-    async def import_stations(self, text: str) -> ImportReport:
-        return await self._run(_calls.import_stations(text))
-
-    async def list_stations(self, *, page_size: int = 0, page_token: str = "") -> Page[Station]:
-        return await self._run(_calls.list_stations(page_size, page_token))
-
-    async def list_contacts(
-        self,
-        node: str = "",
-        station: str = "",
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        page_size: int = 0,
-        page_token: str = "",
-    ) -> Page[Contact]:
-        return await self._run(
-            _calls.list_contacts(node, station, start, end, page_size, page_token)
-        )
-
-    async def quote(self, spec: RequestSpec) -> Quote:
-        return await self._run(_calls.quote(spec))
-
-    async def submit(
-        self, spec: RequestSpec, *, idempotency_key: str | None = None, tenant: str = ""
-    ) -> Submitted:
-        return await self._run(_calls.submit(spec, idempotency_key, tenant))
-
-    async def get_request(self, request_id: str) -> ServiceRequest:
-        return await self._run(_calls.get_request(request_id))
-
-    async def list_requests(
-        self,
-        *,
-        states: Sequence[str] = (),
-        tenant: str = "",
-        page_size: int = 0,
-        page_token: str = "",
-    ) -> Page[ServiceRequest]:
-        return await self._run(_calls.list_requests(states, tenant, page_size, page_token))
-
-    async def cancel_request(self, request_id: str) -> ServiceRequest:
-        return await self._run(_calls.cancel_request(request_id))
-
-    async def watch_request(
-        self, request_id: str, after_sequence: int = 0
-    ) -> AsyncIterator[Transition]:
-        cursor = _calls.WatchCursor(request_id, after_sequence)
-        while not cursor.done:
-            started = time.monotonic()
-            error: BrokerCallError | None = None
-            try:
-                async for message in self._transport.stream(
-                    "request", "WatchRequest", cursor.request(), None
-                ):
-                    transition = cursor.received(message)
-                    yield transition
-                    if transition.terminal:
-                        return
-            except BrokerCallError as failure:
-                error = failure
-            pause = cursor.ended(time.monotonic() - started, error)
-            if pause:
-                await asyncio.sleep(pause)
+                _flavour.sleep(pause)
