@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.note import Signer
 from orbitq.ledger.store import ExpireDue, LedgerStore
-from orbitq.ledger.writer import CommitInfo, GroupCommitWriter
+from orbitq.ledger.store.writer import CommitInfo, GroupCommitWriter
 from orbitq.services.auth import Authenticator
 from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
 from orbitq.services.config import KEY_FILE, BrokerConfig, load_config, write_config

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from orbitq.ledger.model import Kind
 from orbitq.ledger.store import AccountSpec, CreateAccounts
-from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Authenticator, Principal
 from orbitq.services.db.engine import write_session

@@ -8,8 +8,8 @@ Concurrent single transfers therefore share one commit, as TigerBeetle batches i
 A group that fails as a whole (an unexpected database error) is retried item by item, so one
 bad item cannot fail its neighbours; an item that fails alone gets the exception.
 
-Does not own: what the work does (orbitq.ledger.store, which also releases reservations past
-their timeout before any group that comes after it, as TigerBeetle does before each batch).
+Does not own: what the work does (orbitq.ledger.store.write, which also releases reservations
+past their timeout before any group that comes after it, as TigerBeetle does before each batch).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from orbitq.ledger.store import LedgerStore, WorkItem, WorkResult, work_weight
+from orbitq.ledger.store.facade import LedgerStore
+from orbitq.ledger.store.work import WorkItem, WorkResult, work_weight
 
 log = logging.getLogger(__name__)
 
