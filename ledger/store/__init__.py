@@ -13,13 +13,14 @@ SQLModel only to declare the tables (docs/architecture.md, "Database access", sa
 | `transactions` | `write_transaction`, the write-lock convention the services share        |
 | `rows`         | column lists, rows → model objects, the head, lookups by key             |
 | `work`         | the work items callers queue (`CreateTransfers`, `CreateAccounts`, ...)  |
-| `write`        | the group-commit transaction: head lock, working set, engine, log        |
-|                | append, rows                                                             |
+| `write`        | the group-commit transaction: head lock, working set, engine, A13        |
+|                | assertion, log append, rows                                              |
 | `reads`        | accounts, one transfer, history, balances at an instant, full A13 check  |
 | `log`          | checkpoints, entries, inclusion and consistency proofs, the frontier     |
 | `snapshot`     | the audit's consistent read-only view (`LedgerSnapshot`)                 |
 | `facade`       | `LedgerStore`: the parts composed over one engine                        |
-| `writer`       | `GroupCommitWriter`: the queue and thread in front of the write path     |
+| `writer`       | `GroupCommitWriter`: the queue and thread in front of the write path;    |
+|                | halts on a broken invariant                                              |
 
 Does not own: the rules (orbitq.ledger.engine), the invariants' definitions
 (orbitq.ledger.invariants), the Merkle arithmetic (orbitq.ledger.merkle), engines and
@@ -46,6 +47,7 @@ from orbitq.ledger.store.writer import (
     QUEUE_ITEMS_MAX,
     CommitInfo,
     GroupCommitWriter,
+    WriterHaltedError,
     WriterOverloadedError,
     WriterStoppedError,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "LedgerStore",
     "WorkItem",
     "WorkResult",
+    "WriterHaltedError",
     "WriterOverloadedError",
     "WriterStoppedError",
     "work_weight",

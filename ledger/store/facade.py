@@ -17,20 +17,23 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from orbitq.ledger.engine import Engine
 from orbitq.ledger.model import Account, Outcome, Transfer
 from orbitq.ledger.store.dialect import Dialect
 from orbitq.ledger.store.log import LedgerLog
 from orbitq.ledger.store.reads import LedgerReads
 from orbitq.ledger.store.snapshot import LedgerSnapshot, open_snapshot
 from orbitq.ledger.store.work import AccountSpec, CreateAccounts, CreateTransfers, ExpireDue
-from orbitq.ledger.store.write import WritePath
+from orbitq.ledger.store.write import Rules, WritePath
 
 
 class LedgerStore:
     """Ledger persistence over one engine: writes from one thread, reads from any.
 
     `log=False` skips the signed log's entries (bench/ledger_verify.py measures what they
-    cost); production code never passes it.
+    cost); `assert_invariants=False` skips the per-group A13 check (bench/ledger.py measures
+    what it costs); `rules` replaces the engine (tests inject a faulty one). Production code
+    passes none of them.
     """
 
     def __init__(
@@ -38,6 +41,8 @@ class LedgerStore:
         engine: sa.Engine,
         *,
         log: bool = True,
+        assert_invariants: bool = True,
+        rules: Rules = Engine,
     ) -> None:
         self._engine = engine
         self._dialect = Dialect.of(engine)
@@ -48,6 +53,8 @@ class LedgerStore:
             self._dialect,
             self.log,
             append_entries=log,
+            assert_invariants=assert_invariants,
+            rules=rules,
         )
         # writes (orbitq.ledger.store.write)
         self.initialize = self.writes.initialize
