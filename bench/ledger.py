@@ -9,12 +9,17 @@
    commit, durable writes), driven by a separate load process at fixed concurrency: `Transfer`
    RPCs against an empty unary RPC registered on the same server (same interceptors, same auth):
    `rpc_ratio` (target >= 0.5) and p50/p99 latencies (target p99 <= 3x the empty p99).
+3. What asserting A13 after every group commit costs: the batch path of 1. with the check on
+   against the same path with it off, two ledgers written in interleaved rounds:
+   `invariant_check_ratio` (target >= 0.95).
 
 Back of the envelope (this machine, 2 cores): sqlite executemany of a 14-column row with a
 random 16-byte key and 4 indexes costs ~5 us; the engine's checks ~3 us per transfer, the
 log entry (encode + SHA-256 + row) ~3 us, the transfer row ~5 us: ~11 us vs ~5 us, a ratio
 near 0.45-0.5. Over gRPC the empty call costs ~150-250 us of Python per call on the server;
 a transfer adds ~30 us of work plus the shared commit, so the ratio is bound by the gRPC stack.
+The invariant check works on the accounts a group touched, not on its transfers: here 8 tenant
+accounts per group of 1,000 transfers, ~1 us each, against ~35 ms for the group: ~0.1 %.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ RPC_CONCURRENCY = int(os.environ.get("ORBITQ_BENCH_RPC_CONCURRENCY", "32"))
 RPC_SECONDS = float(os.environ.get("ORBITQ_BENCH_RPC_SECONDS", "6"))
 RPC_WARMUP_SECONDS = 1.5
 TARGET_BATCH_RATIO = 0.5
+TARGET_INVARIANT_CHECK_RATIO = 0.95
 TARGET_RPC_RATIO = 0.5
 TARGET_P99_RATIO = 3.0
 START_NS = 1_767_225_600_000_000_000
@@ -58,10 +64,11 @@ EMPTY_METHOD = "/orbitq.bench.Bench/Empty"
 # -- 1. batches in process -----------------------------------------------------------------------
 
 
-def _ledger_rate(directory: Path, batch: int) -> tuple[float, int]:
-    engine = create_engine(f"sqlite:///{directory / f'ledger-{batch}.db'}")
+def _open_store(path: Path, *, assert_invariants: bool = True) -> tuple[LedgerStore, list[int]]:
+    """A fresh ledger with 8 tenants holding plenty of cpu tokens: (store, tenant account ids)."""
+    engine = create_engine(f"sqlite:///{path}")
     migrate(engine)
-    store = LedgerStore(engine)
+    store = LedgerStore(engine, assert_invariants=assert_invariants)
     store.initialize(START_NS)
     accounts = store.create_accounts(
         [AccountSpec(Kind.CPU, tenant=f"tenant-{i}") for i in range(8)], START_NS
@@ -83,31 +90,76 @@ def _ledger_rate(directory: Path, batch: int) -> tuple[float, int]:
         for a in accounts
     ]
     store.create_transfers(mints, START_NS)
+    return store, [a.id for a in accounts]
+
+
+def _batches(accounts: list[int], transfers: int, batch: int) -> list[list[Transfer]]:
+    """`transfers` transfers between the tenants in batches of `batch`, random 128-bit ids."""
     template = Transfer(id=0, amount=1, kind=int(Kind.CPU), code=int(Code.TRANSFER))
-    batches = []
-    for start in range(0, TRANSFERS, batch):
-        batches.append(
-            [
-                replace(
-                    template,
-                    id=secrets.randbits(127) + 1,
-                    debit_account_id=accounts[i % 8].id,
-                    credit_account_id=accounts[(i + 3) % 8].id,
-                )
-                for i in range(start, min(TRANSFERS, start + batch))
-            ]
-        )
-    now = START_NS
+    return [
+        [
+            replace(
+                template,
+                id=secrets.randbits(127) + 1,
+                debit_account_id=accounts[i % 8],
+                credit_account_id=accounts[(i + 3) % 8],
+            )
+            for i in range(start, min(transfers, start + batch))
+        ]
+        for start in range(0, transfers, batch)
+    ]
+
+
+def _write_batches(
+    store: LedgerStore, batches: list[list[Transfer]], now: int
+) -> tuple[float, int]:
+    """Seconds to write `batches` one commit each, from `now`; returns (seconds, last now)."""
     began = time.perf_counter()
     for transfers in batches:
         now += 1_000_000
         outcomes = store.create_transfers(transfers, now)
         assert all(outcome.ok for outcome in outcomes)
-    seconds = time.perf_counter() - began
+    return time.perf_counter() - began, now
+
+
+def _ledger_rate(directory: Path, batch: int) -> tuple[float, int]:
+    store, accounts = _open_store(directory / f"ledger-{batch}.db")
+    seconds, _now = _write_batches(store, _batches(accounts, TRANSFERS, batch), START_NS)
     store.check_invariants()
     size = store.head().size
-    engine.dispose()
+    store.engine.dispose()
     return TRANSFERS / seconds, size
+
+
+def _invariant_check_ratio(directory: Path, batch: int) -> dict[str, float]:
+    """The batch path with the per-group A13 assertion on, against the same path with it off
+    (LedgerStore(assert_invariants=False), which only this benchmark uses).
+
+    Two ledgers side by side, written in interleaved rounds of one batch each (on then off,
+    then off then on), so drift and noise on a shared machine fall on both alike; the ratio is
+    the median over rounds of (time off / time on), which one preempted round cannot move
+    (target >= 0.95). The rates are the totals.
+    """
+    stores = {
+        on: _open_store(directory / f"invariants-{on}-{batch}.db", assert_invariants=on)
+        for on in (True, False)
+    }
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    now = {True: START_NS, False: START_NS}
+    batches = {on: _batches(stores[on][1], TRANSFERS, batch) for on in (True, False)}
+    for index in range(len(batches[True])):
+        for on in (True, False) if index % 2 == 0 else (False, True):
+            spent, now[on] = _write_batches(stores[on][0], batches[on][index : index + 1], now[on])
+            seconds[on].append(spent)
+    for store, _accounts in stores.values():
+        store.check_invariants()
+        store.engine.dispose()
+    ratios = sorted(off / on for on, off in zip(seconds[True], seconds[False], strict=True))
+    return {
+        "on_per_s": TRANSFERS / sum(seconds[True]),
+        "off_per_s": TRANSFERS / sum(seconds[False]),
+        "ratio": percentile(ratios, 0.5),
+    }
 
 
 def _raw_rate(directory: Path, batch: int) -> float:
@@ -275,8 +327,9 @@ def main() -> None:
             ledger_rate, _size = _ledger_rate(directory, batch)
             raw_rate = _raw_rate(directory, batch)
             batches[batch] = (ledger_rate, raw_rate)
+        best_batch = max(BATCH_SIZES, key=lambda size: batches[size][0] / batches[size][1])
+        invariants = _invariant_check_ratio(directory, best_batch)
         rpc = _rpc(directory)
-    best_batch = max(BATCH_SIZES, key=lambda size: batches[size][0] / batches[size][1])
     ledger_rate, raw_rate = batches[best_batch]
     # The empty call is measured before and after the transfers; the better of the two is the
     # limit (noise on a shared machine only ever slows a run down).
@@ -289,6 +342,9 @@ def main() -> None:
         "batch_transfers_per_s": round(ledger_rate),
         "raw_sqlite_rows_per_s": round(raw_rate),
         "batch_ratio": round(ledger_rate / raw_rate, 3),
+        "invariant_check_ratio": round(invariants["ratio"], 3),
+        "invariant_check_on_per_s": round(invariants["on_per_s"]),
+        "invariant_check_off_per_s": round(invariants["off_per_s"]),
         "batches": {
             str(size): {
                 "batch_transfers_per_s": round(rates[0]),
@@ -309,6 +365,7 @@ def main() -> None:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "targets": {
             "batch_ratio": TARGET_BATCH_RATIO,
+            "invariant_check_ratio": TARGET_INVARIANT_CHECK_RATIO,
             "rpc_ratio": TARGET_RPC_RATIO,
             "rpc_p99_ratio_max": TARGET_P99_RATIO,
         },

@@ -11,7 +11,8 @@ pending statuses and the ledger's invariants. It stops at the first failure and 
 
 Pure: it reads pages of raw rows through the `AuditSource` protocol (which
 `LedgerStore.snapshot()` implements), so tests feed it lists and `orbitq ledger verify` feeds
-it a database; `audit_store` is the thin function that joins the two.
+it a database; `audit_store` is the thin function that joins the two, taking anything with a
+`snapshot()` (the `SnapshotSource` protocol), so this module imports no database code.
 
 Does not own: SQL (orbitq.ledger.store), where the verifier key comes from, or output.
 
@@ -26,10 +27,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from hashlib import sha256
 from itertools import chain, pairwise
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -45,6 +47,7 @@ from orbitq.ledger.errors import (
 )
 from orbitq.ledger.invariants import check_balances
 from orbitq.ledger.model import (
+    NANOS_PER_SECOND,
     TRANSIENT_RESULTS,
     Account,
     AccountFlag,
@@ -58,21 +61,18 @@ from orbitq.ledger.model import (
 from orbitq.ledger.note import Verifier
 from orbitq.v1 import ledger_pb2, quota_pb2
 
-if TYPE_CHECKING:
-    from orbitq.ledger.store import LedgerStore
-
 __all__ = [
     "AuditReport",
     "AuditSource",
     "Progress",
+    "SnapshotSource",
     "audit_log",
     "audit_store",
 ]
 
 HASH_SIZE = merkle.HASH_SIZE
-NANOS_PER_SECOND = 1_000_000_000
 
-# Columns of a transfer row, as LedgerStore reads them (store._TRANSFER_COLUMNS).
+# Columns of a transfer row, as the store reads them (orbitq.ledger.store.rows.TRANSFER_COLUMNS).
 _ID, _DEBIT, _CREDIT, _AMOUNT, _PENDING_ID, _USER_DATA = 0, 1, 2, 3, 4, 5
 _KIND, _CODE, _FLAGS, _TIMEOUT, _TIMESTAMP, _RESULT, _RELEASED, _ENTRY = range(6, 14)
 _ROW_FIELDS = (
@@ -177,8 +177,16 @@ class AuditReport:
     """The newest stored checkpoint, its signature verified; None if none is stored."""
 
 
+class SnapshotSource(Protocol):
+    """Where a consistent `AuditSource` comes from (`LedgerStore` is one)."""
+
+    def snapshot(self) -> AbstractContextManager[AuditSource]:
+        """One read-only view of the whole stored ledger as of one instant."""
+        ...
+
+
 def audit_store(
-    store: LedgerStore,
+    store: SnapshotSource,
     verifier: Verifier,
     *,
     known_roots: Mapping[int, bytes] | None = None,

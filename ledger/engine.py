@@ -51,7 +51,7 @@ class WorkingSet:
     """The part of the ledger a batch can touch, loaded by the store, changed by the engine.
 
     `transfers` must hold every stored transfer whose id appears in the batch as an id or a
-    pending_id, or the store must detect the conflict when it writes (see store.py).
+    pending_id, or the store must detect the conflict when it writes (orbitq.ledger.store.write).
     `pending_status` holds the status of every pending transfer in `transfers`.
     """
 

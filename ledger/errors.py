@@ -26,7 +26,9 @@ mapping of these errors to gRPC status codes (orbitq.services).
     ├── CheckpointIntegrityError a stored checkpoint does not match the log (.size)
     ├── AccountIntegrityError    an account row does not match the log (.account_id)
     │   └── BalanceMismatchError     its stored balances differ from the replay
-    └── InvariantViolationError  a ledger invariant fails on the stored balances
+    └── InvariantViolationError  a ledger invariant fails on the stored balances, or (raised
+                                 by the write path before a group commits) on what a group
+                                 would store: a programmer error that halts the writer
 """
 
 from __future__ import annotations
@@ -141,5 +143,6 @@ class BalanceMismatchError(AccountIntegrityError):
 
 
 class InvariantViolationError(LedgerIntegrityError):
-    """A ledger invariant fails on the stored balances (V13): per kind, total debits differ
-    from total credits, or a tenant account is below zero."""
+    """A ledger invariant fails (A13, V13): per kind, total debits differ from total credits,
+    or a tenant account is below zero. Found by the audit on stored balances, or by the write
+    path on a group before it commits (then the program is wrong: the writer halts)."""

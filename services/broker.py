@@ -3,7 +3,8 @@
 Owns: assembling the database, migrations, ledger store and writer, identity, domain services
 and background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
 signing, refreshing the contact plan, scheduling cycles) from a BrokerConfig; creating a data
-directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs).
+directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs);
+telling listeners (the server's health) when the ledger writer halts on a broken invariant.
 
 Does not own: the gRPC server (orbitq.services.server) or any rule.
 """
@@ -24,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.note import Signer
 from orbitq.ledger.store import ExpireDue, LedgerStore
-from orbitq.ledger.writer import CommitInfo, GroupCommitWriter
+from orbitq.ledger.store.writer import CommitInfo, GroupCommitWriter
 from orbitq.services.auth import SYSTEM, Authenticator
 from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
 from orbitq.services.config import KEY_FILE, BrokerConfig, load_config, write_config
@@ -102,7 +103,10 @@ class Broker:
         self.signer = Signer.from_private_key(config.origin, key)
         self.store = LedgerStore(self.engine)
         self.store.initialize(self.now_ns())
-        self.writer = GroupCommitWriter(self.store, self.now_ns, on_commit=self._after_commit)
+        self._halt_listeners: list[Callable[[str], None]] = []
+        self.writer = GroupCommitWriter(
+            self.store, self.now_ns, on_commit=self._after_commit, on_halt=self._writer_halted
+        )
         self.authenticator = Authenticator(self.engine, self.now_ns)
         self.tenants = Tenants(self.engine, self.writer, self.authenticator, self.now_ns)
         self.quota = Quota(self.store, self.writer, self.tenants)
@@ -204,6 +208,23 @@ class Broker:
         finally:
             with self._burst_lock:
                 self._burst_scheduled = False
+
+    def on_halt(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(reason)` when the ledger writer halts on a broken invariant (at once
+        if it already has). The server turns its health to NOT_SERVING."""
+        self._halt_listeners.append(listener)
+        reason = self.writer.halt_reason
+        if reason is not None:
+            listener(reason)
+
+    def _writer_halted(self, reason: str) -> None:
+        # A programmer error (the writer logged it): the broker keeps running so its reads stay
+        # available, but takes no more ledger work and says so (WriterHaltedError: UNAVAILABLE).
+        for listener in list(self._halt_listeners):
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("halt listener failed")
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from orbitq.ledger.writer import WriterOverloadedError, WriterStoppedError
+from orbitq.ledger.store.writer import WriterOverloadedError, WriterStoppedError
 from orbitq.services.auth import (
     Authenticator,
     reset_current_principal,

@@ -44,7 +44,7 @@ from orbitq.ledger.model import (
     TransferFlag,
 )
 from orbitq.ledger.store import CreateTransfers, LedgerStore
-from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.auth import Principal
 from orbitq.services.errors import (
     AlreadyExistsError,

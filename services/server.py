@@ -125,6 +125,7 @@ def build_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVED_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    broker.on_halt(lambda reason: _stop_serving(health_servicer, reason))
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
@@ -139,6 +140,12 @@ def build_server(
         raise OSError(f"cannot listen on {listen}")
     server.start()
     return RunningServer(server, port, health_servicer)
+
+
+def _stop_serving(health_servicer: health.HealthServicer, reason: str) -> None:
+    # Every service the health servicer knows, "" included, turns NOT_SERVING for good.
+    log.critical("health: NOT_SERVING (the ledger writer halted): %s", reason)
+    health_servicer.enter_graceful_shutdown()
 
 
 def serve(broker: Broker, listen: str, tls: tuple[bytes, bytes] | None = None) -> None:

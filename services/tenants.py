@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from orbitq.ledger.model import Kind
 from orbitq.ledger.store import AccountSpec, CreateAccounts
-from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Authenticator, Principal
 from orbitq.services.db.engine import write_transaction

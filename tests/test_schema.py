@@ -12,12 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import orbitq.ledger.tables
+import orbitq.ledger.store.tables
 import orbitq.services.db.models
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 
-assert orbitq.ledger.tables
+assert orbitq.ledger.store.tables
 assert orbitq.services.db.models
 
 

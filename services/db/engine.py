@@ -6,12 +6,12 @@ transaction control on SQLite (deferred for readers, IMMEDIATE for connections c
 `orbitq_write` execution option, so a writer never fails to upgrade its lock), and applying the
 migrations on start.
 
-`write_transaction` is orbitq.ledger.transactions' (the ledger store uses it too), re-exported
-here for the services. The services reach the database one way: SQLAlchemy Core statements
-over the SQLModel-declared tables, on a connection (`engine.connect()` to read,
+`write_transaction` is orbitq.ledger.store.transactions' (the ledger store uses it too),
+re-exported here for the services. The services reach the database one way: SQLAlchemy Core
+statements over the SQLModel-declared tables, on a connection (`engine.connect()` to read,
 `write_transaction` to write); no ORM sessions.
 
-Does not own: table definitions (orbitq.ledger.tables, orbitq.services.db.models).
+Does not own: table definitions (orbitq.ledger.store.tables, orbitq.services.db.models).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from orbitq.ledger.transactions import WRITE_OPTION, write_transaction
+from orbitq.ledger.store.transactions import WRITE_OPTION, write_transaction
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_SIZE = 16

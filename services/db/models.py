@@ -5,8 +5,9 @@ Owns: the shape of identity data and of the constellation. API keys are stored o
 hashes of their secret part (orbitq.services.identity.api_keys explains why a fast hash is right
 for random keys). A node keeps its element set so that `ElementSet` is rebuilt exactly: the TLE
 lines when it came from TLE, and always the mean elements as exact JSON numbers.
-Does not own: the ledger's tables (orbitq.ledger.tables) or any query logic (the constellation's
-is in orbitq.services.constellation). Migrations create exactly these tables; a test compares.
+Does not own: the ledger's tables (orbitq.ledger.store.tables) or any query logic (the
+constellation's is in orbitq.services.constellation). Migrations create exactly these tables; a
+test compares.
 """
 
 from __future__ import annotations

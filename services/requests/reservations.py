@@ -39,7 +39,7 @@ from orbitq.ledger.model import (
     TransferFlag,
 )
 from orbitq.ledger.store import CreateTransfers
-from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.quota import Quota
 from orbitq.services.requests.model import StoredRequest
 from orbitq.services.scheduler import Cost

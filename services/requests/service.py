@@ -46,7 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from orbitq.ledger.writer import GroupCommitWriter
+from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Principal
 from orbitq.services.clock import to_ns

@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import orbitq.ledger.tables
+import orbitq.ledger.store.tables
 import orbitq.services.db.models
 
-assert orbitq.ledger.tables
+assert orbitq.ledger.store.tables
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -5,7 +5,8 @@ and recorded transient failures), the status of pending transfers, the log entri
 Merkle hashes kept beside each leaf, checkpoints, and the one-row head that serialises appends.
 Migrations (orbitq.services.db.migrations) create exactly these; a test compares them.
 
-Does not own: queries (orbitq.ledger.store) or the meaning of columns (orbitq.ledger.model).
+Does not own: queries (the other modules of orbitq.ledger.store) or the meaning of columns
+(orbitq.ledger.model).
 The log row stores the exact bytes that were hashed, so ORM defaults can never change what was
 signed.
 """

@@ -1,0 +1,79 @@
+"""The one SQL-dialect helper of the ledger store: the same SQL text on SQLite and PostgreSQL.
+
+Owns: what differs between the two databases as the store's raw DBAPI cursors see them — the
+placeholder style (sqlite3 takes `?`, psycopg `%s`; the store writes `?` everywhere and `sql()`
+translates), the row lock of `SELECT ... FOR UPDATE` (SQLite has none: its immediate
+transaction already holds the database's write lock), `IN (...)` lookups by many keys
+(`select_in`) in chunks far below both databases' parameter limits, and recognising a unique
+violation (sqlite3.IntegrityError, psycopg's UniqueViolation) without importing either driver.
+
+Every module of orbitq.ledger.store issues its SQL through one `Dialect`; none spells a
+placeholder or a lock itself.
+
+Does not own: connections and transactions (orbitq.ledger.store.transactions, SQLAlchemy's
+pool), or any statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+# Bound on the values of one IN (...) list: far below SQLite's (32,766) and PostgreSQL's
+# (65,535) parameter limits.
+IN_LIST_VALUES_MAX = 500
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """SQL text for one database: write statements with `?` and pass them through `sql()`."""
+
+    postgres: bool
+
+    @classmethod
+    def of(cls, engine: sa.Engine) -> Dialect:
+        return cls(postgres=engine.dialect.name == "postgresql")
+
+    @property
+    def for_update(self) -> str:
+        """The suffix that row-locks what a SELECT reads (nothing on SQLite, see above)."""
+        return " FOR UPDATE" if self.postgres else ""
+
+    def sql(self, text: str) -> str:
+        """`text` with its `?` placeholders in the driver's style (no `?` may appear elsewhere:
+        the store's statements carry no string literals)."""
+        return text.replace("?", "%s") if self.postgres else text
+
+    def select_in(self, cursor: Any, select: str, keys: Sequence[Any]) -> list[Any]:
+        """Every row of `select` (a statement ending in `WHERE <column>`) whose column is one of
+        `keys`, in chunked `IN (...)` queries on `cursor`; rows in no particular order."""
+        rows: list[Any] = []
+        for chunk in chunks(keys):
+            cursor.execute(self.sql(f"{select} IN ({placeholders(len(chunk))})"), chunk)
+            rows.extend(cursor.fetchall())
+        return rows
+
+
+def placeholders(count: int) -> str:
+    """`count` placeholders `?, ?, ...` for an IN (...) list (then through `Dialect.sql`)."""
+    assert 0 < count <= IN_LIST_VALUES_MAX, count
+    return ", ".join(["?"] * count)
+
+
+def chunks(values: Sequence[_T]) -> Iterator[list[_T]]:
+    """`values` in lists of at most IN_LIST_VALUES_MAX, one IN (...) query each."""
+    for start in range(0, len(values), IN_LIST_VALUES_MAX):
+        yield list(values[start : start + IN_LIST_VALUES_MAX])
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    """Whether a DBAPI (or SQLAlchemy) error is a primary-key or unique-index violation."""
+    if isinstance(error, IntegrityError):
+        return True
+    return type(error).__name__ in {"IntegrityError", "UniqueViolation"}
