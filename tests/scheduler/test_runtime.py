@@ -16,6 +16,7 @@ from orbitq.services.scheduler import (
     SchedulerConfig,
     Station,
     Status,
+    Unplaced,
 )
 from orbitq.services.scheduler.cycle import REASON_CYCLE_BUDGET, RUNTIME
 from orbitq.services.scheduler.framework import SUCCESS, Booking, Draft, RequestContext
@@ -26,6 +27,8 @@ from orbitq.services.scheduler.plugins import (
     node_resources,
     node_selector,
     station_antennas,
+    station_selector,
+    uplink,
 )
 from orbitq.services.scheduler.registry import default_profile
 from orbitq.services.scheduler.runtime import REASON_NOT_EXAMINED
@@ -146,6 +149,26 @@ def test_reasons_count_nodes_and_summarise_most_common_first() -> None:
     assert unplaced.summary == (
         "cpu larger than the node (1 node); node degraded (1 node); "
         "no uplink contact before the latest start (1 node)"
+    )
+
+
+def test_a_reason_several_plugins_give_is_summarised_once() -> None:
+    no_allowed = station_selector.REASON_NO_ALLOWED_CONTACT
+    unplaced = Unplaced(
+        "r",
+        Code.UNSCHEDULABLE,
+        (
+            Rejection(station_selector.NAME, no_allowed, 20),
+            Rejection(uplink.NAME, uplink.REASON_NO_CONTACT, 2),
+            Rejection(downlink.NAME, downlink.REASON_NO_CONTACT, 1),
+            Rejection(node_resources.NAME, node_resources.REASON_CPU, 1),
+            Rejection(downlink.NAME, downlink.REASON_NO_ALLOWED_CONTACT, 1),
+            Rejection(uplink.NAME, uplink.REASON_NO_ALLOWED_CONTACT, 1),
+        ),
+    )
+    assert unplaced.summary == (
+        f"{no_allowed} (22 nodes); {uplink.REASON_NO_CONTACT} (2 nodes);"
+        f" {downlink.REASON_NO_CONTACT} (1 node); {node_resources.REASON_CPU} (1 node)"
     )
 
 
