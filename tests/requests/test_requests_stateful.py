@@ -124,13 +124,13 @@ def request_machine(broker: Broker, clock: SimulatedClock) -> type[RuleBasedStat
 
         @rule()
         def cycle(self) -> None:
-            assert broker.requests.run_cycle().ran
+            assert broker.scheduling.run_cycle().ran
 
         @rule(seconds=st.integers(10, 2 * HOUR))
         def time_passes(self, seconds: int) -> None:
             clock.advance(seconds)
             broker.expire_due()
-            assert broker.requests.advance().ran
+            assert broker.scheduling.advance().ran
 
         @precondition(lambda self: bool(node_ids))
         @rule(node=st.sampled_from(node_ids), down=st.booleans())
@@ -152,10 +152,12 @@ def test_no_token_leaks_under_random_operations(
 ) -> None:
     build_world(broker.broker)
     machine = request_machine(broker.broker, clock)
+    # Derandomized, Hypothesis seeds the walks from the machine's source: an edit to it gives
+    # other walks, so check that they still reach every path below (25 examples do).
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=20,
+            max_examples=25,
             stateful_step_count=25,
             deadline=None,
             derandomize=True,
