@@ -5,10 +5,12 @@ given; by default the clock decides, as placed."""
 from __future__ import annotations
 
 from orbitq.ledger.model import Kind, SystemAccount
+from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.requests import RequestState, StoredRequest
 from orbitq.services.requests.lifecycle import Move
 from orbitq.services.scheduler import Cost
+from orbitq.services.scheduling import SchedulingLoop
 from orbitq.services.scheduling.completion import RUNNING_ONLY
 from orbitq.services.scheduling.moves import Moves
 from orbitq.services.scheduling.start import PLACED_ONLY, start_move
@@ -48,21 +50,27 @@ class TicketsPulled:
         return moves.due(PLACED_ONLY, now_s, now_ns, start_move)
 
 
+def placed_and_over(b: Broker, loop: SchedulingLoop, clock: SimulatedClock) -> tuple[str, int]:
+    """A request of a new tenant placed by `loop`, and the clock at its finish: (id, finish)."""
+    build_world(b)
+    acme = add_tenant(b, "acme")
+    request, _ = b.requests.submit(acme, spec(), "k")
+    assert request.id in loop.run_cycle().placed
+    placement = stored(b, request.id).placement
+    assert placement is not None
+    clock.set(at(placement.finish))
+    return request.id, placement.finish
+
+
 def test_by_default_work_completes_as_placed_charged_its_placement_cost(
     broker: BrokerHandle, clock: SimulatedClock
 ) -> None:
     b = broker.broker
-    build_world(b)
-    acme = add_tenant(b, "acme")
-    request, _ = b.requests.submit(acme, spec(), "k")
-    assert request.id in b.scheduling.run_cycle().placed
-    placement = stored(b, request.id).placement
-    assert placement is not None
-    clock.set(at(placement.finish))
+    request_id, _ = placed_and_over(b, b.scheduling, clock)
     report = b.scheduling.advance()
-    assert report.started == (request.id,)
-    assert report.completed == (request.id,)
-    done = stored(b, request.id)
+    assert report.started == (request_id,)
+    assert report.completed == (request_id,)
+    done = stored(b, request_id)
     assert done.state is S.COMPLETED
     assert done.settled != RECEIPT
     assert done.settled.cpu > 0
@@ -73,20 +81,14 @@ def test_the_completion_decides_when_work_ends_and_what_it_is_charged(
     broker: BrokerHandle, clock: SimulatedClock
 ) -> None:
     b = broker.broker
-    build_world(b)
-    acme = add_tenant(b, "acme")
     receipts = Receipts()
     loop = loop_with(b, completion=receipts)
-    request, _ = b.requests.submit(acme, spec(), "k")
-    assert request.id in loop.run_cycle().placed
-    placement = stored(b, request.id).placement
-    assert placement is not None
-    clock.set(at(placement.finish))
+    request_id, finish = placed_and_over(b, loop, clock)
     report = loop.advance()
-    assert receipts.asked == [placement.finish]
-    assert report.completed == (request.id,)
-    assert report.resolved == (request.id,)
-    done = stored(b, request.id)
+    assert receipts.asked == [finish]
+    assert report.completed == (request_id,)
+    assert report.resolved == (request_id,)
+    done = stored(b, request_id)
     assert done.state is S.COMPLETED
     assert done.settled == RECEIPT
     consumed = b.quota.system_accounts()
@@ -99,21 +101,15 @@ def test_the_start_decides_when_placed_work_runs(
     broker: BrokerHandle, clock: SimulatedClock
 ) -> None:
     b = broker.broker
-    build_world(b)
-    acme = add_tenant(b, "acme")
     loop = loop_with(b, start=NoTicketPulled())
-    request, _ = b.requests.submit(acme, spec(), "k")
-    assert request.id in loop.run_cycle().placed
-    placement = stored(b, request.id).placement
-    assert placement is not None
-    clock.set(at(placement.finish))
+    request_id, _ = placed_and_over(b, loop, clock)
     report = loop.advance()
     assert report.started == ()
     assert report.completed == ()
-    assert stored(b, request.id).state is S.PLACED
+    assert stored(b, request_id).state is S.PLACED
     # The ticket is pulled: it runs, and the clock's completion ends it.
     loop = loop_with(b, start=TicketsPulled())
     report = loop.advance()
-    assert report.started == (request.id,)
-    assert report.completed == (request.id,)
+    assert report.started == (request_id,)
+    assert report.completed == (request_id,)
     check_books(b, {"acme": MINTED})
