@@ -6,7 +6,7 @@ them all. Placements carry the contacts they use (as the scheduler saw them: who
 inside the real window), so no contact needs to be listed separately.
 
 The document is exactly the one the broker writes in-process
-(orbitq.services.requests.export): every request whose window [not_before, deadline) overlaps
+(orbitq.services.scheduling.export): every request whose window [not_before, deadline) overlaps
 the horizon, sorted by id; the placements of those placed, running or completed, the contacts
 they use sorted by (start, id), those that ended unschedulable, expired or failed as
 `rejected` with their reason; every node and station (antennas capped at the scheduler's 64).

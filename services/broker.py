@@ -1,7 +1,8 @@
 """The broker: every part of orbitq wired together, started and stopped as one.
 
 Owns: assembling the database, migrations, ledger store and writer, identity, domain services
-and background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
+(the request service and, beside it, the scheduling loop that works on its requests) and
+background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
 signing, refreshing the contact plan, scheduling cycles) from a BrokerConfig; creating a data
 directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs);
 telling listeners (the server's health) when the ledger writer halts on a broken invariant.
@@ -35,8 +36,9 @@ from orbitq.services.db.migrate import migrate
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
-from orbitq.services.requests import AdvanceReport, CycleReport, Requests
+from orbitq.services.requests import Requests
 from orbitq.services.requests.store import new_request_id
+from orbitq.services.scheduling import AdvanceReport, CycleReport, LeaderLock, SchedulingLoop
 from orbitq.services.tenants import IssuedKey, Tenants
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,14 @@ class Broker:
             on_submitted=self._schedule_soon,
             request_ids=request_ids or new_request_id,
         )
+        self.scheduling = SchedulingLoop(
+            self.requests.store,
+            self.requests.reservations,
+            self.constellation,
+            self.requests.hub,
+            LeaderLock(self.engine),
+            self.clock.now,
+        )
         self.jobs = BackgroundScheduler(timezone="UTC")
         self._started = False
         self._burst_lock = threading.Lock()
@@ -153,7 +163,7 @@ class Broker:
         """Time-driven request transitions, then one scheduling cycle, at the clock's now."""
         with self._cycle_lock:
             self._cycle_requested = False
-        return self.requests.tick()
+        return self.scheduling.tick()
 
     def _schedule_soon(self) -> None:
         # A request was submitted: run a cycle soon, off the RPC thread. A burst of submissions
@@ -258,6 +268,7 @@ class Broker:
         self.requests.end_watches()
         if self.jobs.running:
             self.jobs.shutdown(wait=True)
+        self.scheduling.close()
         self.requests.close()
         self.writer.stop()
         try:

@@ -87,7 +87,8 @@ def broker(tmp_path: Path, db_url: str, clock: SimulatedClock) -> Iterator[Broke
     try:
         yield BrokerHandle(instance, result.operator_key.token, data_dir)
     finally:
-        instance.requests.close()  # gives up the scheduler's lock (and its connection)
+        instance.scheduling.close()  # gives up the scheduler's lock (and its connection)
+        instance.requests.close()
         instance.writer.stop()
         instance.engine.dispose()
 

@@ -11,7 +11,7 @@ never a client's: clients only ever ask for a cancellation, which has its own ch
     RUNNING → FAILED | PENDING (node fault while the deadline still allows a run)
 
 Does not own: storage (store.py), the ledger side of a transition (reservations.py) or when
-transitions happen (cycle.py, service.py).
+transitions happen (orbitq.services.scheduling, service.py).
 """
 
 from __future__ import annotations

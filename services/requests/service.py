@@ -14,8 +14,8 @@ caller's Principal):
 | `list_requests` | all, or one tenant's | its own tenant's | no |
 
 Another tenant's request is NOT_FOUND, never "forbidden", so ids leak nothing. The other
-methods (`stored`, `run_cycle`, `advance`, `tick`, `schedule_document`, ...) are for in-process
-callers: the broker's jobs, the simulator, tests.
+methods and properties (`stored`, `reservations`, `hub`) are for in-process callers: the
+scheduling loop (orbitq.services.scheduling), the simulator, tests.
 
 Submit, in order: scope and tenant (NOT_FOUND); the idempotency key (a known key returns its
 request, created = false, when the spec is the same, else ALREADY_EXISTS); validation
@@ -29,7 +29,8 @@ between the reservation and the insert leaves a reservation no request owns: the
 releases it at its timeout (deadline + grace).
 
 Does not own: the lifecycle rules (lifecycle.py), storage (store.py), the ledger (reservations),
-the scheduling loop (cycle.py) or transport.
+the scheduling loop (orbitq.services.scheduling, which works on this object's store,
+reservations and hub: the broker composes both) or transport.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -62,15 +62,10 @@ from orbitq.services.errors import (
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.quota import Quota
 from orbitq.services.requests import spec as spec_rules
-from orbitq.services.requests.cycle import REASON_WAITING, SchedulingLoop
-from orbitq.services.requests.export import schedule_of
-from orbitq.services.requests.leader import LeaderLock
 from orbitq.services.requests.lifecycle import CANCELLABLE, Move
 from orbitq.services.requests.model import (
     GRACE_SECONDS,
     NO_COST,
-    AdvanceReport,
-    CycleReport,
     QuoteResult,
     RequestSpec,
     RequestState,
@@ -87,7 +82,7 @@ from orbitq.services.requests.watch import (
     TransitionHub,
     WatchSlots,
 )
-from orbitq.services.scheduler import Cost, SchedulerConfig, rfc3339
+from orbitq.services.scheduler import Cost, rfc3339
 from orbitq.services.tenants import Tenants
 
 log = logging.getLogger(__name__)
@@ -99,6 +94,7 @@ NANOS_PER_SECOND = 1_000_000_000
 CATALOG_SECONDS = 5.0
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 CANCEL_ATTEMPTS_MAX = 4
+REASON_WAITING = "waiting for the next scheduling cycle"
 
 
 def _nothing() -> None:
@@ -116,7 +112,6 @@ class Requests:
         constellation: Constellation,
         *,
         on_submitted: Callable[[], None] = _nothing,
-        scheduler_config: SchedulerConfig | None = None,
         request_ids: Callable[[], str] = new_request_id,
     ) -> None:
         self._now = now
@@ -129,18 +124,19 @@ class Requests:
         self._reservations = Reservations(quota, writer)
         self._hub = TransitionHub()
         self._slots = WatchSlots()
-        self._leader = LeaderLock(engine)
-        self.loop = SchedulingLoop(
-            self.store,
-            self._reservations,
-            constellation,
-            self._hub,
-            self._leader,
-            scheduler_config,
-        )
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
         self._catalog_lock = threading.Lock()
+
+    @property
+    def reservations(self) -> Reservations:
+        """The ledger side of requests, for the scheduling loop (owed reservations)."""
+        return self._reservations
+
+    @property
+    def hub(self) -> TransitionHub:
+        """News of transitions, for the scheduling loop (it announces the moves it makes)."""
+        return self._hub
 
     # -- the world as validation sees it -------------------------------------------------------
 
@@ -391,46 +387,13 @@ class Requests:
         """Make waiting watches look again now (e.g. their client went away)."""
         self._hub.publish()
 
-    # -- time and scheduling: plain functions for APScheduler and tests ------------------------
-
-    def run_cycle(self, now: datetime | None = None) -> CycleReport:
-        """One scheduling cycle at `now` (default: the clock's)."""
-        return self.loop.run_cycle(now or self._now())
-
-    def advance(self, now: datetime | None = None) -> AdvanceReport:
-        """Transitions time alone makes, up to `now` (default: the clock's)."""
-        return self.loop.advance(now or self._now())
-
-    def tick(self, now: datetime | None = None) -> tuple[AdvanceReport, CycleReport]:
-        """`advance`, then `run_cycle`, at one instant: what the broker's job runs."""
-        at = now or self._now()
-        return self.advance(at), self.run_cycle(at)
-
-    def schedule_document(
-        self, start: datetime | None = None, end: datetime | None = None
-    ) -> dict[str, Any]:
-        """The §9 document of the stored schedule over [start, end) (default: the span of all
-        requests' windows)."""
-        horizon = (
-            to_ns(start) // NANOS_PER_SECOND if start else None,
-            -(-to_ns(end) // NANOS_PER_SECOND) if end else None,
-        )
-        return schedule_of(
-            self.store.all(),
-            self._constellation.nodes(),
-            self._constellation.stations(),
-            horizon,
-        )
-
     def end_watches(self) -> None:
         """The broker is stopping: every watch ends now (clients resume elsewhere or later)."""
         self._hub.close()
 
     def close(self) -> None:
-        """The broker has stopped scheduling: end every watch and give up the scheduler lock,
-        so another replica takes over at once."""
+        """The broker has stopped: end every watch."""
         self._hub.close()
-        self._leader.release()
 
     def _now_s(self) -> int:
         return to_ns(self._now()) // NANOS_PER_SECOND

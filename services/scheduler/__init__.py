@@ -20,7 +20,7 @@ from orbitq.services.scheduler.costs import (
     uplink_seconds,
 )
 from orbitq.services.scheduler.cycle import CycleResult, Rejection, Unplaced
-from orbitq.services.scheduler.export import rfc3339, schedule_document
+from orbitq.services.scheduler.document import rfc3339, schedule_document
 from orbitq.services.scheduler.framework import Code, Profile, Status
 from orbitq.services.scheduler.model import (
     NODE_STATES,

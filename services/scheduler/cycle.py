@@ -46,9 +46,17 @@ class Unplaced:
 
     @property
     def summary(self) -> str:
-        """One line, most common reason first: 'no downlink ... (5,812 nodes); cpu ...'."""
+        """One line, most common reason first: 'no downlink ... (5,812 nodes); cpu ...'.
+
+        A reason given by several plugins (the station selector, uplink and downlink all find
+        'no contact with an allowed station') is counted once with their nodes added up, as
+        Kubernetes' FitError counts reasons; ties keep the order of `reasons`."""
+        nodes: dict[str, int] = {}
+        for rejection in self.reasons:
+            nodes[rejection.reason] = nodes.get(rejection.reason, 0) + rejection.nodes
+        ordered = sorted(nodes.items(), key=lambda item: -item[1])  # stable
         return "; ".join(
-            f"{r.reason} ({r.nodes:,} node{'' if r.nodes == 1 else 's'})" for r in self.reasons
+            f"{reason} ({count:,} node{'' if count == 1 else 's'})" for reason, count in ordered
         )
 
 

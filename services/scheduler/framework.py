@@ -240,7 +240,7 @@ class Framework:
     def filter(self, ctx: RequestContext, node: NodeInfo) -> Status:
         for plugin in self.profile.filters:
             status = plugin.filter(ctx, node)
-            if status is not SUCCESS:
+            if not status.ok:
                 return status
         return SUCCESS
 
@@ -251,7 +251,7 @@ class Framework:
             invalidations = draft.invalidations
             for plugin in fits:
                 status = plugin.fit(ctx, draft)
-                if status is not SUCCESS:
+                if not status.ok:
                     return status
                 if draft.invalidations != invalidations:
                     break  # run the chain again from the new start_min

@@ -27,7 +27,6 @@ from orbitq.services.scheduler.cycle import (
     check_partition,
 )
 from orbitq.services.scheduler.framework import (
-    SUCCESS,
     Booking,
     Code,
     Draft,
@@ -366,10 +365,10 @@ class Scheduler:
             node = nodes[candidates[position - count if position >= count else position]]
             examined += 1
             status = framework.filter(ctx, node)
-            if status is SUCCESS:
+            if status.ok:
                 draft = self._draft(ctx, node)
                 status = framework.fit(ctx, draft)
-                if status is SUCCESS:
+                if status.ok:
                     feasible.append(draft)
                     if len(feasible) >= wanted:
                         break
@@ -440,7 +439,7 @@ class Scheduler:
         tried_nodes = 0
         for index in blocked:
             node = world.nodes[index]
-            if framework.filter(ctx, node) is not SUCCESS:
+            if not framework.filter(ctx, node).ok:
                 continue
             victims = in_the_way(ctx, node, self._cycle, self._by_node.get(node.index, {}))
             if not victims:
@@ -493,7 +492,7 @@ class Scheduler:
             if not on_node:
                 continue
             node = world.nodes[index]
-            if framework.filter(ctx, node) is not SUCCESS:
+            if not framework.filter(ctx, node).ok:
                 continue
             victims = eligible_victims(ctx, on_node.values())
             if not victims:

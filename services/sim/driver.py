@@ -138,11 +138,12 @@ def run_simulation(
                 f"{fleet.start:%Y-%m-%dT%H:%M}Z"
             )
             _drive(run, end, settings.step_seconds, say)
-            schedule = broker.requests.schedule_document(fleet.start, end)
+            schedule = broker.scheduling.schedule_document(fleet.start, end)
             report = build_report(
                 broker, run.tally, schedule, settings, run.workload.minted, fleet.start, end, began
             )
         finally:
+            broker.scheduling.close()
             broker.requests.close()
             broker.writer.stop()
             broker.engine.dispose()
@@ -236,7 +237,7 @@ def _submit(run: _Run, arrival: Arrival) -> None:
 def _pass(run: _Run) -> None:
     began = time.perf_counter()
     run.broker.expire_due()
-    advance, cycle = run.broker.requests.tick()
+    advance, cycle = run.broker.scheduling.tick()
     tally = run.tally
     tally.cycles += 1
     tally.placed += len(cycle.placed)

@@ -98,7 +98,7 @@ def test_a_request_is_placed_runs_completes_and_is_settled(
         assert (request.reserved.storage, request.reserved.link) == (3000, 16)
         assert quote.minimum.storage < quote.cost.storage
         watcher = Watcher(acme, request.id)
-        broker.requests.run_cycle()
+        broker.scheduling.run_cycle()
         placed = acme.get_request(request.id)
         assert placed.state == "placed"
         placement = placed.placement
@@ -111,10 +111,10 @@ def test_a_request_is_placed_runs_completes_and_is_settled(
         }
         assert placed.reason.startswith(f"placed on node {placement.node}")
         clock.set(placement.start)
-        broker.requests.advance()
+        broker.scheduling.advance()
         assert acme.get_request(request.id).state == "running"
         clock.set(placement.finish)
-        report = broker.requests.advance()
+        report = broker.scheduling.advance()
         assert report.completed == (request.id,)
         done = acme.get_request(request.id)
         transitions = watcher.join()
@@ -138,7 +138,7 @@ def test_a_request_is_placed_runs_completes_and_is_settled(
 
 def _place_alone(broker: Broker, acme: BrokerClient, spec: RequestSpec) -> ServiceRequest:
     request = acme.submit(spec).request
-    broker.requests.run_cycle()
+    broker.scheduling.run_cycle()
     placed = acme.get_request(request.id)
     assert placed.state == "placed", placed.reason
     return placed
@@ -164,7 +164,7 @@ def test_every_terminal_state_leaves_the_books_balanced(
         no_time = acme.submit(job(run_seconds=590, deadline=EPOCH + timedelta(seconds=600)))
         expiring = acme.submit(job(node_ids=(down,), deadline=EPOCH + 3 * HOUR)).request
         cancelled_placed = acme.submit(job(node_ids=usable, priority=1)).request
-        broker.requests.run_cycle()
+        broker.scheduling.run_cycle()
         assert acme.get_request(cancelled_placed.id).state == "placed"
         acme.cancel_request(cancelled_placed.id)
         # The node fault: the run started, and the deadline leaves no time to run it again.
@@ -172,12 +172,12 @@ def test_every_terminal_state_leaves_the_books_balanced(
         fault_at = max(placement.start, failing.spec.deadline - timedelta(seconds=5 * 3600))
         assert fault_at < placement.finish
         clock.set(fault_at)
-        broker.requests.advance()
+        broker.scheduling.advance()
         assert acme.get_request(failing.id).state == "running"
         broker.constellation.set_node_state(OPERATOR, faulty, "down")
-        assert failing.id in broker.requests.run_cycle().evacuated
+        assert failing.id in broker.scheduling.run_cycle().evacuated
         clock.set(EPOCH + 8 * HOUR)
-        broker.requests.advance()
+        broker.scheduling.advance()
         final = {r.id: r for r in acme.list_requests().items}
     assert final[completing.id].state == "completed"
     assert final[cancelled_pending.id].state == "cancelled"
@@ -204,9 +204,9 @@ def test_a_node_fault_with_time_left_places_the_request_again(
         placed = _place_alone(broker, acme, job(deadline=EPOCH + 12 * HOUR))
         assert placed.placement is not None
         clock.set(placed.placement.start)
-        broker.requests.advance()
+        broker.scheduling.advance()
         broker.constellation.set_node_state(OPERATOR, placed.placement.node, "down")
-        report = broker.requests.run_cycle()
+        report = broker.scheduling.run_cycle()
         assert placed.id in report.evacuated
         assert placed.id in report.placed  # the same cycle found it another node
         again = acme.get_request(placed.id)
@@ -230,7 +230,7 @@ def test_a_node_going_down_before_the_uplink_sends_placements_back(
         placed = _place_alone(broker, acme, job(not_before=EPOCH + 2 * HOUR))
         assert placed.placement is not None
         broker.constellation.set_node_state(OPERATOR, placed.placement.node, "down")
-        report = broker.requests.run_cycle()
+        report = broker.scheduling.run_cycle()
         assert report.evacuated == (placed.id,)
         again = acme.get_request(placed.id)
     assert again.state == "placed"
@@ -246,11 +246,11 @@ def test_cancelling_is_refused_once_the_request_runs_or_ended(
         placed = _place_alone(broker, acme, job())
         assert placed.placement is not None
         clock.set(placed.placement.start)
-        broker.requests.advance()
+        broker.scheduling.advance()
         with pytest.raises(FailedPreconditionError, match="it is already running"):
             acme.cancel_request(placed.id)
         clock.set(placed.placement.finish)
-        broker.requests.advance()
+        broker.scheduling.advance()
         with pytest.raises(FailedPreconditionError, match=r"it ended completed at 20"):
             acme.cancel_request(placed.id)
         # Cancelling twice is a retry: the second call returns the cancelled request.
@@ -270,7 +270,7 @@ def test_pending_requests_say_why_and_expire_at_their_deadline(
         node = broker.constellation.nodes()[0].id
         broker.constellation.set_node_state(OPERATOR, node, "down")
         waiting = acme.submit(job(node_ids=(node,), deadline=EPOCH + 2 * HOUR)).request
-        report = broker.requests.run_cycle()
+        report = broker.scheduling.run_cycle()
         assert report.pending == (waiting.id,)
         seen = acme.get_request(waiting.id)
         assert seen.state == "pending"
@@ -282,7 +282,7 @@ def test_pending_requests_say_why_and_expire_at_their_deadline(
             ("node_state", 1),
         ]
         clock.set(EPOCH + 2 * HOUR)
-        assert broker.requests.advance().expired == (waiting.id,)
+        assert broker.scheduling.advance().expired == (waiting.id,)
         expired = acme.get_request(waiting.id)
     assert expired.state == "expired"
     assert expired.reason.startswith("the deadline 2025-12-06T02:00:00Z passed")

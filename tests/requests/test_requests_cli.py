@@ -95,7 +95,7 @@ def test_quote_submit_status_list_cancel_and_watch(
     other = json.loads(out)["request"]
     assert other["spec"]["node_ids"] == ["44714"]
 
-    server.broker.requests.run_cycle()
+    server.broker.scheduling.run_cycle()
     code, out, _ = run(capsys, "request", "status", request_id, *acme)
     assert code == 0
     assert "PLACED" in out
@@ -170,11 +170,11 @@ def test_schedule_export_passes_the_independent_checker(
         )  # fmt: skip
         assert code == 0, err
         if index % 4 == 3:
-            broker.requests.run_cycle()
+            broker.scheduling.run_cycle()
     run(capsys, "request", "submit", *JOB, "--cpu-millicores", "90000", *acme)
-    broker.requests.run_cycle()
+    broker.scheduling.run_cycle()
     clock.advance(3 * 3600)
-    broker.requests.tick()
+    broker.scheduling.tick()
     out = tmp_path / "schedule.json"
     code, printed, err = run(capsys, "schedule", "export", "--out", str(out), *operator_flags)
     assert code == 0, err
@@ -184,7 +184,7 @@ def test_schedule_export_passes_the_independent_checker(
     assert len(document["rejected"]) == 1
     assert validate(document) == []
     # The same document the broker writes in-process.
-    assert document == broker.requests.schedule_document()
+    assert document == broker.scheduling.schedule_document()
     window = run(
         capsys, "schedule", "export", "--out", str(tmp_path / "w.json"),
         "--start", "2025-12-06T00:00:00Z", "--end", "2025-12-06T12:00:00Z", *operator_flags,
@@ -192,5 +192,5 @@ def test_schedule_export_passes_the_independent_checker(
     assert window[0] == 0
     narrowed = json.loads((tmp_path / "w.json").read_text())
     assert narrowed["horizon"] == {"start": "2025-12-06T00:00:00Z", "end": "2025-12-06T12:00:00Z"}
-    assert narrowed == broker.requests.schedule_document(EPOCH, EPOCH.replace(hour=12))
+    assert narrowed == broker.scheduling.schedule_document(EPOCH, EPOCH.replace(hour=12))
     check_books(broker, {"acme": ACME_MINTED})

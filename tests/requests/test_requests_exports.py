@@ -12,8 +12,6 @@ import orbitq.services.requests as requests
 
 def test_the_request_service_surface() -> None:
     assert sorted(requests.__all__) == [
-        "AdvanceReport",
-        "CycleReport",
         "DEADLINE_AHEAD_SECONDS_MAX",
         "GRACE_SECONDS",
         "LIVE_STATES",

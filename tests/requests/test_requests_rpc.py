@@ -225,11 +225,11 @@ def test_watch_resumes_after_a_sequence_and_across_the_brokers_time_limit(
     broker = server.broker
     with world_and_tenant(server) as acme:
         request = acme.submit(job()).request
-        broker.requests.run_cycle()
+        broker.scheduling.run_cycle()
         placed = acme.get_request(request.id)
         assert placed.placement is not None
         clock.set(placed.placement.finish)
-        broker.requests.advance()
+        broker.scheduling.advance()
         every = [t.sequence for t in acme.watch_request(request.id)]
         assert every == [1, 2, 3, 4, 5]
         resumed = [(t.sequence, t.to_state) for t in acme.watch_request(request.id, 3)]
@@ -248,7 +248,7 @@ def test_watch_resumes_after_a_sequence_and_across_the_brokers_time_limit(
 
         thread = threading.Thread(target=follow)
         thread.start()
-        broker.requests.run_cycle()
+        broker.scheduling.run_cycle()
         acme.cancel_request(other.id)
         assert done.wait(30)
         thread.join()
@@ -293,7 +293,7 @@ def test_the_asyncio_client(server: ServerHandle) -> None:
             assert submitted.request.reserved == quote.cost
             assert (await acme.get_request(submitted.request.id)).state == "pending"
             assert len((await acme.list_requests()).items) == 1
-            await asyncio.to_thread(broker.requests.run_cycle)
+            await asyncio.to_thread(broker.scheduling.run_cycle)
             await acme.cancel_request(submitted.request.id)
             return [t.to_state async for t in acme.watch_request(submitted.request.id)]
 

@@ -128,13 +128,13 @@ def request_machine(broker: Broker, clock: SimulatedClock) -> type[RuleBasedStat
 
         @rule()
         def cycle(self) -> None:
-            assert broker.requests.run_cycle().ran
+            assert broker.scheduling.run_cycle().ran
 
         @rule(seconds=st.integers(10, 2 * HOUR))
         def time_passes(self, seconds: int) -> None:
             clock.advance(seconds)
             broker.expire_due()
-            assert broker.requests.advance().ran
+            assert broker.scheduling.advance().ran
 
         @precondition(lambda self: bool(node_ids))
         @rule(node=st.sampled_from(node_ids), down=st.booleans())

@@ -231,35 +231,50 @@ def _busy(w: World, station: int, start: int, end: int, times: int = 1) -> None:
     w.stations[station].antennas.add(start, end, times)
 
 
+# Every refusal path of the link plugins, each under the plugin's own name: no contact at all,
+# none at an allowed station (each final once the known contacts cover the window, else it may
+# change), or the antennas busy. The deadline of 5,000 lies past the known contacts (2,600).
+MID = Contact("mid", "n1", "s1", 500, 600)  # an allowed (NO) contact after the soonest run
+
+
 @pytest.mark.parametrize(
-    ("contacts", "countries", "busy", "expected"),
+    ("contacts", "countries", "deadline_at", "busy", "expected"),
     [
-        (CONTACTS, (), None, SUCCESS),
-        (CONTACTS[1:], (), None, fail(X, uplink.NAME, uplink.REASON_NO_CONTACT)),
+        (CONTACTS, (), 1300, None, SUCCESS),
+        ([CONTACTS[3]], (), 1300, None, fail(X, uplink.NAME, uplink.REASON_NO_CONTACT)),
+        ([CONTACTS[3]], (), 5000, None, fail(U, uplink.NAME, uplink.REASON_NO_CONTACT)),
+        (CONTACTS[1:], (), 1300, None, fail(X, uplink.NAME, uplink.REASON_NO_CONTACT)),
+        (CONTACTS, ("US",), 1300, None, fail(X, uplink.NAME, uplink.REASON_NO_ALLOWED_CONTACT)),
         (
-            CONTACTS,
+            [CONTACTS[0], CONTACTS[3]],
             ("US",),
+            5000,
             None,
-            fail(X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT),
+            fail(U, uplink.NAME, uplink.REASON_NO_ALLOWED_CONTACT),
         ),
-        (CONTACTS, (), (0, 0, 100), fail(U, station_antennas.NAME, station_antennas.REASON_BUSY)),
+        (CONTACTS, (), 1300, (0, 0, 100), fail(U, uplink.NAME, uplink.REASON_ANTENNAS_BUSY)),
     ],
 )
 def test_uplink(
     contacts: list[Contact],
     countries: tuple[str, ...],
+    deadline_at: int,
     busy: tuple[int, int, int] | None,
     expected: Status,
 ) -> None:
     w = world(contacts)
     if busy:
         _busy(w, *busy)
-    ctx = context(w, replace(REQUEST, station_countries=countries))
-    d = draft(w)
-    assert uplink.UplinkPlugin().fit(ctx, d) == expected
+    request = replace(REQUEST, station_countries=countries, deadline=deadline_at)
+    ctx = context(w, request)
+    d = draft(w, request=request)
+    status = uplink.UplinkPlugin().fit(ctx, d)
+    assert status == expected
     if expected.ok:
         assert d.uplink == Segment("up1", 0, 0, 10)
         assert d.start_min == 10
+    else:
+        assert status.plugin == uplink.NAME
 
 
 def test_uplink_skips_a_busy_stretch() -> None:
@@ -299,27 +314,45 @@ def test_capacity_fit(
 
 
 @pytest.mark.parametrize(
-    ("contacts", "countries", "busy", "expected"),
+    ("contacts", "countries", "start", "busy", "expected"),
     [
-        (CONTACTS, (), None, SUCCESS),
-        ([CONTACTS[0], CONTACTS[3]], (), None, fail(X, downlink.NAME, downlink.REASON_NO_CONTACT)),
+        (CONTACTS, (), 10, None, SUCCESS),
+        (
+            [CONTACTS[0], CONTACTS[3]],
+            (),
+            10,
+            None,
+            fail(X, downlink.NAME, downlink.REASON_NO_CONTACT),
+        ),
+        # The run ends after the last contact before the deadline; a sooner run would not.
+        (CONTACTS, (), 900, None, fail(U, downlink.NAME, downlink.REASON_NO_CONTACT)),
         (
             CONTACTS,
             ("NO",),
+            10,
             None,
-            fail(X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT),
+            fail(X, downlink.NAME, downlink.REASON_NO_ALLOWED_CONTACT),
+        ),
+        (
+            [*CONTACTS, MID],
+            ("NO",),
+            400,
+            None,
+            fail(U, downlink.NAME, downlink.REASON_NO_ALLOWED_CONTACT),
         ),
         (
             CONTACTS,
             (),
+            10,
             (1, 1000, 1100, 2),
-            fail(U, station_antennas.NAME, station_antennas.REASON_BUSY),
+            fail(U, downlink.NAME, downlink.REASON_ANTENNAS_BUSY),
         ),
     ],
 )
 def test_downlink(
     contacts: list[Contact],
     countries: tuple[str, ...],
+    start: int,
     busy: tuple[int, int, int, int] | None,
     expected: Status,
 ) -> None:
@@ -328,11 +361,14 @@ def test_downlink(
         _busy(w, *busy)
     ctx = context(w, replace(REQUEST, station_countries=countries))
     d = draft(w)
-    d.start = 10
-    assert downlink.DownlinkPlugin().fit(ctx, d) == expected
+    d.start = start
+    status = downlink.DownlinkPlugin().fit(ctx, d)
+    assert status == expected
     if expected.ok:
         assert d.downlink == [Segment("down1", 1, 1000, 1050)]
         assert d.finish == 1050
+    else:
+        assert status.plugin == downlink.NAME
 
 
 def test_downlink_fills_gaps_and_reports_fragmentation() -> None:

@@ -15,8 +15,11 @@ from orbitq.services.scheduler import (
     Scheduler,
     SchedulerConfig,
     Station,
+    Status,
+    Unplaced,
 )
 from orbitq.services.scheduler.cycle import REASON_CYCLE_BUDGET, RUNTIME
+from orbitq.services.scheduler.framework import SUCCESS, Booking, Draft, RequestContext
 from orbitq.services.scheduler.ordering import queue_key
 from orbitq.services.scheduler.plugins import (
     deadline,
@@ -24,8 +27,12 @@ from orbitq.services.scheduler.plugins import (
     node_resources,
     node_selector,
     station_antennas,
+    station_selector,
+    uplink,
 )
+from orbitq.services.scheduler.registry import default_profile
 from orbitq.services.scheduler.runtime import REASON_NOT_EXAMINED
+from orbitq.services.scheduler.world import NodeInfo, World
 from tests.scheduler.schedule_validator import validate
 from tests.scheduler.scheduler_worlds import SmallWorld, document
 
@@ -142,6 +149,26 @@ def test_reasons_count_nodes_and_summarise_most_common_first() -> None:
     assert unplaced.summary == (
         "cpu larger than the node (1 node); node degraded (1 node); "
         "no uplink contact before the latest start (1 node)"
+    )
+
+
+def test_a_reason_several_plugins_give_is_summarised_once() -> None:
+    no_allowed = station_selector.REASON_NO_ALLOWED_CONTACT
+    unplaced = Unplaced(
+        "r",
+        Code.UNSCHEDULABLE,
+        (
+            Rejection(station_selector.NAME, no_allowed, 20),
+            Rejection(uplink.NAME, uplink.REASON_NO_CONTACT, 2),
+            Rejection(downlink.NAME, downlink.REASON_NO_CONTACT, 1),
+            Rejection(node_resources.NAME, node_resources.REASON_CPU, 1),
+            Rejection(downlink.NAME, downlink.REASON_NO_ALLOWED_CONTACT, 1),
+            Rejection(uplink.NAME, uplink.REASON_NO_ALLOWED_CONTACT, 1),
+        ),
+    )
+    assert unplaced.summary == (
+        f"{no_allowed} (22 nodes); {uplink.REASON_NO_CONTACT} (2 nodes);"
+        f" {downlink.REASON_NO_CONTACT} (1 node); {node_resources.REASON_CPU} (1 node)"
     )
 
 
@@ -360,6 +387,60 @@ def test_same_inputs_same_schedule() -> None:
     pending = [job(f"r{i}", priority=i % 4, tenant=f"t{i % 3}", output_mb=7 * i) for i in range(30)]
     results = [scheduler_for(world).run_cycle(pending, now=0) for _ in range(2)]
     assert results[0] == results[1]
+
+
+class Approving:
+    """A plugin at every extension point that says yes with a Status of its own: equal to
+    SUCCESS, but not the same object."""
+
+    name = "approving"
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def _yes(self, point: str) -> Status:
+        self.asked.add(point)
+        return Status(Code.SUCCESS, self.name, "fine by me")
+
+    def pre_filter(self, ctx: RequestContext) -> Status:
+        return self._yes("pre_filter")
+
+    def filter(self, ctx: RequestContext, node: NodeInfo) -> Status:
+        return self._yes("filter")
+
+    def fit(self, ctx: RequestContext, draft: Draft) -> Status:
+        return self._yes("fit")
+
+    def reserve(self, world: World, booking: Booking) -> Status:
+        return self._yes("reserve")
+
+    def unreserve(self, world: World, booking: Booking) -> None:
+        pass
+
+
+def test_success_is_a_code_not_an_object() -> None:
+    approving = Approving()
+    yes = approving._yes("probe")
+    assert yes is not SUCCESS
+    assert yes.ok
+    standard = default_profile()
+    profile = replace(
+        standard,
+        pre_filters=(*standard.pre_filters, approving),
+        filters=(*standard.filters, approving),
+        fits=(*standard.fits, approving),
+        reserves=(*standard.reserves, approving),
+    )
+    world = busy_world(nodes=2)
+    scheduler = Scheduler(profile=profile)
+    scheduler.set_world(world.nodes, world.stations, world.contacts)
+    pending = [job("a"), job("b")]
+    result = scheduler.run_cycle(pending, now=0)
+    assert sorted(p.request for p in result.placed) == ["a", "b"]
+    assert result.pending == ()
+    assert result.unschedulable == ()
+    assert approving.asked == {"probe", "pre_filter", "filter", "fit", "reserve"}
+    assert validate(document(scheduler, world, pending)) == []
 
 
 def test_pending_must_not_repeat_or_be_placed_already() -> None:

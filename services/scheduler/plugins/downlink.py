@@ -29,6 +29,10 @@ from orbitq.services.scheduler.plugins import station_antennas, station_selector
 NAME = "downlink"
 REASON_NO_CONTACT = "no downlink contact before deadline"
 REASON_FRAGMENTED = f"downlink would need more than {DOWNLINK_SEGMENTS_MAX} segments"
+# The words of the station selector's and the antennas' reasons, reported under this plugin's
+# name (see uplink.py).
+REASON_NO_ALLOWED_CONTACT = station_selector.REASON_NO_ALLOWED_CONTACT
+REASON_ANTENNAS_BUSY = station_antennas.REASON_BUSY
 
 
 class DownlinkPlugin:
@@ -58,20 +62,16 @@ class DownlinkPlugin:
         node, need, world = draft.node, draft.down_seconds, ctx.world
         deadline = ctx.request.deadline
         soonest_end = ctx.earliest + draft.up_seconds + draft.run_seconds
-        for mask, plugin, reason in (
-            (world.all_stations_mask, NAME, REASON_NO_CONTACT),
-            (
-                ctx.allowed_stations,
-                station_selector.NAME,
-                station_selector.REASON_NO_ALLOWED_CONTACT,
-            ),
+        for mask, reason in (
+            (world.all_stations_mask, REASON_NO_CONTACT),
+            (ctx.allowed_stations, REASON_NO_ALLOWED_CONTACT),
         ):
             if contact_seconds(node, mask, draft.end, deadline, need) < need:
                 never = (
                     world.contacts_until >= deadline
                     and contact_seconds(node, mask, soonest_end, deadline, need) < need
                 )
-                return (unresolvable if never else unschedulable)(plugin, reason)
+                return (unresolvable if never else unschedulable)(NAME, reason)
         if fragmented:
             return unschedulable(NAME, REASON_FRAGMENTED)
-        return unschedulable(station_antennas.NAME, station_antennas.REASON_BUSY)
+        return unschedulable(NAME, REASON_ANTENNAS_BUSY)

@@ -23,6 +23,11 @@ from orbitq.services.scheduler.plugins import station_antennas, station_selector
 
 NAME = "uplink"
 REASON_NO_CONTACT = "no uplink contact before the latest start"
+# The words of the station selector's and the antennas' reasons, reported under this plugin's
+# name: the reasons say what is missing, the plugin which search found it missing. A summary
+# counts a reason once however many plugins gave it (cycle.Unplaced.summary).
+REASON_NO_ALLOWED_CONTACT = station_selector.REASON_NO_ALLOWED_CONTACT
+REASON_ANTENNAS_BUSY = station_antennas.REASON_BUSY
 
 
 class UplinkPlugin:
@@ -58,7 +63,5 @@ class UplinkPlugin:
             allowed != every
             and contact_seconds(node, allowed, ctx.earliest, latest_end, need) < need
         ):
-            return (unresolvable if known else unschedulable)(
-                station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
-            )
-        return unschedulable(station_antennas.NAME, station_antennas.REASON_BUSY)
+            return (unresolvable if known else unschedulable)(NAME, REASON_NO_ALLOWED_CONTACT)
+        return unschedulable(NAME, REASON_ANTENNAS_BUSY)

@@ -15,22 +15,18 @@ from orbitq.ledger.model import Kind, SystemAccount
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
 from orbitq.services.config import load_config
-from orbitq.services.requests import RequestState, StoredRequest
+from orbitq.services.requests import RequestState
 from orbitq.services.requests.lifecycle import Move
 from orbitq.services.requests.reservations import transfer_id
 from orbitq.services.requests.store import new_request_id
 from orbitq.services.scheduler import Cost
+from orbitq.services.scheduling.placing import tenant_usage
 from tests.conftest import BrokerHandle
 from tests.requests.books import check_books
 from tests.requests.sky import HOUR, MINTED, OPERATOR, T0, add_tenant, at, build_world, spec
+from tests.scheduling.support import stored
 
 S = RequestState
-
-
-def stored(broker: Broker, request_id: str) -> StoredRequest:
-    found = broker.requests.stored(request_id)
-    assert found is not None
-    return found
 
 
 def test_preemption_is_durable_and_the_displaced_request_waits(broker: BrokerHandle) -> None:
@@ -39,7 +35,7 @@ def test_preemption_is_durable_and_the_displaced_request_waits(broker: BrokerHan
     acme = add_tenant(b, "acme")
     # A first request finds a node; every later one is pinned to that node, so it fills up.
     first, _ = b.requests.submit(acme, spec(cpu=4000, run=3600, not_before=T0 + HOUR), "0")
-    b.requests.run_cycle()
+    b.scheduling.run_cycle()
     node = stored(b, first.id).placement
     assert node is not None
     pinned = replace(spec(cpu=4000, run=3600, not_before=T0 + HOUR), node_ids=(node.node,))
@@ -47,14 +43,14 @@ def test_preemption_is_durable_and_the_displaced_request_waits(broker: BrokerHan
     for index in range(1, 8):
         request, _ = b.requests.submit(acme, pinned, str(index))
         low.append(request.id)
-        report = b.requests.run_cycle()
+        report = b.scheduling.run_cycle()
         if report.pending:
             break
     else:
         pytest.fail("the node never filled up")
     assert stored(b, low[-1]).state is S.PENDING
     high, _ = b.requests.submit(acme, replace(pinned, priority=5), "high")
-    report = b.requests.run_cycle()
+    report = b.scheduling.run_cycle()
     assert high.id in report.placed
     assert len(report.displaced) == 1
     victim = stored(b, report.displaced[0])
@@ -69,7 +65,7 @@ def test_preemption_is_durable_and_the_displaced_request_waits(broker: BrokerHan
     else:
         assert moves[4:] == [(S.PENDING, S.PLACED)]
     # The scheduler and the database agree on who is placed.
-    booked = {r.id for r in b.requests.loop.scheduler.placed_requests()}
+    booked = {r.id for r in b.scheduling.scheduler.placed_requests()}
     assert booked == b.requests.store.ids_in(frozenset({S.PLACED}))
     check_books(b, {"acme": MINTED})
 
@@ -81,25 +77,26 @@ def test_a_restarted_broker_rebuilds_its_scheduler_from_the_database(
     build_world(b)
     acme = add_tenant(b, "acme")
     ids = [b.requests.submit(acme, spec(), str(i))[0].id for i in range(6)]
-    b.requests.run_cycle()
-    before = {p.request: p for p in b.requests.loop.scheduler.placements()}
+    b.scheduling.run_cycle()
+    before = {p.request: p for p in b.scheduling.scheduler.placements()}
     assert set(before) == set(ids)
-    b.requests.close()  # the old broker stops scheduling (on PostgreSQL: unlocks)
+    b.scheduling.close()  # the old broker stops scheduling (on PostgreSQL: unlocks)
     config = replace(load_config(broker.data_dir, db_url=db_url), checkpoint_interval_seconds=3600)
     again = Broker(config, clock)
     again.writer.start()
     try:
-        report = again.requests.run_cycle()
+        report = again.scheduling.run_cycle()
         assert report.ran
         assert report.evacuated == ()
-        after = {p.request: p for p in again.requests.loop.scheduler.placements()}
+        after = {p.request: p for p in again.scheduling.scheduler.placements()}
         assert after == before
         # New work is placed around what was restored.
         late, _ = again.requests.submit(acme, spec(), "late")
-        again.requests.run_cycle()
+        again.scheduling.run_cycle()
         assert stored(again, late.id).state is S.PLACED
-        assert again.requests.schedule_document()["placements"]
+        assert again.scheduling.schedule_document()["placements"]
     finally:
+        again.scheduling.close()
         again.requests.close()
         again.writer.stop()
         again.engine.dispose()
@@ -119,24 +116,25 @@ def test_one_replica_schedules_at_a_time(
     other = Broker(config, clock)
     other.writer.start()
     try:
-        assert b.requests.run_cycle().ran
+        assert b.scheduling.run_cycle().ran
         # The other replica takes submissions, but does not schedule while the first leads.
         request, _ = other.requests.submit(acme, spec(), "from-the-other")
-        assert not other.requests.run_cycle().ran
-        assert not other.requests.advance().ran
+        assert not other.scheduling.run_cycle().ran
+        assert not other.scheduling.advance().ran
         assert stored(b, request.id).state is S.PENDING
-        assert request.id in b.requests.run_cycle().placed
+        assert request.id in b.scheduling.run_cycle().placed
         # The leader dies (its session ends): the other takes over and rebuilds first.
-        connection = b.requests._leader._connection
+        connection = b.scheduling._leader._connection
         assert connection is not None
         connection.invalidate()
-        b.requests._leader._connection = None
-        report = other.requests.run_cycle()
+        b.scheduling._leader._connection = None
+        report = other.scheduling.run_cycle()
         assert report.ran
-        booked = {r.id for r in other.requests.loop.scheduler.placed_requests()}
+        booked = {r.id for r in other.scheduling.scheduler.placed_requests()}
         assert booked == {request.id}
-        assert not b.requests.run_cycle().ran  # the old leader is now a follower
+        assert not b.scheduling.run_cycle().ran  # the old leader is now a follower
     finally:
+        other.scheduling.close()
         other.requests.close()
         other.writer.stop()
         other.engine.dispose()
@@ -148,23 +146,23 @@ def test_new_contacts_are_added_without_a_rebuild(
     b = broker.broker
     build_world(b, hours=6)
     acme = add_tenant(b, "acme")
-    b.requests.run_cycle()
+    b.scheduling.run_cycle()
     # A request whose window lies beyond the known contacts waits.
     later, _ = b.requests.submit(
         acme, spec(not_before=T0 + 7 * HOUR, deadline=T0 + 11 * HOUR), "later"
     )
-    assert later.id in b.requests.run_cycle().pending
+    assert later.id in b.scheduling.run_cycle().pending
     rebuilt: list[int] = []
-    original = b.requests.loop._rebuild
+    original = b.scheduling.world_sync._rebuild
 
     def counted(*args: Any) -> list[str]:
         rebuilt.append(1)
         return original(*args)
 
-    monkeypatch.setattr(b.requests.loop, "_rebuild", counted)
+    monkeypatch.setattr(b.scheduling.world_sync, "_rebuild", counted)
     clock.set(at(T0 + 3 * HOUR))
     b.constellation.refresh_contacts(horizon_hours=12)
-    report = b.requests.run_cycle()
+    report = b.scheduling.run_cycle()
     assert later.id in report.placed
     assert rebuilt == []
 
@@ -184,10 +182,10 @@ def test_reservations_owed_after_a_crash_are_resolved_by_the_next_pass(
     assert moved.reservation_open
     escrow = b.quota.system_accounts()[(SystemAccount.ESCROW, Kind.CPU)]
     assert escrow.credits_pending == request.reserved.cpu
-    report = b.requests.advance()
+    report = b.scheduling.advance()
     assert report.resolved == (request.id,)
     assert not stored(b, request.id).reservation_open
-    assert b.requests.advance().resolved == ()  # once
+    assert b.scheduling.advance().resolved == ()  # once
     check_books(b, {"acme": MINTED})
 
 
@@ -219,15 +217,15 @@ def test_fair_share_measures_recent_consumption(
     acme = add_tenant(b, "acme")
     add_tenant(b, "globex")
     request, _ = b.requests.submit(acme, spec(), "k")
-    b.requests.run_cycle()
+    b.scheduling.run_cycle()
     finish = stored(b, request.id).placement
     assert finish is not None
     clock.set(at(finish.finish))
-    b.requests.advance()
-    usage = b.requests.loop._usage(to_ns(clock.now()))
+    b.scheduling.advance()
+    usage = tenant_usage(b.requests.store, to_ns(clock.now()))
     assert usage == {"acme": 3.0}  # all of each kind settled so far was acme's
     clock.advance(86_400 + 1)
-    assert b.requests.loop._usage(to_ns(clock.now())) == {}
+    assert tenant_usage(b.requests.store, to_ns(clock.now())) == {}
 
 
 def test_a_submission_triggers_a_cycle_off_the_rpc_thread(broker: BrokerHandle) -> None:

@@ -12,7 +12,7 @@ The key is derived from the database schema's name: brokers of one deployment sh
 deployments in different schemas of one database do not contend (the test suite runs many).
 SQLite is one process's file, so there the lock is simply held.
 
-Does not own: what the leader does (cycle.py).
+Does not own: what the leader does (loop.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The scheduler's world, built from the constellation's stored nodes, stations and contacts.
+"""The scheduler's models, converted from the constellation's stored nodes, stations and contacts.
 
 Owns: the conversions — a node's capacity, labels and state; a station's antennas and labels;
 a contact in whole seconds with its AOS rounded up and its LOS rounded down (so every second
@@ -7,7 +7,8 @@ two caps of the scheduler's model: it indexes at most STATIONS_MAX (62) stations
 machine word, so a larger ground network is scheduled on its first 62 stations by id (the rest
 are logged and unused), and a station serves at most 64 satellites at once in its model.
 
-Does not own: when the world is rebuilt (cycle.py) or the stored world (the constellation).
+Does not own: when the world is rebuilt (world_sync.py), the stored world (the constellation)
+or the scheduler's indexed world (orbitq.services.scheduler.world).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Sequence
 
+from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import NodeRecord, StoredContact
 from orbitq.services.orbits import GroundStation
 from orbitq.services.scheduler import Contact, Node, Station
@@ -23,7 +25,6 @@ from orbitq.services.scheduler.world import STATIONS_MAX
 log = logging.getLogger(__name__)
 
 STATION_ANTENNAS_MAX = 64
-NANOS_PER_SECOND = 1_000_000_000
 
 
 def scheduler_node(record: NodeRecord) -> Node:

@@ -5,26 +5,29 @@ horizon; the placements of those that are PLACED, RUNNING or COMPLETED, with the
 use as the scheduler saw them (whole seconds); those that ended UNSCHEDULABLE, EXPIRED or
 FAILED as `rejected` with their reason; every node and every station (antennas capped at the
 scheduler's 64) — and the default horizon: from the earliest not_before to the latest deadline
-of all requests. The document itself is orbitq.services.scheduler.export's.
+of all requests. The document itself is orbitq.services.scheduler.document's.
 
 `orbitq schedule export` writes the same document from a running broker, built client-side
 from ListRequests, ListNodes and ListStations (placements carry their contacts); a test checks
 that both are equal.
 
-Does not own: the JSON shape (scheduler.export) or files.
+Does not own: the JSON shape (scheduler.document) or files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from orbitq.services.constellation import NodeRecord
+from orbitq.services.clock import NANOS_PER_SECOND, to_ns
+from orbitq.services.constellation import Constellation, NodeRecord
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.orbits import GroundStation
 from orbitq.services.requests.model import RequestState, StoredRequest
-from orbitq.services.requests.world import STATION_ANTENNAS_MAX, scheduler_node
+from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Contact, Station, schedule_document
+from orbitq.services.scheduling.convert import STATION_ANTENNAS_MAX, scheduler_node
 
 S = RequestState
 PLACED_IN_DOCUMENT = frozenset({S.PLACED, S.RUNNING, S.COMPLETED})
@@ -80,3 +83,18 @@ def schedule_of(
         [r.placement for r in placed if r.placement is not None],
         {r.id: r.reason for r in chosen if r.state in REJECTED_IN_DOCUMENT},
     )
+
+
+def stored_schedule(
+    store: RequestStore,
+    constellation: Constellation,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """The §9 document of the stored schedule over [start, end) (default: the span of all
+    requests' windows), the horizon rounded outwards to whole seconds."""
+    horizon = (
+        to_ns(start) // NANOS_PER_SECOND if start else None,
+        -(-to_ns(end) // NANOS_PER_SECOND) if end else None,
+    )
+    return schedule_of(store.all(), constellation.nodes(), constellation.stations(), horizon)

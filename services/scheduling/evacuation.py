@@ -1,0 +1,52 @@
+"""Evacuation: live work on nodes that went down.
+
+Owns: `evacuation_moves` — for each PLACED or RUNNING request on a node that is down, its
+booking released from the Scheduler and the move that says what becomes of it: not yet
+uplinked → PENDING ("node X is down; placing it again"); started (the ticket is on board, or it
+runs) → PENDING while now + run_seconds < deadline, else FAILED. The same cycle may place the
+requests sent back to PENDING again.
+
+Does not own: when node states are read (world_sync.py) or applying the moves (moves.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+
+from orbitq.services.requests.lifecycle import Move
+from orbitq.services.requests.model import PLACED_STATES, RequestState
+from orbitq.services.requests.store import RequestStore
+from orbitq.services.scheduler import Scheduler, rfc3339
+
+S = RequestState
+
+
+def evacuation_moves(
+    scheduler: Scheduler, store: RequestStore, down: Set[str], now_s: int
+) -> list[Move]:
+    """Release the live work on the nodes in `down` from `scheduler`; its moves."""
+    if not down:
+        return []
+    moves: list[Move] = []
+    for request in store.in_states(PLACED_STATES):
+        placement = request.placement
+        if placement is None or placement.node not in down:
+            continue
+        scheduler.release(request.id)
+        node = placement.node
+        if request.state is S.PLACED and placement.uplink.at > now_s:
+            reason = f"node {node} is down; placing it again"
+            moves.append(Move(request.id, frozenset({S.PLACED}), S.PENDING, reason))
+        elif now_s + request.spec.run_seconds < request.spec.deadline:
+            reason = (
+                f"node {node} went down after the ticket went up; the deadline"
+                " leaves time to run again, placing it again"
+            )
+            moves.append(Move(request.id, frozenset({request.state}), S.PENDING, reason))
+        else:
+            reason = (
+                f"node {node} went down after the ticket went up, and the deadline"
+                f" {rfc3339(request.spec.deadline)} leaves no time to run again"
+            )
+            moves.append(Move(request.id, frozenset({request.state}), S.FAILED, reason))
+    return moves

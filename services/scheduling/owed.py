@@ -1,0 +1,41 @@
+"""Owed reservations: terminal requests whose reservation the ledger still holds.
+
+Owns: `resolve_owed` — every terminal request whose reservation is still open is released
+(or, COMPLETED, settled with what it was charged) in batches, and its reservation closed in the
+store. A terminal transition is made durable first, then the ledger operation, then the
+reservation is marked closed, so a crash in between leaves it owed (`due_s` 0) and the next
+pass resolves it; what the ledger refuses is logged by the reservations and retried next pass.
+
+Does not own: the transfers themselves (requests.reservations) or when a request becomes
+terminal (the other jobs; cancellation releases at once in its RPC).
+"""
+
+from __future__ import annotations
+
+from orbitq.services.requests.model import TERMINAL_STATES, RequestState
+from orbitq.services.requests.reservations import Reservations
+from orbitq.services.requests.store import RequestStore
+from orbitq.services.scheduling.moves import DUE_BATCH_MAX, DUE_BATCHES_MAX
+
+S = RequestState
+
+
+def resolve_owed(
+    store: RequestStore, reservations: Reservations, now_s: int, now_ns: int
+) -> tuple[str, ...]:
+    """Release or settle the reservations of terminal requests the ledger still holds; the
+    ids resolved."""
+    resolved: list[str] = []
+    for _ in range(DUE_BATCHES_MAX):
+        owed = store.due(TERMINAL_STATES, now_s, DUE_BATCH_MAX)
+        if not owed:
+            break
+        settle = [(r, r.settled) for r in owed if r.state is S.COMPLETED]
+        release = [r for r in owed if r.state is not S.COMPLETED]
+        done = reservations.settle(settle) if settle else {}
+        done.update(reservations.release(release) if release else {})
+        store.close_reservations(done, now_ns)
+        resolved.extend(done)
+        if len(done) < len(owed) or len(owed) < DUE_BATCH_MAX:
+            break  # what the ledger refused was logged; the next pass retries it
+    return tuple(resolved)
