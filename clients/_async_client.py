@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from orbitq.clients import _calls, _flavour
 from orbitq.clients._async_transport import AsyncTransport
 from orbitq.clients._calls import Call, Page
+from orbitq.clients._defaults import TIMEOUT_SECONDS_DEFAULT
 from orbitq.clients._transport import (
-    DEFAULT_TIMEOUT_SECONDS,
     RetryConfig,
     TLSConfig,
     resolve_settings,
@@ -81,7 +81,7 @@ class AsyncBrokerClient:
         target: str | None = None,
         api_key: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        timeout: float = TIMEOUT_SECONDS_DEFAULT,
         tls: TLSConfig | None = None,
         retry: RetryConfig | None = None,
         ledger_key: str | None = None,

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from orbitq.clients import _calls, _flavour
 from orbitq.clients._calls import Call, Page
+from orbitq.clients._defaults import TIMEOUT_SECONDS_DEFAULT
 from orbitq.clients._sync_transport import Transport
 from orbitq.clients._transport import (
-    DEFAULT_TIMEOUT_SECONDS,
     RetryConfig,
     TLSConfig,
     resolve_settings,
@@ -82,7 +82,7 @@ class BrokerClient:
         target: str | None = None,
         api_key: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        timeout: float = TIMEOUT_SECONDS_DEFAULT,
         tls: TLSConfig | None = None,
         retry: RetryConfig | None = None,
         ledger_key: str | None = None,

@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from orbitq.clients._defaults import TARGET_DEFAULT
 from orbitq.clients.errors import (
     ERROR_OF_STATUS,
     BrokerCallError,
@@ -42,8 +43,6 @@ from orbitq.v1 import (
     request_pb2_grpc,
 )
 
-DEFAULT_TARGET = "127.0.0.1:7707"
-DEFAULT_TIMEOUT_SECONDS = 10.0
 MESSAGE_BYTES_MAX = 32 * 1024 * 1024
 
 _STUBS: dict[str, Callable[[Any], Any]] = {
@@ -105,7 +104,7 @@ def resolve_settings(
     tls: TLSConfig | None,
     retry: RetryConfig | None,
 ) -> Settings:
-    resolved_target = target or os.environ.get("ORBITQ_TARGET") or DEFAULT_TARGET
+    resolved_target = target or os.environ.get("ORBITQ_TARGET") or TARGET_DEFAULT
     resolved_key = api_key or os.environ.get("ORBITQ_API_KEY")
     if not resolved_key:
         raise ConfigurationError("no API key: pass api_key= or set ORBITQ_API_KEY")

@@ -9,7 +9,8 @@ import re
 import secrets
 import uuid
 
-ID_MAX = 2**128 - 1
+from orbitq.ledger.model import ID_MAX
+
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 IdLike = int | str | bytes | uuid.UUID

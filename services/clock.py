@@ -14,7 +14,18 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-NANOS_PER_SECOND = 1_000_000_000
+# The unit is defined once, by the ledger (the lowest layer); the services take it from here.
+from orbitq.ledger.model import NANOS_PER_SECOND
+
+__all__ = [
+    "NANOS_PER_SECOND",
+    "Clock",
+    "ShiftedClock",
+    "SimulatedClock",
+    "SystemClock",
+    "from_ns",
+    "to_ns",
+]
 
 
 class Clock(Protocol):

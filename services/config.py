@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-DEFAULT_LISTEN = "127.0.0.1:7707"
+LISTEN_DEFAULT = "127.0.0.1:7707"
 CONFIG_FILE = "config.toml"
 KEY_FILE = "broker.key"
 DB_FILE = "orbitq.db"
@@ -34,7 +34,7 @@ class BrokerConfig:
     db_url: str
     # The checkpoint origin and signing-key name (C2SP tlog-checkpoint).
     origin: str
-    listen: str = DEFAULT_LISTEN
+    listen: str = LISTEN_DEFAULT
     tls_cert: Path | None = None
     tls_key: Path | None = None
     key_passphrase: bytes | None = None
@@ -87,7 +87,7 @@ def load_config(
         data_dir=directory,
         db_url=str(stored.get("db_url", f"sqlite:///{directory / DB_FILE}")),
         origin=validate_origin(origin),
-        listen=str(stored.get("listen", DEFAULT_LISTEN)),
+        listen=str(stored.get("listen", LISTEN_DEFAULT)),
         clock=str(stored.get("clock", "system")),
         contact_horizon_hours=_number(stored, "contact_horizon_hours", 24.0),
         contact_refresh_seconds=_number(stored, "contact_refresh_seconds", 600.0),

@@ -12,10 +12,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from orbitq.clients._defaults import TARGET_DEFAULT, TIMEOUT_SECONDS_DEFAULT
+
 # A handler gets the parsed arguments and returns the process exit code.
 Handler = Callable[[argparse.Namespace], int]
 
-DEFAULT_TIMEOUT_SECONDS = 10.0
 # Exit status when the ledger, or what a broker presented of it, fails verification.
 EXIT_INTEGRITY = 4
 
@@ -39,8 +40,8 @@ def add_connection_flags(
     if target_help is None:
         group.add_argument(
             "--target",
-            default=os.environ.get("ORBITQ_TARGET", "127.0.0.1:7707"),
-            help="broker address HOST:PORT (env ORBITQ_TARGET; default 127.0.0.1:7707)",
+            default=os.environ.get("ORBITQ_TARGET", TARGET_DEFAULT),
+            help=f"broker address HOST:PORT (env ORBITQ_TARGET; default {TARGET_DEFAULT})",
         )
     else:
         group.add_argument("--target", metavar="HOST:PORT", help=target_help)
@@ -52,8 +53,8 @@ def add_connection_flags(
     group.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help=f"seconds to wait for each call (default {DEFAULT_TIMEOUT_SECONDS:g})",
+        default=TIMEOUT_SECONDS_DEFAULT,
+        help=f"seconds to wait for each call (default {TIMEOUT_SECONDS_DEFAULT:g})",
     )
     group.add_argument(
         "--tls-ca",

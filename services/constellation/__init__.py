@@ -11,7 +11,7 @@ refreshes run (the broker's jobs).
 from __future__ import annotations
 
 from orbitq.services.constellation.model import (
-    DEFAULT_CAPACITY,
+    CAPACITY_DEFAULT,
     ELEMENT_TEXT_BYTES_MAX,
     NO_CAPACITY,
     NODE_STATES,
@@ -38,9 +38,9 @@ from orbitq.services.constellation.plan import (
 from orbitq.services.constellation.service import Constellation
 
 __all__ = [
+    "CAPACITY_DEFAULT",
     "CONTACT_HORIZON_HOURS_DEFAULT",
     "CONTACT_RETENTION_DAYS_DEFAULT",
-    "DEFAULT_CAPACITY",
     "ELEMENT_TEXT_BYTES_MAX",
     "NODES_MAX",
     "NODES_PER_IMPORT_MAX",

@@ -78,7 +78,7 @@ class Capacity:
 NO_CAPACITY = Capacity(0, 0, 0, 0)
 # What a new node gets for a field nobody gave: a small flight computer (4 cores, 64 GB), an
 # X-band downlink and an S-band uplink. Modelling assumptions; operators import real figures.
-DEFAULT_CAPACITY = Capacity(
+CAPACITY_DEFAULT = Capacity(
     cpu_millicores=4_000, storage_mb=64_000, downlink_mbps=100, uplink_mbps=10
 )
 

@@ -6,7 +6,7 @@ Owns the import rules (docs/orbits.md, "Serving the sky"):
    unless `skip_bad`, which imports the good ones and returns the problems;
 3. a bad capacities row is always an error (a node must never get the wrong capacity);
 4. nodes are upserted by NORAD id in one transaction: a new node gets the capacities row that
-   names it, else the given default fields, else DEFAULT_CAPACITY, the given labels and state
+   names it, else the given default fields, else CAPACITY_DEFAULT, the given labels and state
    `ready`; an existing node gets the new element set and name, keeps its state, takes only
    the capacity fields given, and the given labels are merged over its own;
 5. element sets more than ELEMENT_AGE_WARN_DAYS from the broker's clock are reported as stale.
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from orbitq.services import pagination
 from orbitq.services.constellation.model import (
     CAPACITIES_TEXT_BYTES_MAX,
-    DEFAULT_CAPACITY,
+    CAPACITY_DEFAULT,
     ELEMENT_TEXT_BYTES_MAX,
     NODES_MAX,
     NODES_PER_IMPORT_MAX,
@@ -38,7 +38,6 @@ from orbitq.services.constellation.model import (
 )
 from orbitq.services.constellation.tables import (
     BATCH_ROWS,
-    IN_LIST_MAX,
     NODES,
     batches,
     capacity_of,
@@ -47,6 +46,7 @@ from orbitq.services.constellation.tables import (
     node_values,
     writing,
 )
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX
 from orbitq.services.db.models import NODE_ID_CHARS_MAX
 from orbitq.services.errors import (
     InvalidArgumentError,
@@ -233,7 +233,7 @@ def _upsert(
     ids = [str(element.norad_id) for element in elements]
     with writing(engine, world=True) as (connection, _):
         existing: dict[str, sa.Row[Any]] = {}
-        for batch in batches(ids, IN_LIST_MAX):
+        for batch in batches(ids, IN_LIST_VALUES_MAX):
             query = sa.select(NODES).where(NODES.c.id.in_(batch))
             existing.update((row.id, row) for row in connection.execute(query))
         created = len(ids) - len(existing)
@@ -250,7 +250,7 @@ def _upsert(
             given = capacities.get(element.norad_id, spec.default_capacity)
             row = existing.get(str(values["id"]))
             if row is None:
-                values.update(capacity_values(given.over(DEFAULT_CAPACITY)))
+                values.update(capacity_values(given.over(CAPACITY_DEFAULT)))
                 values.update(
                     labels=dict(spec.labels),
                     state="ready",

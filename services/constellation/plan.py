@@ -43,7 +43,6 @@ from orbitq.services.constellation.tables import (
     BATCH_ROWS,
     CONTACT_COLUMNS,
     CONTACTS,
-    IN_LIST_MAX,
     PLAN,
     PLAN_ROW_ID,
     batches,
@@ -51,6 +50,7 @@ from orbitq.services.constellation.tables import (
     read_plan,
     writing,
 )
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX
 from orbitq.services.db.models import NODE_ID_CHARS_MAX, STATION_ID_CHARS_MAX
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.orbits import (
@@ -234,7 +234,7 @@ def _stored(
     """Contacts of `nodes` not over by now - 1 s (those over are never rewritten)."""
     since = now - _ID_LOOKBACK_NS
     found: list[StoredContact] = []
-    for batch in batches(list(nodes), IN_LIST_MAX):
+    for batch in batches(list(nodes), IN_LIST_VALUES_MAX):
         query = sa.select(*CONTACT_COLUMNS).where(
             CONTACTS.c.node.in_(batch),
             CONTACTS.c.aos_ns >= since - longest_ns,
@@ -293,9 +293,9 @@ def refresh(
 
 
 def _apply(connection: sa.Connection, diff: _Diff, now_ns: int) -> None:
-    for batch in batches(diff.deleted, IN_LIST_MAX):
+    for batch in batches(diff.deleted, IN_LIST_VALUES_MAX):
         connection.execute(sa.delete(CONTACTS).where(CONTACTS.c.id.in_(batch)))
-    for batch in batches(diff.truncated, IN_LIST_MAX):
+    for batch in batches(diff.truncated, IN_LIST_VALUES_MAX):
         connection.execute(
             sa.update(CONTACTS).where(CONTACTS.c.id.in_(batch)).values(los_ns=now_ns)
         )

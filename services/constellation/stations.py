@@ -19,13 +19,13 @@ from orbitq.services.constellation.model import (
     problems_message,
 )
 from orbitq.services.constellation.tables import (
-    IN_LIST_MAX,
     STATIONS,
     batches,
     station_of,
     station_values,
     writing,
 )
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX
 from orbitq.services.errors import InvalidArgumentError, ResourceExhaustedError
 from orbitq.services.orbits import GroundStation, parse_stations
 
@@ -39,7 +39,7 @@ def upsert_stations(
     created = updated = changed = 0
     with writing(engine, world=True) as (connection, _):
         existing: dict[str, GroundStation] = {}
-        for batch in batches(ids, IN_LIST_MAX):
+        for batch in batches(ids, IN_LIST_VALUES_MAX):
             query = sa.select(STATIONS).where(STATIONS.c.id.in_(batch))
             existing.update((row.id, station_of(row)) for row in connection.execute(query))
         new = len(ids) - len(existing)

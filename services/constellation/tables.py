@@ -40,9 +40,8 @@ STATIONS: sa.Table = SQLModel.metadata.tables["stations"]
 CONTACTS: sa.Table = SQLModel.metadata.tables["contacts"]
 PLAN: sa.Table = SQLModel.metadata.tables["contact_plan"]
 PLAN_ROW_ID = 1
-# Rows per statement of a bulk insert/update, and ids per IN (...) list.
+# Rows per statement of a bulk insert/update.
 BATCH_ROWS = 5_000
-IN_LIST_MAX = 500
 
 _MEAN_FIELDS = tuple(
     f.name for f in fields(ElementSet) if f.name not in ("name", "epoch", "line1", "line2")

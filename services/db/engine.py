@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from orbitq.ledger.store.dialect import IN_LIST_VALUES_MAX
 from orbitq.ledger.store.transactions import WRITE_OPTION, write_transaction
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -86,4 +87,4 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-__all__ = ["create_engine", "normalize_url", "write_transaction"]
+__all__ = ["IN_LIST_VALUES_MAX", "create_engine", "normalize_url", "write_transaction"]

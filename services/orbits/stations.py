@@ -30,12 +30,12 @@ ANTENNAS_MAX = 1_000
 LINK_MBPS_MAX = 1_000_000.0
 LABELS_MAX = 32
 LABEL_CHARS_MAX = 63
-STATIONS_MAX = 100_000
+STATION_FILE_RECORDS_MAX = 100_000
 STATION_TEXT_CHARS_MAX = 16 * 1024 * 1024
 # Rates assumed when a list does not give them: an X-band downlink and an S-band uplink of the
 # class commercial LEO ground networks rent out. Modelling assumptions, like the antenna counts.
-DEFAULT_DOWNLINK_MBPS = 200.0
-DEFAULT_UPLINK_MBPS = 10.0
+DOWNLINK_MBPS_DEFAULT = 200.0
+UPLINK_MBPS_DEFAULT = 10.0
 
 _COLUMNS_KNOWN = {
     "id",
@@ -73,8 +73,8 @@ class GroundStation:
     min_elevation_deg: float
     antennas: int
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
-    downlink_mbps: float = DEFAULT_DOWNLINK_MBPS
-    uplink_mbps: float = DEFAULT_UPLINK_MBPS
+    downlink_mbps: float = DOWNLINK_MBPS_DEFAULT
+    uplink_mbps: float = UPLINK_MBPS_DEFAULT
 
     def __post_init__(self) -> None:
         # Read-only so a shared station cannot be relabelled behind the scheduler's back.
@@ -209,8 +209,8 @@ def _parse_csv(text: str) -> ParsedStations:
         return f"unknown column(s) {', '.join(unknown)}" if unknown else None
 
     def add(record: dict[str, str], line: int) -> bool:
-        if len(collector.stations) >= STATIONS_MAX:
-            collector.problem(line, f"more than {STATIONS_MAX} stations")
+        if len(collector.stations) >= STATION_FILE_RECORDS_MAX:
+            collector.problem(line, f"more than {STATION_FILE_RECORDS_MAX} stations")
             return False
         collector.add({name: cell.strip() for name, cell in record.items()}, line)
         return True
@@ -239,7 +239,7 @@ def _parse_json(text: str) -> ParsedStations:
     read_json_objects(
         text,
         noun="stations",
-        most=STATIONS_MAX,
+        most=STATION_FILE_RECORDS_MAX,
         on_record=add,
         on_problem=collector.problem,
     )
@@ -264,8 +264,8 @@ def _station(record: Mapping[str, object]) -> GroundStation:
             min_elevation_deg=_number(record, "min_elevation_deg"),
             antennas=_whole(record, "antennas"),
             labels=labels,
-            downlink_mbps=_number(record, "downlink_mbps", default=DEFAULT_DOWNLINK_MBPS),
-            uplink_mbps=_number(record, "uplink_mbps", default=DEFAULT_UPLINK_MBPS),
+            downlink_mbps=_number(record, "downlink_mbps", default=DOWNLINK_MBPS_DEFAULT),
+            uplink_mbps=_number(record, "uplink_mbps", default=UPLINK_MBPS_DEFAULT),
         )
     except InvalidStationError as error:
         raise _FieldError("; ".join(error.problems)) from None

@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Principal
-from orbitq.services.clock import to_ns
+from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.constellation import Constellation
 from orbitq.services.db.models import IDEMPOTENCY_KEY_CHARS_MAX
 from orbitq.services.errors import (
@@ -88,7 +88,6 @@ from orbitq.services.tenants import Tenants
 log = logging.getLogger(__name__)
 
 S = RequestState
-NANOS_PER_SECOND = 1_000_000_000
 # How long a catalog of the world may serve validation without a look at the database
 # (changes made through this process invalidate it at once).
 CATALOG_SECONDS = 5.0

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
-from orbitq.services.db.engine import write_transaction
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
 from orbitq.services.requests.lifecycle import Move, check, due_s
 from orbitq.services.requests.model import (
     REASON_CHARS_MAX,
@@ -47,8 +47,6 @@ from orbitq.services.scheduler import (
 
 REQUESTS: sa.Table = SQLModel.metadata.tables["requests"]
 TRANSITIONS: sa.Table = SQLModel.metadata.tables["request_transitions"]
-# Ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
-IN_LIST_MAX = 500
 
 
 class DuplicateKeyError(Exception):
@@ -172,8 +170,8 @@ class RequestStore:
     def fetch(self, request_ids: Sequence[str]) -> list[StoredRequest]:
         found: list[StoredRequest] = []
         with self._engine.connect() as connection:
-            for first in range(0, len(request_ids), IN_LIST_MAX):
-                chunk = list(request_ids[first : first + IN_LIST_MAX])
+            for first in range(0, len(request_ids), IN_LIST_VALUES_MAX):
+                chunk = list(request_ids[first : first + IN_LIST_VALUES_MAX])
                 rows = connection.execute(sa.select(REQUESTS).where(REQUESTS.c.id.in_(chunk)))
                 found.extend(_stored_of(row._mapping) for row in rows)
         return found

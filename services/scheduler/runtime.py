@@ -60,7 +60,7 @@ from orbitq.services.scheduler.repack import (
     CycleIndex,
     in_the_way,
 )
-from orbitq.services.scheduler.world import NODES_MAX, NodeInfo, World
+from orbitq.services.scheduler.world import WORLD_NODES_MAX, NodeInfo, World
 
 REASON_NOT_EXAMINED = "not examined this cycle"
 REASON_UNKNOWN_NODE = "placement on an unknown node"
@@ -81,7 +81,7 @@ class SchedulerConfig:
 
     feasible_nodes_to_score: int = FEASIBLE_NODES_TO_SCORE
     """Stop walking nodes once this many fit; score only those (Kubernetes' idea)."""
-    nodes_to_examine_max: int = NODES_MAX
+    nodes_to_examine_max: int = WORLD_NODES_MAX
     """Give up on a request for this cycle after examining this many nodes."""
     nodes_to_examine_once_fitting_max: int = NODES_TO_EXAMINE_ONCE_FITTING_MAX
     """Once a node fits, stop after examining this many in all, even with fewer than
@@ -100,15 +100,15 @@ class SchedulerConfig:
     repack_nodes_max: int = REPACK_NODES_MAX
 
     def __post_init__(self) -> None:
-        assert 1 <= self.feasible_nodes_to_score <= NODES_MAX
-        assert 1 <= self.nodes_to_examine_max <= NODES_MAX
+        assert 1 <= self.feasible_nodes_to_score <= WORLD_NODES_MAX
+        assert 1 <= self.nodes_to_examine_max <= WORLD_NODES_MAX
         assert self.feasible_nodes_to_score <= self.nodes_to_examine_once_fitting_max
         assert 1 <= self.cycle_requests_max <= CYCLE_REQUESTS_MAX
         assert 0 <= self.displacements_per_cycle_max <= 10_000
         assert 0 <= self.preemption_attempts_per_cycle_max <= 100_000
-        assert 1 <= self.preemption_nodes_max <= NODES_MAX
+        assert 1 <= self.preemption_nodes_max <= WORLD_NODES_MAX
         assert 0 <= self.repack_attempts_per_cycle_max <= 100_000
-        assert 1 <= self.repack_nodes_max <= NODES_MAX
+        assert 1 <= self.repack_nodes_max <= WORLD_NODES_MAX
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from orbitq.services.scheduler.model import Contact, Node, Station
 from orbitq.services.scheduler.timeline import Timeline
 
-NODES_MAX = 100_000
-STATIONS_MAX = 62  # station sets are bitmasks in one machine word
+WORLD_NODES_MAX = 100_000
+WORLD_STATIONS_MAX = 62  # station sets are bitmasks in one machine word
 CONTACTS_PER_NODE_MAX = 20_000
 RADIO_CAPACITY = 1
 SEEING_CACHE_MAX = 1024  # station selectors remembered by nodes_seeing
@@ -109,10 +109,10 @@ class World:
     """Nodes, stations and contacts indexed for the plugins."""
 
     def __init__(self, nodes: Sequence[Node], stations: Sequence[Station]) -> None:
-        if len(nodes) > NODES_MAX:
-            raise ValueError(f"at most {NODES_MAX} nodes")
-        if len(stations) > STATIONS_MAX:
-            raise ValueError(f"at most {STATIONS_MAX} stations")
+        if len(nodes) > WORLD_NODES_MAX:
+            raise ValueError(f"at most {WORLD_NODES_MAX} nodes")
+        if len(stations) > WORLD_STATIONS_MAX:
+            raise ValueError(f"at most {WORLD_STATIONS_MAX} stations")
         self.nodes: list[NodeInfo] = [NodeInfo(index, node) for index, node in enumerate(nodes)]
         self.stations: list[StationInfo] = [
             StationInfo(index, station) for index, station in enumerate(stations)

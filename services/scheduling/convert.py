@@ -3,7 +3,7 @@
 Owns: the conversions — a node's capacity, labels and state; a station's antennas and labels;
 a contact in whole seconds with its AOS rounded up and its LOS rounded down (so every second
 the scheduler uses lies inside the real window), dropping contacts shorter than a second — and
-two caps of the scheduler's model: it indexes at most STATIONS_MAX (62) stations, as bits of a
+two caps of the scheduler's model: it indexes at most WORLD_STATIONS_MAX (62) stations, as bits of a
 machine word, so a larger ground network is scheduled on its first 62 stations by id (the rest
 are logged and unused), and a station serves at most 64 satellites at once in its model.
 
@@ -20,7 +20,7 @@ from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import NodeRecord, StoredContact
 from orbitq.services.orbits import GroundStation
 from orbitq.services.scheduler import Contact, Node, Station
-from orbitq.services.scheduler.world import STATIONS_MAX
+from orbitq.services.scheduler.world import WORLD_STATIONS_MAX
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,17 @@ def node_shape(record: NodeRecord) -> Hashable:
 
 def scheduler_stations(stations: Sequence[GroundStation]) -> list[Station]:
     chosen = sorted(stations, key=lambda station: station.id)
-    if len(chosen) > STATIONS_MAX:
+    if len(chosen) > WORLD_STATIONS_MAX:
         log.warning(
             "the scheduler indexes at most %d ground stations; %d stations (%s ...) are not"
             " scheduled",
-            STATIONS_MAX,
-            len(chosen) - STATIONS_MAX,
-            ", ".join(station.id for station in chosen[STATIONS_MAX : STATIONS_MAX + 5]),
+            WORLD_STATIONS_MAX,
+            len(chosen) - WORLD_STATIONS_MAX,
+            ", ".join(
+                station.id for station in chosen[WORLD_STATIONS_MAX : WORLD_STATIONS_MAX + 5]
+            ),
         )
-        chosen = chosen[:STATIONS_MAX]
+        chosen = chosen[:WORLD_STATIONS_MAX]
     return [
         Station(
             id=station.id,

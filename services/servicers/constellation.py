@@ -24,7 +24,7 @@ from orbitq.services.constellation import (
 )
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.orbits import GroundStation, InvalidStationError, omm_record
-from orbitq.services.orbits.stations import DEFAULT_DOWNLINK_MBPS, DEFAULT_UPLINK_MBPS
+from orbitq.services.orbits.stations import DOWNLINK_MBPS_DEFAULT, UPLINK_MBPS_DEFAULT
 from orbitq.services.servicers.convert import timestamp
 from orbitq.v1 import constellation_pb2, constellation_pb2_grpc
 
@@ -114,8 +114,8 @@ def station_from_proto(message: constellation_pb2.Station) -> GroundStation:
             min_elevation_deg=message.min_elevation_deg,
             antennas=message.antennas,
             labels=dict(message.labels),
-            downlink_mbps=message.downlink_mbps or DEFAULT_DOWNLINK_MBPS,
-            uplink_mbps=message.uplink_mbps or DEFAULT_UPLINK_MBPS,
+            downlink_mbps=message.downlink_mbps or DOWNLINK_MBPS_DEFAULT,
+            uplink_mbps=message.uplink_mbps or UPLINK_MBPS_DEFAULT,
         )
     except InvalidStationError as error:
         raise InvalidArgumentError(

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from orbitq.services.auth import SYSTEM, Principal
 from orbitq.services.broker import Broker, init_data_dir
-from orbitq.services.clock import SimulatedClock, from_ns, to_ns
+from orbitq.services.clock import NANOS_PER_SECOND, SimulatedClock, from_ns, to_ns
 from orbitq.services.config import load_config
 from orbitq.services.db.engine import create_engine
 from orbitq.services.errors import FailedPreconditionError, InvalidArgumentError
@@ -40,7 +40,6 @@ from orbitq.services.sim.fleet import Fleet, choose_fleet
 from orbitq.services.sim.report import Tally, build_report
 from orbitq.services.sim.workload import PROFILES, Arrival, Workload, generate
 
-NANOS_PER_SECOND = 1_000_000_000
 ORIGIN = "sim.orbitq.local/ledger"
 # Limits on one run: the contact plan's horizon, and what finishes in minutes on a laptop.
 HOURS_MIN = 2.0

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orbitq.ledger.model import Kind, SystemAccount
-from orbitq.services.clock import to_ns
+from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.requests import RequestState, StoredRequest
 from orbitq.services.requests.reservations import amount_of
 from orbitq.services.scheduler import rfc3339
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from orbitq.services.broker import Broker
     from orbitq.services.sim.driver import SimSettings
 
-NANOS_PER_SECOND = 1_000_000_000
 S = RequestState
 REJECTED_STATES = (S.UNSCHEDULABLE, S.EXPIRED, S.FAILED)
 _FIGURES = re.compile(r"[0-9][0-9,.:TZ-]*")

@@ -15,7 +15,7 @@ from orbitq.services.orbits import (
     load_bundled_stations,
     parse_stations,
 )
-from orbitq.services.orbits.stations import STATIONS_MAX
+from orbitq.services.orbits.stations import STATION_FILE_RECORDS_MAX
 
 HEADER = "id,name,operator,country,latitude,longitude,altitude_m,min_elevation_deg,antennas"
 GOOD = "svalbard,SvalSat,KSAT,NO,78.23,15.41,500,5,4"
@@ -130,9 +130,10 @@ def test_duplicates_unknown_columns_and_json_records() -> None:
     assert problem.message.startswith("not valid JSON")
     (problem,) = parse_stations('{"id": "a"}').problems
     assert str(problem) == "line 1: the JSON of stations must be a list of objects"
-    (problem,) = parse_stations(json.dumps([{}] * (STATIONS_MAX + 1))).problems
+    (problem,) = parse_stations(json.dumps([{}] * (STATION_FILE_RECORDS_MAX + 1))).problems
     assert problem.message == (
-        f"a list of {STATIONS_MAX + 1} objects is more than the {STATIONS_MAX} stations allowed"
+        f"a list of {STATION_FILE_RECORDS_MAX + 1} objects is more than the"
+        f" {STATION_FILE_RECORDS_MAX} stations allowed"
     )
     assert [str(p) for p in parse_stations('[{"id": "a"}, 7]').problems][-1] == (
         "record 2: is not a JSON object"

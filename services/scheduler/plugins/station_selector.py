@@ -23,7 +23,7 @@ from orbitq.services.scheduler.framework import (
 from orbitq.services.scheduler.world import NodeInfo
 
 NAME = "station_selector"
-NARROWING_CONTACTS_MAX_PER_NODE = 2  # scan at most this many contacts per node to narrow
+NARROWING_CONTACTS_PER_NODE_MAX = 2  # scan at most this many contacts per node to narrow
 REASON_NO_STATION = "no station matches the station selector"
 REASON_NO_ALLOWED_CONTACT = "no contact with an allowed station"
 
@@ -48,7 +48,7 @@ class StationSelectorPlugin:
         # Nodes with an allowed contact while the uplink can happen; failing that (too many
         # contacts to scan: nearly every node has one), nodes that ever see an allowed station.
         last_uplink_end = request.deadline - request.run_seconds
-        budget = NARROWING_CONTACTS_MAX_PER_NODE * len(world.nodes)
+        budget = NARROWING_CONTACTS_PER_NODE_MAX * len(world.nodes)
         seeing = world.nodes_in_contact(mask, ctx.earliest, last_uplink_end, budget)
         if seeing is None:
             seeing = world.nodes_seeing(mask)
