@@ -232,20 +232,52 @@ def list_contacts(w: World, s: Subject) -> Message:
     return constellation_pb2.ListContactsRequest(node=s.node)
 
 
+def enrollment_token(w: World, s: Subject) -> Message:
+    return constellation_pb2.CreateEnrollmentTokenRequest(node=s.node)
+
+
 def enroll_node(w: World, s: Subject) -> Message:
     return agent_pb2.EnrollNodeRequest(node=s.node, public_key=bytes(32))
 
 
 def pull_tickets(w: World, s: Subject) -> Message:
-    return agent_pb2.PullTicketsRequest(node=s.node, max_tickets=1)
+    return agent_pb2.PullTicketsRequest(max_tickets=1)
+
+
+def fetch_blob(w: World, s: Subject) -> Message:
+    return agent_pb2.FetchBlobRequest(digest="sha256:" + "0" * 64)
+
+
+def open_result(w: World, s: Subject) -> Message:
+    return agent_pb2.OpenResultRequest(request_id="0" * 32, size=1, sha256=bytes(32))
+
+
+def put_result_chunk(w: World, s: Subject) -> Message:
+    return agent_pb2.PutResultChunkRequest(request_id="0" * 32, offset=0, data=b"x")
 
 
 def report_receipt(w: World, s: Subject) -> Message:
-    return agent_pb2.ReportReceiptRequest(receipt=b"receipt", signature=bytes(64))
+    return agent_pb2.ReportReceiptRequest(receipt=b"receipt")
 
 
 def heartbeat(w: World, s: Subject) -> Message:
-    return agent_pb2.HeartbeatRequest(node=s.node)
+    return agent_pb2.HeartbeatRequest()
+
+
+def push_workload(w: World, s: Subject) -> Message:
+    return request_pb2.PushWorkloadRequest(module=b"\x00asm\x01\x00\x00\x00")
+
+
+def push_input(w: World, s: Subject) -> Message:
+    return request_pb2.PushInputRequest(data=b"input")
+
+
+def get_blob(w: World, s: Subject) -> Message:
+    return request_pb2.GetBlobRequest(digest="sha256:" + "0" * 64)
+
+
+def get_evidence(w: World, s: Subject) -> Message:
+    return request_pb2.GetEvidenceRequest(id="0" * 32)
 
 
 def checkpoint(w: World, s: Subject) -> Message:
@@ -319,6 +351,12 @@ TABLE = (
         ("ListRequests",      list_requests,     OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("CancelRequest",     cancel_request,    OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
         ("WatchRequest",      watch_request,     OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
+        # Not built yet (the node-agent issue builds them): the servicer answers UNIMPLEMENTED
+        # once the caller is authenticated.
+        ("PushWorkload",      push_workload,     ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
+        ("PushInput",         push_input,        ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
+        ("GetBlob",           get_blob,          ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
+        ("GetEvidence",       get_evidence,      ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
     ),
     *service(
         "Constellation",
@@ -328,6 +366,7 @@ TABLE = (
         ("UpsertStation",     upsert_stations,   OK,    DENIED, DENIED, DENIED, DENIED, NO_KEY),
         ("ListStations",      list_stations,     OK,    OK,     OK,     OK,     OK,     NO_KEY),
         ("ListContacts",      list_contacts,     OK,    OK,     OK,     OK,     OK,     NO_KEY),
+        ("CreateEnrollmentToken", enrollment_token, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
     ),
     # No servicer yet (the node-agent issue builds it): gRPC answers UNIMPLEMENTED before any
     # authentication. Its rule is to be: node keys, each for its own node (node_scope).
@@ -335,6 +374,9 @@ TABLE = (
         "NodeAgent",
         ("EnrollNode",        enroll_node,       ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
         ("PullTickets",       pull_tickets,      ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
+        ("FetchBlob",         fetch_blob,        ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
+        ("OpenResult",        open_result,       ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
+        ("PutResultChunk",    put_result_chunk,  ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
         ("ReportReceipt",     report_receipt,    ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
         ("Heartbeat",         heartbeat,         ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
     ),

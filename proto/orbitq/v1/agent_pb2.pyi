@@ -8,6 +8,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from orbitq.v1 import constellation_pb2 as _constellation_pb2
 from orbitq.v1 import request_pb2 as _request_pb2
 import builtins as _builtins
 import sys
@@ -20,24 +22,70 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TicketRefusalReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TicketRefusalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TicketRefusalReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TICKET_REFUSAL_REASON_UNSPECIFIED: _TicketRefusalReason.ValueType  # 0
+    TICKET_REFUSAL_REASON_MALFORMED: _TicketRefusalReason.ValueType  # 1
+    TICKET_REFUSAL_REASON_BAD_SIGNATURE: _TicketRefusalReason.ValueType  # 2
+    TICKET_REFUSAL_REASON_UNKNOWN_KEY: _TicketRefusalReason.ValueType  # 3
+    TICKET_REFUSAL_REASON_WRONG_ISSUER: _TicketRefusalReason.ValueType  # 4
+    TICKET_REFUSAL_REASON_WRONG_NODE: _TicketRefusalReason.ValueType  # 5
+    TICKET_REFUSAL_REASON_EXPIRED: _TicketRefusalReason.ValueType  # 6
+    TICKET_REFUSAL_REASON_NOT_YET_VALID: _TicketRefusalReason.ValueType  # 7
+    TICKET_REFUSAL_REASON_REPLAY: _TicketRefusalReason.ValueType  # 8
+    TICKET_REFUSAL_REASON_BLOB_UNAVAILABLE: _TicketRefusalReason.ValueType  # 9
+    """The workload or input could not be fetched or did not match its digest."""
+
+class TicketRefusalReason(_TicketRefusalReason, metaclass=_TicketRefusalReasonEnumTypeWrapper):
+    """Why the agent refused a ticket (docs/agent-format.md T-rules)."""
+
+TICKET_REFUSAL_REASON_UNSPECIFIED: TicketRefusalReason.ValueType  # 0
+TICKET_REFUSAL_REASON_MALFORMED: TicketRefusalReason.ValueType  # 1
+TICKET_REFUSAL_REASON_BAD_SIGNATURE: TicketRefusalReason.ValueType  # 2
+TICKET_REFUSAL_REASON_UNKNOWN_KEY: TicketRefusalReason.ValueType  # 3
+TICKET_REFUSAL_REASON_WRONG_ISSUER: TicketRefusalReason.ValueType  # 4
+TICKET_REFUSAL_REASON_WRONG_NODE: TicketRefusalReason.ValueType  # 5
+TICKET_REFUSAL_REASON_EXPIRED: TicketRefusalReason.ValueType  # 6
+TICKET_REFUSAL_REASON_NOT_YET_VALID: TicketRefusalReason.ValueType  # 7
+TICKET_REFUSAL_REASON_REPLAY: TicketRefusalReason.ValueType  # 8
+TICKET_REFUSAL_REASON_BLOB_UNAVAILABLE: TicketRefusalReason.ValueType  # 9
+"""The workload or input could not be fetched or did not match its digest."""
+Global___TicketRefusalReason: _TypeAlias = TicketRefusalReason  # noqa: Y015
+
 @_typing.final
 class EnrollNodeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    ENROLLMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    FUEL_PER_CORE_SECOND_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     public_key: _builtins.bytes
     """Raw 32-byte Ed25519 public key of the node."""
+    enrollment_token: _builtins.str
+    """The one-time token `orbitq node enroll NODE` printed (oqe_<id>_<secret>)."""
+    fuel_per_core_second: _builtins.int
+    """The node's calibrated rate: wasm fuel per core-second (10^8..10^11)."""
+    runtime: _builtins.str
+    """The sandbox's runtime and version (e.g. "wasmtime 51.0.0"): fuel is counted per version."""
     def __init__(
         self,
         *,
         node: _builtins.str = ...,
         public_key: _builtins.bytes = ...,
+        enrollment_token: _builtins.str = ...,
+        fuel_per_core_second: _builtins.int = ...,
+        runtime: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "public_key", b"public_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrollment_token", b"enrollment_token", "fuel_per_core_second", b"fuel_per_core_second", "node", b"node", "public_key", b"public_key", "runtime", b"runtime"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -47,197 +95,312 @@ Global___EnrollNodeRequest: _TypeAlias = EnrollNodeRequest  # noqa: Y015
 class EnrollNodeResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    BROKER_VERIFIER_KEY_FIELD_NUMBER: _builtins.int
-    broker_verifier_key: _builtins.str
-    """The broker's ticket-signing key as a verifier key string."""
+    TICKET_VERIFIER_KEY_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    API_KEY_ID_FIELD_NUMBER: _builtins.int
+    GROUND_LINK_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    ENTRY_INDEX_FIELD_NUMBER: _builtins.int
+    ticket_verifier_key: _builtins.str
+    """The broker's ticket-signing key as a verifier key string
+    (<name>+<hex key id>+<base64(0x01 || public key)>).
+    """
+    issuer: _builtins.str
+    """The issuer (`iss`) every ticket carries: the broker's origin."""
+    api_key: _builtins.str
+    """The node's credential: an API key of role node, shown once."""
+    api_key_id: _builtins.str
+    ground_link: _constellation_pb2.GroundLink.ValueType
+    entry_index: _builtins.int
+    """Position of the NodeKeyEnrolled entry in the signed log."""
+    @_builtins.property
+    def node(self) -> _constellation_pb2.Node: ...
     def __init__(
         self,
         *,
-        broker_verifier_key: _builtins.str = ...,
+        ticket_verifier_key: _builtins.str = ...,
+        issuer: _builtins.str = ...,
+        api_key: _builtins.str = ...,
+        api_key_id: _builtins.str = ...,
+        ground_link: _constellation_pb2.GroundLink.ValueType = ...,
+        node: _constellation_pb2.Node | None = ...,
+        entry_index: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_verifier_key", b"broker_verifier_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "api_key_id", b"api_key_id", "entry_index", b"entry_index", "ground_link", b"ground_link", "issuer", b"issuer", "node", b"node", "ticket_verifier_key", b"ticket_verifier_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnrollNodeResponse: _TypeAlias = EnrollNodeResponse  # noqa: Y015
 
 @_typing.final
-class Ticket(_message.Message):
+class ContactWindow(_message.Message):
+    """A window in which the node can reach the ground."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
-    NODE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    STATION_FIELD_NUMBER: _builtins.int
     START_FIELD_NUMBER: _builtins.int
     END_FIELD_NUMBER: _builtins.int
-    CPU_MILLICORES_FIELD_NUMBER: _builtins.int
-    STORAGE_MB_FIELD_NUMBER: _builtins.int
-    DOWNLINK_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
-    WORKLOAD_FIELD_NUMBER: _builtins.int
-    request_id: _builtins.str
-    node: _builtins.str
-    cpu_millicores: _builtins.int
-    storage_mb: _builtins.int
-    workload: _builtins.str
+    id: _builtins.str
+    station: _builtins.str
     @_builtins.property
     def start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def end(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def downlink(self) -> _containers.RepeatedCompositeFieldContainer[_request_pb2.DownlinkSegment]: ...
-    @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
-        request_id: _builtins.str = ...,
-        node: _builtins.str = ...,
+        id: _builtins.str = ...,
+        station: _builtins.str = ...,
         start: _timestamp_pb2.Timestamp | None = ...,
         end: _timestamp_pb2.Timestamp | None = ...,
-        cpu_millicores: _builtins.int = ...,
-        storage_mb: _builtins.int = ...,
-        downlink: _abc.Iterable[_request_pb2.DownlinkSegment] | None = ...,
-        expires_at: _timestamp_pb2.Timestamp | None = ...,
-        workload: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "expires_at", b"expires_at", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_millicores", b"cpu_millicores", "downlink", b"downlink", "end", b"end", "expires_at", b"expires_at", "node", b"node", "request_id", b"request_id", "start", b"start", "storage_mb", b"storage_mb", "workload", b"workload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "id", b"id", "start", b"start", "station", b"station"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Ticket: _TypeAlias = Ticket  # noqa: Y015
-
-@_typing.final
-class SignedTicket(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    TICKET_FIELD_NUMBER: _builtins.int
-    SIGNATURE_FIELD_NUMBER: _builtins.int
-    ticket: _builtins.bytes
-    """Serialized Ticket."""
-    signature: _builtins.bytes
-    """Ed25519 signature of the broker over `ticket`."""
-    def __init__(
-        self,
-        *,
-        ticket: _builtins.bytes = ...,
-        signature: _builtins.bytes = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["signature", b"signature", "ticket", b"ticket"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SignedTicket: _TypeAlias = SignedTicket  # noqa: Y015
+Global___ContactWindow: _TypeAlias = ContactWindow  # noqa: Y015
 
 @_typing.final
 class PullTicketsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    NODE_FIELD_NUMBER: _builtins.int
     MAX_TICKETS_FIELD_NUMBER: _builtins.int
-    node: _builtins.str
     max_tickets: _builtins.int
+    """At most this many tickets (1..100; 0 means 100)."""
     def __init__(
         self,
         *,
-        node: _builtins.str = ...,
         max_tickets: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_tickets", b"max_tickets", "node", b"node"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_tickets", b"max_tickets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PullTicketsRequest: _TypeAlias = PullTicketsRequest  # noqa: Y015
 
 @_typing.final
+class SignedTicket(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    envelope: _builtins.bytes
+    """The COSE_Sign1 envelope (tagged CBOR), exactly as signed."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        envelope: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedTicket: _TypeAlias = SignedTicket  # noqa: Y015
+
+@_typing.final
 class PullTicketsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TICKETS_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    SERVER_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedTicket]: ...
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContactWindow]:
+        """The node's next contact windows (at most 64, earliest first)."""
+
+    @_builtins.property
+    def server_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         tickets: _abc.Iterable[Global___SignedTicket] | None = ...,
+        contacts: _abc.Iterable[Global___ContactWindow] | None = ...,
+        server_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tickets", b"tickets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "server_time", b"server_time", "tickets", b"tickets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PullTicketsResponse: _TypeAlias = PullTicketsResponse  # noqa: Y015
 
 @_typing.final
-class UsageReceipt(_message.Message):
+class FetchBlobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """"sha256:<64 hex>"."""
+    offset: _builtins.int
+    max_bytes: _builtins.int
+    """At most 1 MiB per call; 0 means 1 MiB."""
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "max_bytes", b"max_bytes", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchBlobRequest: _TypeAlias = FetchBlobRequest  # noqa: Y015
+
+@_typing.final
+class FetchBlobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    total_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        total_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchBlobResponse: _TypeAlias = FetchBlobResponse  # noqa: Y015
+
+@_typing.final
+class OpenResultRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
-    NODE_FIELD_NUMBER: _builtins.int
-    CPU_CORE_SECONDS_FIELD_NUMBER: _builtins.int
-    STORAGE_MB_SECONDS_FIELD_NUMBER: _builtins.int
-    BYTES_DOWNLINKED_FIELD_NUMBER: _builtins.int
-    START_FIELD_NUMBER: _builtins.int
-    END_FIELD_NUMBER: _builtins.int
-    RESULT_DIGEST_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    node: _builtins.str
-    cpu_core_seconds: _builtins.int
-    storage_mb_seconds: _builtins.int
-    bytes_downlinked: _builtins.int
-    result_digest: _builtins.bytes
-    """SHA-256 of the result."""
-    @_builtins.property
-    def start(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def end(self) -> _timestamp_pb2.Timestamp: ...
+    size: _builtins.int
+    """The whole result's size and SHA-256 (the receipt's result digest)."""
+    sha256: _builtins.bytes
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
-        node: _builtins.str = ...,
-        cpu_core_seconds: _builtins.int = ...,
-        storage_mb_seconds: _builtins.int = ...,
-        bytes_downlinked: _builtins.int = ...,
-        start: _timestamp_pb2.Timestamp | None = ...,
-        end: _timestamp_pb2.Timestamp | None = ...,
-        result_digest: _builtins.bytes = ...,
+        size: _builtins.int = ...,
+        sha256: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_downlinked", b"bytes_downlinked", "cpu_core_seconds", b"cpu_core_seconds", "end", b"end", "node", b"node", "request_id", b"request_id", "result_digest", b"result_digest", "start", b"start", "storage_mb_seconds", b"storage_mb_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___UsageReceipt: _TypeAlias = UsageReceipt  # noqa: Y015
+Global___OpenResultRequest: _TypeAlias = OpenResultRequest  # noqa: Y015
+
+@_typing.final
+class OpenResultResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NEXT_OFFSET_FIELD_NUMBER: _builtins.int
+    next_offset: _builtins.int
+    """Where to continue: 0 for a new downlink, what is stored after a gap or a restart,
+    `size` when the whole result is already stored.
+    """
+    def __init__(
+        self,
+        *,
+        next_offset: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_offset", b"next_offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenResultResponse: _TypeAlias = OpenResultResponse  # noqa: Y015
+
+@_typing.final
+class PutResultChunkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    offset: _builtins.int
+    data: _builtins.bytes
+    """At most 1 MiB."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "offset", b"offset", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutResultChunkRequest: _TypeAlias = PutResultChunkRequest  # noqa: Y015
+
+@_typing.final
+class PutResultChunkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NEXT_OFFSET_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    next_offset: _builtins.int
+    complete: _builtins.bool
+    """The whole result is stored and matched its SHA-256."""
+    def __init__(
+        self,
+        *,
+        next_offset: _builtins.int = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "next_offset", b"next_offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutResultChunkResponse: _TypeAlias = PutResultChunkResponse  # noqa: Y015
 
 @_typing.final
 class ReportReceiptRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECEIPT_FIELD_NUMBER: _builtins.int
-    SIGNATURE_FIELD_NUMBER: _builtins.int
     receipt: _builtins.bytes
-    """Serialized UsageReceipt."""
-    signature: _builtins.bytes
-    """Ed25519 signature of the node key over `receipt`."""
+    """The COSE_Sign1 envelope (tagged CBOR) signed with the node key, exactly as signed."""
     def __init__(
         self,
         *,
         receipt: _builtins.bytes = ...,
-        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -248,39 +411,97 @@ class ReportReceiptResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: _builtins.int
+    RECEIPT_DIGEST_FIELD_NUMBER: _builtins.int
+    ENTRY_INDEX_FIELD_NUMBER: _builtins.int
+    receipt_digest: _builtins.bytes
+    """SHA-256 of the receipt: the settling transfers' user_data."""
+    entry_index: _builtins.int
+    """Position of the ReceiptRecorded entry in the signed log."""
     @_builtins.property
     def request(self) -> _request_pb2.ServiceRequest: ...
     def __init__(
         self,
         *,
         request: _request_pb2.ServiceRequest | None = ...,
+        receipt_digest: _builtins.bytes = ...,
+        entry_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry_index", b"entry_index", "receipt_digest", b"receipt_digest", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportReceiptResponse: _TypeAlias = ReportReceiptResponse  # noqa: Y015
 
 @_typing.final
-class HeartbeatRequest(_message.Message):
+class TicketRefusal(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    NODE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TICKET_DIGEST_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
-    node: _builtins.str
+    request_id: _builtins.str
+    """The request id the ticket names, when it could be read."""
+    ticket_digest: _builtins.bytes
+    """SHA-256 of the refused envelope."""
+    reason: Global___TicketRefusalReason.ValueType
+    detail: _builtins.str
+    """For people, at most 500 characters."""
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
-        node: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        ticket_digest: _builtins.bytes = ...,
+        reason: Global___TicketRefusalReason.ValueType = ...,
+        detail: _builtins.str = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "node", b"node"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "detail", b"detail", "reason", b"reason", "request_id", b"request_id", "ticket_digest", b"ticket_digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketRefusal: _TypeAlias = TicketRefusal  # noqa: Y015
+
+@_typing.final
+class HeartbeatRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    REFUSALS_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    FREE_BYTES_FIELD_NUMBER: _builtins.int
+    free_bytes: _builtins.int
+    """Free bytes in the agent's data directory."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """The agent's clock."""
+
+    @_builtins.property
+    def refusals(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketRefusal]:
+        """Tickets refused since the last acknowledged heartbeat (at most 100)."""
+
+    @_builtins.property
+    def running(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Requests the agent is running now (at most 1000)."""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        refusals: _abc.Iterable[Global___TicketRefusal] | None = ...,
+        running: _abc.Iterable[_builtins.str] | None = ...,
+        free_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "free_bytes", b"free_bytes", "refusals", b"refusals", "running", b"running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -291,16 +512,25 @@ class HeartbeatResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVER_TIME_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    state: _constellation_pb2.NodeState.ValueType
     @_builtins.property
     def server_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContactWindow]:
+        """The node's next contact windows (at most 64, earliest first)."""
+
     def __init__(
         self,
         *,
         server_time: _timestamp_pb2.Timestamp | None = ...,
+        contacts: _abc.Iterable[Global___ContactWindow] | None = ...,
+        state: _constellation_pb2.NodeState.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "server_time", b"server_time", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,8 +26,11 @@ if _version_not_supported:
 
 
 class NodeAgentServiceStub:
-    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call is made
-    with a node key and acts only for that node.
+    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call but
+    EnrollNode is made with the node's credential (an API key of role node) and acts only for
+    that node. Outside a contact window of the node (with a small tolerance) the broker answers
+    FAILED_PRECONDITION naming the next contact, unless the node was enrolled with the ground
+    link "always" (a ground stand-in). docs/agent.md and docs/agent-format.md have the details.
     """
 
     def __init__(self, channel):
@@ -46,6 +49,21 @@ class NodeAgentServiceStub:
                 request_serializer=orbitq_dot_v1_dot_agent__pb2.PullTicketsRequest.SerializeToString,
                 response_deserializer=orbitq_dot_v1_dot_agent__pb2.PullTicketsResponse.FromString,
                 _registered_method=True)
+        self.FetchBlob = channel.unary_unary(
+                '/orbitq.v1.NodeAgentService/FetchBlob',
+                request_serializer=orbitq_dot_v1_dot_agent__pb2.FetchBlobRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_agent__pb2.FetchBlobResponse.FromString,
+                _registered_method=True)
+        self.OpenResult = channel.unary_unary(
+                '/orbitq.v1.NodeAgentService/OpenResult',
+                request_serializer=orbitq_dot_v1_dot_agent__pb2.OpenResultRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_agent__pb2.OpenResultResponse.FromString,
+                _registered_method=True)
+        self.PutResultChunk = channel.unary_unary(
+                '/orbitq.v1.NodeAgentService/PutResultChunk',
+                request_serializer=orbitq_dot_v1_dot_agent__pb2.PutResultChunkRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_agent__pb2.PutResultChunkResponse.FromString,
+                _registered_method=True)
         self.ReportReceipt = channel.unary_unary(
                 '/orbitq.v1.NodeAgentService/ReportReceipt',
                 request_serializer=orbitq_dot_v1_dot_agent__pb2.ReportReceiptRequest.SerializeToString,
@@ -59,33 +77,62 @@ class NodeAgentServiceStub:
 
 
 class NodeAgentServiceServicer:
-    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call is made
-    with a node key and acts only for that node.
+    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call but
+    EnrollNode is made with the node's credential (an API key of role node) and acts only for
+    that node. Outside a contact window of the node (with a small tolerance) the broker answers
+    FAILED_PRECONDITION naming the next contact, unless the node was enrolled with the ground
+    link "always" (a ground stand-in). docs/agent.md and docs/agent-format.md have the details.
     """
 
     def EnrollNode(self, request, context):
-        """Register the node's Ed25519 public key; returns the broker's key to pin.
+        """Register the node's Ed25519 public key with a one-time enrollment token (no API key:
+        the token is the credential). Rotates the key: the node's previous key and credentials
+        are revoked. Returns the broker's ticket key to pin and the node's credential.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PullTickets(self, request, context):
-        """Signed tickets for work placed on this node, delivered at the uplink contact.
+        """Signed tickets (COSE_Sign1) for work placed on this node whose ticket is due, delivered
+        at the uplink contact; also the node's next contact windows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchBlob(self, request, context):
+        """A piece of a workload module or input named by a ticket of this node, by digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenResult(self, request, context):
+        """Start (or resume) the downlink of a request's result: returns where to continue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutResultChunk(self, request, context):
+        """One chunk of a result at an offset; idempotent (a chunk already stored is a no-op).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportReceipt(self, request, context):
-        """A usage receipt signed with the node key; the broker settles against it.
+        """A usage receipt (COSE_Sign1) signed with the node key; the broker verifies it and
+        settles the request's reservation against it. Idempotent per request id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """At every contact: the agent is alive; tickets it refused and why; what it runs.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -102,6 +149,21 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.PullTickets,
                     request_deserializer=orbitq_dot_v1_dot_agent__pb2.PullTicketsRequest.FromString,
                     response_serializer=orbitq_dot_v1_dot_agent__pb2.PullTicketsResponse.SerializeToString,
+            ),
+            'FetchBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchBlob,
+                    request_deserializer=orbitq_dot_v1_dot_agent__pb2.FetchBlobRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_agent__pb2.FetchBlobResponse.SerializeToString,
+            ),
+            'OpenResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenResult,
+                    request_deserializer=orbitq_dot_v1_dot_agent__pb2.OpenResultRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_agent__pb2.OpenResultResponse.SerializeToString,
+            ),
+            'PutResultChunk': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutResultChunk,
+                    request_deserializer=orbitq_dot_v1_dot_agent__pb2.PutResultChunkRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_agent__pb2.PutResultChunkResponse.SerializeToString,
             ),
             'ReportReceipt': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportReceipt,
@@ -122,8 +184,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class NodeAgentService:
-    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call is made
-    with a node key and acts only for that node.
+    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call but
+    EnrollNode is made with the node's credential (an API key of role node) and acts only for
+    that node. Outside a contact window of the node (with a small tolerance) the broker answers
+    FAILED_PRECONDITION naming the next contact, unless the node was enrolled with the ground
+    link "always" (a ground stand-in). docs/agent.md and docs/agent-format.md have the details.
     """
 
     @staticmethod
@@ -170,6 +235,87 @@ class NodeAgentService:
             '/orbitq.v1.NodeAgentService/PullTickets',
             orbitq_dot_v1_dot_agent__pb2.PullTicketsRequest.SerializeToString,
             orbitq_dot_v1_dot_agent__pb2.PullTicketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.NodeAgentService/FetchBlob',
+            orbitq_dot_v1_dot_agent__pb2.FetchBlobRequest.SerializeToString,
+            orbitq_dot_v1_dot_agent__pb2.FetchBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.NodeAgentService/OpenResult',
+            orbitq_dot_v1_dot_agent__pb2.OpenResultRequest.SerializeToString,
+            orbitq_dot_v1_dot_agent__pb2.OpenResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutResultChunk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.NodeAgentService/PutResultChunk',
+            orbitq_dot_v1_dot_agent__pb2.PutResultChunkRequest.SerializeToString,
+            orbitq_dot_v1_dot_agent__pb2.PutResultChunkResponse.FromString,
             options,
             channel_credentials,
             insecure,

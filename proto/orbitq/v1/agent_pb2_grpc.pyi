@@ -27,8 +27,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class NodeAgentServiceStub:
-    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call is made
-    with a node key and acts only for that node.
+    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call but
+    EnrollNode is made with the node's credential (an API key of role node) and acts only for
+    that node. Outside a contact window of the node (with a small tolerance) the broker answers
+    FAILED_PRECONDITION naming the next contact, unless the node was enrolled with the ground
+    link "always" (a ground stand-in). docs/agent.md and docs/agent-format.md have the details.
     """
 
     @_typing.overload
@@ -36,31 +39,65 @@ class NodeAgentServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NodeAgentServiceAsyncStub: ...
     EnrollNode: _grpc.UnaryUnaryMultiCallable[_agent_pb2.EnrollNodeRequest, _agent_pb2.EnrollNodeResponse]
-    """Register the node's Ed25519 public key; returns the broker's key to pin."""
+    """Register the node's Ed25519 public key with a one-time enrollment token (no API key:
+    the token is the credential). Rotates the key: the node's previous key and credentials
+    are revoked. Returns the broker's ticket key to pin and the node's credential.
+    """
     PullTickets: _grpc.UnaryUnaryMultiCallable[_agent_pb2.PullTicketsRequest, _agent_pb2.PullTicketsResponse]
-    """Signed tickets for work placed on this node, delivered at the uplink contact."""
+    """Signed tickets (COSE_Sign1) for work placed on this node whose ticket is due, delivered
+    at the uplink contact; also the node's next contact windows.
+    """
+    FetchBlob: _grpc.UnaryUnaryMultiCallable[_agent_pb2.FetchBlobRequest, _agent_pb2.FetchBlobResponse]
+    """A piece of a workload module or input named by a ticket of this node, by digest."""
+    OpenResult: _grpc.UnaryUnaryMultiCallable[_agent_pb2.OpenResultRequest, _agent_pb2.OpenResultResponse]
+    """Start (or resume) the downlink of a request's result: returns where to continue."""
+    PutResultChunk: _grpc.UnaryUnaryMultiCallable[_agent_pb2.PutResultChunkRequest, _agent_pb2.PutResultChunkResponse]
+    """One chunk of a result at an offset; idempotent (a chunk already stored is a no-op)."""
     ReportReceipt: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ReportReceiptRequest, _agent_pb2.ReportReceiptResponse]
-    """A usage receipt signed with the node key; the broker settles against it."""
+    """A usage receipt (COSE_Sign1) signed with the node key; the broker verifies it and
+    settles the request's reservation against it. Idempotent per request id.
+    """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_agent_pb2.HeartbeatRequest, _agent_pb2.HeartbeatResponse]
+    """At every contact: the agent is alive; tickets it refused and why; what it runs."""
 
 @_typing.type_check_only
 class NodeAgentServiceAsyncStub(NodeAgentServiceStub):
-    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call is made
-    with a node key and acts only for that node.
+    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call but
+    EnrollNode is made with the node's credential (an API key of role node) and acts only for
+    that node. Outside a contact window of the node (with a small tolerance) the broker answers
+    FAILED_PRECONDITION naming the next contact, unless the node was enrolled with the ground
+    link "always" (a ground stand-in). docs/agent.md and docs/agent-format.md have the details.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     EnrollNode: _aio.UnaryUnaryMultiCallable[_agent_pb2.EnrollNodeRequest, _agent_pb2.EnrollNodeResponse]  # type: ignore[assignment]
-    """Register the node's Ed25519 public key; returns the broker's key to pin."""
+    """Register the node's Ed25519 public key with a one-time enrollment token (no API key:
+    the token is the credential). Rotates the key: the node's previous key and credentials
+    are revoked. Returns the broker's ticket key to pin and the node's credential.
+    """
     PullTickets: _aio.UnaryUnaryMultiCallable[_agent_pb2.PullTicketsRequest, _agent_pb2.PullTicketsResponse]  # type: ignore[assignment]
-    """Signed tickets for work placed on this node, delivered at the uplink contact."""
+    """Signed tickets (COSE_Sign1) for work placed on this node whose ticket is due, delivered
+    at the uplink contact; also the node's next contact windows.
+    """
+    FetchBlob: _aio.UnaryUnaryMultiCallable[_agent_pb2.FetchBlobRequest, _agent_pb2.FetchBlobResponse]  # type: ignore[assignment]
+    """A piece of a workload module or input named by a ticket of this node, by digest."""
+    OpenResult: _aio.UnaryUnaryMultiCallable[_agent_pb2.OpenResultRequest, _agent_pb2.OpenResultResponse]  # type: ignore[assignment]
+    """Start (or resume) the downlink of a request's result: returns where to continue."""
+    PutResultChunk: _aio.UnaryUnaryMultiCallable[_agent_pb2.PutResultChunkRequest, _agent_pb2.PutResultChunkResponse]  # type: ignore[assignment]
+    """One chunk of a result at an offset; idempotent (a chunk already stored is a no-op)."""
     ReportReceipt: _aio.UnaryUnaryMultiCallable[_agent_pb2.ReportReceiptRequest, _agent_pb2.ReportReceiptResponse]  # type: ignore[assignment]
-    """A usage receipt signed with the node key; the broker settles against it."""
+    """A usage receipt (COSE_Sign1) signed with the node key; the broker verifies it and
+    settles the request's reservation against it. Idempotent per request id.
+    """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_agent_pb2.HeartbeatRequest, _agent_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    """At every contact: the agent is alive; tickets it refused and why; what it runs."""
 
 class NodeAgentServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call is made
-    with a node key and acts only for that node.
+    """Spoken by the node agent that runs on (or stands in for) each satellite. Every call but
+    EnrollNode is made with the node's credential (an API key of role node) and acts only for
+    that node. Outside a contact window of the node (with a small tolerance) the broker answers
+    FAILED_PRECONDITION naming the next contact, unless the node was enrolled with the ground
+    link "always" (a ground stand-in). docs/agent.md and docs/agent-format.md have the details.
     """
 
     @_abc_1.abstractmethod
@@ -69,7 +106,10 @@ class NodeAgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.EnrollNodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.EnrollNodeResponse, _abc.Awaitable[_agent_pb2.EnrollNodeResponse]]:
-        """Register the node's Ed25519 public key; returns the broker's key to pin."""
+        """Register the node's Ed25519 public key with a one-time enrollment token (no API key:
+        the token is the credential). Rotates the key: the node's previous key and credentials
+        are revoked. Returns the broker's ticket key to pin and the node's credential.
+        """
 
     @_abc_1.abstractmethod
     def PullTickets(
@@ -77,7 +117,33 @@ class NodeAgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.PullTicketsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.PullTicketsResponse, _abc.Awaitable[_agent_pb2.PullTicketsResponse]]:
-        """Signed tickets for work placed on this node, delivered at the uplink contact."""
+        """Signed tickets (COSE_Sign1) for work placed on this node whose ticket is due, delivered
+        at the uplink contact; also the node's next contact windows.
+        """
+
+    @_abc_1.abstractmethod
+    def FetchBlob(
+        self,
+        request: _agent_pb2.FetchBlobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.FetchBlobResponse, _abc.Awaitable[_agent_pb2.FetchBlobResponse]]:
+        """A piece of a workload module or input named by a ticket of this node, by digest."""
+
+    @_abc_1.abstractmethod
+    def OpenResult(
+        self,
+        request: _agent_pb2.OpenResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.OpenResultResponse, _abc.Awaitable[_agent_pb2.OpenResultResponse]]:
+        """Start (or resume) the downlink of a request's result: returns where to continue."""
+
+    @_abc_1.abstractmethod
+    def PutResultChunk(
+        self,
+        request: _agent_pb2.PutResultChunkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.PutResultChunkResponse, _abc.Awaitable[_agent_pb2.PutResultChunkResponse]]:
+        """One chunk of a result at an offset; idempotent (a chunk already stored is a no-op)."""
 
     @_abc_1.abstractmethod
     def ReportReceipt(
@@ -85,13 +151,16 @@ class NodeAgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.ReportReceiptRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.ReportReceiptResponse, _abc.Awaitable[_agent_pb2.ReportReceiptResponse]]:
-        """A usage receipt signed with the node key; the broker settles against it."""
+        """A usage receipt (COSE_Sign1) signed with the node key; the broker verifies it and
+        settles the request's reservation against it. Idempotent per request id.
+        """
 
     @_abc_1.abstractmethod
     def Heartbeat(
         self,
         request: _agent_pb2.HeartbeatRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.HeartbeatResponse, _abc.Awaitable[_agent_pb2.HeartbeatResponse]]: ...
+    ) -> _typing.Union[_agent_pb2.HeartbeatResponse, _abc.Awaitable[_agent_pb2.HeartbeatResponse]]:
+        """At every contact: the agent is alive; tickets it refused and why; what it runs."""
 
 def add_NodeAgentServiceServicer_to_server(servicer: NodeAgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

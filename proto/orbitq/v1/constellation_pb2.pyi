@@ -20,6 +20,27 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _GroundLink:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GroundLinkEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GroundLink.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GROUND_LINK_UNSPECIFIED: _GroundLink.ValueType  # 0
+    GROUND_LINK_CONTACTS: _GroundLink.ValueType  # 1
+    GROUND_LINK_ALWAYS: _GroundLink.ValueType  # 2
+
+class GroundLink(_GroundLink, metaclass=_GroundLinkEnumTypeWrapper):
+    """How a node reaches the ground: only inside its contact windows (a satellite), or at any
+    time (a ground stand-in, e.g. for tests and demos). Chosen by the operator when the
+    enrollment token is made.
+    """
+
+GROUND_LINK_UNSPECIFIED: GroundLink.ValueType  # 0
+GROUND_LINK_CONTACTS: GroundLink.ValueType  # 1
+GROUND_LINK_ALWAYS: GroundLink.ValueType  # 2
+Global___GroundLink: _TypeAlias = GroundLink  # noqa: Y015
+
 class _NodeState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -61,6 +82,102 @@ ELEMENT_FORMAT_TLE: ElementFormat.ValueType  # 2
 ELEMENT_FORMAT_OMM_CSV: ElementFormat.ValueType  # 3
 ELEMENT_FORMAT_OMM_JSON: ElementFormat.ValueType  # 4
 Global___ElementFormat: _TypeAlias = ElementFormat  # noqa: Y015
+
+@_typing.final
+class NodeAgent(_message.Message):
+    """The node's agent as the broker knows it (unset fields: never enrolled)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENROLLED_FIELD_NUMBER: _builtins.int
+    GROUND_LINK_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    ENROLLED_AT_FIELD_NUMBER: _builtins.int
+    LAST_HEARTBEAT_AT_FIELD_NUMBER: _builtins.int
+    FUEL_PER_CORE_SECOND_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    KEY_ENTRY_INDEX_FIELD_NUMBER: _builtins.int
+    enrolled: _builtins.bool
+    ground_link: Global___GroundLink.ValueType
+    public_key: _builtins.bytes
+    """Raw Ed25519 public key the node signs receipts with."""
+    fuel_per_core_second: _builtins.int
+    runtime: _builtins.str
+    key_entry_index: _builtins.int
+    """Position of the NodeKeyEnrolled entry in the signed log."""
+    @_builtins.property
+    def enrolled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_heartbeat_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        enrolled: _builtins.bool = ...,
+        ground_link: Global___GroundLink.ValueType = ...,
+        public_key: _builtins.bytes = ...,
+        enrolled_at: _timestamp_pb2.Timestamp | None = ...,
+        last_heartbeat_at: _timestamp_pb2.Timestamp | None = ...,
+        fuel_per_core_second: _builtins.int = ...,
+        runtime: _builtins.str = ...,
+        key_entry_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enrolled_at", b"enrolled_at", "last_heartbeat_at", b"last_heartbeat_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolled", b"enrolled", "enrolled_at", b"enrolled_at", "fuel_per_core_second", b"fuel_per_core_second", "ground_link", b"ground_link", "key_entry_index", b"key_entry_index", "last_heartbeat_at", b"last_heartbeat_at", "public_key", b"public_key", "runtime", b"runtime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeAgent: _TypeAlias = NodeAgent  # noqa: Y015
+
+@_typing.final
+class CreateEnrollmentTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    GROUND_LINK_FIELD_NUMBER: _builtins.int
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    ground_link: Global___GroundLink.ValueType
+    ttl_seconds: _builtins.int
+    """How long the token is valid: 60..86400 seconds; 0 means 3600."""
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        ground_link: Global___GroundLink.ValueType = ...,
+        ttl_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ground_link", b"ground_link", "node", b"node", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateEnrollmentTokenRequest: _TypeAlias = CreateEnrollmentTokenRequest  # noqa: Y015
+
+@_typing.final
+class CreateEnrollmentTokenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """oqe_<id>_<secret>, shown once."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateEnrollmentTokenResponse: _TypeAlias = CreateEnrollmentTokenResponse  # noqa: Y015
 
 @_typing.final
 class NodeCapacity(_message.Message):
@@ -125,6 +242,7 @@ class Node(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     OMM_JSON_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The node id: the NORAD catalog number as a decimal string."""
     name: _builtins.str
@@ -147,6 +265,8 @@ class Node(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the node was last imported or changed state."""
 
+    @_builtins.property
+    def agent(self) -> Global___NodeAgent: ...
     def __init__(
         self,
         *,
@@ -161,10 +281,11 @@ class Node(_message.Message):
         state: Global___NodeState.ValueType = ...,
         omm_json: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        agent: Global___NodeAgent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "epoch", b"epoch", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "capacity", b"capacity", "epoch", b"epoch", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "epoch", b"epoch", "id", b"id", "labels", b"labels", "name", b"name", "norad_id", b"norad_id", "omm_json", b"omm_json", "state", b"state", "tle_line1", b"tle_line1", "tle_line2", b"tle_line2", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "capacity", b"capacity", "epoch", b"epoch", "id", b"id", "labels", b"labels", "name", b"name", "norad_id", b"norad_id", "omm_json", b"omm_json", "state", b"state", "tle_line1", b"tle_line1", "tle_line2", b"tle_line2", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -66,6 +66,11 @@ class ConstellationServiceStub:
                 request_serializer=orbitq_dot_v1_dot_constellation__pb2.ListContactsRequest.SerializeToString,
                 response_deserializer=orbitq_dot_v1_dot_constellation__pb2.ListContactsResponse.FromString,
                 _registered_method=True)
+        self.CreateEnrollmentToken = channel.unary_unary(
+                '/orbitq.v1.ConstellationService/CreateEnrollmentToken',
+                request_serializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenResponse.FromString,
+                _registered_method=True)
 
 
 class ConstellationServiceServicer:
@@ -116,6 +121,14 @@ class ConstellationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateEnrollmentToken(self, request, context):
+        """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
+        Operator only. Stored hashed; expires; a new token for the node replaces the old.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConstellationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +161,11 @@ def add_ConstellationServiceServicer_to_server(servicer, server):
                     servicer.ListContacts,
                     request_deserializer=orbitq_dot_v1_dot_constellation__pb2.ListContactsRequest.FromString,
                     response_serializer=orbitq_dot_v1_dot_constellation__pb2.ListContactsResponse.SerializeToString,
+            ),
+            'CreateEnrollmentToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEnrollmentToken,
+                    request_deserializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +332,33 @@ class ConstellationService:
             '/orbitq.v1.ConstellationService/ListContacts',
             orbitq_dot_v1_dot_constellation__pb2.ListContactsRequest.SerializeToString,
             orbitq_dot_v1_dot_constellation__pb2.ListContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEnrollmentToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.ConstellationService/CreateEnrollmentToken',
+            orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenRequest.SerializeToString,
+            orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

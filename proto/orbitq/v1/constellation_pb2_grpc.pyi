@@ -49,6 +49,10 @@ class ConstellationServiceStub:
     ListStations: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ListStationsRequest, _constellation_pb2.ListStationsResponse]
     ListContacts: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ListContactsRequest, _constellation_pb2.ListContactsResponse]
     """Stored contact windows overlapping [start, end), ordered by aos."""
+    CreateEnrollmentToken: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.CreateEnrollmentTokenRequest, _constellation_pb2.CreateEnrollmentTokenResponse]
+    """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
+    Operator only. Stored hashed; expires; a new token for the node replaces the old.
+    """
 
 @_typing.type_check_only
 class ConstellationServiceAsyncStub(ConstellationServiceStub):
@@ -71,6 +75,10 @@ class ConstellationServiceAsyncStub(ConstellationServiceStub):
     ListStations: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ListStationsRequest, _constellation_pb2.ListStationsResponse]  # type: ignore[assignment]
     ListContacts: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ListContactsRequest, _constellation_pb2.ListContactsResponse]  # type: ignore[assignment]
     """Stored contact windows overlapping [start, end), ordered by aos."""
+    CreateEnrollmentToken: _aio.UnaryUnaryMultiCallable[_constellation_pb2.CreateEnrollmentTokenRequest, _constellation_pb2.CreateEnrollmentTokenResponse]  # type: ignore[assignment]
+    """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
+    Operator only. Stored hashed; expires; a new token for the node replaces the old.
+    """
 
 class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The sky the scheduler places work into: nodes (satellites with computers), ground stations
@@ -126,5 +134,15 @@ class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_constellation_pb2.ListContactsResponse, _abc.Awaitable[_constellation_pb2.ListContactsResponse]]:
         """Stored contact windows overlapping [start, end), ordered by aos."""
+
+    @_abc_1.abstractmethod
+    def CreateEnrollmentToken(
+        self,
+        request: _constellation_pb2.CreateEnrollmentTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_constellation_pb2.CreateEnrollmentTokenResponse, _abc.Awaitable[_constellation_pb2.CreateEnrollmentTokenResponse]]:
+        """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
+        Operator only. Stored hashed; expires; a new token for the node replaces the old.
+        """
 
 def add_ConstellationServiceServicer_to_server(servicer: ConstellationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

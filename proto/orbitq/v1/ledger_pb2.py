@@ -26,7 +26,7 @@ from orbitq.v1 import common_pb2 as orbitq_dot_v1_dot_common__pb2
 from orbitq.v1 import quota_pb2 as orbitq_dot_v1_dot_quota__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orbitq/v1/ledger.proto\x12\torbitq.v1\x1a\x16orbitq/v1/common.proto\x1a\x15orbitq/v1/quota.proto\"\xa5\x01\n\x0e\x41\x63\x63ountCreated\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.orbitq.v1.ResourceKind\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12(\n\x06system\x18\x04 \x01(\x0e\x32\x18.orbitq.v1.SystemAccount\x12&\n\x1e\x64\x65\x62its_must_not_exceed_credits\x18\x05 \x01(\x08\"j\n\x10TransferRecorded\x12%\n\x08transfer\x18\x01 \x01(\x0b\x32\x13.orbitq.v1.Transfer\x12/\n\x06result\x18\x02 \x01(\x0e\x32\x1f.orbitq.v1.CreateTransferResult\"\xaa\x01\n\x0bLedgerEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x04\x12\x34\n\x0f\x61\x63\x63ount_created\x18\x03 \x01(\x0b\x32\x19.orbitq.v1.AccountCreatedH\x00\x12\x38\n\x11transfer_recorded\x18\x04 \x01(\x0b\x32\x1b.orbitq.v1.TransferRecordedH\x00\x42\x06\n\x04\x62ody\"K\n\nCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\"%\n\x14GetCheckpointRequest\x12\r\n\x05\x66resh\x18\x01 \x01(\x08\"B\n\x15GetCheckpointResponse\x12)\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x15.orbitq.v1.Checkpoint\"B\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\x12\x11\n\tpage_size\x18\x03 \x01(\r\"\'\n\x08LogEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"N\n\x12GetEntriesResponse\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.orbitq.v1.LogEntry\x12\x12\n\nnext_start\x18\x02 \x01(\x04\"_\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x04H\x00\x12\x15\n\x0btransfer_id\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x08\n\x06target\"\x87\x01\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\x12)\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x15.orbitq.v1.Checkpoint\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"|\n\x1bGetConsistencyProofResponse\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12)\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x15.orbitq.v1.Checkpoint\"\x15\n\x13GetPublicKeyRequest\"P\n\x14GetPublicKeyResponse\x12\x14\n\x0cverifier_key\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x32\xc5\x03\n\rLedgerService\x12R\n\rGetCheckpoint\x12\x1f.orbitq.v1.GetCheckpointRequest\x1a .orbitq.v1.GetCheckpointResponse\x12I\n\nGetEntries\x12\x1c.orbitq.v1.GetEntriesRequest\x1a\x1d.orbitq.v1.GetEntriesResponse\x12^\n\x11GetInclusionProof\x12#.orbitq.v1.GetInclusionProofRequest\x1a$.orbitq.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.orbitq.v1.GetConsistencyProofRequest\x1a&.orbitq.v1.GetConsistencyProofResponse\x12O\n\x0cGetPublicKey\x12\x1e.orbitq.v1.GetPublicKeyRequest\x1a\x1f.orbitq.v1.GetPublicKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orbitq/v1/ledger.proto\x12\torbitq.v1\x1a\x16orbitq/v1/common.proto\x1a\x15orbitq/v1/quota.proto\"\xa5\x01\n\x0e\x41\x63\x63ountCreated\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.orbitq.v1.ResourceKind\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12(\n\x06system\x18\x04 \x01(\x0e\x32\x18.orbitq.v1.SystemAccount\x12&\n\x1e\x64\x65\x62its_must_not_exceed_credits\x18\x05 \x01(\x08\"j\n\x10TransferRecorded\x12%\n\x08transfer\x18\x01 \x01(\x0b\x32\x13.orbitq.v1.Transfer\x12/\n\x06result\x18\x02 \x01(\x0e\x32\x1f.orbitq.v1.CreateTransferResult\"r\n\x0fNodeKeyEnrolled\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\x0c\x12\x1c\n\x14\x66uel_per_core_second\x18\x04 \x01(\x04\x12\x0f\n\x07runtime\x18\x05 \x01(\t\"D\n\x0fReceiptRecorded\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0f\n\x07receipt\x18\x03 \x01(\x0c\"\x9b\x02\n\x0bLedgerEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x04\x12\x34\n\x0f\x61\x63\x63ount_created\x18\x03 \x01(\x0b\x32\x19.orbitq.v1.AccountCreatedH\x00\x12\x38\n\x11transfer_recorded\x18\x04 \x01(\x0b\x32\x1b.orbitq.v1.TransferRecordedH\x00\x12\x37\n\x11node_key_enrolled\x18\x05 \x01(\x0b\x32\x1a.orbitq.v1.NodeKeyEnrolledH\x00\x12\x36\n\x10receipt_recorded\x18\x06 \x01(\x0b\x32\x1a.orbitq.v1.ReceiptRecordedH\x00\x42\x06\n\x04\x62ody\"K\n\nCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\"%\n\x14GetCheckpointRequest\x12\r\n\x05\x66resh\x18\x01 \x01(\x08\"B\n\x15GetCheckpointResponse\x12)\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x15.orbitq.v1.Checkpoint\"B\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\x12\x11\n\tpage_size\x18\x03 \x01(\r\"\'\n\x08LogEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"N\n\x12GetEntriesResponse\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.orbitq.v1.LogEntry\x12\x12\n\nnext_start\x18\x02 \x01(\x04\"_\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x04H\x00\x12\x15\n\x0btransfer_id\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x08\n\x06target\"\x87\x01\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\x12)\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x15.orbitq.v1.Checkpoint\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"|\n\x1bGetConsistencyProofResponse\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12)\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x15.orbitq.v1.Checkpoint\"\x15\n\x13GetPublicKeyRequest\"m\n\x14GetPublicKeyResponse\x12\x14\n\x0cverifier_key\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x1b\n\x13ticket_verifier_key\x18\x04 \x01(\t2\xc5\x03\n\rLedgerService\x12R\n\rGetCheckpoint\x12\x1f.orbitq.v1.GetCheckpointRequest\x1a .orbitq.v1.GetCheckpointResponse\x12I\n\nGetEntries\x12\x1c.orbitq.v1.GetEntriesRequest\x1a\x1d.orbitq.v1.GetEntriesResponse\x12^\n\x11GetInclusionProof\x12#.orbitq.v1.GetInclusionProofRequest\x1a$.orbitq.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.orbitq.v1.GetConsistencyProofRequest\x1a&.orbitq.v1.GetConsistencyProofResponse\x12O\n\x0cGetPublicKey\x12\x1e.orbitq.v1.GetPublicKeyRequest\x1a\x1f.orbitq.v1.GetPublicKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,32 +37,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTCREATED']._serialized_end=250
   _globals['_TRANSFERRECORDED']._serialized_start=252
   _globals['_TRANSFERRECORDED']._serialized_end=358
-  _globals['_LEDGERENTRY']._serialized_start=361
-  _globals['_LEDGERENTRY']._serialized_end=531
-  _globals['_CHECKPOINT']._serialized_start=533
-  _globals['_CHECKPOINT']._serialized_end=608
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=610
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=647
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=649
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=715
-  _globals['_GETENTRIESREQUEST']._serialized_start=717
-  _globals['_GETENTRIESREQUEST']._serialized_end=783
-  _globals['_LOGENTRY']._serialized_start=785
-  _globals['_LOGENTRY']._serialized_end=824
-  _globals['_GETENTRIESRESPONSE']._serialized_start=826
-  _globals['_GETENTRIESRESPONSE']._serialized_end=904
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=906
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1001
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1004
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1139
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1141
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1205
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1207
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1331
-  _globals['_GETPUBLICKEYREQUEST']._serialized_start=1333
-  _globals['_GETPUBLICKEYREQUEST']._serialized_end=1354
-  _globals['_GETPUBLICKEYRESPONSE']._serialized_start=1356
-  _globals['_GETPUBLICKEYRESPONSE']._serialized_end=1436
-  _globals['_LEDGERSERVICE']._serialized_start=1439
-  _globals['_LEDGERSERVICE']._serialized_end=1892
+  _globals['_NODEKEYENROLLED']._serialized_start=360
+  _globals['_NODEKEYENROLLED']._serialized_end=474
+  _globals['_RECEIPTRECORDED']._serialized_start=476
+  _globals['_RECEIPTRECORDED']._serialized_end=544
+  _globals['_LEDGERENTRY']._serialized_start=547
+  _globals['_LEDGERENTRY']._serialized_end=830
+  _globals['_CHECKPOINT']._serialized_start=832
+  _globals['_CHECKPOINT']._serialized_end=907
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=909
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=946
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=948
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1014
+  _globals['_GETENTRIESREQUEST']._serialized_start=1016
+  _globals['_GETENTRIESREQUEST']._serialized_end=1082
+  _globals['_LOGENTRY']._serialized_start=1084
+  _globals['_LOGENTRY']._serialized_end=1123
+  _globals['_GETENTRIESRESPONSE']._serialized_start=1125
+  _globals['_GETENTRIESRESPONSE']._serialized_end=1203
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1205
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1300
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1303
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1438
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1440
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1504
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1506
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1630
+  _globals['_GETPUBLICKEYREQUEST']._serialized_start=1632
+  _globals['_GETPUBLICKEYREQUEST']._serialized_end=1653
+  _globals['_GETPUBLICKEYRESPONSE']._serialized_start=1655
+  _globals['_GETPUBLICKEYRESPONSE']._serialized_end=1764
+  _globals['_LEDGERSERVICE']._serialized_start=1767
+  _globals['_LEDGERSERVICE']._serialized_end=2220
 # @@protoc_insertion_point(module_scope)

@@ -81,6 +81,75 @@ class TransferRecorded(_message.Message):
 Global___TransferRecorded: _TypeAlias = TransferRecorded  # noqa: Y015
 
 @_typing.final
+class NodeKeyEnrolled(_message.Message):
+    """A node's Ed25519 key was enrolled: from this entry on, receipts of the node are checked
+    against this key (and no longer against any earlier key of the node).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    FUEL_PER_CORE_SECOND_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    public_key: _builtins.bytes
+    """Raw 32-byte Ed25519 public key."""
+    key_id: _builtins.bytes
+    """The 4-byte key id receipts carry in their protected header (kid)."""
+    fuel_per_core_second: _builtins.int
+    """The node's calibrated rate, wasm fuel per core-second: cpu charged = ceil(fuel / rate)."""
+    runtime: _builtins.str
+    """The sandbox's runtime and version, e.g. "wasmtime 51.0.0"."""
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        key_id: _builtins.bytes = ...,
+        fuel_per_core_second: _builtins.int = ...,
+        runtime: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fuel_per_core_second", b"fuel_per_core_second", "key_id", b"key_id", "node", b"node", "public_key", b"public_key", "runtime", b"runtime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeKeyEnrolled: _TypeAlias = NodeKeyEnrolled  # noqa: Y015
+
+@_typing.final
+class ReceiptRecorded(_message.Message):
+    """A node's usage receipt was accepted: the transfers settling the request carry SHA-256 of
+    `receipt` as user_data and follow this entry in the log.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    node: _builtins.str
+    receipt: _builtins.bytes
+    """The COSE_Sign1 envelope exactly as the node signed it (docs/agent-format.md)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        node: _builtins.str = ...,
+        receipt: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "receipt", b"receipt", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiptRecorded: _TypeAlias = ReceiptRecorded  # noqa: Y015
+
+@_typing.final
 class LedgerEntry(_message.Message):
     """One leaf of the log. The leaf is the deterministic serialization of this message; the
     stored bytes are what is hashed and are never re-encoded.
@@ -92,6 +161,8 @@ class LedgerEntry(_message.Message):
     TIMESTAMP_NS_FIELD_NUMBER: _builtins.int
     ACCOUNT_CREATED_FIELD_NUMBER: _builtins.int
     TRANSFER_RECORDED_FIELD_NUMBER: _builtins.int
+    NODE_KEY_ENROLLED_FIELD_NUMBER: _builtins.int
+    RECEIPT_RECORDED_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position in the log, from 0 without gaps."""
     timestamp_ns: _builtins.int
@@ -100,6 +171,10 @@ class LedgerEntry(_message.Message):
     def account_created(self) -> Global___AccountCreated: ...
     @_builtins.property
     def transfer_recorded(self) -> Global___TransferRecorded: ...
+    @_builtins.property
+    def node_key_enrolled(self) -> Global___NodeKeyEnrolled: ...
+    @_builtins.property
+    def receipt_recorded(self) -> Global___ReceiptRecorded: ...
     def __init__(
         self,
         *,
@@ -107,12 +182,14 @@ class LedgerEntry(_message.Message):
         timestamp_ns: _builtins.int = ...,
         account_created: Global___AccountCreated | None = ...,
         transfer_recorded: Global___TransferRecorded | None = ...,
+        node_key_enrolled: Global___NodeKeyEnrolled | None = ...,
+        receipt_recorded: Global___ReceiptRecorded | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account_created", b"account_created", "body", b"body", "transfer_recorded", b"transfer_recorded"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_created", b"account_created", "body", b"body", "node_key_enrolled", b"node_key_enrolled", "receipt_recorded", b"receipt_recorded", "transfer_recorded", b"transfer_recorded"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_created", b"account_created", "body", b"body", "index", b"index", "timestamp_ns", b"timestamp_ns", "transfer_recorded", b"transfer_recorded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_created", b"account_created", "body", b"body", "index", b"index", "node_key_enrolled", b"node_key_enrolled", "receipt_recorded", b"receipt_recorded", "timestamp_ns", b"timestamp_ns", "transfer_recorded", b"transfer_recorded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["account_created", "transfer_recorded"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["account_created", "transfer_recorded", "node_key_enrolled", "receipt_recorded"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -404,20 +481,26 @@ class GetPublicKeyResponse(_message.Message):
     VERIFIER_KEY_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    TICKET_VERIFIER_KEY_FIELD_NUMBER: _builtins.int
     verifier_key: _builtins.str
     """<name>+<hex key id>+<base64(0x01 || public key)>"""
     origin: _builtins.str
     public_key: _builtins.bytes
+    ticket_verifier_key: _builtins.str
+    """The key tickets are signed with (a different key: a leak of one does not forge the
+    other), in the same verifier key string form.
+    """
     def __init__(
         self,
         *,
         verifier_key: _builtins.str = ...,
         origin: _builtins.str = ...,
         public_key: _builtins.bytes = ...,
+        ticket_verifier_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "public_key", b"public_key", "verifier_key", b"verifier_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "public_key", b"public_key", "ticket_verifier_key", b"ticket_verifier_key", "verifier_key", b"verifier_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

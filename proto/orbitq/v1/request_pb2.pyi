@@ -21,6 +21,68 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Fault:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FaultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Fault.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAULT_UNSPECIFIED: _Fault.ValueType  # 0
+    FAULT_OPERATOR: _Fault.ValueType  # 1
+    """The operator's side failed (node down, a contact missed, a ticket never pulled or
+    refused, the agent lost the run): the reservation is released in full.
+    """
+    FAULT_WORKLOAD: _Fault.ValueType  # 2
+    """The workload failed (trap, out of fuel, wall time, output too large, non-zero exit):
+    what it used is charged.
+    """
+
+class Fault(_Fault, metaclass=_FaultEnumTypeWrapper):
+    """Who caused a request to end without success, and so who pays."""
+
+FAULT_UNSPECIFIED: Fault.ValueType  # 0
+FAULT_OPERATOR: Fault.ValueType  # 1
+"""The operator's side failed (node down, a contact missed, a ticket never pulled or
+refused, the agent lost the run): the reservation is released in full.
+"""
+FAULT_WORKLOAD: Fault.ValueType  # 2
+"""The workload failed (trap, out of fuel, wall time, output too large, non-zero exit):
+what it used is charged.
+"""
+Global___Fault: _TypeAlias = Fault  # noqa: Y015
+
+class _RunOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RunOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RUN_OUTCOME_UNSPECIFIED: _RunOutcome.ValueType  # 0
+    RUN_OUTCOME_OK: _RunOutcome.ValueType  # 1
+    RUN_OUTCOME_TRAP: _RunOutcome.ValueType  # 2
+    RUN_OUTCOME_OUT_OF_FUEL: _RunOutcome.ValueType  # 3
+    RUN_OUTCOME_WALL_TIME: _RunOutcome.ValueType  # 4
+    RUN_OUTCOME_OUTPUT_TOO_LARGE: _RunOutcome.ValueType  # 5
+    RUN_OUTCOME_EXIT: _RunOutcome.ValueType  # 6
+    """The module exited with a non-zero status (exit_code)."""
+    RUN_OUTCOME_ABORTED: _RunOutcome.ValueType  # 7
+    """The agent could not run it (lost to a crash, the sandbox failed): operator fault."""
+
+class RunOutcome(_RunOutcome, metaclass=_RunOutcomeEnumTypeWrapper):
+    """How a run ended, as the node's usage receipt says (docs/agent-format.md)."""
+
+RUN_OUTCOME_UNSPECIFIED: RunOutcome.ValueType  # 0
+RUN_OUTCOME_OK: RunOutcome.ValueType  # 1
+RUN_OUTCOME_TRAP: RunOutcome.ValueType  # 2
+RUN_OUTCOME_OUT_OF_FUEL: RunOutcome.ValueType  # 3
+RUN_OUTCOME_WALL_TIME: RunOutcome.ValueType  # 4
+RUN_OUTCOME_OUTPUT_TOO_LARGE: RunOutcome.ValueType  # 5
+RUN_OUTCOME_EXIT: RunOutcome.ValueType  # 6
+"""The module exited with a non-zero status (exit_code)."""
+RUN_OUTCOME_ABORTED: RunOutcome.ValueType  # 7
+"""The agent could not run it (lost to a crash, the sandbox failed): operator fault."""
+Global___RunOutcome: _TypeAlias = RunOutcome  # noqa: Y015
+
 class _RequestState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -92,6 +154,7 @@ class RequestSpec(_message.Message):
     NODE_IDS_FIELD_NUMBER: _builtins.int
     STATION_COUNTRIES_FIELD_NUMBER: _builtins.int
     STATION_IDS_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Short name for people, at most 100 characters."""
     workload: _builtins.str
@@ -105,6 +168,10 @@ class RequestSpec(_message.Message):
     """Megabytes downlinked after the run."""
     priority: _builtins.int
     """Higher runs first; 0..9."""
+    input: _builtins.str
+    """The input, "sha256:<64 hex>" as PushInput returned it; empty = no input. Its size counts
+    toward input_mb (the uplink).
+    """
     @_builtins.property
     def not_before(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -142,10 +209,11 @@ class RequestSpec(_message.Message):
         node_ids: _abc.Iterable[_builtins.str] | None = ...,
         station_countries: _abc.Iterable[_builtins.str] | None = ...,
         station_ids: _abc.Iterable[_builtins.str] | None = ...,
+        input: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "not_before", b"not_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_millicores", b"cpu_millicores", "deadline", b"deadline", "input_mb", b"input_mb", "name", b"name", "node_ids", b"node_ids", "node_labels", b"node_labels", "not_before", b"not_before", "output_mb", b"output_mb", "priority", b"priority", "run_seconds", b"run_seconds", "station_countries", b"station_countries", "station_ids", b"station_ids", "storage_mb", b"storage_mb", "workload", b"workload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_millicores", b"cpu_millicores", "deadline", b"deadline", "input", b"input", "input_mb", b"input_mb", "name", b"name", "node_ids", b"node_ids", "node_labels", b"node_labels", "not_before", b"not_before", "output_mb", b"output_mb", "priority", b"priority", "run_seconds", b"run_seconds", "station_countries", b"station_countries", "station_ids", b"station_ids", "storage_mb", b"storage_mb", "workload", b"workload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -347,6 +415,11 @@ class ServiceRequest(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     SETTLED_FIELD_NUMBER: _builtins.int
     ENDED_AT_FIELD_NUMBER: _builtins.int
+    RECEIPT_DIGEST_FIELD_NUMBER: _builtins.int
+    FAULT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    RESULT_BYTES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant: _builtins.str
     state: Global___RequestState.ValueType
@@ -355,6 +428,17 @@ class ServiceRequest(_message.Message):
     idempotency_key: _builtins.str
     sequence: _builtins.int
     """Sequence number of the latest transition (see WatchRequest)."""
+    receipt_digest: _builtins.bytes
+    """SHA-256 of the usage receipt that settled it (empty until then): the settling
+    transfers' user_data.
+    """
+    fault: Global___Fault.ValueType
+    """Who caused a FAILED request, and so who paid."""
+    outcome: Global___RunOutcome.ValueType
+    """How the run ended, from the receipt."""
+    result: _builtins.str
+    """"sha256:<64 hex>" of the result, from the receipt (empty: none)."""
+    result_bytes: _builtins.int
     @_builtins.property
     def spec(self) -> Global___RequestSpec: ...
     @_builtins.property
@@ -392,10 +476,15 @@ class ServiceRequest(_message.Message):
         sequence: _builtins.int = ...,
         settled: _common_pb2.Amounts | None = ...,
         ended_at: _timestamp_pb2.Timestamp | None = ...,
+        receipt_digest: _builtins.bytes = ...,
+        fault: Global___Fault.ValueType = ...,
+        outcome: Global___RunOutcome.ValueType = ...,
+        result: _builtins.str = ...,
+        result_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "ended_at", b"ended_at", "placement", b"placement", "settled", b"settled", "spec", b"spec", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "ended_at", b"ended_at", "id", b"id", "idempotency_key", b"idempotency_key", "placement", b"placement", "placement_reasons", b"placement_reasons", "reason", b"reason", "sequence", b"sequence", "settled", b"settled", "spec", b"spec", "state", b"state", "submitted_at", b"submitted_at", "tenant", b"tenant", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "ended_at", b"ended_at", "fault", b"fault", "id", b"id", "idempotency_key", b"idempotency_key", "outcome", b"outcome", "placement", b"placement", "placement_reasons", b"placement_reasons", "reason", b"reason", "receipt_digest", b"receipt_digest", "result", b"result", "result_bytes", b"result_bytes", "sequence", b"sequence", "settled", b"settled", "spec", b"spec", "state", b"state", "submitted_at", b"submitted_at", "tenant", b"tenant", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -719,3 +808,222 @@ class WatchRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchRequestResponse: _TypeAlias = WatchRequestResponse  # noqa: Y015
+
+@_typing.final
+class PushWorkloadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODULE_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    module: _builtins.bytes
+    """The module's bytes (a WebAssembly binary, at most 8 MiB)."""
+    tenant: _builtins.str
+    """Operators may push on behalf of a tenant."""
+    def __init__(
+        self,
+        *,
+        module: _builtins.bytes = ...,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["module", b"module", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushWorkloadRequest: _TypeAlias = PushWorkloadRequest  # noqa: Y015
+
+@_typing.final
+class PushWorkloadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    IMPORTS_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """"sha256:<64 hex>"."""
+    size: _builtins.int
+    created: _builtins.bool
+    """False when this tenant had pushed the same module before."""
+    @_builtins.property
+    def imports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The WASI functions the module imports."""
+
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        size: _builtins.int = ...,
+        created: _builtins.bool = ...,
+        imports: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "digest", b"digest", "imports", b"imports", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushWorkloadResponse: _TypeAlias = PushWorkloadResponse  # noqa: Y015
+
+@_typing.final
+class PushInputRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """At most 16 MiB."""
+    tenant: _builtins.str
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushInputRequest: _TypeAlias = PushInputRequest  # noqa: Y015
+
+@_typing.final
+class PushInputResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    size: _builtins.int
+    created: _builtins.bool
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        size: _builtins.int = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "digest", b"digest", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushInputResponse: _TypeAlias = PushInputResponse  # noqa: Y015
+
+@_typing.final
+class GetBlobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    digest: _builtins.str
+    """"sha256:<64 hex>"."""
+    offset: _builtins.int
+    max_bytes: _builtins.int
+    """At most 4 MiB per call; 0 means 4 MiB."""
+    def __init__(
+        self,
+        *,
+        digest: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "max_bytes", b"max_bytes", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBlobRequest: _TypeAlias = GetBlobRequest  # noqa: Y015
+
+@_typing.final
+class GetBlobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    total_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        total_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBlobResponse: _TypeAlias = GetBlobResponse  # noqa: Y015
+
+@_typing.final
+class GetEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEvidenceRequest: _TypeAlias = GetEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class GetEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    RECEIPT_ENTRY_INDEX_FIELD_NUMBER: _builtins.int
+    NODE_KEY_ENTRY_INDEX_FIELD_NUMBER: _builtins.int
+    NODE_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_TRANSFER_IDS_FIELD_NUMBER: _builtins.int
+    ticket: _builtins.bytes
+    """The ticket's COSE_Sign1 envelope as the broker signed it (empty: none issued)."""
+    receipt: _builtins.bytes
+    """The usage receipt's COSE_Sign1 envelope as the node signed it (empty: none yet)."""
+    receipt_entry_index: _builtins.int
+    """Position of the ReceiptRecorded entry in the signed log."""
+    node_key_entry_index: _builtins.int
+    """Position of the NodeKeyEnrolled entry of the key that signed the receipt."""
+    node_public_key: _builtins.bytes
+    """The node's raw Ed25519 public key that signed the receipt."""
+    @_builtins.property
+    def request(self) -> Global___ServiceRequest: ...
+    @_builtins.property
+    def settlement_transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The settling transfers (their user_data is SHA-256 of the receipt)."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___ServiceRequest | None = ...,
+        ticket: _builtins.bytes = ...,
+        receipt: _builtins.bytes = ...,
+        receipt_entry_index: _builtins.int = ...,
+        node_key_entry_index: _builtins.int = ...,
+        node_public_key: _builtins.bytes = ...,
+        settlement_transfer_ids: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_key_entry_index", b"node_key_entry_index", "node_public_key", b"node_public_key", "receipt", b"receipt", "receipt_entry_index", b"receipt_entry_index", "request", b"request", "settlement_transfer_ids", b"settlement_transfer_ids", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEvidenceResponse: _TypeAlias = GetEvidenceResponse  # noqa: Y015

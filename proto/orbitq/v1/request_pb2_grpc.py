@@ -65,6 +65,26 @@ class RequestServiceStub:
                 request_serializer=orbitq_dot_v1_dot_request__pb2.WatchRequestRequest.SerializeToString,
                 response_deserializer=orbitq_dot_v1_dot_request__pb2.WatchRequestResponse.FromString,
                 _registered_method=True)
+        self.PushWorkload = channel.unary_unary(
+                '/orbitq.v1.RequestService/PushWorkload',
+                request_serializer=orbitq_dot_v1_dot_request__pb2.PushWorkloadRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_request__pb2.PushWorkloadResponse.FromString,
+                _registered_method=True)
+        self.PushInput = channel.unary_unary(
+                '/orbitq.v1.RequestService/PushInput',
+                request_serializer=orbitq_dot_v1_dot_request__pb2.PushInputRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_request__pb2.PushInputResponse.FromString,
+                _registered_method=True)
+        self.GetBlob = channel.unary_unary(
+                '/orbitq.v1.RequestService/GetBlob',
+                request_serializer=orbitq_dot_v1_dot_request__pb2.GetBlobRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_request__pb2.GetBlobResponse.FromString,
+                _registered_method=True)
+        self.GetEvidence = channel.unary_unary(
+                '/orbitq.v1.RequestService/GetEvidence',
+                request_serializer=orbitq_dot_v1_dot_request__pb2.GetEvidenceRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_request__pb2.GetEvidenceResponse.FromString,
+                _registered_method=True)
 
 
 class RequestServiceServicer:
@@ -118,6 +138,37 @@ class RequestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushWorkload(self, request, context):
+        """Store a WebAssembly (WASI preview 1) module once; a request names it by its content
+        address. Refused unless it is a valid module importing only wasi_snapshot_preview1.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushInput(self, request, context):
+        """Store a request's input once; a request names it by its content address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBlob(self, request, context):
+        """A piece of a blob the caller may read: its tenant's workloads and inputs, and the results
+        of its requests (operators: any).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidence(self, request, context):
+        """Everything that backs a request's charge: its ticket, its usage receipt, where both sit
+        in the signed log, the node key that signed the receipt and the settling transfers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RequestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +201,26 @@ def add_RequestServiceServicer_to_server(servicer, server):
                     servicer.WatchRequest,
                     request_deserializer=orbitq_dot_v1_dot_request__pb2.WatchRequestRequest.FromString,
                     response_serializer=orbitq_dot_v1_dot_request__pb2.WatchRequestResponse.SerializeToString,
+            ),
+            'PushWorkload': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushWorkload,
+                    request_deserializer=orbitq_dot_v1_dot_request__pb2.PushWorkloadRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_request__pb2.PushWorkloadResponse.SerializeToString,
+            ),
+            'PushInput': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushInput,
+                    request_deserializer=orbitq_dot_v1_dot_request__pb2.PushInputRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_request__pb2.PushInputResponse.SerializeToString,
+            ),
+            'GetBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBlob,
+                    request_deserializer=orbitq_dot_v1_dot_request__pb2.GetBlobRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_request__pb2.GetBlobResponse.SerializeToString,
+            ),
+            'GetEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvidence,
+                    request_deserializer=orbitq_dot_v1_dot_request__pb2.GetEvidenceRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_request__pb2.GetEvidenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -315,6 +386,114 @@ class RequestService:
             '/orbitq.v1.RequestService/WatchRequest',
             orbitq_dot_v1_dot_request__pb2.WatchRequestRequest.SerializeToString,
             orbitq_dot_v1_dot_request__pb2.WatchRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushWorkload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.RequestService/PushWorkload',
+            orbitq_dot_v1_dot_request__pb2.PushWorkloadRequest.SerializeToString,
+            orbitq_dot_v1_dot_request__pb2.PushWorkloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushInput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.RequestService/PushInput',
+            orbitq_dot_v1_dot_request__pb2.PushInputRequest.SerializeToString,
+            orbitq_dot_v1_dot_request__pb2.PushInputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.RequestService/GetBlob',
+            orbitq_dot_v1_dot_request__pb2.GetBlobRequest.SerializeToString,
+            orbitq_dot_v1_dot_request__pb2.GetBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.RequestService/GetEvidence',
+            orbitq_dot_v1_dot_request__pb2.GetEvidenceRequest.SerializeToString,
+            orbitq_dot_v1_dot_request__pb2.GetEvidenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

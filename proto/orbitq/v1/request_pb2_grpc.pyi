@@ -54,6 +54,20 @@ class RequestServiceStub:
     a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
     broker's limit of concurrent watches.
     """
+    PushWorkload: _grpc.UnaryUnaryMultiCallable[_request_pb2.PushWorkloadRequest, _request_pb2.PushWorkloadResponse]
+    """Store a WebAssembly (WASI preview 1) module once; a request names it by its content
+    address. Refused unless it is a valid module importing only wasi_snapshot_preview1.
+    """
+    PushInput: _grpc.UnaryUnaryMultiCallable[_request_pb2.PushInputRequest, _request_pb2.PushInputResponse]
+    """Store a request's input once; a request names it by its content address."""
+    GetBlob: _grpc.UnaryUnaryMultiCallable[_request_pb2.GetBlobRequest, _request_pb2.GetBlobResponse]
+    """A piece of a blob the caller may read: its tenant's workloads and inputs, and the results
+    of its requests (operators: any).
+    """
+    GetEvidence: _grpc.UnaryUnaryMultiCallable[_request_pb2.GetEvidenceRequest, _request_pb2.GetEvidenceResponse]
+    """Everything that backs a request's charge: its ticket, its usage receipt, where both sit
+    in the signed log, the node key that signed the receipt and the settling transfers.
+    """
 
 @_typing.type_check_only
 class RequestServiceAsyncStub(RequestServiceStub):
@@ -80,6 +94,20 @@ class RequestServiceAsyncStub(RequestServiceStub):
     """Stream of state transitions after after_sequence; ends after a terminal state, or after
     a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
     broker's limit of concurrent watches.
+    """
+    PushWorkload: _aio.UnaryUnaryMultiCallable[_request_pb2.PushWorkloadRequest, _request_pb2.PushWorkloadResponse]  # type: ignore[assignment]
+    """Store a WebAssembly (WASI preview 1) module once; a request names it by its content
+    address. Refused unless it is a valid module importing only wasi_snapshot_preview1.
+    """
+    PushInput: _aio.UnaryUnaryMultiCallable[_request_pb2.PushInputRequest, _request_pb2.PushInputResponse]  # type: ignore[assignment]
+    """Store a request's input once; a request names it by its content address."""
+    GetBlob: _aio.UnaryUnaryMultiCallable[_request_pb2.GetBlobRequest, _request_pb2.GetBlobResponse]  # type: ignore[assignment]
+    """A piece of a blob the caller may read: its tenant's workloads and inputs, and the results
+    of its requests (operators: any).
+    """
+    GetEvidence: _aio.UnaryUnaryMultiCallable[_request_pb2.GetEvidenceRequest, _request_pb2.GetEvidenceResponse]  # type: ignore[assignment]
+    """Everything that backs a request's charge: its ticket, its usage receipt, where both sit
+    in the signed log, the node key that signed the receipt and the settling transfers.
     """
 
 class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -140,6 +168,44 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stream of state transitions after after_sequence; ends after a terminal state, or after
         a bounded time (resume with the last sequence seen). RESOURCE_EXHAUSTED beyond the
         broker's limit of concurrent watches.
+        """
+
+    @_abc_1.abstractmethod
+    def PushWorkload(
+        self,
+        request: _request_pb2.PushWorkloadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_pb2.PushWorkloadResponse, _abc.Awaitable[_request_pb2.PushWorkloadResponse]]:
+        """Store a WebAssembly (WASI preview 1) module once; a request names it by its content
+        address. Refused unless it is a valid module importing only wasi_snapshot_preview1.
+        """
+
+    @_abc_1.abstractmethod
+    def PushInput(
+        self,
+        request: _request_pb2.PushInputRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_pb2.PushInputResponse, _abc.Awaitable[_request_pb2.PushInputResponse]]:
+        """Store a request's input once; a request names it by its content address."""
+
+    @_abc_1.abstractmethod
+    def GetBlob(
+        self,
+        request: _request_pb2.GetBlobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_pb2.GetBlobResponse, _abc.Awaitable[_request_pb2.GetBlobResponse]]:
+        """A piece of a blob the caller may read: its tenant's workloads and inputs, and the results
+        of its requests (operators: any).
+        """
+
+    @_abc_1.abstractmethod
+    def GetEvidence(
+        self,
+        request: _request_pb2.GetEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_pb2.GetEvidenceResponse, _abc.Awaitable[_request_pb2.GetEvidenceResponse]]:
+        """Everything that backs a request's charge: its ticket, its usage receipt, where both sit
+        in the signed log, the node key that signed the receipt and the settling transfers.
         """
 
 def add_RequestServiceServicer_to_server(servicer: RequestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
