@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from orbitq.clients import BrokerClient, Contact, ImportReport, Node, Page, Station
+from orbitq.clients.cli import progress
 from orbitq.clients.cli.connect import (
     client_from,
     instant,
@@ -165,14 +166,14 @@ def _label_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
-def _read(path: str, what: str) -> str:
+def _read(path: str, what: str, reading: progress.Bar | None = None) -> str:
     """The text of `path` ('-': standard input), at most FILE_BYTES_MAX bytes."""
     try:
         if path == "-":
             data = sys.stdin.buffer.read(FILE_BYTES_MAX + 1)
         else:
             with Path(path).open("rb") as handle:
-                data = handle.read(FILE_BYTES_MAX + 1)
+                data = progress.read_counted(handle, FILE_BYTES_MAX + 1, reading)
     except OSError as error:
         raise CommandError(f"cannot read {what} {path}: {error.strerror or error}") from None
     if len(data) > FILE_BYTES_MAX:
@@ -205,9 +206,10 @@ def _labels_text(labels: Mapping[str, str]) -> str:
 
 
 def _node_import(args: argparse.Namespace) -> int:
-    text = _read(args.file, "element-set file")
+    with progress.bar(args, "reading", "bytes") as reading:
+        text = _read(args.file, "element-set file", reading)
     capacities = _read(args.capacities, "capacities file") if args.capacities else ""
-    with client_from(args) as client:
+    with client_from(args) as client, progress.spinner(args, "importing on the broker"):
         report = client.import_nodes(
             text,
             fmt=args.format,
@@ -340,8 +342,9 @@ def _station_add(args: argparse.Namespace) -> int:
 
 
 def _station_import(args: argparse.Namespace) -> int:
-    text = _read(args.file, "station file")
-    with client_from(args) as client:
+    with progress.bar(args, "reading", "bytes") as reading:
+        text = _read(args.file, "station file", reading)
+    with client_from(args) as client, progress.spinner(args, "importing on the broker"):
         report = client.import_stations(text)
     print(
         f"imported {report.created + report.updated} station(s) from {args.file}:"

@@ -18,7 +18,8 @@ from typing import Any
 
 from orbitq.clients import Checkpoint, LedgerEntry, Proof
 from orbitq.clients.cli.connect import client_from, rfc3339_ns, whole_number
-from orbitq.clients.cli.output import ProgressBar, print_json, print_table
+from orbitq.clients.cli.output import print_json, print_table
+from orbitq.clients.cli.progress import bar
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.clients.ids import parse_id
 
@@ -238,7 +239,7 @@ def print_public_key(args: argparse.Namespace) -> int:
 def verify_online(args: argparse.Namespace) -> int:
     """`orbitq ledger verify --target`: verify the latest checkpoint (signature, consistency
     with the last one verified here) and every entry under it, as a client."""
-    progress = ProgressBar("verifying", enabled=ProgressBar.wanted(args.progress))
+    progress = bar(args, "verifying", "entries")
     try:
         with client_from(args) as client:
             result = client.verify_log(progress=progress)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orbitq.clients.cli import progress
 from orbitq.clients.cli.connect import rfc3339_rounded
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
@@ -74,7 +75,9 @@ def _compute(args: argparse.Namespace) -> int:
     stations = read_stations(args.stations, skip_bad=args.skip_bad)
     _warn_if_stale(elements, start)
     try:
-        contacts = compute_contacts(elements, stations, start, start + timedelta(hours=hours))
+        with progress.bar(args, "searching", "satellites") as searched:
+            end = start + timedelta(hours=hours)
+            contacts = compute_contacts(elements, stations, start, end, searched)
     except ValueError as error:
         raise CommandError(str(error)) from None
     rows = [_row(contact) for contact in contacts]

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orbitq.clients.cli import ledger as client_ledger
-from orbitq.clients.cli.output import ProgressBar, print_json
+from orbitq.clients.cli.output import print_json
+from orbitq.clients.cli.progress import bar
 from orbitq.clients.cli.registry import (
     EXIT_INTEGRITY,
     CommandError,
@@ -139,7 +140,7 @@ def _verify_offline(args: argparse.Namespace) -> int:
             f"was signed by another key ({state.verifier_key}); not comparing with it",
             file=sys.stderr,
         )
-    progress = ProgressBar("verifying", enabled=ProgressBar.wanted(args.progress))
+    progress = bar(args, "verifying", "entries")
     try:
         report = audit_store(LedgerStore(engine), verifier, known_roots=known, progress=progress)
     except (DBAPIError, engine.dialect.loaded_dbapi.Error) as error:

@@ -2,9 +2,9 @@
 
 Owns: the command's arguments, reading the element-set and station files (or the bundled
 snapshots), turning bad input into one precise `CommandError`, writing `DIR/schedule.json`
-(brief §9) and `DIR/report.json` (each replaced whole, never left half-written), and the
-summary a person reads. The simulation itself is orbitq.services.sim's; it is imported only
-when the command runs, so `orbitq --help` stays fast.
+(brief §9) and `DIR/report.json` (each replaced whole, never left half-written), a progress
+bar on a terminal, and the summary a person reads. The simulation itself is
+orbitq.services.sim's; it is imported only when the command runs, so `orbitq --help` stays fast.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orbitq.clients.cli import progress
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.services.commands.contacts import read_elements, read_stations_text
@@ -96,8 +97,9 @@ def _sim(args: argparse.Namespace) -> int:
     wrong = settings.problems()
     if wrong:
         raise CommandError("; ".join(wrong))
-    progress = None if args.json else _progress
-    result = run_simulation(settings, progress)
+    news = None if args.json else _progress
+    with progress.bar(args, "simulating", "sim min") as simulated:
+        result = run_simulation(settings, news, lambda done, of: simulated(done / 60, of / 60))
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "schedule.json", result.schedule)
     _write_json(out / "report.json", result.report)

@@ -20,7 +20,7 @@ tested.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -125,20 +125,25 @@ def compute_contacts(
     stations: Sequence[GroundStation],
     start: datetime,
     end: datetime,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[ContactWindow]:
     """All contact windows in [start, end), sorted by (aos, node, station).
 
     A contact already in progress at `start` begins at `start`; one still in progress at `end`
     ends at `end`. Raises ValueError for naive times, end <= start, or a horizon over
     HORIZON_HOURS_MAX. Memory stays bounded (blocks of satellites, see the *_PER_BLOCK_MAX
-    limits); the result itself is ~200 bytes per window.
+    limits); the result itself is ~200 bytes per window. `progress`, when given, is called
+    with (satellites searched, satellites) after each block.
     """
     horizon = _Horizon.of(start, end)
     satellites, ground = list(elements), list(stations)
-    tables = [
-        _chunk_table(satellites, indices, ground, horizon)
-        for indices in _chunk_indices(satellites, len(ground), horizon)
-    ]
+    tables = []
+    searched = 0
+    for indices in _chunk_indices(satellites, len(ground), horizon):
+        tables.append(_chunk_table(satellites, indices, ground, horizon))
+        searched += len(indices)
+        if progress is not None:
+            progress(searched, len(satellites))
     return _Names.of(satellites, ground).windows(_Table.concat(tables), start)
 
 

@@ -114,9 +114,12 @@ class _Run:
 
 
 def run_simulation(
-    settings: SimSettings, progress: Callable[[str], None] | None = None
+    settings: SimSettings,
+    progress: Callable[[str], None] | None = None,
+    elapsed: Callable[[int, int], None] | None = None,
 ) -> SimResult:
-    """Run the simulation; raises ValueError for bad settings."""
+    """Run the simulation; raises ValueError for bad settings. `progress` gets a line of news
+    at each tenth of the horizon, `elapsed` (simulated seconds done, in all) at each step."""
     wrong = settings.problems()
     if wrong:
         raise ValueError("; ".join(wrong))
@@ -136,7 +139,7 @@ def run_simulation(
                 f"{settings.requests} requests over {settings.hours:g} h from "
                 f"{fleet.start:%Y-%m-%dT%H:%M}Z"
             )
-            _drive(run, end, settings.step_seconds, say)
+            _drive(run, end, settings.step_seconds, say, elapsed or (lambda _done, _all: None))
             schedule = broker.scheduling.schedule_document(fleet.start, end)
             report = build_report(
                 broker, run.tally, schedule, settings, run.workload.minted, fleet.start, end, began
@@ -189,7 +192,13 @@ def _world(broker: Broker, fleet: Fleet, settings: SimSettings, end: datetime) -
     return workload
 
 
-def _drive(run: _Run, end: datetime, step_seconds: int, say: Callable[[str], None]) -> None:
+def _drive(
+    run: _Run,
+    end: datetime,
+    step_seconds: int,
+    say: Callable[[str], None],
+    elapsed: Callable[[int, int], None],
+) -> None:
     """Arrivals at their instants; the broker's jobs every step; a last pass at the end."""
     arrivals = run.workload.arrivals
     step = timedelta(seconds=step_seconds)
@@ -209,6 +218,10 @@ def _drive(run: _Run, end: datetime, step_seconds: int, say: Callable[[str], Non
                 continue
         run.clock.set(at)
         _pass(run)
+        elapsed(
+            int((at - run.fleet.start).total_seconds()),
+            int((end - run.fleet.start).total_seconds()),
+        )
         tenth = int(10 * (at - run.fleet.start) / (end - run.fleet.start))
         if tenth > reported_tenth:
             reported_tenth = tenth
