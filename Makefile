@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 PROTOC := $(PY) -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
 	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc
 
-.PHONY: demo test check lint typecheck proto proto-check proto-lint sdk sdk-check bench wheel clean
+.PHONY: demo test check lint typecheck proto proto-check proto-lint sdk sdk-check bench wheel clean \
+	pictures
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +80,21 @@ bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]' --config-settings editable_mode=strict
 	$(PY) -m pip install --quiet --no-deps ortools==9.15.6755
 	$(PY) -m bench.run
+
+# The README's pictures (docs/img/*.png, committed): a seeded simulation's schedule and a Starlink
+# satellite's ground track, both from the bundled data, so they come out the same every time.
+pictures: $(VENV)/.installed
+	rm -rf build/pictures
+	$(VENV)/bin/orbitq sim --nodes 12 --requests 600 --hours 12 --seed 1 --out build/pictures --json \
+		> build/pictures.json
+	$(VENV)/bin/orbitq schedule plot --from build/pictures/schedule.json --out docs/img/schedule.png \
+		--size 1200x750
+	$(VENV)/bin/orbitq contacts plot --node 44714 --tle bundled:starlink \
+		--stations bundled:ground-stations --start 2025-12-06T00:00:00Z --hours 3 \
+		--out docs/img/sky.png --size 1200x650
+	# 256 colours are plenty for flat charts and keep each file well under 200 KB.
+	$(PY) -c 'import sys; from PIL import Image; [Image.open(p).convert("RGB").quantize(256) \
+		.save(p, optimize=True) for p in sys.argv[1:]]' docs/img/schedule.png docs/img/sky.png
 
 wheel: $(VENV)/.installed
 	rm -rf dist && $(PY) -m build --wheel --no-isolation --outdir dist .

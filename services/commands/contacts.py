@@ -20,6 +20,7 @@ from orbitq.clients.cli import progress
 from orbitq.clients.cli.connect import rfc3339_rounded
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
+from orbitq.services.commands import plots
 
 if TYPE_CHECKING:
     from orbitq.services.orbits import ContactWindow, ElementSet, GroundStation, ImportProblem
@@ -64,6 +65,7 @@ def register(tree: CommandTree) -> None:
         action="store_true",
         help="compute with the good records when some are bad (the bad ones go to stderr)",
     )
+    plots.register(tree)
 
 
 def _compute(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
-"""`orbitq sim`: a seeded day of work through a real in-process broker, written to two files.
+"""`orbitq sim`: a seeded day of work through a real in-process broker, written to three files.
 
 Owns: the command's arguments, reading the element-set and station files (or the bundled
 snapshots), turning bad input into one precise `CommandError`, writing `DIR/schedule.json`
-(brief §9) and `DIR/report.json` (each replaced whole, never left half-written), a progress
-bar on a terminal, and the summary a person reads. The simulation itself is
-orbitq.services.sim's; it is imported only when the command runs, so `orbitq --help` stays fast.
+(brief §9), `DIR/report.json` and the schedule's picture `DIR/schedule.png` (each replaced
+whole, never left half-written), a progress bar on a terminal, and the summary a person reads.
+The simulation itself is orbitq.services.sim's, and the picture orbitq.clients.cli.gantt's;
+both are imported only when the command runs, so `orbitq --help` stays fast.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def register(tree: CommandTree) -> None:
     parser = tree.add(
         "sim",
         "simulate a seeded day of requests through an in-process broker on a simulated clock; "
-        "writes DIR/schedule.json and DIR/report.json",
+        "writes DIR/schedule.json, DIR/report.json and DIR/schedule.png",
         _sim,
         json_output=True,
     )
@@ -74,7 +75,7 @@ def register(tree: CommandTree) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        help="directory for schedule.json and report.json (created if needed)",
+        help="directory for schedule.json, report.json and schedule.png (created if needed)",
     )
 
 
@@ -103,11 +104,19 @@ def _sim(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "schedule.json", result.schedule)
     _write_json(out / "report.json", result.report)
+    _plot(result.schedule, out / "schedule.png")
     if args.json:
         print_json(result.report)
     else:
         _summary(result.report, out)
     return 0
+
+
+def _plot(schedule: dict[str, Any], path: Path) -> None:
+    """The schedule's picture beside it (matplotlib is loaded only now)."""
+    from orbitq.clients.cli.gantt import plot_schedule
+
+    plot_schedule(schedule, path)
 
 
 def _progress(line: str) -> None:
@@ -149,3 +158,4 @@ def _summary(report: dict[str, Any], out: Path) -> None:
         ["tokens", "cpu", "storage", "link"],
     )
     print(f"wrote {out / 'schedule.json'} and {out / 'report.json'}")
+    print(f"drew {out / 'schedule.png'}")

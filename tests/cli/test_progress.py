@@ -73,6 +73,7 @@ def test_sim_shows_simulated_time_and_still_writes_its_files(tmp_path: Path) -> 
     # The news lines still reach stderr, above the bar; a pipe gets them and nothing else.
     assert "sim: 3 nodes, 28 stations" in text(terminal.stderr)
     assert all(line.startswith("sim: ") for line in piped.stderr.decode().splitlines())
+    assert (tmp_path / "a" / "schedule.png").is_file()
     assert (tmp_path / "a" / "schedule.json").read_bytes() == (
         tmp_path / "b" / "schedule.json"
     ).read_bytes()

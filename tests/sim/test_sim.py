@@ -115,7 +115,12 @@ def test_people_read_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "20 submitted" in printed.out
     assert f"wrote {out / 'schedule.json'} and {out / 'report.json'}" in printed.out
     assert "sim: 3 nodes, 28 stations, 20 requests over 2 h" in printed.err
-    assert sorted(path.name for path in out.iterdir()) == ["report.json", "schedule.json"]
+    assert f"drew {out / 'schedule.png'}" in printed.out
+    assert sorted(path.name for path in out.iterdir()) == [
+        "report.json",
+        "schedule.json",
+        "schedule.png",
+    ]
 
 
 def _settings(seed: int, db_url: str | None = None) -> SimSettings:
