@@ -13,7 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from orbitq.clients.cli.registry import EXIT_INTEGRITY, CommandError, CommandTree
+from orbitq.clients.cli import profiles
+from orbitq.clients.cli.registry import (
+    EXIT_INTEGRITY,
+    CommandError,
+    CommandTree,
+    add_profile_flag,
+)
 from orbitq.clients.errors import BrokerCallError, LedgerIntegrityError, OrbitqError
 
 ENTRY_POINT_GROUP = "orbitq.commands"
@@ -28,6 +34,8 @@ _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.constellation",
     "orbitq.clients.cli.requests",
     "orbitq.clients.cli.plots",
+    "orbitq.clients.cli.config",
+    "orbitq.clients.cli.completion",
 )
 
 
@@ -37,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="orbitq: quota tokens, a signed ledger and an orbital scheduler over gRPC.",
     )
     parser.set_defaults(handler=lambda _args: _print_help(parser))
+    add_profile_flag(parser)
     tree = CommandTree(parser)
     for register in _registrars():
         register(tree)
@@ -63,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        profiles.apply(args)
         return handler(args)
     except CommandError as error:
         print(f"orbitq: {error}", file=sys.stderr)

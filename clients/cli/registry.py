@@ -8,7 +8,6 @@ Does not own: what any command does.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,35 +31,52 @@ class CommandError(Exception):
 def add_connection_flags(
     parser: argparse.ArgumentParser, *, target_help: str | None = None
 ) -> None:
-    """--target, --api-key and friends, with defaults from ORBITQ_* environment variables.
+    """--target, --api-key and friends. Each is resolved before the command runs (main():
+    orbitq.clients.cli.profiles): the flag, else its ORBITQ_* variable, else the profile's
+    value, else the default.
 
-    With `target_help`, --target has no default: giving it selects an online mode (e.g.
-    `ledger verify`, which otherwise works offline)."""
-    group = parser.add_argument_group("connection")
+    With `target_help`, --target comes from the flag only: giving it selects an online mode
+    (e.g. `ledger verify`, which otherwise works offline)."""
+    group = parser.add_argument_group("connection (flag > environment > profile > default)")
     if target_help is None:
+        parser.set_defaults(connection="required")
         group.add_argument(
             "--target",
-            default=os.environ.get("ORBITQ_TARGET", TARGET_DEFAULT),
             help=f"broker address HOST:PORT (env ORBITQ_TARGET; default {TARGET_DEFAULT})",
         )
     else:
+        parser.set_defaults(connection="optional")
         group.add_argument("--target", metavar="HOST:PORT", help=target_help)
+    group.add_argument("--api-key", help="API key (env ORBITQ_API_KEY)")
     group.add_argument(
-        "--api-key",
-        default=os.environ.get("ORBITQ_API_KEY"),
-        help="API key (env ORBITQ_API_KEY)",
+        "--api-key-file",
+        metavar="FILE",
+        help="read the API key from FILE, which only its owner may read (chmod 600)",
     )
     group.add_argument(
         "--timeout",
         type=float,
-        default=TIMEOUT_SECONDS_DEFAULT,
-        help=f"seconds to wait for each call (default {TIMEOUT_SECONDS_DEFAULT:g})",
+        help=f"seconds to wait for each call (env ORBITQ_TIMEOUT; default "
+        f"{TIMEOUT_SECONDS_DEFAULT:g})",
     )
     group.add_argument(
         "--tls-ca",
-        default=os.environ.get("ORBITQ_TLS_CA"),
+        metavar="FILE",
         help="PEM file of the CA that signed the broker's certificate: connect over TLS "
         "(env ORBITQ_TLS_CA)",
+    )
+    add_profile_flag(group)
+
+
+def add_profile_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--profile NAME; on a subcommand it does not hide one given before it (`orbitq
+    --profile prod quota balance`), hence SUPPRESS."""
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="connection settings of [profile.NAME] in the config file (env ORBITQ_PROFILE; "
+        "default: [profile.default] if present); see `orbitq config show`",
     )
 
 
