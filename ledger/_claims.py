@@ -1,10 +1,10 @@
 """CWT claim sets (RFC 8392) as tickets and receipts use them: strict decoding, typed values.
 
 Owns: reading a payload as a claim map strictly (a definite-length map with integer keys in
-deterministic order, no duplicate key: rules C7-C9 of docs/agent-format.md), the checks of
+deterministic order, no duplicate key: rules S7-S9 of docs/agent-format.md), the checks of
 one claim value (`uint`, `text`, `fixed_bytes`, `request_id`) that the ticket and receipt
 dataclasses run on construction, and `ClaimError`, which names the field. After a claim set is
-read into its dataclass, the caller re-encodes the dataclass and compares bytes (C9): that
+read into its dataclass, the caller re-encodes the dataclass and compares bytes (S9): that
 catches every non-deterministic form at once (non-shortest heads, indefinite lengths, tags,
 bytes after the map), so this module does not look for each.
 
@@ -22,7 +22,7 @@ import cbor2
 from orbitq.ledger.cose import MALFORMED, EnvelopeError
 
 UINT_MAX: Final = 2**63 - 1
-"""C10: integer claims are 0..2^63 - 1, so they fit a signed 64-bit column on both databases."""
+"""S10: integer claims are 0..2^63 - 1, so they fit a signed 64-bit column on both databases."""
 HASH_BYTES: Final = 32
 REQUEST_ID_BYTES: Final = 16
 _REQUEST_ID = re.compile("[0-9a-f]{32}")
@@ -55,7 +55,7 @@ def layouts(known: Mapping[int, str], optional: Sequence[int]) -> frozenset[tupl
 def decode_claim_map(
     payload: bytes, known: Mapping[int, str], valid: frozenset[tuple[int, ...]]
 ) -> Mapping[int, object]:
-    """C7-C8: the claim map of `payload`; its keys are one of the `valid` sequences of `known`
+    """S7-S8: the claim map of `payload`; its keys are one of the `valid` sequences of `known`
     keys (so none is repeated, unknown, or out of deterministic order). Raises
     EnvelopeError(malformed) naming the first problem."""
     count = _map_count(payload)
@@ -64,13 +64,13 @@ def decode_claim_map(
     except Exception as error:  # signed, but by a key that may be compromised: hostile bytes
         raise EnvelopeError(MALFORMED, f"the claim set is not CBOR: {error}") from None
     if not isinstance(claims, Mapping):
-        raise EnvelopeError(MALFORMED, "the claim set is not a CBOR map (C7)")
+        raise EnvelopeError(MALFORMED, "the claim set is not a CBOR map (S7)")
     if len(claims) == count and tuple(claims) in valid:
         return claims
     _diagnose_keys(claims, count, known)
     required = frozenset.intersection(*(frozenset(keys) for keys in valid))
     missing = [name for key, name in known.items() if key in required and key not in claims]
-    raise EnvelopeError(MALFORMED, f"claims missing: {', '.join(missing)} (C7)")
+    raise EnvelopeError(MALFORMED, f"claims missing: {', '.join(missing)} (S7)")
 
 
 def _diagnose_keys(claims: Mapping[object, object], count: int, known: Mapping[int, str]) -> None:
@@ -78,25 +78,25 @@ def _diagnose_keys(claims: Mapping[object, object], count: int, known: Mapping[i
         raise EnvelopeError(
             MALFORMED,
             f"the claim map holds {count} entries but {len(claims)} distinct keys: a claim key "
-            "is repeated (C8)",
+            "is repeated (S8)",
         )
     keys: list[int] = []
     for key in claims:
         if type(key) is not int:
-            raise EnvelopeError(MALFORMED, f"claim key {key!r} is not an integer (C7)")
+            raise EnvelopeError(MALFORMED, f"claim key {key!r} is not an integer (S7)")
         if key not in known:
-            raise EnvelopeError(MALFORMED, f"unknown claim {key} (C7)")
+            raise EnvelopeError(MALFORMED, f"unknown claim {key} (S7)")
         keys.append(key)
     if keys != sorted(keys, key=int_key_order):
         raise EnvelopeError(
-            MALFORMED, "the claim keys are not in deterministic order (RFC 8949 §4.2.1; C8)"
+            MALFORMED, "the claim keys are not in deterministic order (RFC 8949 §4.2.1; S8)"
         )
 
 
 def _map_count(payload: bytes) -> int:
     """The entry count a definite-length map head at the start of `payload` declares."""
     if not payload or payload[0] >> 5 != 5:
-        raise EnvelopeError(MALFORMED, "the claim set is not a CBOR map (C7)")
+        raise EnvelopeError(MALFORMED, "the claim set is not a CBOR map (S7)")
     info = payload[0] & 0x1F
     if info < 24:
         return info
@@ -116,7 +116,7 @@ def malformed_claim(error: ClaimError, keys: Mapping[str, int]) -> EnvelopeError
 
 
 def uints_valid(values: Sequence[object]) -> bool:
-    """The fast check of many integer claims at once (C10); `uint` says which one fails."""
+    """The fast check of many integer claims at once (S10); `uint` says which one fails."""
     return all(type(value) is int and 0 <= value <= UINT_MAX for value in values)
 
 
@@ -132,7 +132,7 @@ def text_valid(value: object, bytes_max: int) -> bool:
 
 
 def uint(field: str, value: object, maximum: int = UINT_MAX) -> int:
-    """C10: an integer 0..maximum (bools are not integers here)."""
+    """S10: an integer 0..maximum (bools are not integers here)."""
     if type(value) is not int:
         raise ClaimError(field, f"must be an unsigned integer, not {_kind(value)}")
     if not 0 <= value <= maximum:
@@ -141,7 +141,7 @@ def uint(field: str, value: object, maximum: int = UINT_MAX) -> int:
 
 
 def text(field: str, value: object, bytes_max: int) -> str:
-    """C10: non-empty text of at most `bytes_max` UTF-8 bytes, no control characters."""
+    """S10: non-empty text of at most `bytes_max` UTF-8 bytes, no control characters."""
     if type(value) is not str:
         raise ClaimError(field, f"must be text, not {_kind(value)}")
     try:
@@ -175,7 +175,7 @@ def request_id(field: str, value: object) -> str:
 
 
 def cti_to_request_id(field: str, value: object) -> str:
-    """C11: the 16-byte `cti` claim as a request id."""
+    """S11: the 16-byte `cti` claim as a request id."""
     return fixed_bytes(field, value, REQUEST_ID_BYTES).hex()
 
 

@@ -234,7 +234,7 @@ def decode_receipt(payload: bytes) -> Receipt:
     if encode_receipt(receipt) != payload:
         raise ReceiptError(
             MALFORMED,
-            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; C9): a head is not "
+            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; S9): a head is not "
             "in its shortest form, a length is indefinite, or bytes follow the map",
         )
     return receipt

@@ -311,7 +311,7 @@ def decode_ticket(payload: bytes) -> Ticket:
     if encode_ticket(ticket) != payload:
         raise EnvelopeError(
             MALFORMED,
-            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; C9): a head is not "
+            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; S9): a head is not "
             "in its shortest form, a length is indefinite, or bytes follow the map",
         )
     return ticket

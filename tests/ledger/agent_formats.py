@@ -53,6 +53,10 @@ class Key:
     def kid(self) -> bytes:
         return key_id(self.name, self.public)
 
+    def signing(self) -> tuple[Ed25519PrivateKey, bytes]:
+        """(private key, key id): the last two arguments of sign_ticket and sign_receipt."""
+        return self.private, self.kid
+
 
 def sample_ticket(**changes: object) -> Ticket:
     fields: dict[str, object] = {
