@@ -84,7 +84,7 @@ from orbitq.ledger.receipts import (
     Receipt,
     ReceiptError,
     charge_of,
-    cpu_core_seconds,
+    core_seconds_problem,
     open_receipt,
     receipt_digest,
 )
@@ -749,14 +749,9 @@ def _opened(
             proof.index,
             f"{what} is signed for request {receipt.request_id} of node {receipt.node}",
         )
-    expected = cpu_core_seconds(receipt.fuel, enrolled.fuel_per_core_second)
-    if receipt.cpu_core_seconds != expected:
-        raise EntryVerificationError(
-            origin,
-            proof.index,
-            f"{what} claims {receipt.cpu_core_seconds} core-seconds for fuel {receipt.fuel}; "
-            f"at the enrolled rate {enrolled.fuel_per_core_second} that is {expected}",
-        )
+    problem = core_seconds_problem(receipt, enrolled.fuel_per_core_second)
+    if problem is not None:
+        raise EntryVerificationError(origin, proof.index, f"{what} {problem}")
     return receipt
 
 

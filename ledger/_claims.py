@@ -1,12 +1,13 @@
 """CWT claim sets (RFC 8392) as tickets and receipts use them: strict decoding, typed values.
 
-Owns: reading a payload as a claim map strictly (a definite-length map with integer keys in
-deterministic order, no duplicate key: rules S7-S9 of docs/agent-format.md), the checks of
-one claim value (`uint`, `text`, `fixed_bytes`, `request_id`) that the ticket and receipt
-dataclasses run on construction, and `ClaimError`, which names the field. After a claim set is
-read into its dataclass, the caller re-encodes the dataclass and compares bytes (S9): that
-catches every non-deterministic form at once (non-shortest heads, indefinite lengths, tags,
-bytes after the map), so this module does not look for each.
+Owns: reading a payload as a claim set strictly (`read`: a definite-length map with integer
+keys in deterministic order, no duplicate key, each value checked, and the bytes exactly the
+deterministic encoding: rules S7-S11 of docs/agent-format.md), the checks of one claim value
+(`uint`, `text`, `fixed_bytes`, `request_id`) that the ticket and receipt dataclasses run on
+construction, and `ClaimError`, which names the field. Once a claim set is read into its
+dataclass, the dataclass is encoded again and the bytes compared (S9): that catches every
+non-deterministic form at once (non-shortest heads, indefinite lengths, tags, bytes after the
+map), so this module does not look for each.
 
 Private to orbitq.ledger: orbitq.ledger.tickets and orbitq.ledger.receipts use it.
 """
@@ -14,8 +15,8 @@ Private to orbitq.ledger: orbitq.ledger.tickets and orbitq.ledger.receipts use i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, TypeVar
 
 import cbor2
 
@@ -26,6 +27,7 @@ UINT_MAX: Final = 2**63 - 1
 HASH_BYTES: Final = 32
 REQUEST_ID_BYTES: Final = 16
 _REQUEST_ID = re.compile("[0-9a-f]{32}")
+T = TypeVar("T")
 
 
 class ClaimError(ValueError):
@@ -105,11 +107,30 @@ def _map_count(payload: bytes) -> int:
     raise EnvelopeError(MALFORMED, "the claim map's head is of indefinite or excessive length")
 
 
-def malformed_claim(error: ClaimError, keys: Mapping[str, int]) -> EnvelopeError:
-    """The EnvelopeError of a claim that failed its check, naming the claim's key."""
-    key = keys.get(error.field)
-    where = f"claim {key} ({error.field})" if key is not None else error.field
-    return EnvelopeError(MALFORMED, f"{where} {error.problem}")
+def read(
+    payload: bytes,
+    known: Mapping[int, str],
+    valid: frozenset[tuple[int, ...]],
+    build: Callable[[Mapping[int, object]], T],
+    encode: Callable[[T], bytes],
+) -> T:
+    """S7-S11: the claim set of `payload` as the value `build` makes of its claims (checking
+    each one: a ClaimError names the field), which `encode` must turn back into exactly
+    `payload` (S9). Raises EnvelopeError(malformed) naming the first problem."""
+    claims = decode_claim_map(payload, known, valid)
+    try:
+        value = build(claims)
+    except ClaimError as error:
+        key = next((k for k, field in known.items() if field == error.field), None)
+        where = f"claim {key} ({error.field})" if key is not None else error.field
+        raise EnvelopeError(MALFORMED, f"{where} {error.problem}") from None
+    if encode(value) != payload:
+        raise EnvelopeError(
+            MALFORMED,
+            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; S9): a head is not "
+            "in its shortest form, a length is indefinite, or bytes follow the map",
+        )
+    return value
 
 
 # -- value checks ----------------------------------------------------------------------------------
