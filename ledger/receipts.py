@@ -206,7 +206,7 @@ def decode_receipt(payload: bytes) -> Receipt:
     """R2-R7: the receipt of a verified payload; raises ReceiptError(malformed) unless the
     payload is exactly the deterministic encoding of a valid receipt."""
     try:
-        return _claims.read(payload, RECEIPT_CLAIMS, _LAYOUTS, _receipt_of, encode_receipt)
+        return _claims.read(payload, RECEIPT_CLAIMS, _LAYOUTS, _receipt_of)
     except EnvelopeError as error:
         raise ReceiptError(error.reason, error.detail) from None
 

@@ -152,9 +152,12 @@ class DownlinkWindow:
     end: int
 
     def __post_init__(self) -> None:
+        start, end = self.start, self.end
         if not (
-            _claims.text_valid(self.station, STATION_BYTES_MAX)
-            and _claims.uints_valid((self.start, self.end))
+            type(start) is int
+            and type(end) is int
+            and 0 <= start <= end <= _claims.UINT_MAX
+            and _claims.text_valid(self.station, STATION_BYTES_MAX)
         ):
             text("downlink station", self.station, STATION_BYTES_MAX)
             uint("downlink start", self.start)
@@ -282,7 +285,7 @@ def encode_ticket(ticket: Ticket) -> bytes:
 def decode_ticket(payload: bytes) -> Ticket:
     """T2-T7: the ticket of a verified payload; raises EnvelopeError(malformed) unless the
     payload is exactly the deterministic encoding of a valid ticket."""
-    return _claims.read(payload, TICKET_CLAIMS, _LAYOUTS, _ticket_of, encode_ticket)
+    return _claims.read(payload, TICKET_CLAIMS, _LAYOUTS, _ticket_of)
 
 
 def _ticket_of(claims: Mapping[int, object]) -> Ticket:
