@@ -122,7 +122,6 @@ class Enrollment:
             self._writer,
             request.node,
             request.public_key,
-            key_id,
             request.fuel_per_core_second,
             request.runtime,
         )

@@ -9,24 +9,21 @@ Does not own: the entry's encoding or the evidence table (orbitq.ledger.store), 
 
 from __future__ import annotations
 
-from orbitq.ledger.store import NodeKeyEvidence, RecordEvidence, evidence_entry
+from orbitq.ledger.entries import NodeKeyEvidence
+from orbitq.ledger.store.work import EvidenceRecorded, RecordEvidence
 from orbitq.ledger.store.writer import GroupCommitWriter
 
 
 def append_node_key(
-    writer: GroupCommitWriter,
-    node: str,
-    public_key: bytes,
-    key_id: bytes,
-    fuel_per_core_second: int,
-    runtime: str,
+    writer: GroupCommitWriter, node: str, public_key: bytes, fuel_per_core_second: int, runtime: str
 ) -> int:
     """Append (once) the NodeKeyEnrolled entry of this key; its index in the log."""
     evidence = NodeKeyEvidence(
         node=node,
         public_key=public_key,
-        key_id=key_id,
         fuel_per_core_second=fuel_per_core_second,
         runtime=runtime,
     )
-    return evidence_entry(writer.apply(RecordEvidence(evidence)))
+    (recorded,) = writer.apply(RecordEvidence(evidence))
+    assert isinstance(recorded, EvidenceRecorded)
+    return recorded.entry_index

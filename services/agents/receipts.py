@@ -17,7 +17,7 @@ its reason and logged, and answers with its own status:
   output limit while the outcome is not "output too large";
 - `wrong_usage` (INVALID_ARGUMENT): cpu core-seconds other than ceil(fuel / the enrolled
   rate), link seconds other than its bytes at the node's downlink rate, uplink seconds other
-  than the ticket's, another runtime than the enrolled one, an unknown outcome;
+  than the ticket's, another runtime than the enrolled one;
 - `wrong_times` (INVALID_ARGUMENT): a start before the ticket's start less
   RECEIPT_SKEW_SECONDS, an end before the start or after the deadline + the receipt grace;
 - `no_result` (FAILED_PRECONDITION): an OK outcome names a result not stored complete with
@@ -50,6 +50,7 @@ from orbitq.ledger.receipts import (
     RunOutcome,
     charge_of,
     cpu_core_seconds,
+    link_seconds_of,
     open_receipt,
     receipt_digest,
 )
@@ -74,7 +75,6 @@ from orbitq.services.requests.reservations import Reservations, capped
 from orbitq.services.requests.settlement import resolve
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Cost, rfc3339
-from orbitq.services.scheduler.costs import BITS_PER_BYTE, ceil_div
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,6 @@ S = RequestState
 RECEIPT_SKEW_SECONDS = 60
 RECEIPT_BYTES_MAX = 4096
 DETAIL_CHARS_MAX = 500
-BITS_PER_MEGABIT = 1_000_000
 WORKLOAD_OUTCOMES = frozenset(
     {
         RunOutcome.TRAP,
@@ -235,10 +234,7 @@ class ReceiptDesk:
     ) -> None:
         agent = node.agent
         assert agent is not None
-        try:
-            outcome = RunOutcome(receipt.outcome)
-        except ValueError:
-            raise RefusedError("wrong_usage", f"unknown outcome {receipt.outcome}") from None
+        outcome = receipt.outcome
         if receipt.fuel > ticket.fuel_max:
             raise RefusedError(
                 "over_limits", f"fuel {receipt.fuel:,} is over the ticket's {ticket.fuel_max:,}"
@@ -259,10 +255,7 @@ class ReceiptDesk:
                 f"result_bytes {receipt.result_bytes:,} is over the ticket's output limit"
                 f" {ticket.output_bytes_max:,} and the outcome is not output-too-large",
             )
-        link = ceil_div(
-            receipt.bytes_downlinked * BITS_PER_BYTE,
-            node.capacity.downlink_mbps * BITS_PER_MEGABIT,
-        )
+        link = link_seconds_of(receipt.bytes_downlinked, node.capacity.downlink_mbps)
         if receipt.link_seconds != link:
             raise RefusedError(
                 "wrong_usage",
@@ -319,7 +312,7 @@ class ReceiptDesk:
         agent = node.agent
         assert agent is not None
         now_ns = self._now_ns()
-        outcome = RunOutcome(receipt.outcome)
+        outcome = receipt.outcome
         facts = ReceiptFacts(
             digest=digest,
             envelope=envelope,

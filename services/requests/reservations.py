@@ -43,7 +43,9 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
-from orbitq.ledger.store import CreateTransfers, ReceiptEvidence, WorkResult, evidence_entry
+from orbitq.ledger.entries import ReceiptEvidence
+from orbitq.ledger.store import CreateTransfers
+from orbitq.ledger.store.work import Outcomes
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.quota import Quota
 from orbitq.services.requests.model import Fault, StoredRequest
@@ -166,11 +168,12 @@ class Reservations:
             submitted.append((plan, self._writer.submit(item)))
         done: dict[str, tuple[Cost, int]] = {}
         for plan, future in submitted:
-            result: WorkResult = future.result(timeout=30.0)
-            outcomes = [outcome for outcome in result if isinstance(outcome, Outcome)]
-            settled = _settled(plan, outcomes)
+            result = future.result(timeout=30.0)
+            assert isinstance(result, Outcomes)
+            assert result.evidence is not None
+            settled = _settled(plan, result)
             if settled is not None:
-                done[plan.request.id] = (settled, evidence_entry(result))
+                done[plan.request.id] = (settled, result.evidence.entry_index)
         return done
 
     def settle(self, charges: Sequence[tuple[StoredRequest, Cost]]) -> dict[str, Cost | None]:
