@@ -1,8 +1,8 @@
 """Node agents: enrollment, tickets, receipts, refusals, blobs and result uploads; the facts a
 usage receipt adds to a request, and the node of its placement.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 `placed_node` is filled from the stored placements, so a data directory from before keeps
 answering the agents' queries.
@@ -15,8 +15,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
