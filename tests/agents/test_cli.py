@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from orbitq.clients.cli.main import EXIT_BROKER_ERROR, main
+from orbitq.services.auth import SYSTEM
 from orbitq.services.clock import SimulatedClock
+from orbitq.services.identity.api_keys import Role
 from orbitq.services.requests import RequestState
 from tests.agents.support import HELLO_WAT, TestAgent, agent_world, module_bytes
 from tests.conftest import ServerHandle
-from tests.integration.sky import tenant_key
 from tests.requests.sky import at
 
 S = RequestState
@@ -40,7 +41,8 @@ def test_enroll_push_submit_and_fetch_the_result_from_the_cli(
 ) -> None:
     with agent_world(server, clock) as world:
         operator = ["--target", server.target, "--api-key", server.operator_key]
-        acme = ["--target", server.target, "--api-key", tenant_key(server, "acme")]
+        key = world.broker.tenants.issue_key(SYSTEM, Role.TENANT, "acme", "", "cli").token
+        acme = ["--target", server.target, "--api-key", key]
         # The operator makes a token; the node's agent enrolls (again: a new key) with it.
         node = world.agent.node
         code, out, err = run(
@@ -109,6 +111,17 @@ def test_enroll_push_submit_and_fetch_the_result_from_the_cli(
         assert (facts["node"], facts["outcome"]) == (node, "ok")
         assert facts["result"] == out_digest(result)
         assert world.stored(request["id"]).state is S.COMPLETED
+        # --verify proves it against the signed log (and exits 0).
+        broker.sign_checkpoint()
+        trust = ["--trust-dir", str(tmp_path / "trust")]
+        code, out, err = run(
+            capsys, "request", "receipt", request["id"], "--verify", "--json", *trust, *acme
+        )
+        assert code == 0, err
+        proved = json.loads(out)
+        assert proved["verified"]
+        assert proved["digest"] == hashlib.sha256(receipt).hexdigest()
+        assert proved["settled"] == shown["settled"]
 
 
 def out_digest(data: bytes) -> str:
