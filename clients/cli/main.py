@@ -36,6 +36,7 @@ _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.plots",
     "orbitq.clients.cli.config",
     "orbitq.clients.cli.completion",
+    "orbitq.clients.cli.workload",
 )
 
 
