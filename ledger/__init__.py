@@ -19,6 +19,12 @@ Imported explicitly because they decode entries with the generated protobuf clas
 `entries` (the leaf encoding) and `audit` (the offline audit of a whole stored ledger, rules
 V1..V13, which raises the `...IntegrityError`s exported here).
 
+The agent formats (docs/agent-format.md), imported explicitly too, pure and free of protobuf
+(cbor2 and cryptography only), so node agents and tenants' verifiers need nothing else:
+`cose` (COSE_Sign1 envelopes with Ed25519, deterministic CBOR), `tickets` (the broker's signed
+order to run a request on a node, checked onboard), `receipts` (a node's signed usage receipt
+and the charge it backs).
+
 Verification functions return the verified value (or None) and raise a `LedgerIntegrityError`
 subclass on any failure; none returns a bool to forget to check.
 """

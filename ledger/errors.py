@@ -21,6 +21,10 @@ mapping of these errors to gRPC status codes (orbitq.services).
     ├── CheckpointFormatError    a checkpoint body breaks the tlog-checkpoint syntax
     ├── OriginMismatchError      a checkpoint's origin is not its signing key's name
     │
+    ├── EnvelopeError            a COSE_Sign1 envelope is refused (.reason; orbitq.ledger.cose)
+    │   └── ReceiptError             ... and it is a usage receipt (orbitq.ledger.receipts)
+    ├── TicketRefused            a ticket an agent must not run (.reason; orbitq.ledger.tickets)
+    │
     │   found by the offline audit (orbitq.ledger.audit, rules V1..V13), each naming the culprit:
     ├── EntryIntegrityError      a stored entry, or a row derived from it, is wrong (.index)
     ├── CheckpointIntegrityError a stored checkpoint does not match the log (.size)
