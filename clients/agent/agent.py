@@ -37,11 +37,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from orbitq.clients.agent.blobs import BlobCache, BlobRefusedError
-from orbitq.clients.agent.bundle import OutputRefusedError, pack
-from orbitq.clients.agent.errors import ModuleRefusedError, SandboxError
+from orbitq.clients.agent.errors import SandboxError
 from orbitq.clients.agent.link import BrokerLink, LinkDownError
 from orbitq.clients.agent.pacer import Pacer
-from orbitq.clients.agent.sandbox import Execution, Job, Limits, Outcome
+from orbitq.clients.agent.sandbox import Execution, Job
 from orbitq.clients.agent.store import (
     AgentStore,
     ContactRow,
@@ -50,7 +49,7 @@ from orbitq.clients.agent.store import (
     RunRow,
     TicketRow,
 )
-from orbitq.clients.agent.usage import RUN_OUTCOME_OF, Usage, aborted, receipt_of
+from orbitq.clients.agent.usage import Usage, aborted, conclude, job_for, receipt_of
 from orbitq.clients.errors import BrokerCallError
 from orbitq.ledger.note import key_id
 from orbitq.ledger.receipts import RunOutcome, sign_receipt
@@ -387,74 +386,46 @@ class Agent:
         run_dir = self.runs_dir / row.request_id / str(attempt)
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.log(f"run {row.request_id} started (attempt {attempt})")
-        job = Job(
-            wasm_path=self.blobs.path(ticket.workload_sha256),
-            wasm_sha256=ticket.workload_sha256,
-            input_path=None
-            if ticket.input_sha256 is None
-            else self.blobs.path(ticket.input_sha256),
-            run_dir=run_dir,
-            limits=Limits(
-                fuel_max=ticket.fuel_max,
-                run_seconds=float(ticket.run_seconds),
-                output_bytes_max=ticket.output_bytes_max,
-            ),
-            clock_ns=ticket.start * NANOS_PER_SECOND,
-            seed=bytes.fromhex(ticket.request_id),
+        job = job_for(
+            ticket,
+            self.blobs.path(ticket.workload_sha256),
+            None if ticket.input_sha256 is None else self.blobs.path(ticket.input_sha256),
+            run_dir,
         )
         try:
-            execution = self.runner(job)
-        except ModuleRefusedError as error:
-            execution = Execution(Outcome.TRAP, 0, 0, 0, 0.0, str(error))
+            concluded = conclude(self.runner, job, self.runs_dir / row.request_id / "result")
         except SandboxError as error:
             now = int(self.clock.now().timestamp())
-            self._end(row, ticket, aborted(now), None, str(error))
+            self._end(row, aborted(now), None, str(error))
             self.log(f"run {row.request_id} ABORTED: {error}")
             return
         ended = max(int(self.clock.now().timestamp()), started)
-        self._record(row, ticket, job, execution, started, ended)
-
-    def _record(
-        self,
-        row: TicketRow,
-        ticket: Ticket,
-        job: Job,
-        execution: Execution,
-        started: int,
-        ended: int,
-    ) -> None:
-        outcome, detail = RUN_OUTCOME_OF[execution.outcome], execution.detail
-        result_sha256, result_bytes = None, execution.output_bytes
-        if outcome != RunOutcome.OUTPUT_TOO_LARGE:
-            try:
-                packed = pack(job.run_dir / "out", self.runs_dir / row.request_id / "result")
-                result_sha256, result_bytes = packed.sha256, packed.size
-            except OutputRefusedError as error:
-                outcome, detail, result_bytes = RunOutcome.TRAP, str(error), 0
         usage = Usage(
-            outcome,
-            execution.exit_code,
-            execution.fuel,
+            concluded.outcome,
+            concluded.exit_code,
+            concluded.fuel,
             started,
             ended,
-            result_sha256,
-            result_bytes,
+            concluded.result_sha256,
+            concluded.result_bytes,
             0,
             ended,
         )
         downlink = None
-        if outcome == RunOutcome.OK and result_sha256 is not None:
-            downlink = DownlinkRow(row.request_id, result_bytes, result_sha256, 0, None)
-        self._end(row, ticket, usage, downlink, detail)
+        if concluded.outcome == RunOutcome.OK and concluded.result_sha256 is not None:
+            downlink = DownlinkRow(
+                row.request_id, concluded.result_bytes, concluded.result_sha256, 0, None
+            )
+        self._end(row, usage, downlink, concluded.detail)
+        detail = f" ({concluded.detail})" if concluded.detail else ""
         self.log(
-            f"run {row.request_id} ended: {outcome.label}, fuel {execution.fuel},"
-            f" result {result_bytes} bytes{f' ({detail})' if detail else ''}"
+            f"run {row.request_id} ended: {concluded.outcome.label}, fuel {concluded.fuel},"
+            f" result {concluded.result_bytes} bytes{detail}"
         )
 
     def _end(
         self,
         row: TicketRow,
-        ticket: Ticket,
         usage: Usage,
         downlink: DownlinkRow | None,
         detail: str,

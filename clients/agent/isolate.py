@@ -47,6 +47,9 @@ def run_isolated(job: Job, cache_dir: Path | None) -> Execution:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         close_fds=True,
+        # Its own session: a Ctrl-C at the agent's terminal lets the run finish with the step
+        # instead of killing it; the child still dies with the agent (PR_SET_PDEATHSIG).
+        start_new_session=True,
     )
     try:
         out, err = child.communicate(
