@@ -157,10 +157,14 @@ class Agent:
             self._recovered = True
         if self._link_up(moment):
             self._guarded(self._talk, moment)
+            probing = self._session is not None and self._session.contact == "probe"
+            if probing and self.store.contacts(ending_after=int(moment)):
+                self._session = None  # a probe answered: now the plan it brought says when
         self._run_due(moment)
-        self._finish_ran(moment)
         if self._session is not None:
             self._guarded(self._downlink, moment)
+        self._finish_ran(moment)
+        if self._session is not None:
             self._guarded(self._report_outbox, moment)
         self._prune(int(moment))
         return datetime.fromtimestamp(self._next_due(moment), tz=UTC)
@@ -274,6 +278,8 @@ class Agent:
         existing = self.store.ticket(request_id)
         if existing is not None and existing.digest == digest and existing.state != "refused":
             return  # a re-pull of a ticket already taken
+        if self.store.is_refused(digest):
+            return  # a re-pull of a ticket refused and not yet reported
         try:
             ticket = self.settings.verifier.open(
                 envelope,

@@ -14,6 +14,8 @@ from __future__ import annotations
 BITS_PER_BYTE = 8
 BITS_PER_MEGABIT = 1_000_000
 BURST_SECONDS_DEFAULT = 1.0
+# A wait shorter than this is not worth a step (and float time cannot tell it from now).
+READY_SECONDS_MIN = 0.001
 
 
 class Pacer:
@@ -36,15 +38,18 @@ class Pacer:
     def grant(self, now: float, wanted: int) -> int:
         """Bytes that may be sent now, at most `wanted` (they are spent)."""
         self._refill(now)
-        granted = min(int(self._tokens), wanted)
+        # Rounded, not floored: float time must not leave a last byte for the next step.
+        granted = min(round(self._tokens), wanted)
         self._tokens -= granted
-        return granted
+        return max(granted, 0)
 
     def ready_at(self, now: float, wanted: int) -> float:
         """When `wanted` bytes (capped at the capacity) will have accrued, sending from now."""
         self._refill(now)
         missing = min(float(wanted), self.capacity) - self._tokens
-        return now + max(missing, 0.0) / self.bytes_per_second
+        if missing <= 0.5:
+            return now
+        return now + max(missing / self.bytes_per_second, READY_SECONDS_MIN)
 
     def idle(self) -> None:
         """Nothing to send (or the window closed): the next grant starts from empty."""

@@ -338,6 +338,13 @@ class AgentStore:
                     (refusal.request_id,),
                 )
 
+    def is_refused(self, ticket_digest: bytes) -> bool:
+        """Whether a refusal of this envelope waits for a heartbeat (a re-pull adds none)."""
+        found = self._db.execute(
+            "SELECT 1 FROM refusals WHERE ticket_digest = ? LIMIT 1", (ticket_digest,)
+        ).fetchone()
+        return found is not None
+
     def refusals(self, *, limit: int) -> list[RefusalRow]:
         rows = self._db.execute(
             "SELECT id, request_id, ticket_digest, reason, detail, at FROM refusals"
