@@ -9,6 +9,7 @@ Kinds, codes, flags and results are lower-case names ("cpu", "mint", "pending",
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -252,20 +253,56 @@ class AccountCreation:
 
 
 @dataclass(frozen=True)
+class NodeKeyRecord:
+    """What a `node_key_enrolled` entry records: a node's Ed25519 key, from this entry on the
+    one its usage receipts verify under (docs/ledger-format.md E5)."""
+
+    node: str
+    #: Raw 32-byte Ed25519 public key.
+    public_key: bytes
+    #: The 4-byte key id receipts carry (docs/agent-format.md C2).
+    key_id: bytes
+    #: Wasm fuel per core-second: cpu charged = ceil(fuel / rate).
+    fuel_per_core_second: int
+    #: The sandbox and its version, e.g. "wasmtime 51.0.0".
+    runtime: str
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    """What a `receipt_recorded` entry records: a node's usage receipt the broker accepted
+    (docs/ledger-format.md E5)."""
+
+    request_id: str
+    node: str
+    #: The COSE_Sign1 envelope exactly as the node signed it (docs/agent-format.md).
+    receipt: bytes
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the receipt: the user_data of the transfers that settle against it."""
+        return hashlib.sha256(self.receipt).digest()
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One entry (leaf) of the signed log, decoded; `data` is the exact leaf bytes."""
 
     index: int
     timestamp_ns: int
-    #: "account_created" or "transfer_recorded".
+    #: "account_created", "transfer_recorded", "node_key_enrolled" or "receipt_recorded".
     type: str
     #: For account_created.
     account: AccountCreation | None
     #: For transfer_recorded: the transfer as recorded, with its outcome in `result`.
     transfer: TransferRecord | None
-    #: "ok" for a transfer that moved balances, else the recorded failure; "" for accounts.
+    #: "ok" for a transfer that moved balances, else the recorded failure; "" for the others.
     result: str
     data: bytes
+    #: For node_key_enrolled.
+    node_key: NodeKeyRecord | None = None
+    #: For receipt_recorded.
+    receipt: ReceiptRecord | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LedgerEntry:
@@ -298,6 +335,24 @@ class LedgerEntry:
                 TransferRecord.from_proto(recorded.transfer),
                 result_label(recorded.result),
                 data,
+            )
+        if body == "node_key_enrolled":
+            enrolled = message.node_key_enrolled
+            node_key = NodeKeyRecord(
+                enrolled.node,
+                enrolled.public_key,
+                enrolled.key_id,
+                enrolled.fuel_per_core_second,
+                enrolled.runtime,
+            )
+            return cls(message.index, message.timestamp_ns, body, None, None, "", data, node_key)
+        if body == "receipt_recorded":
+            recorded_receipt = message.receipt_recorded
+            receipt = ReceiptRecord(
+                recorded_receipt.request_id, recorded_receipt.node, recorded_receipt.receipt
+            )
+            return cls(
+                message.index, message.timestamp_ns, body, None, None, "", data, None, receipt
             )
         raise ValueError("a LedgerEntry without a body")
 

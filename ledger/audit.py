@@ -1,13 +1,16 @@
-"""The offline audit of a stored ledger: rules V1..V14 of docs/ledger-format.md, in order.
+"""The offline audit of a stored ledger: rules V1..V18 of docs/ledger-format.md, in order.
 
 Owns: checking that a broker's stored ledger is exactly what its signed log says — every leaf
 and stored subtree hash recomputed from the stored bytes, every entry's index and timestamp,
 every checkpoint's signature, root and consistency with the next, every transfer row and
 account row against its entry, and a replay of all transfers against the stored balances,
-pending statuses and the ledger's invariants. It stops at the first failure and raises the
-`LedgerIntegrityError` subclass that names it: `EntryIntegrityError(index, detail)`,
-`CheckpointIntegrityError(size, ...)`, `AccountIntegrityError` / `BalanceMismatchError(account,
-...)` or `InvariantViolationError`. On success it returns an `AuditReport`.
+pending statuses and the ledger's invariants. And the evidence behind charges (V15-V18): every
+usage receipt in the log verifies under its node's enrolled key, every settlement against a
+receipt follows it and charges no more than it backs, and the evidence rows match the log.
+It stops at the first failure and raises the `LedgerIntegrityError` subclass that names it:
+`EntryIntegrityError(index, detail)`, `CheckpointIntegrityError(size, ...)`,
+`AccountIntegrityError` / `BalanceMismatchError(account, ...)` or `InvariantViolationError`.
+On success it returns an `AuditReport`.
 
 Pure: it reads pages of raw rows through the `AuditSource` protocol (which
 `LedgerStore.snapshot()` implements), so tests feed it lists and `orbitq ledger verify` feeds
@@ -37,6 +40,7 @@ from google.protobuf.message import DecodeError
 
 from orbitq.ledger import merkle
 from orbitq.ledger.checkpoint import Checkpoint, verify_checkpoint
+from orbitq.ledger.entries import NodeKeyEvidence, evidence_of
 from orbitq.ledger.errors import (
     AccountIntegrityError,
     BalanceMismatchError,
@@ -59,6 +63,13 @@ from orbitq.ledger.model import (
     TransferFlag,
 )
 from orbitq.ledger.note import Verifier
+from orbitq.ledger.receipts import (
+    Charge,
+    ReceiptError,
+    ReceiptVerifier,
+    charge_of,
+    cpu_core_seconds,
+)
 from orbitq.v1 import ledger_pb2, quota_pb2
 
 __all__ = [
@@ -102,6 +113,8 @@ _POST = int(TransferFlag.POST_PENDING)
 _VOID = int(TransferFlag.VOID_PENDING)
 _RESOLVES = _POST | _VOID
 _EXPIRE = int(Code.EXPIRE)
+_SETTLE = int(Code.SETTLE)
+_DIGEST_BYTES = 32
 _TRANSIENT = frozenset(int(result) for result in TRANSIENT_RESULTS)
 _LIMITED = int(AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _BALANCE_NAMES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
@@ -154,6 +167,10 @@ class AuditSource(Protocol):
         """(transfer id, status, expires_ns) of every pending-status row."""
         ...
 
+    def evidence_pages(self) -> Iterable[Sequence[tuple[Any, ...]]]:
+        """Pages of evidence rows (entry_index, digest, kind, node, request_id) in entry order."""
+        ...
+
 
 @dataclass(frozen=True)
 class AuditReport:
@@ -175,6 +192,10 @@ class AuditReport:
     """Root recomputed over the whole log."""
     newest_checkpoint: Checkpoint | None
     """The newest stored checkpoint, its signature verified; None if none is stored."""
+    node_keys: int = 0
+    """NodeKeyEnrolled entries checked (V15, V18)."""
+    receipts: int = 0
+    """ReceiptRecorded entries whose receipt verified under its node's key (V15-V18)."""
 
 
 class SnapshotSource(Protocol):
@@ -205,7 +226,7 @@ def audit_log(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> AuditReport:
-    """V1-V14: audit the stored ledger `source` against the broker's checkpoint key `verifier`.
+    """V1-V18: audit the stored ledger `source` against the broker's checkpoint key `verifier`.
 
     `known_roots` are tree heads the caller verified before ({size: root}, e.g. the last
     checkpoint a client trusted): the stored log must reproduce each of them (V6), which
@@ -219,6 +240,7 @@ def audit_log(
     accounts = {account.id: account for account in source.accounts()}
     expected = _expected_roots(checkpoints, known_roots or {})
     walk = _Walk(head_size, accounts, expected, _consistency_leaves(checkpoints), progress)
+    walk.evidence_rows = iter(chain.from_iterable(source.evidence_pages()))
     walk.run(source.entry_pages(), chain.from_iterable(source.transfer_pages()))
     _check_consistency(checkpoints, walk.subtrees)  # V7
     _check_account_rows(accounts, walk)  # V11
@@ -234,6 +256,8 @@ def audit_log(
         tree_size=walk.size,
         root_hash=walk.root(),
         newest_checkpoint=checkpoints[-1] if checkpoints else None,
+        node_keys=walk.node_key_entries,
+        receipts=len(walk.receipts),
     )
 
 
@@ -299,7 +323,26 @@ def _consistency_leaves(checkpoints: Sequence[Checkpoint]) -> dict[int, list[int
     return leaves
 
 
-# --- V1-V10: the walk over the log ----------------------------------------------------------------
+# --- V1-V10, V15-V18: the walk over the log -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _NodeKey:
+    """The key in force for a node: its latest NodeKeyEnrolled entry so far (V16)."""
+
+    entry: int
+    digest: bytes
+    verifier: ReceiptVerifier
+    fuel_per_core_second: int
+
+
+@dataclass(slots=True)
+class _Receipt:
+    """A verified receipt met in the log, and what has been settled against it per kind."""
+
+    entry: int
+    charge: Charge
+    settled: dict[int, int]
 
 
 @dataclass(slots=True)
@@ -315,7 +358,8 @@ class _Pending:
 
 
 class _Walk:
-    """V1-V10 over the entries in order, with the frontier (L6) and the replay's state."""
+    """V1-V10 and V15-V18 over the entries in order, with the frontier (L6) and the replay's
+    state."""
 
     def __init__(
         self,
@@ -340,6 +384,13 @@ class _Walk:
         self.balances: dict[int, list[int]] = {}
         self.created_by: dict[int, int] = {}  # account id -> entry index
         self.pending: dict[bytes, _Pending] = {}  # every pending transfer, by id
+        # V15-V18: the node keys in force, every verified receipt by digest, and the evidence
+        # rows, read alongside the entries in entry order.
+        self.node_keys: dict[str, _NodeKey] = {}
+        self.node_key_entries = 0
+        self.receipts: dict[bytes, _Receipt] = {}
+        self.evidence_rows: Iterator[tuple[Any, ...]] = iter(())
+        self.evidence_row: tuple[Any, ...] | None = None
 
     def root(self) -> bytes:
         nodes = self.nodes
@@ -356,6 +407,7 @@ class _Walk:
         transfer_rows: Iterator[tuple[Any, ...]],
     ) -> None:
         self._check_roots_at(0)
+        self.evidence_row = next(self.evidence_rows, None)
         row = next(transfer_rows, None)
         for page in pages:
             row = self._page(page, row, transfer_rows)
@@ -453,6 +505,9 @@ class _Walk:
                         or t.flags != flags_messages.get(row[_FLAGS])
                     ):
                         raise _row_mismatch(position, entry, row)
+                    # V17: a settlement against a receipt (its digest as user_data) follows it.
+                    if row[_CODE] == _SETTLE:
+                        self._settlement(position, row)
                     # V10: replay. The row equals the entry, so its plain Python values are used;
                     # the common case (an OK single-phase transfer) inline, the rest in _replay.
                     transfers += 1
@@ -587,7 +642,10 @@ class _Walk:
         return found.amount
 
     def _other_entry(self, position: int, entry: ledger_pb2.LedgerEntry) -> None:
-        """V8, V9: an entry with no transfer row must be an account creation."""
+        """V8, V9, V15: an entry with no transfer row must be an account creation or evidence."""
+        if entry.HasField("node_key_enrolled") or entry.HasField("receipt_recorded"):
+            self._evidence(position, entry)
+            return
         if entry.HasField("transfer_recorded"):
             transfer_id = _hex(entry.transfer_recorded.transfer.id)
             raise EntryIntegrityError(
@@ -621,6 +679,115 @@ class _Walk:
             )
         self.created_by[account_id] = position
         self.balances[account_id] = [0, 0, 0, 0, created.kind, 1 if flags else 0]
+
+    def _evidence(self, position: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """V15, V16, V18: an evidence entry decodes, a receipt verifies under the node's key in
+        force and says what its entry says, and the evidence row of the entry matches it."""
+        try:
+            evidence = evidence_of(entry)
+        except ValueError as error:
+            raise EntryIntegrityError(position, f"its evidence is malformed: {error}") from None
+        assert evidence is not None
+        digest = evidence.digest()
+        logged = (digest, int(evidence.kind), evidence.node, evidence.request_id)
+        self._evidence_row(position, logged)
+        if isinstance(evidence, NodeKeyEvidence):
+            current = self.node_keys.get(evidence.node)
+            if current is not None and current.digest == digest:
+                raise EntryIntegrityError(
+                    position,
+                    f"it enrolls node {evidence.node}'s key of entry {current.entry} again, which "
+                    "is still in force (evidence is appended at most once, E5)",
+                )
+            self.node_keys[evidence.node] = _NodeKey(
+                position,
+                digest,
+                ReceiptVerifier(evidence.public_key, evidence.key_id),
+                evidence.fuel_per_core_second,
+            )
+            self.node_key_entries += 1
+            return
+        seen = self.receipts.get(digest)
+        if seen is not None:
+            raise EntryIntegrityError(
+                position,
+                f"it records receipt {digest.hex()} again (entry {seen.entry} recorded it; "
+                "evidence is appended at most once, E5)",
+            )
+        key = self.node_keys.get(evidence.node)
+        if key is None:
+            raise EntryIntegrityError(
+                position,
+                f"it records a receipt of node {evidence.node}, but no NodeKeyEnrolled entry of "
+                "that node comes before it",
+            )
+        try:
+            receipt = key.verifier.open(evidence.receipt)
+        except ReceiptError as error:
+            raise EntryIntegrityError(
+                position,
+                f"its receipt does not verify under node {evidence.node}'s key of entry "
+                f"{key.entry}: {error}",
+            ) from None
+        if (receipt.request_id, receipt.node) != (evidence.request_id, evidence.node):
+            raise EntryIntegrityError(
+                position,
+                f"it records a receipt for request {evidence.request_id} of node "
+                f"{evidence.node}, but the receipt is for request {receipt.request_id} of node "
+                f"{receipt.node}",
+            )
+        expected = cpu_core_seconds(receipt.fuel, key.fuel_per_core_second)
+        if receipt.cpu_core_seconds != expected:
+            raise EntryIntegrityError(
+                position,
+                f"its receipt claims {receipt.cpu_core_seconds} core-seconds for fuel "
+                f"{receipt.fuel}; at node {evidence.node}'s enrolled rate of "
+                f"{key.fuel_per_core_second} fuel per core-second (entry {key.entry}) that is "
+                f"{expected}",
+            )
+        self.receipts[digest] = _Receipt(position, charge_of(receipt), {})
+
+    def _evidence_row(self, position: int, logged: tuple[object, ...]) -> None:
+        """V18: the next evidence row is this entry's, equal to it."""
+        row = self.evidence_row
+        if row is None or row[0] != position:
+            if row is not None and row[0] < position:
+                raise _orphan_evidence_row(row)
+            raise EntryIntegrityError(position, "the evidence entry has no evidence row")
+        for column, stored, in_log in zip(_EVIDENCE_FIELDS, row[1:], logged, strict=True):
+            if stored != in_log:
+                raise EntryIntegrityError(
+                    position,
+                    f"its evidence row says {column} {_show(stored)}, the entry says "
+                    f"{_show(in_log)}",
+                )
+        self.evidence_row = next(self.evidence_rows, None)
+
+    def _settlement(self, position: int, row: tuple[Any, ...]) -> None:
+        """V17: a `settle` transfer whose user_data is 32 bytes settles against the receipt
+        with that digest, recorded before it; per kind, the OK ones post at most its charge."""
+        user_data = row[_USER_DATA]
+        if user_data is None or len(user_data) != _DIGEST_BYTES:
+            return
+        seen = self.receipts.get(bytes(user_data))
+        if seen is None:
+            raise EntryIntegrityError(
+                position,
+                f"it settles against receipt {bytes(user_data).hex()} (its user_data), but no "
+                "earlier ReceiptRecorded entry has that digest",
+            )
+        if row[_RESULT] != _OK:
+            return
+        kind = row[_KIND]
+        settled = seen.settled.get(kind, 0) + row[_AMOUNT]
+        charged = seen.charge.of(Kind(kind)) if kind in _KINDS else 0
+        if settled > charged:
+            raise EntryIntegrityError(
+                position,
+                f"with it, {settled} {_kind_label(kind)} is settled against receipt "
+                f"{bytes(user_data).hex()} (entry {seen.entry}), which backs {charged}",
+            )
+        seen.settled[kind] = settled
 
     def _keep_subtrees(self, position: int, completed: Sequence[bytes]) -> None:
         for level in self.consistency_leaves[position]:
@@ -659,6 +826,8 @@ class _Walk:
             )
         if row is not None:
             raise _orphan_row(row, size)
+        if self.evidence_row is not None:
+            raise _orphan_evidence_row(self.evidence_row)
         for expected_size, items in sorted(self.expected.items()):
             if expected_size > size:
                 what = "stored checkpoint" if items[0].checkpoint else "verified checkpoint"
@@ -676,6 +845,17 @@ def _row_error(position: int, index: int) -> EntryIntegrityError:
             position, f"the entry is missing (the next stored entry is {index})"
         )
     return EntryIntegrityError(index, f"it is stored twice, or out of order at {position}")
+
+
+def _orphan_evidence_row(row: tuple[Any, ...]) -> EntryIntegrityError:
+    """V18: an evidence row whose entry records no evidence (or does not exist)."""
+    return EntryIntegrityError(
+        int(row[0]), "an evidence row points at this entry, but the entry records no evidence"
+    )
+
+
+_EVIDENCE_FIELDS = ("digest", "kind", "node", "request_id")
+_KINDS = frozenset(int(kind) for kind in Kind)
 
 
 def _hash_error(position: int, completed: Sequence[bytes], stored: bytes) -> EntryIntegrityError:

@@ -1,16 +1,24 @@
-"""Leaves of the signed log: account creations and transfers as `orbitq.v1.LedgerEntry` bytes.
+"""Leaves of the signed log: account creations, transfers and evidence as `orbitq.v1.LedgerEntry`
+bytes.
 
-Owns: turning ledger records into the exact bytes that are hashed (docs/ledger-format.md L1)
-and back. Encoding is protobuf's deterministic serialization; decoding never re-encodes (the
-stored bytes are what was signed).
+Owns: turning ledger records into the exact bytes that are hashed (docs/ledger-format.md L1,
+E1-E2) and back. Encoding is protobuf's deterministic serialization; decoding never re-encodes
+(the stored bytes are what was signed). Also the evidence the log records beside transfers
+(E5): a node's enrolled key (`NodeKeyEvidence`) and a node's usage receipt
+(`ReceiptEvidence`), with their digests, the key the log dedups them by.
 
-Does not own: hashing (orbitq.ledger.merkle) or storage.
+Does not own: hashing (orbitq.ledger.merkle), storage, or what a receipt says
+(orbitq.ledger.receipts).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+from hashlib import sha256
 
+from orbitq.ledger import _claims
+from orbitq.ledger.cose import ENVELOPE_BYTES_MAX, PUBLIC_KEY_BYTES
 from orbitq.ledger.model import (
     Account,
     AccountFlag,
@@ -23,7 +31,102 @@ from orbitq.ledger.model import (
     id_from_bytes,
     id_to_bytes,
 )
+from orbitq.ledger.note import key_id
+from orbitq.ledger.receipts import RUNTIME_BYTES_MAX, receipt_digest
+from orbitq.ledger.tickets import NODE_BYTES_MAX
 from orbitq.v1 import ledger_pb2, quota_pb2
+
+FUEL_PER_CORE_SECOND_MAX = 2**63 - 1
+"""E5: a node's enrolled rate fits a signed 64-bit column (the broker allows 10^8..10^11)."""
+
+
+class EvidenceKind(IntEnum):
+    """What a piece of evidence is; the `kind` column of `ledger_evidence`."""
+
+    NODE_KEY = 1
+    RECEIPT = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeyEvidence:
+    """E5: a node's Ed25519 key was enrolled (a `NodeKeyEnrolled` entry): from its entry on,
+    the node's receipts are checked against this key and its fuel rate, and no longer against
+    any earlier key of the node."""
+
+    node: str
+    public_key: bytes
+    fuel_per_core_second: int
+    runtime: str
+
+    def __post_init__(self) -> None:
+        _claims.text("node", self.node, NODE_BYTES_MAX)
+        _claims.fixed_bytes("public_key", self.public_key, PUBLIC_KEY_BYTES)
+        _claims.uint("fuel_per_core_second", self.fuel_per_core_second, FUEL_PER_CORE_SECOND_MAX)
+        if self.fuel_per_core_second == 0:
+            raise _claims.ClaimError("fuel_per_core_second", "must be positive")
+        _claims.text("runtime", self.runtime, RUNTIME_BYTES_MAX)
+
+    @property
+    def kind(self) -> EvidenceKind:
+        return EvidenceKind.NODE_KEY
+
+    @property
+    def key_id(self) -> bytes:
+        """The kid the node's receipts carry (docs/agent-format.md C2, R1)."""
+        return key_id(self.node, self.public_key)
+
+    @property
+    def request_id(self) -> None:
+        return None
+
+    def message(self) -> ledger_pb2.NodeKeyEnrolled:
+        return ledger_pb2.NodeKeyEnrolled(
+            node=self.node,
+            public_key=self.public_key,
+            key_id=self.key_id,
+            fuel_per_core_second=self.fuel_per_core_second,
+            runtime=self.runtime,
+        )
+
+    def digest(self) -> bytes:
+        """E5: SHA-256 of the deterministic serialization of the NodeKeyEnrolled message."""
+        return sha256(self.message().SerializeToString(deterministic=True)).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEvidence:
+    """E5: a node's usage receipt was accepted (a `ReceiptRecorded` entry); the transfers
+    that settle the request against it follow it in the log with its digest as user_data."""
+
+    request_id: str
+    node: str
+    receipt: bytes
+
+    def __post_init__(self) -> None:
+        _claims.request_id("request_id", self.request_id)
+        _claims.text("node", self.node, NODE_BYTES_MAX)
+        if type(self.receipt) is not bytes or not 0 < len(self.receipt) <= ENVELOPE_BYTES_MAX:
+            raise _claims.ClaimError("receipt", f"must be 1..{ENVELOPE_BYTES_MAX} bytes")
+
+    @property
+    def kind(self) -> EvidenceKind:
+        return EvidenceKind.RECEIPT
+
+    def message(self) -> ledger_pb2.ReceiptRecorded:
+        return ledger_pb2.ReceiptRecorded(
+            request_id=self.request_id, node=self.node, receipt=self.receipt
+        )
+
+    def digest(self) -> bytes:
+        """E5, docs/agent-format.md R8: SHA-256 of the receipt envelope as the node signed it."""
+        return receipt_digest(self.receipt)
+
+
+Evidence = NodeKeyEvidence | ReceiptEvidence
 
 
 def encode_account_created(index: int, account: Account) -> bytes:
@@ -121,15 +224,49 @@ def encode_transfer_recorded(index: int, stored: StoredTransfer) -> bytes:
     return entry.SerializeToString(deterministic=True)
 
 
+def encode_evidence(index: int, timestamp_ns: int, evidence: Evidence) -> bytes:
+    """E1, E5: a NodeKeyEnrolled or ReceiptRecorded leaf."""
+    entry = ledger_pb2.LedgerEntry(index=index, timestamp_ns=timestamp_ns)
+    if isinstance(evidence, NodeKeyEvidence):
+        entry.node_key_enrolled.CopyFrom(evidence.message())
+    else:
+        entry.receipt_recorded.CopyFrom(evidence.message())
+    return entry.SerializeToString(deterministic=True)
+
+
+def evidence_of(entry: ledger_pb2.LedgerEntry) -> Evidence | None:
+    """The evidence an entry records (None: it records none); ValueError if it breaks E5."""
+    body = entry.WhichOneof("body")
+    if body == "node_key_enrolled":
+        enrolled = entry.node_key_enrolled
+        evidence = NodeKeyEvidence(
+            node=enrolled.node,
+            public_key=enrolled.public_key,
+            fuel_per_core_second=enrolled.fuel_per_core_second,
+            runtime=enrolled.runtime,
+        )
+        if enrolled.key_id != evidence.key_id:
+            raise ValueError(
+                f"the entry says key id {enrolled.key_id.hex() or '(none)'}, but the key id of "
+                f"node {enrolled.node!r} and its public key is {evidence.key_id.hex()}"
+            )
+        return evidence
+    if body == "receipt_recorded":
+        recorded = entry.receipt_recorded
+        return ReceiptEvidence(recorded.request_id, recorded.node, recorded.receipt)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedEntry:
-    """One leaf, decoded: exactly one of `account` and `transfer` is set."""
+    """One leaf, decoded: exactly one of `account`, `transfer` and `evidence` is set."""
 
     index: int
     timestamp_ns: int
     account: Account | None = None
     transfer: Transfer | None = None
     result: Result | None = None
+    evidence: Evidence | None = None
 
 
 def decode_entry(data: bytes) -> DecodedEntry:
@@ -164,4 +301,7 @@ def decode_entry(data: bytes) -> DecodedEntry:
             transfer=transfer_from_proto(recorded.transfer),
             result=Result(recorded.result),
         )
+    evidence = evidence_of(entry)
+    if evidence is not None:
+        return DecodedEntry(index=entry.index, timestamp_ns=entry.timestamp_ns, evidence=evidence)
     raise ValueError("a LedgerEntry without a body")

@@ -314,7 +314,7 @@ class Charge:
 def charge_of(receipt: Receipt) -> Charge:
     """R4: cpu = the receipt's cpu_core_seconds; storage = ceil(storage_mb_seconds / 3600);
     link = link_seconds + uplink_seconds. The broker posts at most this (and at most what was
-    reserved); the audit checks it (V18)."""
+    reserved); the audit checks it (V17)."""
     return Charge(
         cpu=receipt.cpu_core_seconds,
         storage=-(-receipt.storage_mb_seconds // SECONDS_PER_HOUR),

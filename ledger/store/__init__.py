@@ -12,11 +12,13 @@ SQLModel only to declare the tables (docs/architecture.md, "Database access", sa
 | `tables`       | the tables (SQLModel declarations the migrations create)                 |
 | `transactions` | `write_transaction`, the write-lock convention the services share        |
 | `rows`         | column lists, rows → model objects, the head, lookups by key             |
-| `work`         | the work items callers queue (`CreateTransfers`, `CreateAccounts`, ...)  |
+| `work`         | the work items callers queue (`CreateTransfers`, `CreateAccounts`,       |
+|                | `RecordEvidence`, ...) and their results                                 |
 | `write`        | the group-commit transaction: head lock, working set, engine, A13        |
 |                | assertion, log append, rows                                              |
 | `reads`        | accounts, one transfer, history, balances at an instant, full A13 check  |
 | `log`          | checkpoints, entries, inclusion and consistency proofs, the frontier     |
+| `evidence`     | the evidence entries (node keys, receipts) by digest, node or request    |
 | `snapshot`     | the audit's consistent read-only view (`LedgerSnapshot`)                 |
 | `facade`       | `LedgerStore`: the parts composed over one engine                        |
 | `writer`       | `GroupCommitWriter`: the queue and thread in front of the write path;    |
@@ -29,6 +31,8 @@ migrations (orbitq.services.db).
 
 from __future__ import annotations
 
+from orbitq.ledger.entries import Evidence, EvidenceKind, NodeKeyEvidence, ReceiptEvidence
+from orbitq.ledger.store.evidence import StoredEvidence
 from orbitq.ledger.store.facade import LedgerStore
 from orbitq.ledger.store.rows import Head
 from orbitq.ledger.store.snapshot import LedgerSnapshot
@@ -37,7 +41,10 @@ from orbitq.ledger.store.work import (
     AccountSpec,
     CreateAccounts,
     CreateTransfers,
+    EvidenceRecorded,
     ExpireDue,
+    Outcomes,
+    RecordEvidence,
     WorkItem,
     WorkResult,
     work_weight,
@@ -60,11 +67,19 @@ __all__ = [
     "CommitInfo",
     "CreateAccounts",
     "CreateTransfers",
+    "Evidence",
+    "EvidenceKind",
+    "EvidenceRecorded",
     "ExpireDue",
     "GroupCommitWriter",
     "Head",
     "LedgerSnapshot",
     "LedgerStore",
+    "NodeKeyEvidence",
+    "Outcomes",
+    "ReceiptEvidence",
+    "RecordEvidence",
+    "StoredEvidence",
     "WorkItem",
     "WorkResult",
     "WriterHaltedError",

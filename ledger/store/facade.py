@@ -3,9 +3,9 @@
 Owns: wiring one SQLAlchemy engine (SQLite or PostgreSQL) to the write path, the reads, the
 log and the audit snapshot with one `Dialect`, and exposing their methods under one name, so a
 caller holds one store and each method is implemented (and documented) in the module of its
-job. The convenience writes (`create_accounts`, `create_transfers`, `expire_due`) each run one
-work item in its own transaction, for tools and tests; the broker goes through the
-group-commit writer.
+job. The convenience writes (`create_accounts`, `create_transfers`, `expire_due`,
+`record_evidence`) each run one work item in its own transaction, for tools and tests; the
+broker goes through the group-commit writer.
 
 Does not own: any SQL (the parts do) or threading (orbitq.ledger.store.writer).
 """
@@ -18,12 +18,22 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from orbitq.ledger.engine import Engine
+from orbitq.ledger.entries import Evidence
 from orbitq.ledger.model import Account, Outcome, Transfer
 from orbitq.ledger.store.dialect import Dialect
+from orbitq.ledger.store.evidence import EvidenceReads
 from orbitq.ledger.store.log import LedgerLog
 from orbitq.ledger.store.reads import LedgerReads
 from orbitq.ledger.store.snapshot import LedgerSnapshot, open_snapshot
-from orbitq.ledger.store.work import AccountSpec, CreateAccounts, CreateTransfers, ExpireDue
+from orbitq.ledger.store.work import (
+    AccountSpec,
+    CreateAccounts,
+    CreateTransfers,
+    EvidenceRecorded,
+    ExpireDue,
+    Outcomes,
+    RecordEvidence,
+)
 from orbitq.ledger.store.write import Rules, WritePath
 
 
@@ -48,6 +58,7 @@ class LedgerStore:
         self._dialect = Dialect.of(engine)
         self.log = LedgerLog(engine, self._dialect)
         self.reads = LedgerReads(engine, self._dialect)
+        self.evidence_reads = EvidenceReads(engine, self._dialect)
         self.writes = WritePath(
             engine,
             self._dialect,
@@ -69,6 +80,10 @@ class LedgerStore:
         self.balances_at = self.reads.balances_at
         self.all_transfers = self.reads.all_transfers
         self.check_invariants = self.reads.check_invariants
+        # evidence (orbitq.ledger.store.evidence)
+        self.evidence = self.evidence_reads.evidence
+        self.node_key = self.evidence_reads.node_key
+        self.receipt_of = self.evidence_reads.receipt_of
         # the log (orbitq.ledger.store.log)
         self.sign_checkpoint = self.log.sign_checkpoint
         self.latest_checkpoint = self.log.latest_checkpoint
@@ -95,10 +110,20 @@ class LedgerStore:
         (result,) = self.write([CreateAccounts(tuple(specs))], now_ns)
         return [account for account in result if isinstance(account, Account)]
 
-    def create_transfers(self, transfers: Sequence[Transfer], now_ns: int) -> list[Outcome]:
-        """One CreateTransfers item in its own transaction."""
-        (result,) = self.write([CreateTransfers(tuple(transfers))], now_ns)
-        return [outcome for outcome in result if isinstance(outcome, Outcome)]
+    def create_transfers(
+        self, transfers: Sequence[Transfer], now_ns: int, *, evidence: Evidence | None = None
+    ) -> Outcomes:
+        """One CreateTransfers item (with its evidence, if any) in its own transaction."""
+        (result,) = self.write([CreateTransfers(tuple(transfers), evidence)], now_ns)
+        assert isinstance(result, Outcomes)
+        return result
+
+    def record_evidence(self, evidence: Evidence, now_ns: int) -> EvidenceRecorded:
+        """One RecordEvidence item in its own transaction."""
+        (result,) = self.write([RecordEvidence(evidence)], now_ns)
+        (recorded,) = result
+        assert isinstance(recorded, EvidenceRecorded)
+        return recorded
 
     def expire_due(self, now_ns: int) -> list[Outcome]:
         """Release the pending transfers due by `now_ns` in their own transaction."""

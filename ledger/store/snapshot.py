@@ -54,6 +54,7 @@ class LedgerSnapshot:
 
     ENTRY_PAGE_ROWS = 50_000
     TRANSFER_PAGE_ROWS = 50_000
+    EVIDENCE_PAGE_ROWS = 50_000
 
     def __init__(self, conn: sa.Connection, dialect: Dialect) -> None:
         self._conn = conn
@@ -99,6 +100,23 @@ class LedgerSnapshot:
                 return
             yield rows
             cursor.execute(rest, (rows[-1][TRANSFER_TIMESTAMP_AT], self.TRANSFER_PAGE_ROWS))
+
+    def evidence_pages(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Every evidence row (entry_index, digest, kind, node, request_id) in entry order,
+        in pages."""
+        cursor = self._cursor()
+        sql = self._sql(
+            "SELECT entry_index, digest, kind, node, request_id FROM ledger_evidence"
+            " WHERE entry_index >= ? ORDER BY entry_index LIMIT ?"
+        )
+        position = 0
+        while True:
+            cursor.execute(sql, (position, self.EVIDENCE_PAGE_ROWS))
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            if not rows:
+                return
+            yield rows
+            position = int(rows[-1][0]) + 1  # an integer primary key on both databases
 
     # The audit reads tampered databases: a value of the wrong type (SQLite stores any type in
     # any column) becomes a LedgerIntegrityError naming the row, never a crash.

@@ -2,7 +2,8 @@
 
 Owns: the shape of the stored ledger — accounts with their four balances, transfers (successes
 and recorded transient failures), the status of pending transfers, the log entries with the
-Merkle hashes kept beside each leaf, checkpoints, and the one-row head that serialises appends.
+Merkle hashes kept beside each leaf, the index of the evidence entries, checkpoints, and the
+one-row head that serialises appends.
 Migrations (orbitq.services.db.migrations) create exactly these; a test compares them.
 
 Does not own: queries (the other modules of orbitq.ledger.store) or the meaning of columns
@@ -13,7 +14,7 @@ signed.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, String, Text
 from sqlmodel import Field, SQLModel
 
 # SQLite makes a rowid alias only of "INTEGER PRIMARY KEY"; BIGINT keys there would cost an
@@ -89,6 +90,30 @@ class EntryRow(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # Hashes of the perfect Merkle subtrees that end at this leaf, level 0 (the leaf hash) first.
     hashes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class EvidenceRow(SQLModel, table=True):
+    """E5: one row per evidence entry of the log (a node key or a receipt), to find it by
+    digest, by node or by request without scanning the log. Derived from the entries; the
+    audit checks it against them (V18)."""
+
+    __tablename__ = "ledger_evidence"
+    __table_args__ = (
+        Index("ix_ledger_evidence_digest", "digest"),
+        Index("ix_ledger_evidence_node", "node", "kind", "entry_index"),
+        Index("ix_ledger_evidence_request", "request_id"),
+    )
+
+    # Position of the entry in the signed log. (Not the digest: a node may enroll a key again
+    # after another one, and that is a new entry with the same digest.)
+    entry_index: int = Field(sa_column=Column(_BigKey, primary_key=True, autoincrement=False))
+    # SHA-256 of the receipt envelope, or of the NodeKeyEnrolled message (E5).
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    # orbitq.ledger.entries.EvidenceKind: 1 node key, 2 receipt.
+    kind: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    node: str = Field(sa_column=Column(String(64), nullable=False))
+    # For receipts: the request (32 hex digits); NULL for node keys.
+    request_id: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
 
 
 class CheckpointRow(SQLModel, table=True):

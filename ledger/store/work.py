@@ -1,9 +1,9 @@
 """What callers ask the ledger's writer to do: the work items of a group commit.
 
-Owns: the items (`CreateTransfers`, `CreateAccounts`, `ExpireDue`), an account to create
-(`AccountSpec`), what an item returns (`WorkResult`), and how much an item weighs against a
-group's size limit. Plain data: callers build items, the group-commit writer queues them, the
-write path applies them.
+Owns: the items (`CreateTransfers`, `CreateAccounts`, `ExpireDue`, `RecordEvidence`), an
+account to create (`AccountSpec`), what an item returns (`WorkResult`: `Outcomes`, accounts,
+`EvidenceRecorded`), and how much an item weighs against a group's size limit. Plain data:
+callers build items, the group-commit writer queues them, the write path applies them.
 
 Does not own: applying them (orbitq.ledger.store.write) or queueing them
 (orbitq.ledger.store.writer).
@@ -11,8 +11,10 @@ Does not own: applying them (orbitq.ledger.store.write) or queueing them
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from orbitq.ledger.entries import Evidence
 from orbitq.ledger.model import Account, AccountFlag, Kind, Outcome, SystemAccount, Transfer
 
 # Bound on the pending transfers one expiry pass releases; the next pass takes the rest.
@@ -35,9 +37,44 @@ class AccountSpec:
 
 @dataclass(frozen=True, slots=True)
 class CreateTransfers:
-    """One client batch of transfers (A7, A8); results: one `Outcome` per transfer."""
+    """One client batch of transfers (A7, A8); results: `Outcomes`, one `Outcome` per transfer.
+
+    With `evidence` (a usage receipt and the transfers that settle against it), the evidence is
+    recorded first (E5: its entry comes before the transfers', in the same transaction), at most
+    once, and `Outcomes.evidence` says where it is, whether the transfers succeed or not.
+    """
 
     transfers: tuple[Transfer, ...]
+    evidence: Evidence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvidence:
+    """Append evidence (a node's enrolled key, or a receipt) to the log at most once (E5);
+    results: one `EvidenceRecorded`."""
+
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecorded:
+    """Where evidence sits in the log. `new` is False when it was already there (a retry: the
+    existing entry is returned, nothing is appended)."""
+
+    entry_index: int
+    digest: bytes
+    new: bool
+
+
+class Outcomes(list[Outcome]):
+    """The results of a CreateTransfers: one Outcome per transfer, in order (a list), and
+    where the item's evidence sits in the log (None: the item carried none)."""
+
+    def __init__(
+        self, outcomes: Iterable[Outcome] = (), evidence: EvidenceRecorded | None = None
+    ) -> None:
+        super().__init__(outcomes)
+        self.evidence = evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +89,8 @@ class ExpireDue:
     """Release every pending transfer whose timeout has passed by `now_ns`."""
 
 
-WorkItem = CreateTransfers | CreateAccounts | ExpireDue
-WorkResult = list[Outcome] | list[Account]
+WorkItem = CreateTransfers | CreateAccounts | ExpireDue | RecordEvidence
+WorkResult = list[Outcome] | list[Account] | list[EvidenceRecorded]
 
 
 def work_weight(item: WorkItem) -> int:
@@ -62,4 +99,6 @@ def work_weight(item: WorkItem) -> int:
         return max(1, len(item.transfers))
     if isinstance(item, CreateAccounts):
         return max(1, len(item.specs))
+    if isinstance(item, RecordEvidence):
+        return 1
     return EXPIRE_BATCH_MAX

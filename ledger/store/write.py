@@ -4,7 +4,12 @@ Owns: applying a group of work items in one transaction that locks the log head 
 writers, also across broker replicas on PostgreSQL), releases reservations past their timeout
 first (A12), loads the accounts and pending transfers the group touches, runs the engine,
 asserts the invariants on what the group changed (A13, below), and writes the log entries
-(with their Merkle hashes), transfers, balances, pending statuses and the head.
+(with their Merkle hashes), transfers, balances, pending statuses, evidence rows and the head.
+
+Evidence (a node key, a usage receipt: E5) is appended at most once. The head lock makes the
+lookup-then-append safe: a retry finds the existing entry (in the table, or earlier in the same
+group) and gets its index back; a receipt given with its settling transfers gets its entry
+before theirs.
 
 Transfer ids are not looked up before a write: new ids are by far the common case, so the
 group is written optimistically and the primary key is the arbiter. A duplicate (a client
@@ -33,6 +38,7 @@ import sqlalchemy as sa
 
 from orbitq.ledger import entries, merkle
 from orbitq.ledger.engine import Engine, WorkingSet
+from orbitq.ledger.entries import Evidence, ReceiptEvidence
 from orbitq.ledger.invariants import check_group
 from orbitq.ledger.model import (
     Account,
@@ -45,6 +51,7 @@ from orbitq.ledger.model import (
     id_to_bytes,
 )
 from orbitq.ledger.store.dialect import Dialect, is_unique_violation
+from orbitq.ledger.store.evidence import EVIDENCE_COLUMNS, evidence_row, existing_index
 from orbitq.ledger.store.log import LedgerLog
 from orbitq.ledger.store.rows import (
     ACCOUNT_COLUMNS,
@@ -61,7 +68,10 @@ from orbitq.ledger.store.work import (
     AccountSpec,
     CreateAccounts,
     CreateTransfers,
+    EvidenceRecorded,
     ExpireDue,
+    Outcomes,
+    RecordEvidence,
     WorkItem,
     WorkResult,
 )
@@ -73,14 +83,29 @@ Rules = Callable[[WorkingSet, int], Engine]
 _NEVER = 2**63 - 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """A piece of evidence the group appends, with its ledger timestamp."""
+
+    evidence: Evidence
+    timestamp_ns: int
+
+
+_Event = Account | StoredTransfer | _Recorded
+
+
 @dataclass
 class _Applied:
-    """What one group did: results per item, log events in order, ids of failed transfers."""
+    """What one group did: results per item, log events in order, ids of failed transfers,
+    and the evidence it appended (receipts by digest; node keys: the latest per node)."""
 
+    start: int
     next_account_id: int
-    events: list[Account | StoredTransfer] = field(default_factory=list)
+    events: list[_Event] = field(default_factory=list)
     results: list[WorkResult] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    receipts: dict[bytes, int] = field(default_factory=dict)
+    node_keys: dict[str, tuple[bytes, int]] = field(default_factory=dict)
 
 
 class _DuplicateIdError(Exception):
@@ -177,6 +202,7 @@ class WritePath:
                 events, results = applied.events, applied.results
                 size = self._append_log(cursor, frontier, head.size, events)
                 self._write_transfers(cursor, events, head.size)
+                self._write_evidence(cursor, events, head.size)
                 self._write_balances(cursor, state)
                 self._write_pending(cursor, state)
                 cursor.execute(
@@ -211,7 +237,7 @@ class WritePath:
     ) -> _Applied:
         """Run every item through the engine, in order, collecting the log's events."""
         engine = self._rules(state, now_ns)
-        applied = _Applied(next_account_id=head.next_account_id)
+        applied = _Applied(start=head.size, next_account_id=head.next_account_id)
         for item in work:
             if isinstance(item, CreateAccounts):
                 created, applied.next_account_id = self._create_accounts(
@@ -220,15 +246,53 @@ class WritePath:
                 applied.events.extend(account for account, is_new in created if is_new)
                 applied.results.append([account for account, _ in created])
                 continue
+            if isinstance(item, RecordEvidence):
+                applied.results.append([self._record(cursor, item.evidence, engine, applied)])
+                continue
             mark = len(state.created)
             if isinstance(item, CreateTransfers):
+                # E5: the evidence's entry comes first, then the transfers that settle against it.
+                recorded = (
+                    self._record(cursor, item.evidence, engine, applied)
+                    if item.evidence is not None
+                    else None
+                )
                 outcomes = engine.create_transfers(item.transfers)
                 applied.failed.extend(item.transfers[o.index].id for o in outcomes if not o.ok)
-                applied.results.append(outcomes)
+                applied.results.append(Outcomes(outcomes, recorded))
             else:
                 applied.results.append(engine.expire(due))
             applied.events.extend(state.created[mark:])
         return applied
+
+    def _record(
+        self, cursor: Any, evidence: Evidence, engine: Engine, applied: _Applied
+    ) -> EvidenceRecorded:
+        """E5: append `evidence` unless the log already has it (then return its entry)."""
+        if not self._append_entries:
+            raise ValueError("evidence is recorded in the signed log: this store keeps no log")
+        digest = evidence.digest()
+        found: int | None
+        if isinstance(evidence, ReceiptEvidence):
+            found = applied.receipts.get(digest)
+            if found is None:
+                found = existing_index(cursor, self._dialect, evidence, digest)
+        else:
+            # The node's latest key as of this point of the group decides (E5).
+            latest = applied.node_keys.get(evidence.node)
+            if latest is None:
+                found = existing_index(cursor, self._dialect, evidence, digest)
+            else:
+                found = latest[1] if latest[0] == digest else None
+        if found is not None:
+            return EvidenceRecorded(found, digest, new=False)
+        index = applied.start + len(applied.events)
+        applied.events.append(_Recorded(evidence, engine.next_timestamp()))
+        if isinstance(evidence, ReceiptEvidence):
+            applied.receipts[digest] = index
+        else:
+            applied.node_keys[evidence.node] = (digest, index)
+        return EvidenceRecorded(index, digest, new=True)
 
     def _forget(self) -> None:
         self._known_size = None
@@ -362,7 +426,7 @@ class WritePath:
         cursor: Any,
         frontier: merkle.Frontier,
         start: int,
-        events: Sequence[Account | StoredTransfer],
+        events: Sequence[_Event],
     ) -> int:
         """L1-L3: one leaf per event, in commit order, hashed into the frontier."""
         if not self._append_entries:
@@ -372,8 +436,8 @@ class WritePath:
         encode_transfer = entries.encode_transfer_recorded
         datas = [
             encode_transfer(index, event)
-            if not isinstance(event, Account)
-            else entries.encode_account_created(index, event)
+            if type(event) is StoredTransfer
+            else _encode_other(index, event)
             for index, event in enumerate(events, start)
         ]
         stored = frontier.append_entries(datas)
@@ -388,12 +452,10 @@ class WritePath:
             )
         return end
 
-    def _write_transfers(
-        self, cursor: Any, events: Sequence[Account | StoredTransfer], start: int
-    ) -> None:
+    def _write_transfers(self, cursor: Any, events: Sequence[_Event], start: int) -> None:
         rows = []
         for offset, event in enumerate(events):
-            if isinstance(event, Account):
+            if not isinstance(event, StoredTransfer):
                 continue
             t = event.transfer
             rows.append(
@@ -426,6 +488,21 @@ class WritePath:
             if is_unique_violation(error):
                 raise _DuplicateIdError from error
             raise
+
+    def _write_evidence(self, cursor: Any, events: Sequence[_Event], start: int) -> None:
+        """E5: a `ledger_evidence` row per evidence entry the group appended."""
+        rows = [
+            evidence_row(start + offset, event.evidence)
+            for offset, event in enumerate(events)
+            if isinstance(event, _Recorded)
+        ]
+        if rows:
+            cursor.executemany(
+                self._dialect.sql(
+                    f"INSERT INTO ledger_evidence ({EVIDENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+                ),
+                rows,
+            )
 
     def _write_balances(self, cursor: Any, state: WorkingSet) -> None:
         rows = [
@@ -465,6 +542,13 @@ class WritePath:
             )
         if updates:
             cursor.executemany(sql("UPDATE ledger_pending SET status = ? WHERE id = ?"), updates)
+
+
+def _encode_other(index: int, event: _Event) -> bytes:
+    if isinstance(event, Account):
+        return entries.encode_account_created(index, event)
+    assert isinstance(event, _Recorded)
+    return entries.encode_evidence(index, event.timestamp_ns, event.evidence)
 
 
 def _touched(state: WorkingSet) -> list[Account]:

@@ -57,6 +57,7 @@ class ListSource:
     account_rows: list[Account]
     checkpoint_rows: list[tuple[int, bytes, str]]
     pending_rows: list[tuple[bytes, int, int]] = field(default_factory=list)
+    evidence_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
     def head_size(self) -> int:
         return self.head
@@ -77,6 +78,10 @@ class ListSource:
 
     def pending(self) -> list[tuple[bytes, int, int]]:
         return self.pending_rows
+
+    def evidence_pages(self) -> Iterator[list[tuple[Any, ...]]]:
+        for start in range(0, len(self.evidence_rows), PAGE_ROWS):
+            yield self.evidence_rows[start : start + PAGE_ROWS]
 
 
 @dataclass

@@ -3,11 +3,23 @@ messages (deterministic serialization), and decoding gives back what was encoded
 
 from __future__ import annotations
 
+import hashlib
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orbitq.ledger.entries import decode_entry, encode_transfer_recorded
+from orbitq.ledger.entries import (
+    EvidenceKind,
+    NodeKeyEvidence,
+    ReceiptEvidence,
+    decode_entry,
+    encode_evidence,
+    encode_transfer_recorded,
+    evidence_of,
+)
 from orbitq.ledger.model import Result, StoredTransfer, Transfer, TransferFlag, id_to_bytes
+from orbitq.ledger.note import key_id
 from orbitq.v1 import ledger_pb2, quota_pb2
 
 u64 = st.integers(min_value=0, max_value=2**63 - 1)
@@ -76,3 +88,66 @@ def test_fast_encoding_equals_the_reference(index: int, transfer: Transfer, resu
     assert decoded.index == index
     assert decoded.transfer == transfer
     assert decoded.result is result
+
+
+# -- evidence (E5) ---------------------------------------------------------------------------
+
+node_keys = st.builds(
+    NodeKeyEvidence,
+    node=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64),
+    public_key=st.binary(min_size=32, max_size=32),
+    fuel_per_core_second=st.integers(1, 2**63 - 1),
+    runtime=st.sampled_from(["wasmtime 51.0.0", "wasmtime 52.0.1"]),
+)
+receipts = st.builds(
+    ReceiptEvidence,
+    request_id=st.binary(min_size=16, max_size=16).map(bytes.hex),
+    node=st.sampled_from(["starlink-31234", "n"]),
+    receipt=st.binary(min_size=1, max_size=400),
+)
+
+
+@given(index=u64, timestamp_ns=u64, evidence=st.one_of(node_keys, receipts))
+def test_evidence_entries_round_trip(
+    index: int, timestamp_ns: int, evidence: NodeKeyEvidence | ReceiptEvidence
+) -> None:
+    data = encode_evidence(index, timestamp_ns, evidence)
+    entry = ledger_pb2.LedgerEntry.FromString(data)
+    assert entry.SerializeToString(deterministic=True) == data
+    decoded = decode_entry(data)
+    assert (decoded.index, decoded.timestamp_ns, decoded.evidence) == (
+        index,
+        timestamp_ns,
+        evidence,
+    )
+    assert decoded.account is None
+    assert decoded.transfer is None
+
+
+def test_the_digests_of_evidence() -> None:
+    key = NodeKeyEvidence("starlink-31234", bytes(range(32)), 15_000_000_000, "wasmtime 51.0.0")
+    message = ledger_pb2.NodeKeyEnrolled(
+        node="starlink-31234",
+        public_key=bytes(range(32)),
+        key_id=key_id("starlink-31234", bytes(range(32))),
+        fuel_per_core_second=15_000_000_000,
+        runtime="wasmtime 51.0.0",
+    )
+    assert key.digest() == hashlib.sha256(message.SerializeToString(deterministic=True)).digest()
+    assert key.key_id == message.key_id
+    receipt = ReceiptEvidence("0f" * 16, "starlink-31234", b"\xd2\x84")
+    assert receipt.digest() == hashlib.sha256(b"\xd2\x84").digest()
+    assert (key.kind, receipt.kind) == (EvidenceKind.NODE_KEY, EvidenceKind.RECEIPT)
+
+
+def test_a_node_key_entry_must_carry_the_key_id_of_its_key() -> None:
+    key = NodeKeyEvidence("n", bytes(32), 1, "wasmtime 51.0.0")
+    entry = ledger_pb2.LedgerEntry.FromString(encode_evidence(3, 4, key))
+    entry.node_key_enrolled.key_id = b"abcd"
+    with pytest.raises(ValueError, match="key id 61626364"):
+        decode_entry(entry.SerializeToString(deterministic=True))
+    entry.node_key_enrolled.key_id = key.key_id
+    entry.node_key_enrolled.public_key = b"short"
+    with pytest.raises(ValueError, match="public_key must be 32 bytes"):
+        evidence_of(entry)
+    assert evidence_of(ledger_pb2.LedgerEntry()) is None
