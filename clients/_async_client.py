@@ -41,6 +41,8 @@ from orbitq.clients.models import (
     ApiKey,
     Checkpoint,
     Contact,
+    EnrollmentToken,
+    Evidence,
     ImportReport,
     IssuedApiKey,
     LedgerEntry,
@@ -48,6 +50,7 @@ from orbitq.clients.models import (
     Node,
     Proof,
     PublicKey,
+    PushedBlob,
     Quote,
     RequestSpec,
     ServiceRequest,
@@ -381,6 +384,45 @@ class AsyncBrokerClient:
     async def cancel_request(self, request_id: str) -> ServiceRequest:
         """Cancel before it runs (the reservation is released); later: FailedPrecondition."""
         return await self._run(_calls.cancel_request(request_id))
+
+    async def push_workload(self, module: bytes, *, tenant: str = "") -> PushedBlob:
+        """Store a WebAssembly (WASI preview 1) module once; requests name it by the digest.
+        Not a valid module, or importing beyond WASI: InvalidArgumentError saying why."""
+        return await self._run(_calls.push_workload(module, tenant))
+
+    async def push_input(self, data: bytes, *, tenant: str = "") -> PushedBlob:
+        """Store a request's input once; a request names it by the digest (`spec.input`)."""
+        return await self._run(_calls.push_input(data, tenant))
+
+    async def get_blob(self, digest: str) -> bytes:
+        """A whole blob you may read (your modules, inputs and results), fetched in chunks
+        and checked against its digest (BrokerIntegrityError if it does not match)."""
+        data = bytearray()
+        for _ in range(_calls.BLOB_CHUNKS_MAX):
+            chunk = await self._run(_calls.get_blob(digest, len(data)))
+            data += chunk.data
+            if len(data) >= chunk.total_bytes or not chunk.data:
+                break
+        return _calls.checked_blob(digest, bytes(data))
+
+    async def get_evidence(self, request_id: str) -> Evidence:
+        """What backs a request's charge: its ticket, receipt, log entries, settlements."""
+        return await self._run(_calls.get_evidence(request_id))
+
+    async def fetch_result(self, request_id: str) -> bytes:
+        """A request's result, checked against the result digest of its usage receipt (the
+        receipt's signature checked under the node key it names; BrokerIntegrityError on
+        any mismatch)."""
+        evidence = await self.get_evidence(request_id)
+        digest = _calls.result_digest_of(evidence)
+        return await self.get_blob(digest)
+
+    async def create_enrollment_token(
+        self, node: str, *, ground_link: str = "contacts", ttl_seconds: int = 0
+    ) -> EnrollmentToken:
+        """Operators: a one-time token for node `node`'s agent (`ground_link` "always" for a
+        ground stand-in that may call at any time); a newer token replaces it."""
+        return await self._run(_calls.create_enrollment_token(node, ground_link, ttl_seconds))
 
     async def watch_request(
         self, request_id: str, after_sequence: int = 0

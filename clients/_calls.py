@@ -7,25 +7,29 @@ calls idempotent before the first attempt (ids are generated here, once).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from orbitq.clients.errors import BrokerCallError
+from orbitq.clients.errors import BrokerCallError, BrokerIntegrityError, FailedPreconditionError
 from orbitq.clients.ids import IdLike, format_id, id_bytes, new_id
 from orbitq.clients.models import (
     Account,
     Amounts,
     ApiKey,
     Contact,
+    EnrollmentToken,
+    Evidence,
     ImportReport,
     IssuedApiKey,
     Node,
     PublicKey,
+    PushedBlob,
     Quote,
     RequestSpec,
     ServiceRequest,
@@ -42,6 +46,9 @@ from orbitq.clients.models import (
     node_state_value,
     request_state_value,
 )
+from orbitq.ledger.errors import LedgerIntegrityError
+from orbitq.ledger.note import key_id
+from orbitq.ledger.receipts import open_receipt
 from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, ledger_pb2, quota_pb2, request_pb2
 
 T = TypeVar("T")
@@ -462,6 +469,7 @@ def request_spec(spec: RequestSpec) -> request_pb2.RequestSpec:
         node_ids=list(spec.node_ids),
         station_countries=list(spec.station_countries),
         station_ids=list(spec.station_ids),
+        input=spec.input,
     )
     message.deadline.CopyFrom(_timestamp(spec.deadline, "deadline"))
     if spec.not_before is not None:
@@ -541,6 +549,110 @@ def cancel_request(request_id: str) -> Call[ServiceRequest]:
         "CancelRequest",
         request_pb2.CancelRequestRequest(id=request_id),
         _request,
+        idempotent=True,
+    )
+
+
+# -- blobs and evidence: pushes are content-addressed, so a retry stores nothing twice ---------
+
+_GROUND_LINKS = {
+    "contacts": constellation_pb2.GROUND_LINK_CONTACTS,
+    "always": constellation_pb2.GROUND_LINK_ALWAYS,
+}
+
+
+def create_enrollment_token(node: str, ground_link: str, ttl_seconds: int) -> Call[EnrollmentToken]:
+    if ground_link not in _GROUND_LINKS:
+        raise ValueError(f"unknown ground link {ground_link!r}: use contacts or always")
+    request = constellation_pb2.CreateEnrollmentTokenRequest(
+        node=node, ground_link=_GROUND_LINKS[ground_link], ttl_seconds=_count(ttl_seconds, "ttl")
+    )
+    return Call(
+        "constellation",
+        "CreateEnrollmentToken",
+        request,
+        lambda response: EnrollmentToken(
+            response.token, response.expires_at.ToDatetime(tzinfo=UTC)
+        ),
+        # Not retried: a retry would make a second token, replacing the first.
+        idempotent=False,
+    )
+
+
+def _pushed(response: Any) -> PushedBlob:
+    imports = tuple(getattr(response, "imports", ()))
+    return PushedBlob(response.digest, response.size, response.created, imports)
+
+
+def push_workload(module: bytes, tenant: str) -> Call[PushedBlob]:
+    request = request_pb2.PushWorkloadRequest(module=module, tenant=tenant)
+    return Call("request", "PushWorkload", request, _pushed, idempotent=True)
+
+
+def push_input(data: bytes, tenant: str) -> Call[PushedBlob]:
+    request = request_pb2.PushInputRequest(data=data, tenant=tenant)
+    return Call("request", "PushInput", request, _pushed, idempotent=True)
+
+
+def get_blob(digest: str, offset: int) -> Call[request_pb2.GetBlobResponse]:
+    request = request_pb2.GetBlobRequest(digest=digest, offset=_count(offset, "offset"))
+    return Call("request", "GetBlob", request, _same, idempotent=True)
+
+
+# Chunks of one blob (4 MiB each: more than any blob the broker stores).
+BLOB_CHUNKS_MAX = 1024
+
+
+def checked_blob(digest: str, data: bytes) -> bytes:
+    """`data` if its SHA-256 is `digest` ("sha256:<hex>"), else BrokerIntegrityError."""
+    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    if found != digest:
+        raise BrokerIntegrityError(
+            "", f"the broker served {len(data):,} bytes with digest {found} for {digest}"
+        )
+    return data
+
+
+def result_digest_of(evidence: Evidence) -> str:
+    """The result digest a request's usage receipt names, once the receipt verifies under the
+    node key the evidence names; BrokerIntegrityError otherwise (or with no result)."""
+    request = evidence.request
+    if not evidence.receipt:
+        raise FailedPreconditionError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"request {request.id} has no usage receipt yet (it is {request.state})",
+        )
+    try:
+        receipt = open_receipt(
+            evidence.receipt,
+            evidence.node_public_key,
+            key_id(request.placement.node if request.placement else "", evidence.node_public_key),
+        )
+    except LedgerIntegrityError as error:
+        raise BrokerIntegrityError(
+            "", f"request {request.id}'s receipt does not verify: {error}"
+        ) from None
+    if receipt.result_sha256 is None:
+        raise FailedPreconditionError(
+            grpc.StatusCode.FAILED_PRECONDITION, f"request {request.id}'s receipt names no result"
+        )
+    return "sha256:" + receipt.result_sha256.hex()
+
+
+def get_evidence(request_id: str) -> Call[Evidence]:
+    return Call(
+        "request",
+        "GetEvidence",
+        request_pb2.GetEvidenceRequest(id=request_id),
+        lambda response: Evidence(
+            ServiceRequest.from_proto(response.request),
+            response.ticket,
+            response.receipt,
+            response.receipt_entry_index,
+            response.node_key_entry_index,
+            response.node_public_key,
+            tuple(response.settlement_transfer_ids),
+        ),
         idempotent=True,
     )
 

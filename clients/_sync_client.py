@@ -42,6 +42,8 @@ from orbitq.clients.models import (
     ApiKey,
     Checkpoint,
     Contact,
+    EnrollmentToken,
+    Evidence,
     ImportReport,
     IssuedApiKey,
     LedgerEntry,
@@ -49,6 +51,7 @@ from orbitq.clients.models import (
     Node,
     Proof,
     PublicKey,
+    PushedBlob,
     Quote,
     RequestSpec,
     ServiceRequest,
@@ -380,6 +383,45 @@ class BrokerClient:
     def cancel_request(self, request_id: str) -> ServiceRequest:
         """Cancel before it runs (the reservation is released); later: FailedPrecondition."""
         return self._run(_calls.cancel_request(request_id))
+
+    def push_workload(self, module: bytes, *, tenant: str = "") -> PushedBlob:
+        """Store a WebAssembly (WASI preview 1) module once; requests name it by the digest.
+        Not a valid module, or importing beyond WASI: InvalidArgumentError saying why."""
+        return self._run(_calls.push_workload(module, tenant))
+
+    def push_input(self, data: bytes, *, tenant: str = "") -> PushedBlob:
+        """Store a request's input once; a request names it by the digest (`spec.input`)."""
+        return self._run(_calls.push_input(data, tenant))
+
+    def get_blob(self, digest: str) -> bytes:
+        """A whole blob you may read (your modules, inputs and results), fetched in chunks
+        and checked against its digest (BrokerIntegrityError if it does not match)."""
+        data = bytearray()
+        for _ in range(_calls.BLOB_CHUNKS_MAX):
+            chunk = self._run(_calls.get_blob(digest, len(data)))
+            data += chunk.data
+            if len(data) >= chunk.total_bytes or not chunk.data:
+                break
+        return _calls.checked_blob(digest, bytes(data))
+
+    def get_evidence(self, request_id: str) -> Evidence:
+        """What backs a request's charge: its ticket, receipt, log entries, settlements."""
+        return self._run(_calls.get_evidence(request_id))
+
+    def fetch_result(self, request_id: str) -> bytes:
+        """A request's result, checked against the result digest of its usage receipt (the
+        receipt's signature checked under the node key it names; BrokerIntegrityError on
+        any mismatch)."""
+        evidence = self.get_evidence(request_id)
+        digest = _calls.result_digest_of(evidence)
+        return self.get_blob(digest)
+
+    def create_enrollment_token(
+        self, node: str, *, ground_link: str = "contacts", ttl_seconds: int = 0
+    ) -> EnrollmentToken:
+        """Operators: a one-time token for node `node`'s agent (`ground_link` "always" for a
+        ground stand-in that may call at any time); a newer token replaces it."""
+        return self._run(_calls.create_enrollment_token(node, ground_link, ttl_seconds))
 
     def watch_request(self, request_id: str, after_sequence: int = 0) -> Iterator[Transition]:
         """Each transition after `after_sequence`, as it happens, until a terminal one (none

@@ -638,6 +638,8 @@ class RequestSpec:
     station_countries: tuple[str, ...] = ()
     #: Uplink and downlink only through these stations.
     station_ids: tuple[str, ...] = ()
+    #: The input ("sha256:<hex>" from `push_input`); "" for none. Counts toward input_mb.
+    input: str = ""
 
     @classmethod
     def from_proto(cls, message: request_pb2.RequestSpec) -> RequestSpec:
@@ -656,6 +658,7 @@ class RequestSpec:
             node_ids=tuple(message.node_ids),
             station_countries=tuple(message.station_countries),
             station_ids=tuple(message.station_ids),
+            input=message.input,
         )
 
 
@@ -749,6 +752,17 @@ class ServiceRequest:
     ended_at: datetime | None
     #: The sequence number of its latest transition (see `watch_request`).
     sequence: int
+    #: SHA-256 of the usage receipt that settled it (b"" until then): the settling transfers'
+    #: user_data.
+    receipt_digest: bytes = b""
+    #: Who caused a failed request: "operator" (refunded) or "workload" (charged); "" else.
+    fault: str = ""
+    #: How the run ended, from the receipt: ok, trap, out_of_fuel, wall_time,
+    #: output_too_large, exit, aborted; "" before.
+    outcome: str = ""
+    #: The result's content address ("sha256:<hex>") and size, from the receipt.
+    result: str = ""
+    result_bytes: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -775,7 +789,49 @@ class ServiceRequest:
             updated_at=_utc(message.updated_at),
             ended_at=_time(message.ended_at, message.HasField("ended_at")),
             sequence=message.sequence,
+            receipt_digest=message.receipt_digest,
+            fault=_enum_label(request_pb2.Fault, message.fault, "FAULT_") if message.fault else "",
+            outcome=_enum_label(request_pb2.RunOutcome, message.outcome, "RUN_OUTCOME_")
+            if message.outcome
+            else "",
+            result=message.result,
+            result_bytes=message.result_bytes,
         )
+
+
+@dataclass(frozen=True)
+class PushedBlob:
+    """A workload module or input stored on the broker, named by its content address."""
+
+    #: "sha256:<64 hex>": what a request's `workload` or `input` names.
+    digest: str
+    size: int
+    #: False when this tenant had pushed the same bytes before.
+    created: bool
+    #: The WASI functions a module imports.
+    imports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrollmentToken:
+    """A one-time token with which a node's agent enrolls (`orbitq agent init`)."""
+
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What backs a request's charge: the ticket the broker signed, the usage receipt the
+    node signed, where they sit in the signed log, and the settling transfers."""
+
+    request: ServiceRequest
+    ticket: bytes
+    receipt: bytes
+    receipt_entry_index: int
+    node_key_entry_index: int
+    node_public_key: bytes
+    settlement_transfer_ids: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """The broker: every part of orbitq wired together, started and stopped as one.
 
 Owns: assembling the database, migrations, ledger store and writer, identity, domain services
-(the request service and, beside it, the scheduling loop that works on its requests) and
-background jobs (APScheduler calling plain functions: expiry of reservations, checkpoint
-signing, refreshing the contact plan, scheduling cycles) from a BrokerConfig; creating a data
+(the request service and, beside it, the scheduling loop that works on its requests; the blob
+store; the node agents' side, with the ticket key) and background jobs (APScheduler calling
+plain functions: expiry of reservations, checkpoint signing, refreshing the contact plan,
+scheduling cycles, node health, result retention) from a BrokerConfig; the settlement mode
+(`receipts`: node agents start and complete work; `plan`: the clock does); creating a data
 directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs);
 telling listeners (the server's health) when the ledger writer halts on a broken invariant.
 
@@ -27,24 +29,48 @@ from orbitq.ledger.checkpoint import Checkpoint
 from orbitq.ledger.note import Signer
 from orbitq.ledger.store import ExpireDue, LedgerStore
 from orbitq.ledger.store.writer import CommitInfo, GroupCommitWriter
+from orbitq.services.agents import ticket_key
+from orbitq.services.agents.service import Agents, AgentSettings
+from orbitq.services.agents.ticket_key import TicketSigner
 from orbitq.services.auth import SYSTEM, Authenticator
+from orbitq.services.blobs.files import BlobFiles
+from orbitq.services.blobs.service import Blobs
+from orbitq.services.blobs.store import BlobStore, Limits
 from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
-from orbitq.services.config import KEY_FILE, BrokerConfig, load_config, write_config
+from orbitq.services.config import (
+    KEY_FILE,
+    TICKET_KEY_FILE,
+    BrokerConfig,
+    load_config,
+    write_config,
+)
 from orbitq.services.constellation import Constellation, RefreshReport, check_horizon
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
-from orbitq.services.requests import Requests
+from orbitq.services.requests import GRACE_SECONDS, Requests
 from orbitq.services.requests.store import new_request_id
-from orbitq.services.scheduling import AdvanceReport, CycleReport, LeaderLock, SchedulingLoop
+from orbitq.services.scheduler import SchedulerConfig
+from orbitq.services.scheduling import (
+    AdvanceReport,
+    ClockCompletion,
+    ClockStart,
+    CycleReport,
+    LeaderLock,
+    ReceiptDeadline,
+    SchedulingLoop,
+    TicketStart,
+)
 from orbitq.services.tenants import IssuedKey, Tenants
 
 log = logging.getLogger(__name__)
 
 # Minimum time between checkpoints signed because a burst of commits ended.
 CHECKPOINT_BURST_SPACING_SECONDS = 0.5
+# How often results past their retention are deleted.
+RETENTION_INTERVAL_SECONDS = 3_600.0
 
 _SHIFTED = re.compile(r"^shifted:(?P<start>[^x@]+)(?:x(?P<rate>[0-9.]+))?(?:@(?P<anchor>.+))?$")
 
@@ -99,10 +125,19 @@ class Broker:
     ) -> None:
         self.config = config
         self.clock = clock or clock_from_spec(config.clock)
+        if config.receipt_grace_seconds >= GRACE_SECONDS:
+            raise ValueError(
+                f"receipt_grace_seconds ({config.receipt_grace_seconds:,}) must be below the"
+                f" reservations' grace of {GRACE_SECONDS:,} s: the refund of a missing receipt"
+                " comes before the reservation's own timeout"
+            )
         self.engine = create_engine(config.db_url)
         migrate(self.engine)
         key = load_key_file(config.key_path, config.key_passphrase)
         self.signer = Signer.from_private_key(config.origin, key)
+        self.ticket_signer = TicketSigner(
+            config.origin, ticket_key.load_or_create(config.ticket_key_path, config.key_passphrase)
+        )
         self.store = LedgerStore(self.engine)
         self.store.initialize(self.now_ns())
         self._halt_listeners: list[Callable[[str], None]] = []
@@ -114,6 +149,14 @@ class Broker:
         self.quota = Quota(self.store, self.writer, self.tenants)
         check_horizon(config.contact_horizon_hours, config.contact_retention_days)
         self.constellation = Constellation(self.engine, self.clock.now, self._world_changed)
+        self.blob_store = BlobStore(
+            self.engine,
+            BlobFiles(config.blobs_path),
+            Limits(config.blob_store_bytes_max, config.blob_tenant_bytes_max),
+            self.now_ns,
+        )
+        self.blobs = Blobs(self.blob_store, self.tenants)
+        receipts = config.receipts
         self.requests = Requests(
             self.engine,
             self.clock.now,
@@ -123,6 +166,25 @@ class Broker:
             self.constellation,
             on_submitted=self._schedule_soon,
             request_ids=request_ids or new_request_id,
+            receipt_grace=config.receipt_grace_seconds if receipts else None,
+            blobs=self.blob_store,
+        )
+        self.agents = Agents(
+            self.engine,
+            AgentSettings(
+                tolerance_seconds=config.contact_tolerance_seconds,
+                receipt_grace_seconds=config.receipt_grace_seconds,
+                missed_contacts_degraded=config.missed_contacts_degraded,
+                missed_contacts_down=config.missed_contacts_down,
+                result_retention_days=config.result_retention_days,
+            ),
+            self.constellation,
+            self.requests,
+            self.blob_store,
+            self.writer,
+            self.authenticator,
+            self.ticket_signer,
+            self.now_ns,
         )
         self.scheduling = SchedulingLoop(
             self.requests.store,
@@ -131,6 +193,11 @@ class Broker:
             self.requests.hub,
             LeaderLock(self.engine),
             self.clock.now,
+            config=SchedulerConfig(agents_required=receipts),
+            start=TicketStart(self.agents.tickets) if receipts else ClockStart(),
+            completion=(
+                ReceiptDeadline(config.receipt_grace_seconds) if receipts else ClockCompletion()
+            ),
         )
         self.jobs = BackgroundScheduler(timezone="UTC")
         self._started = False
@@ -158,6 +225,14 @@ class Broker:
         return self.constellation.refresh_contacts(
             self.clock.now(), self.config.contact_horizon_hours, self.config.contact_retention_days
         )
+
+    def check_nodes(self) -> None:
+        """Degrade or take down enrolled nodes that missed contacts (settlement "receipts")."""
+        self.agents.check_nodes()
+
+    def expire_results(self) -> int:
+        """Delete results kept longer than the retention after their request ended."""
+        return self.agents.expire_results()
 
     def schedule(self) -> tuple[AdvanceReport, CycleReport]:
         """Time-driven request transitions, then one scheduling cycle, at the clock's now."""
@@ -241,12 +316,17 @@ class Broker:
     def start(self) -> None:
         self.writer.start()
         self.sign_checkpoint()
-        interval_jobs = (
+        interval_jobs: list[tuple[str, Callable[[], object], float]] = [
             ("expire", self.expire_due, self.config.expire_interval_seconds),
             ("checkpoint", self.sign_checkpoint, self.config.checkpoint_interval_seconds),
             ("contacts", self.refresh_contacts, self.config.contact_refresh_seconds),
             ("schedule", self.schedule, self.config.schedule_interval_seconds),
-        )
+            ("results", self.expire_results, RETENTION_INTERVAL_SECONDS),
+        ]
+        if self.config.receipts:
+            interval_jobs.append(
+                ("node-health", self.check_nodes, self.config.node_health_interval_seconds)
+            )
         for job_id, function, seconds in interval_jobs:
             self.jobs.add_job(
                 function,
@@ -287,7 +367,8 @@ def init_data_dir(
     clock: Clock | None = None,
     clock_spec: str = "system",
 ) -> InitResult:
-    """Create a broker's data directory: config, signing key (0600), database, operator key.
+    """Create a broker's data directory: config, signing key and ticket key (0600), database,
+    operator key.
 
     `clock_spec` is written to config.toml (anchored: see `anchored`) and used by every later
     `serve`; `clock` overrides it for this call only (tests)."""
@@ -300,6 +381,7 @@ def init_data_dir(
     clock_spec = anchored(clock_spec)
     write_config(data_dir, origin, db_url, clock_spec)
     create_key_file(key_path, passphrase)
+    create_key_file(data_dir / TICKET_KEY_FILE, passphrase)
     config = replace(load_config(data_dir, db_url=db_url), key_passphrase=passphrase)
     broker = Broker(config, clock)
     try:

@@ -1,8 +1,13 @@
 """The broker's configuration: a data directory, a database URL, an address, a ledger origin.
 
-Owns: defaults, the data directory layout (orbitq.db, broker.key, config.toml), reading
-config.toml, and the ORBITQ_* environment variables. Explicit flags beat the environment, which
-beats config.toml, which beats defaults.
+Owns: defaults, the data directory layout (orbitq.db, broker.key, ticket.key, config.toml,
+blobs/), reading config.toml, and the ORBITQ_* environment variables. Explicit flags beat the
+environment, which beats config.toml, which beats defaults.
+
+`settlement` says what starts and completes placed work: "receipts" (the default: a node's
+agent pulls the signed ticket, runs the work and reports a signed usage receipt, which is what
+is charged) or "plan" (the clock starts and completes work exactly as placed and charges the
+plan: for planning runs and tests that need no agent; not for production, since nothing runs).
 
 Does not own: what the broker does with any of it.
 """
@@ -18,6 +23,11 @@ from pathlib import Path
 LISTEN_DEFAULT = "127.0.0.1:7707"
 CONFIG_FILE = "config.toml"
 KEY_FILE = "broker.key"
+# The Ed25519 key tickets are signed with: another key than the checkpoints' (a leak of one
+# does not forge the other).
+TICKET_KEY_FILE = "ticket.key"
+BLOBS_DIR = "blobs"
+SETTLEMENTS = ("receipts", "plan")
 DB_FILE = "orbitq.db"
 # C2SP origins are schema-less URL-like names: no spaces, no control characters.
 ORIGIN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/:+-]{0,199}$")
@@ -52,10 +62,41 @@ class BrokerConfig:
     contact_retention_days: float = 7.0
     # How often a scheduling cycle runs (seconds); also soon after submissions.
     schedule_interval_seconds: float = 5.0
+    # "receipts" (node agents, the default) or "plan" (the clock; no agent: not for production).
+    settlement: str = "receipts"
+    # A node's agent may call inside [aos - tolerance, los + tolerance] of its contacts.
+    contact_tolerance_seconds: int = 5
+    # A usage receipt may come this long after the request's deadline; without one by then the
+    # run is the operator's fault and the reservation is refunded. Below the ledger's grace
+    # (GRACE_SECONDS), so the refund comes before the reservation's own timeout.
+    receipt_grace_seconds: int = 1_800
+    # Contacts a node may miss (no heartbeat) before the broker degrades it, then takes it down;
+    # how often the health job counts.
+    missed_contacts_degraded: int = 2
+    missed_contacts_down: int = 4
+    node_health_interval_seconds: float = 60.0
+    # The blob store (modules, inputs, results): total bytes, bytes of one tenant's modules and
+    # inputs, and how long results are kept after their request ends.
+    blob_store_bytes_max: int = 64 * 1024**3
+    blob_tenant_bytes_max: int = 4 * 1024**3
+    result_retention_days: float = 7.0
 
     @property
     def key_path(self) -> Path:
         return self.data_dir / KEY_FILE
+
+    @property
+    def ticket_key_path(self) -> Path:
+        return self.data_dir / TICKET_KEY_FILE
+
+    @property
+    def blobs_path(self) -> Path:
+        return self.data_dir / BLOBS_DIR
+
+    @property
+    def receipts(self) -> bool:
+        """Whether node agents' receipts start and complete work (else the clock does)."""
+        return self.settlement == "receipts"
 
 
 def validate_origin(origin: str) -> str:
@@ -93,7 +134,21 @@ def load_config(
         contact_refresh_seconds=_number(stored, "contact_refresh_seconds", 600.0),
         contact_retention_days=_number(stored, "contact_retention_days", 7.0),
         schedule_interval_seconds=_number(stored, "schedule_interval_seconds", 5.0),
+        settlement=_settlement(stored.get("settlement", "receipts")),
+        contact_tolerance_seconds=_whole(stored, "contact_tolerance_seconds", 5, low=0),
+        receipt_grace_seconds=_whole(stored, "receipt_grace_seconds", 1_800),
+        missed_contacts_degraded=_whole(stored, "missed_contacts_degraded", 2),
+        missed_contacts_down=_whole(stored, "missed_contacts_down", 4),
+        node_health_interval_seconds=_number(stored, "node_health_interval_seconds", 60.0),
+        blob_store_bytes_max=_whole(stored, "blob_store_bytes_max", 64 * 1024**3),
+        blob_tenant_bytes_max=_whole(stored, "blob_tenant_bytes_max", 4 * 1024**3),
+        result_retention_days=_number(stored, "result_retention_days", 7.0),
     )
+    if config.missed_contacts_down < config.missed_contacts_degraded:
+        raise ValueError(
+            f"{CONFIG_FILE}: missed_contacts_down ({config.missed_contacts_down}) must not be"
+            f" below missed_contacts_degraded ({config.missed_contacts_degraded})"
+        )
     env = os.environ
     passphrase = env.get("ORBITQ_KEY_PASSPHRASE")
     config = replace(
@@ -114,6 +169,22 @@ def _number(stored: dict[str, object], key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{CONFIG_FILE}: {key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _whole(stored: dict[str, object], key: str, default: int, *, low: int = 1) -> int:
+    value = stored.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{CONFIG_FILE}: {key} must be a whole number >= {low}, got {value!r}")
+    return value
+
+
+def _settlement(value: object) -> str:
+    if value not in SETTLEMENTS:
+        raise ValueError(
+            f"{CONFIG_FILE}: settlement must be one of {', '.join(map(repr, SETTLEMENTS))},"
+            f" got {value!r}"
+        )
+    return str(value)
 
 
 def write_config(directory: Path, origin: str, db_url: str | None, clock: str = "system") -> Path:

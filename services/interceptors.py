@@ -4,7 +4,9 @@
 2. error mapping — the one table from domain errors to status codes (`STATUS_OF`); anything
    unexpected becomes INTERNAL with an incident id, logged with its traceback, never UNKNOWN;
 3. authentication — `authorization: Bearer <api key>` to a Principal for the call. Only the
-   standard health and reflection services are open, so probes and grpcurl work.
+   standard health and reflection services are open, so probes and grpcurl work, and
+   NodeAgentService.EnrollNode, whose enrollment token is its credential (its servicer checks
+   it: a new agent has no API key yet).
 
 Does not own: what a method does (servicers), or the key store (orbitq.services.auth).
 """
@@ -60,6 +62,8 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
 WRAPPED_HANDLERS_MAX = 1024
 
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Methods that authenticate by what they carry, not by an API key.
+OPEN_METHODS = frozenset({"/orbitq.v1.NodeAgentService/EnrollNode"})
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
@@ -226,7 +230,7 @@ class AuthInterceptor(_Interceptor):
         self._authenticator = authenticator
 
     def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
-        if method.startswith(OPEN_METHOD_PREFIXES):
+        if method.startswith(OPEN_METHOD_PREFIXES) or method in OPEN_METHODS:
             return behavior
         authenticator = self._authenticator
 

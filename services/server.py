@@ -1,7 +1,7 @@
 """The gRPC server of the broker: services, health, reflection, limits, TLS, shutdown.
 
 Owns: building a `grpc.Server` around a Broker — the interceptor chain (logging, error mapping,
-authentication), the six orbitq services (those not built yet answer UNIMPLEMENTED), the
+authentication), the six orbitq services, the
 standard health service and server reflection (so grpcurl and `buf curl` work), message size
 and concurrency limits, optional TLS — and serving until SIGTERM/SIGINT, then shutting down
 gracefully (health NOT_SERVING, stop accepting, let calls in flight finish, stop the broker).
@@ -31,6 +31,7 @@ from orbitq.services.interceptors import (
     LoggingInterceptor,
 )
 from orbitq.services.servicers.admin import AdminServicer
+from orbitq.services.servicers.agent import NodeAgentServicer
 from orbitq.services.servicers.constellation import ConstellationServicer
 from orbitq.services.servicers.ledger import LedgerServicer
 from orbitq.services.servicers.quota import QuotaServicer
@@ -40,6 +41,7 @@ from orbitq.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     agent_pb2,
+    agent_pb2_grpc,
     constellation_pb2,
     constellation_pb2_grpc,
     ledger_pb2,
@@ -69,13 +71,6 @@ SERVICE_NAMES = tuple(
         (ledger_pb2, "LedgerService"),
     )
 )
-
-# Declared in the contract, not built in this version: reflection lists them and gRPC answers
-# their methods UNIMPLEMENTED. Health does not know them (Check: NOT_FOUND, Watch:
-# SERVICE_UNKNOWN), which is what the health protocol says of a service the server does not
-# have; NOT_SERVING would say it exists and is down for now.
-UNBUILT_SERVICE_NAMES = (agent_pb2.DESCRIPTOR.services_by_name["NodeAgentService"].full_name,)
-SERVED_NAMES = tuple(name for name in SERVICE_NAMES if name not in UNBUILT_SERVICE_NAMES)
 
 
 @dataclass
@@ -114,16 +109,19 @@ def build_server(
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(broker.tenants), server)
     quota_pb2_grpc.add_QuotaServiceServicer_to_server(QuotaServicer(broker.quota), server)
     signed_log = SignedLog(broker.store, broker.sign_checkpoint, broker.signer.verifier())
-    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(signed_log), server)
-    constellation_pb2_grpc.add_ConstellationServiceServicer_to_server(
-        ConstellationServicer(broker.constellation), server
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
+        LedgerServicer(signed_log, broker.ticket_signer.verifier_key()), server
     )
-    request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(broker.requests), server)
-    # Services not built yet are declared (reflection lists them) but not registered: gRPC
-    # answers their methods with UNIMPLEMENTED.
+    constellation_pb2_grpc.add_ConstellationServiceServicer_to_server(
+        ConstellationServicer(broker.constellation, broker.agents), server
+    )
+    request_pb2_grpc.add_RequestServiceServicer_to_server(
+        RequestServicer(broker.requests, broker.blobs, broker.agents), server
+    )
+    agent_pb2_grpc.add_NodeAgentServiceServicer_to_server(NodeAgentServicer(broker.agents), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVED_NAMES):
+    for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     broker.on_halt(lambda reason: _stop_serving(health_servicer, reason))
     reflection.enable_server_reflection(

@@ -76,12 +76,26 @@ class BrokerHandle:
     data_dir: Path
 
 
+def settlement_of(request: pytest.FixtureRequest) -> str:
+    """The settlement mode a test asks for with `@pytest.mark.settlement("plan")` (the
+    clock starts and completes placed work, for tests that need no node agent); by default
+    the broker's own default, "receipts"."""
+    marker = request.node.get_closest_marker("settlement")
+    return str(marker.args[0]) if marker is not None else "receipts"
+
+
 @pytest.fixture
-def broker(tmp_path: Path, db_url: str, clock: SimulatedClock) -> Iterator[BrokerHandle]:
+def broker(
+    request: pytest.FixtureRequest, tmp_path: Path, db_url: str, clock: SimulatedClock
+) -> Iterator[BrokerHandle]:
     """An initialised broker on a fresh database, writer running, on a simulated clock."""
     data_dir = tmp_path / "data"
     result = init_data_dir(data_dir, origin="orbitq.test/ledger", db_url=db_url, clock=clock)
-    config = replace(load_config(data_dir, db_url=db_url), checkpoint_interval_seconds=3600)
+    config = replace(
+        load_config(data_dir, db_url=db_url),
+        checkpoint_interval_seconds=3600,
+        settlement=settlement_of(request),
+    )
     instance = Broker(config, clock)
     instance.writer.start()
     try:

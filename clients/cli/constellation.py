@@ -1,4 +1,5 @@
-"""`orbitq node import|list|state`, `orbitq station add|import|list`, `orbitq contacts list`.
+"""`orbitq node import|list|state|enroll`, `orbitq station add|import|list`,
+`orbitq contacts list`.
 
 Owns: these commands' arguments and output (tables for people, --json for scripts). Files are
 only read here, never parsed: element sets, capacities and station lists go to the broker as
@@ -117,6 +118,29 @@ def _register_nodes(tree: CommandTree) -> None:
     )
     state.add_argument("id", metavar="ID", help="the node's id (its NORAD catalog number)")
     state.add_argument("state", metavar="STATE", choices=NODE_STATES, help="ready|degraded|down")
+    enroll = tree.add(
+        "node enroll",
+        "make a one-time enrollment token for the node's agent (operator; `orbitq agent init"
+        " --token` uses it); a newer token replaces it",
+        _node_enroll,
+        connects=True,
+        json_output=True,
+    )
+    enroll.add_argument("id", metavar="NODE", help="the node's id (its NORAD catalog number)")
+    enroll.add_argument(
+        "--ground-link",
+        choices=("contacts", "always"),
+        default="contacts",
+        help="contacts: the agent may call only inside the node's contact windows (a"
+        " satellite, the default); always: at any time (a ground stand-in)",
+    )
+    enroll.add_argument(
+        "--ttl",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="how long the token is valid (60..86400; default 3600)",
+    )
 
 
 def _register_stations(tree: CommandTree) -> None:
@@ -315,6 +339,19 @@ def _node_state(args: argparse.Namespace) -> int:
     with client_from(args) as client:
         node = client.set_node_state(args.id, args.state)
     print(f"node {node.id} ({node.name}) is {node.state}")
+    return 0
+
+
+def _node_enroll(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        made = client.create_enrollment_token(
+            args.id, ground_link=args.ground_link, ttl_seconds=args.ttl
+        )
+    if args.json:
+        print_json({"node": args.id, "token": made.token, "expires_at": rfc3339(made.expires_at)})
+        return 0
+    print(made.token)
+    print(f"(one use, for node {args.id}; expires {rfc3339(made.expires_at)})", file=sys.stderr)
     return 0
 
 

@@ -27,6 +27,7 @@ _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.ledger",
     "orbitq.clients.cli.constellation",
     "orbitq.clients.cli.requests",
+    "orbitq.clients.cli.workload",
     "orbitq.clients.cli.agent",
 )
 

@@ -1,15 +1,21 @@
-"""`orbitq request quote|submit|status|list|cancel|watch` and `orbitq schedule export`.
+"""`orbitq request quote|submit|status|list|cancel|watch|result|receipt` and `orbitq schedule
+export`.
 
 Owns: these commands' arguments and output (a short report or a table for people, --json for
 scripts; `request watch --json` prints one JSON object per transition, a line each). A spec
 comes from flags, or from a TOML or JSON file (`--spec FILE`: keys as the flags, with
-underscores; times as RFC 3339 strings or TOML datetimes; `node_labels` a table) with flags
-overriding the file's values. The file is only read here; the broker checks the spec.
+underscores; times as RFC 3339 strings or TOML datetimes; `node_labels` a table; `input` the
+content address of a pushed input) with flags overriding the file's values. `submit --input
+FILE` pushes the file first (input_mb defaults to its size, rounded up to whole MB). The file
+is only read here; the broker checks the spec. `request result` writes a request's result,
+checked against the result digest of its node-signed usage receipt.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import sys
 import tomllib
@@ -23,10 +29,17 @@ from orbitq.clients import BrokerClient, Page, RequestSpec, ServiceRequest, Tran
 from orbitq.clients.cli.connect import client_from, instant, label, rfc3339, whole_number
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
+from orbitq.clients.cli.workload import read_limited
 from orbitq.clients.models import REQUEST_STATES
 from orbitq.clients.schedule import fetch_schedule, placement_json
+from orbitq.ledger.errors import LedgerIntegrityError
+from orbitq.ledger.note import key_id
+from orbitq.ledger.receipts import open_receipt
 
 SPEC_FILE_BYTES_MAX = 1024 * 1024
+# The broker's limit on one input (PushInput).
+INPUT_BYTES_MAX = 16 * 1024 * 1024
+BYTES_PER_MB = 1_000_000
 LIST_LIMIT_DEFAULT = 100
 LIST_LIMIT_MAX = 100_000
 PAGE_SIZE = 1_000
@@ -68,6 +81,12 @@ def register(tree: CommandTree) -> None:
         " key, reused by the CLI's own retries)",
     )
     submit.add_argument("--tenant", default="", help="operators: submit for this tenant")
+    submit.add_argument(
+        "--input",
+        dest="input_file",
+        metavar="FILE",
+        help="push this file as the request's input first (input_mb defaults to its size)",
+    )
     status = tree.add(
         "request status",
         "one request: state, placement, costs, reasons",
@@ -117,6 +136,22 @@ def register(tree: CommandTree) -> None:
         metavar="SEQUENCE",
         help="only transitions after this sequence number (resume a watch)",
     )
+    result = tree.add(
+        "request result",
+        "write a request's result, checked against its node-signed usage receipt",
+        _result,
+        connects=True,
+    )
+    result.add_argument("id", metavar="ID")
+    result.add_argument("--out", required=True, metavar="FILE", help="where to write it")
+    receipt = tree.add(
+        "request receipt",
+        "the usage receipt that settled a request, as the node signed it",
+        _receipt,
+        connects=True,
+        json_output=True,
+    )
+    receipt.add_argument("id", metavar="ID")
     tree.group("schedule", "the broker's schedule")
     export = tree.add(
         "schedule export",
@@ -139,7 +174,11 @@ def _spec_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the request (flags override --spec)")
     group.add_argument("--spec", metavar="FILE", help="the request as TOML or JSON")
     group.add_argument("--name")
-    group.add_argument("--workload", help="what to run: an image or script reference")
+    group.add_argument(
+        "--workload",
+        metavar="sha256:...",
+        help="what to run: the content address `orbitq workload push` printed",
+    )
     for flag, what in (
         ("--cpu-millicores", "CPU while it runs, in millicores (1000 = one core)"),
         ("--run-seconds", "how long it runs"),
@@ -300,6 +339,7 @@ def request_json(request: ServiceRequest) -> dict[str, Any]:
             "node_ids": list(spec.node_ids),
             "station_countries": list(spec.station_countries),
             "station_ids": list(spec.station_ids),
+            "input": spec.input,
         },
         "reserved": _amounts(request.reserved),
         "settled": _amounts(request.settled),
@@ -313,6 +353,11 @@ def request_json(request: ServiceRequest) -> dict[str, Any]:
         "submitted_at": rfc3339(request.submitted_at),
         "updated_at": rfc3339(request.updated_at),
         "ended_at": rfc3339(request.ended_at) if request.ended_at else None,
+        "receipt_digest": request.receipt_digest.hex(),
+        "fault": request.fault,
+        "outcome": request.outcome,
+        "result": request.result,
+        "result_bytes": request.result_bytes,
     }
 
 
@@ -329,8 +374,15 @@ def _print_request(request: ServiceRequest) -> None:
     print(f"  window    {rfc3339(spec.not_before)} .. {rfc3339(spec.deadline)}")
     r, s = request.reserved, request.settled
     print(f"  reserved  cpu {r.cpu:,}  storage {r.storage:,}  link {r.link:,}")
-    if request.state == "completed":
+    if request.state in ("completed", "failed") and (s.cpu or s.storage or s.link):
         print(f"  settled   cpu {s.cpu:,}  storage {s.storage:,}  link {s.link:,}")
+    if request.receipt_digest:
+        print(f"  receipt   {request.receipt_digest.hex()}  outcome {request.outcome}")
+    if request.result:
+        print(f"  result    {request.result} ({request.result_bytes:,} bytes)")
+    if request.fault:
+        paid = "refunded" if request.fault == "operator" else "charged what it used"
+        print(f"  fault     {request.fault} ({paid})")
     placement = request.placement
     if placement is not None:
         print(
@@ -377,6 +429,11 @@ def _quote(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     with client_from(args) as client:
+        if args.input_file:
+            data = read_limited(args.input_file, INPUT_BYTES_MAX, "input")
+            pushed = client.push_input(data, tenant=args.tenant)
+            input_mb = spec.input_mb or -(-len(data) // BYTES_PER_MB)
+            spec = dataclasses.replace(spec, input=pushed.digest, input_mb=input_mb)
         submitted = client.submit(spec, idempotency_key=args.idempotency_key, tenant=args.tenant)
     if args.json:
         print_json({"created": submitted.created, "request": request_json(submitted.request)})
@@ -384,6 +441,64 @@ def _submit(args: argparse.Namespace) -> int:
     if not submitted.created:
         print("(this idempotency key was used before: the request it created)")
     _print_request(submitted.request)
+    return 0
+
+
+def _result(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        data = client.fetch_result(args.id)
+    target = Path(args.out)
+    temporary = target.with_name(f".{target.name}.part")
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(target)
+    except OSError as error:
+        raise CommandError(f"cannot write {args.out}: {error.strerror or error}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    print(f"wrote {len(data):,} bytes to {args.out} (sha256:{digest}, as the receipt says)")
+    return 0
+
+
+def _receipt(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        evidence = client.get_evidence(args.id)
+    request = evidence.request
+    if not evidence.receipt:
+        raise CommandError(f"request {request.id} has no usage receipt yet ({request.state})")
+    node = request.placement.node if request.placement else ""
+    try:
+        receipt = open_receipt(
+            evidence.receipt, evidence.node_public_key, key_id(node, evidence.node_public_key)
+        )
+    except LedgerIntegrityError as error:
+        raise CommandError(f"request {request.id}'s receipt does not verify: {error}") from None
+    facts = {
+        "request": request.id,
+        "node": receipt.node,
+        "digest": hashlib.sha256(evidence.receipt).hexdigest(),
+        "outcome": receipt.outcome.label,
+        "exit_code": receipt.exit_code,
+        "fuel": receipt.fuel,
+        "cpu_core_seconds": receipt.cpu_core_seconds,
+        "storage_mb_seconds": receipt.storage_mb_seconds,
+        "bytes_downlinked": receipt.bytes_downlinked,
+        "link_seconds": receipt.link_seconds,
+        "uplink_seconds": receipt.uplink_seconds,
+        "start": rfc3339(datetime.fromtimestamp(receipt.start, UTC)),
+        "end": rfc3339(datetime.fromtimestamp(receipt.end, UTC)),
+        "result": f"sha256:{receipt.result_sha256.hex()}" if receipt.result_sha256 else "",
+        "result_bytes": receipt.result_bytes,
+        "runtime": receipt.runtime,
+        "entry_index": evidence.receipt_entry_index,
+        "node_key_entry_index": evidence.node_key_entry_index,
+        "envelope": evidence.receipt.hex(),
+    }
+    if args.json:
+        print_json(facts)
+        return 0
+    for key, value in facts.items():
+        if key != "envelope":
+            print(f"{key:<20} {value}")
     return 0
 
 

@@ -83,9 +83,32 @@ CAPACITY_DEFAULT = Capacity(
 )
 
 
+GroundLink = Literal["contacts", "always"]
+GROUND_LINKS: tuple[GroundLink, ...] = get_args(GroundLink)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAgentInfo:
+    """The agent enrolled for a node (orbitq.services.agents owns the rules): how it reaches
+    the ground, the key its receipts are signed with, its calibrated rate and runtime."""
+
+    ground_link: GroundLink
+    public_key: bytes
+    key_id: bytes
+    fuel_per_core_second: int
+    runtime: str
+    enrolled_ns: int
+    key_entry_index: int
+    api_key_id: str
+    last_heartbeat_ns: int | None
+    missed_contacts: int
+    degraded_by_broker: bool
+
+
 @dataclass(frozen=True, slots=True)
 class NodeRecord:
-    """A node as stored: a satellite with a computer. `id` is the NORAD id in decimal."""
+    """A node as stored: a satellite with a computer. `id` is the NORAD id in decimal.
+    `agent` is its enrolled node agent (None: none ever enrolled)."""
 
     id: str
     name: str
@@ -95,6 +118,7 @@ class NodeRecord:
     labels: Mapping[str, str] = field(hash=False)
     state: NodeState
     updated_ns: int
+    agent: NodeAgentInfo | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))

@@ -44,6 +44,7 @@ from orbitq.services.constellation.tables import (
     capacity_values,
     node_of,
     node_values,
+    select_nodes,
     writing,
 )
 from orbitq.services.db.engine import IN_LIST_VALUES_MAX
@@ -289,7 +290,7 @@ def check_node_id(node_id: str) -> str:
 
 
 def get_node(connection: sa.Connection, node_id: str) -> NodeRecord:
-    row = connection.execute(sa.select(NODES).where(NODES.c.id == check_node_id(node_id))).first()
+    row = connection.execute(select_nodes().where(NODES.c.id == check_node_id(node_id))).first()
     if row is None:
         raise NotFoundError(f"no node {node_id!r}: import its element set first")
     return node_of(row)
@@ -317,7 +318,7 @@ def list_nodes(
     query_key = {"labels": dict(labels), "state": state}
     after = pagination.decode_token(page_token, query_key)
     query = (
-        sa.select(NODES)
+        select_nodes()
         .where(*_node_filter(labels, state))
         .order_by(NODES.c.norad_id)
         .limit(size + 1)
@@ -337,7 +338,7 @@ def list_nodes(
 def all_nodes(
     connection: sa.Connection, labels: Mapping[str, str], state: NodeState | None
 ) -> list[NodeRecord]:
-    query = sa.select(NODES).where(*_node_filter(labels, state)).order_by(NODES.c.norad_id)
+    query = select_nodes().where(*_node_filter(labels, state)).order_by(NODES.c.norad_id)
     return [node_of(row) for row in connection.execute(query)]
 
 

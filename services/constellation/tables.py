@@ -26,6 +26,8 @@ from orbitq.services.clock import to_ns
 from orbitq.services.constellation.model import (
     Capacity,
     ContactPlan,
+    GroundLink,
+    NodeAgentInfo,
     NodeRecord,
     NodeState,
     StoredContact,
@@ -36,6 +38,7 @@ from orbitq.services.db.engine import write_transaction
 from orbitq.services.orbits import ElementSet, GroundStation
 
 NODES: sa.Table = SQLModel.metadata.tables["nodes"]
+NODE_AGENTS: sa.Table = SQLModel.metadata.tables["node_agents"]
 STATIONS: sa.Table = SQLModel.metadata.tables["stations"]
 CONTACTS: sa.Table = SQLModel.metadata.tables["contacts"]
 PLAN: sa.Table = SQLModel.metadata.tables["contact_plan"]
@@ -146,6 +149,47 @@ def capacity_values(capacity: Capacity) -> dict[str, int]:
     }
 
 
+# A node's agent, read beside the node (`select_nodes`), each column prefixed "agent_".
+_AGENT_FIELDS = (
+    "ground_link",
+    "public_key",
+    "key_id",
+    "fuel_per_core_second",
+    "runtime",
+    "enrolled_ns",
+    "key_entry_index",
+    "api_key_id",
+    "last_heartbeat_ns",
+    "missed_contacts",
+    "degraded_by_broker",
+)
+
+
+def select_nodes() -> sa.Select[Any]:
+    """Nodes with their agents (none: the agent columns are NULL)."""
+    return sa.select(
+        NODES, *(NODE_AGENTS.c[name].label(f"agent_{name}") for name in _AGENT_FIELDS)
+    ).select_from(NODES.outerjoin(NODE_AGENTS, NODE_AGENTS.c.node == NODES.c.id))
+
+
+def agent_of(row: sa.Row[Any]) -> NodeAgentInfo | None:
+    if getattr(row, "agent_public_key", None) is None:
+        return None
+    return NodeAgentInfo(
+        ground_link=cast(GroundLink, row.agent_ground_link),
+        public_key=bytes(row.agent_public_key),
+        key_id=bytes(row.agent_key_id),
+        fuel_per_core_second=int(row.agent_fuel_per_core_second),
+        runtime=row.agent_runtime,
+        enrolled_ns=int(row.agent_enrolled_ns),
+        key_entry_index=int(row.agent_key_entry_index),
+        api_key_id=row.agent_api_key_id,
+        last_heartbeat_ns=row.agent_last_heartbeat_ns,
+        missed_contacts=int(row.agent_missed_contacts),
+        degraded_by_broker=bool(row.agent_degraded_by_broker),
+    )
+
+
 def node_of(row: sa.Row[Any]) -> NodeRecord:
     return NodeRecord(
         id=row.id,
@@ -156,6 +200,7 @@ def node_of(row: sa.Row[Any]) -> NodeRecord:
         labels=dict(row.labels),
         state=cast(NodeState, row.state),
         updated_ns=row.updated_ns,
+        agent=agent_of(row),
     )
 
 

@@ -179,6 +179,7 @@ class RequestRow(SQLModel, table=True):
         Index("ix_requests_tenant_submitted", "tenant", "submitted_ns"),
         Index("ix_requests_submitted", "submitted_ns"),
         Index("ix_requests_state_ended", "state", "ended_ns"),
+        Index("ix_requests_node_state", "placed_node", "state"),
     )
 
     # 128 bits as 32 lower-case hex digits.
@@ -209,6 +210,17 @@ class RequestRow(SQLModel, table=True):
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     ended_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
     due_s: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # The node of its placement while it has one (the node agent's queries read it).
+    placed_node: str | None = Field(default=None, sa_column=Column(String(NODE_ID_CHARS_MAX)))
+    # orbitq.v1.Fault of a FAILED request (0: none), and the usage receipt's facts once one
+    # came (orbitq.v1.RunOutcome, its SHA-256, the result's SHA-256 in hex and size).
+    fault: int = Field(sa_column=Column(SmallInteger, nullable=False, server_default=text("0")))
+    outcome: int = Field(sa_column=Column(SmallInteger, nullable=False, server_default=text("0")))
+    receipt_digest: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+    result_digest: str | None = Field(default=None, sa_column=Column(String(64)))
+    result_bytes: int = Field(
+        sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 class RequestTransitionRow(SQLModel, table=True):
@@ -225,3 +237,200 @@ class RequestTransitionRow(SQLModel, table=True):
     to_state: int = Field(sa_column=Column(SmallInteger, nullable=False))
     at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# -- node agents (issue 11; orbitq.services.agents owns the meaning of each column) ------------
+
+PUBLIC_KEY_BYTES = 32
+SHA256_BYTES = 32
+# A blob's content address as stored: 64 lower-case hex digits (the API adds "sha256:").
+DIGEST_HEX_CHARS = 64
+RUNTIME_CHARS_MAX = 64
+GROUND_LINK_CHARS_MAX = 16
+REFUSAL_REASON_CHARS_MAX = 32
+
+
+class NodeAgentRow(SQLModel, table=True):
+    """The agent enrolled for a node: its current key, rate and runtime, its credential and its
+    health. A re-enrollment replaces the row (the signed log keeps every key)."""
+
+    __tablename__ = "node_agents"
+
+    node: str = Field(
+        sa_column=Column(String(NODE_ID_CHARS_MAX), ForeignKey("nodes.id"), primary_key=True)
+    )
+    public_key: bytes = Field(sa_column=Column(LargeBinary(PUBLIC_KEY_BYTES), nullable=False))
+    # `orbitq.ledger.note.key_id(node, public_key)`: the kid of the node's receipts.
+    key_id: bytes = Field(sa_column=Column(LargeBinary(4), nullable=False))
+    # contacts | always
+    ground_link: str = Field(sa_column=Column(String(GROUND_LINK_CHARS_MAX), nullable=False))
+    fuel_per_core_second: int = Field(sa_column=Column(BigInteger, nullable=False))
+    runtime: str = Field(sa_column=Column(String(RUNTIME_CHARS_MAX), nullable=False))
+    enrolled_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The NodeKeyEnrolled entry of this key in the signed log.
+    key_entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The node credential (an API key of role node) issued at enrollment.
+    api_key_id: str = Field(sa_column=Column(String(32), nullable=False))
+    last_heartbeat_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # Contacts that ended without a heartbeat since the last one, as the health job counted.
+    missed_contacts: int = Field(
+        sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    # The broker (not an operator) degraded the node for missed contacts: a heartbeat may
+    # bring it back to ready.
+    degraded_by_broker: bool = Field(
+        sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+
+
+class EnrollmentTokenRow(SQLModel, table=True):
+    """A one-time enrollment token (`oqe_<token id>_<secret>`), stored as a hash."""
+
+    __tablename__ = "enrollment_tokens"
+
+    token_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    node: str = Field(
+        sa_column=Column(
+            String(NODE_ID_CHARS_MAX), ForeignKey("nodes.id"), nullable=False, index=True
+        )
+    )
+    secret_hash: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False))
+    ground_link: str = Field(sa_column=Column(String(GROUND_LINK_CHARS_MAX), nullable=False))
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The key the token enrolled (a retry with the same key re-issues the credential).
+    used_public_key: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary(PUBLIC_KEY_BYTES))
+    )
+    used_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # A newer token for the node replaced this one.
+    replaced_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class RequestTicketRow(SQLModel, table=True):
+    """The signed ticket of one placement of a request, made once at the first pull and
+    returned byte for byte at every later pull. `placement_sequence` is the request's sequence
+    number at its PLACED transition, so each placement has its own ticket."""
+
+    __tablename__ = "request_tickets"
+    __table_args__ = (Index("ix_request_tickets_node", "node", "issued_ns"),)
+
+    request_id: str = Field(
+        sa_column=Column(String(REQUEST_ID_CHARS), ForeignKey("requests.id"), primary_key=True)
+    )
+    placement_sequence: int = Field(
+        sa_column=Column(Integer, primary_key=True, autoincrement=False)
+    )
+    node: str = Field(sa_column=Column(String(NODE_ID_CHARS_MAX), nullable=False))
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False))
+    workload_digest: str = Field(sa_column=Column(String(DIGEST_HEX_CHARS), nullable=False))
+    input_digest: str | None = Field(default=None, sa_column=Column(String(DIGEST_HEX_CHARS)))
+    fuel_max: int = Field(sa_column=Column(BigInteger, nullable=False))
+    output_bytes_max: int = Field(sa_column=Column(BigInteger, nullable=False))
+    start_s: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uplink_seconds: int = Field(sa_column=Column(BigInteger, nullable=False))
+    issued_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    pulled_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class RequestReceiptRow(SQLModel, table=True):
+    """The usage receipt a request was settled (or failed) by, exactly as the node signed it,
+    with the key that verified it. Written in the transaction of the request's transition."""
+
+    __tablename__ = "request_receipts"
+
+    request_id: str = Field(
+        sa_column=Column(String(REQUEST_ID_CHARS), ForeignKey("requests.id"), primary_key=True)
+    )
+    digest: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False, unique=True))
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    node: str = Field(sa_column=Column(String(NODE_ID_CHARS_MAX), nullable=False))
+    node_public_key: bytes = Field(sa_column=Column(LargeBinary(PUBLIC_KEY_BYTES), nullable=False))
+    key_entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    received_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The ReceiptRecorded entry, once the settlement is in the ledger (None: not yet, or the
+    # run was aborted and nothing was charged against it).
+    entry_index: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ReceiptRefusalRow(SQLModel, table=True):
+    """A usage receipt the broker refused (nothing was settled against it)."""
+
+    __tablename__ = "receipt_refusals"
+    __table_args__ = (Index("ix_receipt_refusals_at", "at_ns"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    node: str = Field(sa_column=Column(String(NODE_ID_CHARS_MAX), nullable=False))
+    # The request the receipt names, when it could be read.
+    request_id: str = Field(sa_column=Column(String(REQUEST_ID_CHARS), nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False))
+    reason: str = Field(sa_column=Column(String(REFUSAL_REASON_CHARS_MAX), nullable=False))
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class TicketRefusalRow(SQLModel, table=True):
+    """A ticket an agent refused, as its heartbeat reported it."""
+
+    __tablename__ = "ticket_refusals"
+    __table_args__ = (Index("ix_ticket_refusals_at", "recorded_ns"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    node: str = Field(sa_column=Column(String(NODE_ID_CHARS_MAX), nullable=False))
+    request_id: str = Field(sa_column=Column(String(REQUEST_ID_CHARS), nullable=False))
+    ticket_digest: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False))
+    # orbitq.v1.TicketRefusalReason
+    reason: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    # The agent's clock when it refused, and the broker's when it heard.
+    refused_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    recorded_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# -- blobs (orbitq.services.blobs) --------------------------------------------------------------
+
+
+class BlobRow(SQLModel, table=True):
+    """A content-addressed file under <data_dir>/blobs/: a module, an input or a result."""
+
+    __tablename__ = "blobs"
+
+    digest: str = Field(sa_column=Column(String(DIGEST_HEX_CHARS), primary_key=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BlobRefRow(SQLModel, table=True):
+    """Who may read a blob and why it is kept: a tenant's workload or input (`ref` = the
+    tenant), or a request's result (`ref` = the request id). A blob no ref names is deleted."""
+
+    __tablename__ = "blob_refs"
+    __table_args__ = (Index("ix_blob_refs_tenant", "tenant", "digest"),)
+
+    digest: str = Field(
+        sa_column=Column(String(DIGEST_HEX_CHARS), ForeignKey("blobs.digest"), primary_key=True)
+    )
+    # workload | input | result
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    ref: str = Field(sa_column=Column(String(TENANT_NAME_CHARS_MAX), primary_key=True))
+    tenant: str = Field(
+        sa_column=Column(String(TENANT_NAME_CHARS_MAX), ForeignKey("tenants.name"), nullable=False)
+    )
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ResultUploadRow(SQLModel, table=True):
+    """A result being downlinked into <data_dir>/blobs/partial/<request id>: its declared size
+    and SHA-256; the partial file's length is where the upload continues."""
+
+    __tablename__ = "result_uploads"
+
+    request_id: str = Field(
+        sa_column=Column(String(REQUEST_ID_CHARS), ForeignKey("requests.id"), primary_key=True)
+    )
+    node: str = Field(sa_column=Column(String(NODE_ID_CHARS_MAX), nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False))
+    opened_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    completed_ns: int | None = Field(default=None, sa_column=Column(BigInteger))

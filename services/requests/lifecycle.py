@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orbitq.services.requests.model import RequestState
+from orbitq.services.requests.model import Fault, ReceiptFacts, RequestState
 from orbitq.services.scheduler import Contact, Cost, Placement, Rejection
 
 S = RequestState
@@ -46,13 +46,19 @@ def check(from_state: RequestState | None, to_state: RequestState) -> None:
 
 
 def due_s(
-    state: RequestState, deadline: int, placement: Placement | None, reservation_open: bool
+    state: RequestState,
+    deadline: int,
+    placement: Placement | None,
+    reservation_open: bool,
+    receipt_grace: int | None = None,
 ) -> int | None:
     """When time alone next moves a request in `state` (None: never).
 
     Waiting requests expire at their deadline, placed ones start at their start, running ones
-    complete at their finish, and a terminal request whose reservation the ledger still holds
-    is due at once (its release or settlement is owed)."""
+    complete at their finish — or, when usage receipts complete them (`receipt_grace` given),
+    are due at deadline + receipt_grace, when a receipt that has not come is the operator's
+    fault — and a terminal request whose reservation the ledger still holds is due at once
+    (its release or settlement is owed)."""
     if state in (S.SUBMITTED, S.PENDING):
         return deadline
     if state is S.PLACED:
@@ -60,7 +66,7 @@ def due_s(
         return placement.start
     if state is S.RUNNING:
         assert placement is not None
-        return placement.finish
+        return placement.finish if receipt_grace is None else deadline + receipt_grace
     return 0 if reservation_open else None
 
 
@@ -69,8 +75,10 @@ class Move:
     """Take request `request_id` to `to`, if it is still in one of `expected`.
 
     `placement` (with the `contacts` it uses) is stored when moving to PLACED; moving back to
-    PENDING clears it. `settled` is the charge owed at COMPLETED. `reasons` are the scheduler's
-    per-plugin reasons of an UNSCHEDULABLE verdict."""
+    PENDING clears it. `settled` is the charge owed at COMPLETED (and at FAILED by the
+    workload, from its receipt). `reasons` are the scheduler's per-plugin reasons of an
+    UNSCHEDULABLE verdict. `fault` says who caused a FAILED request; `receipt` is the usage
+    receipt it ended by, stored with the transition."""
 
     request_id: str
     expected: frozenset[RequestState]
@@ -80,10 +88,16 @@ class Move:
     contacts: tuple[Contact, ...] = ()
     settled: Cost | None = None
     reasons: tuple[Rejection, ...] = ()
+    fault: Fault = Fault.NONE
+    receipt: ReceiptFacts | None = None
 
     def __post_init__(self) -> None:
         assert self.expected
         for state in self.expected:
             check(state, self.to)
         assert (self.placement is not None) == (self.to is S.PLACED)
-        assert (self.settled is not None) == (self.to is S.COMPLETED)
+        charged = self.to is S.COMPLETED or (self.to is S.FAILED and self.fault is Fault.WORKLOAD)
+        assert (self.settled is not None) == charged, self
+        assert (self.fault is not Fault.NONE) == (self.to is S.FAILED), self
+        assert self.fault is not Fault.WORKLOAD or self.receipt is not None, self
+        assert self.receipt is None or self.to in (S.COMPLETED, S.FAILED), self

@@ -39,6 +39,8 @@ DEADLINE_AHEAD_SECONDS_MAX = 30 * 86_400
 GRACE_SECONDS = 3_600
 # Reasons are one line for people; the scheduler's summaries stay far below this.
 REASON_CHARS_MAX = 1_000
+# A megabyte of input_mb and output_mb, in bytes (costs count MB * 8 / Mbps as seconds).
+BYTES_PER_MB = 1_000_000
 
 
 class RequestState(IntEnum):
@@ -61,6 +63,18 @@ class RequestState(IntEnum):
     @property
     def terminal(self) -> bool:
         return self in TERMINAL_STATES
+
+
+class Fault(IntEnum):
+    """Who caused a FAILED request, and so who paid. Equal to orbitq.v1.Fault."""
+
+    NONE = 0
+    # The operator's side (a node down, a contact missed, a ticket never pulled or refused,
+    # no receipt in time, a run the agent lost): the reservation is refunded in full.
+    OPERATOR = 1
+    # The workload (a trap, out of fuel, wall time, output too large, a non-zero exit): what
+    # it used is charged, from its receipt.
+    WORKLOAD = 2
 
 
 TERMINAL_STATES = frozenset(
@@ -99,6 +113,8 @@ class RequestSpec:
     node_ids: tuple[str, ...] = ()
     station_countries: tuple[str, ...] = ()
     station_ids: tuple[str, ...] = ()
+    # The input's content address ("sha256:<hex>", pushed with PushInput); "" for none.
+    input: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_labels", MappingProxyType(dict(self.node_labels)))
@@ -149,6 +165,7 @@ class RequestSpec:
             "node_ids": list(self.node_ids),
             "station_countries": list(self.station_countries),
             "station_ids": list(self.station_ids),
+            "input": self.input,
         }
 
     @classmethod
@@ -169,10 +186,28 @@ class RequestSpec:
             node_ids=tuple(str(v) for v in data["node_ids"]),
             station_countries=tuple(str(v) for v in data["station_countries"]),
             station_ids=tuple(str(v) for v in data["station_ids"]),
+            input=str(data.get("input", "")),
         )
 
 
 NO_COST = Cost(0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptFacts:
+    """The usage receipt a request ended by, as stored with its transition: the envelope
+    exactly as the node signed it, the key that verified it (and that key's NodeKeyEnrolled
+    entry), and what it says (orbitq.v1.RunOutcome, the result's SHA-256 and size)."""
+
+    digest: bytes
+    envelope: bytes
+    node: str
+    node_public_key: bytes
+    key_entry_index: int
+    outcome: int
+    result_digest: str | None  # 64 hex digits
+    result_bytes: int
+    received_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +231,20 @@ class StoredRequest:
     submitted_ns: int
     updated_ns: int
     ended_ns: int | None
+    # Set once it ended: who was at fault (FAILED), and the facts of its usage receipt.
+    fault: Fault = Fault.NONE
+    outcome: int = 0
+    receipt_digest: bytes | None = None
+    result_digest: str | None = None
+    result_bytes: int = 0
+
+    @property
+    def charged(self) -> bool:
+        """Whether its end is settled with a charge (COMPLETED, or FAILED by its workload with
+        a receipt saying what it used), not released."""
+        if self.state is RequestState.COMPLETED:
+            return True
+        return self.state is RequestState.FAILED and self.fault is Fault.WORKLOAD
 
     @property
     def submitted_at(self) -> int:

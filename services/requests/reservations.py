@@ -4,17 +4,22 @@ Owns: the transfers of a request (docs/scheduler.md, "Reservation and settlement
 
 - **reserve** — one linked chain of pending transfers tenant → escrow, one per kind with a
   non-zero cost (cpu, storage, link), code `reserve`, timeout = deadline + grace - now;
-- **release** — a `void_pending` of each (code `release`): cancelled, unschedulable, expired
-  and failed requests;
+- **release** — a `void_pending` of each: code `release` for cancelled, unschedulable and
+  expired requests, code `refund` for requests that failed by the operator's fault (the
+  node, its agent or its contacts: the tenant gets everything back and the ledger says why);
 - **settle** — per kind, a chain of a `post_pending` of the actual amount (code `settle`; the
   rest returns to the tenant) linked with a transfer of that amount escrow → consumed (code
-  `consume`), so escrow returns to zero; a kind whose actual amount is 0 is released instead.
+  `consume`), so escrow returns to zero; a kind whose actual amount is 0 is released instead;
+- **settle by receipt** — the same transfers, with SHA-256 of the node's usage receipt as
+  their `user_data`, in one ledger item with the receipt itself (`ReceiptEvidence`): the
+  signed log holds the receipt, then the transfers that settle against it.
 
-Every transfer carries the request id (its 16 bytes) in `user_data`, and its id is derived from
-the request id, the step and the kind (`transfer_id`), so any of these operations can be
-retried — after a crash, by another replica, twice at once — and the ledger answers `exists`
-instead of moving tokens again. A reservation the ledger already released by its timeout is
-a settled fact, not an error: that kind settles nothing.
+Every other transfer carries the request id (its 16 bytes) in `user_data`, and every id is
+derived from the request id, the step and the kind (`transfer_id`), so any of these operations
+can be retried — after a crash, by another replica, twice at once — and the ledger answers
+`exists` instead of moving tokens again (the receipt, keyed by its digest, is appended once). A
+reservation the ledger already released by its timeout is a settled fact, not an error: that
+kind settles nothing.
 
 Does not own: the ledger's rules, account ids (orbitq.services.quota) or when any of this
 happens (the lifecycle).
@@ -38,10 +43,12 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
+from orbitq.ledger.entries import ReceiptEvidence
 from orbitq.ledger.store import CreateTransfers
+from orbitq.ledger.store.work import Outcomes
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.quota import Quota
-from orbitq.services.requests.model import StoredRequest
+from orbitq.services.requests.model import Fault, StoredRequest
 from orbitq.services.scheduler import Cost
 
 log = logging.getLogger(__name__)
@@ -140,9 +147,34 @@ class Reservations:
     # -- release and settle --------------------------------------------------------------------
 
     def release(self, requests: Sequence[StoredRequest]) -> dict[str, Cost | None]:
-        """Void the reservations of `requests`; returns {id: None} for each one the ledger no
-        longer holds (the others are logged and stay open for the next attempt)."""
+        """Void the reservations of `requests` (a refund when the operator was at fault);
+        returns {id: None} for each one the ledger no longer holds (the others are logged and
+        stay open for the next attempt)."""
         return self._resolve([(request, None) for request in requests])
+
+    def settle_receipts(
+        self, charges: Sequence[tuple[StoredRequest, Cost, bytes]]
+    ) -> dict[str, tuple[Cost, int]]:
+        """Settle each request's charge (capped at its reservation) against its usage receipt
+        (the envelope as the node signed it): one ledger item per request, the receipt and its
+        transfers together. Returns {id: (what was settled, the ReceiptRecorded entry)} for
+        each one the ledger no longer holds (the others are logged and retried later)."""
+        submitted = []
+        for request, charge, receipt in charges:
+            assert request.receipt_digest is not None
+            plan = self._plan(request, charge, user_data=request.receipt_digest)
+            evidence = ReceiptEvidence(request_id=request.id, node=_node(request), receipt=receipt)
+            item = CreateTransfers(tuple(plan.transfers), evidence=evidence)
+            submitted.append((plan, self._writer.submit(item)))
+        done: dict[str, tuple[Cost, int]] = {}
+        for plan, future in submitted:
+            result = future.result(timeout=30.0)
+            assert isinstance(result, Outcomes)
+            assert result.evidence is not None
+            settled = _settled(plan, result)
+            if settled is not None:
+                done[plan.request.id] = (settled, result.evidence.entry_index)
+        return done
 
     def settle(self, charges: Sequence[tuple[StoredRequest, Cost]]) -> dict[str, Cost | None]:
         """Post each request's charge (capped at its reservation) and move it to consumed;
@@ -170,8 +202,12 @@ class Reservations:
                     done[plan.request.id] = settled if charge is not None else None
         return done
 
-    def _plan(self, request: StoredRequest, charge: Cost | None) -> _Plan:
-        user_data = bytes.fromhex(request.id)
+    def _plan(
+        self, request: StoredRequest, charge: Cost | None, user_data: bytes | None = None
+    ) -> _Plan:
+        user_data = user_data or bytes.fromhex(request.id)
+        # What a release is: a refund when the operator failed the tenant.
+        release = Code.REFUND if request.fault is Fault.OPERATOR else Code.RELEASE
         transfers: list[Transfer] = []
         chains: list[tuple[Kind, int, int, int]] = []
         escrow = self._quota.system_account_ids()
@@ -189,7 +225,7 @@ class Reservations:
                         id=transfer_id(request.id, Step.RELEASE, kind),
                         pending_id=pending,
                         user_data=user_data,
-                        code=int(Code.RELEASE),
+                        code=int(release),
                         flags=int(TransferFlag.VOID_PENDING),
                     )
                 )
@@ -217,6 +253,11 @@ class Reservations:
                 )
             chains.append((kind, first, len(transfers) - first, amount))
         return _Plan(request, transfers, chains)
+
+
+def _node(request: StoredRequest) -> str:
+    assert request.placement is not None
+    return request.placement.node
 
 
 def _settled(plan: _Plan, outcomes: Sequence[Outcome]) -> Cost | None:

@@ -19,7 +19,8 @@ scheduling loop (orbitq.services.scheduling), the simulator, tests.
 
 Submit, in order: scope and tenant (NOT_FOUND); the idempotency key (a known key returns its
 request, created = false, when the spec is the same, else ALREADY_EXISTS); validation
-(INVALID_ARGUMENT); a request no node can ever take is stored UNSCHEDULABLE at once with the
+(INVALID_ARGUMENT); the workload module and input the tenant pushed (uplink.py: NOT_FOUND,
+INVALID_ARGUMENT); a request no node can ever take is stored UNSCHEDULABLE at once with the
 reason, reserving nothing; otherwise the quote's maximum over the nodes it may use is reserved
 (FAILED_PRECONDITION naming kind and shortfall, and nothing stored, if the tenant is short),
 then the request is stored SUBMITTED → PENDING in one transaction. Two Submits racing with one
@@ -75,6 +76,7 @@ from orbitq.services.requests.model import (
 from orbitq.services.requests.reservations import Reservations
 from orbitq.services.requests.spec import Catalog
 from orbitq.services.requests.store import DuplicateKeyError, RequestStore, new_request_id
+from orbitq.services.requests.uplink import BlobLookup, check_uplink
 from orbitq.services.requests.watch import (
     WATCH_PAGE_MAX,
     WATCH_SECONDS_MAX,
@@ -112,14 +114,21 @@ class Requests:
         *,
         on_submitted: Callable[[], None] = _nothing,
         request_ids: Callable[[], str] = new_request_id,
+        receipt_grace: int | None = None,
+        blobs: BlobLookup | None = None,
     ) -> None:
+        """`receipt_grace`: usage receipts complete running work (settlement "receipts"),
+        due this long after the deadline; None: the clock does (settlement "plan"), and
+        workloads may be opaque strings. `blobs`: the tenants' modules and inputs."""
         self._now = now
         # Random in a broker; a seeded sequence in `orbitq sim`, so a seed repeats its schedule.
         self._request_ids = request_ids
         self._tenants = tenants
         self._constellation = constellation
         self._on_submitted = on_submitted
-        self.store = RequestStore(engine)
+        self.store = RequestStore(engine, receipt_grace)
+        self._blobs = blobs
+        self._modules_required = receipt_grace is not None
         self._reservations = Reservations(quota, writer)
         self._hub = TransitionHub()
         self._slots = WatchSlots()
@@ -183,6 +192,7 @@ class Requests:
             return _same_request(existing, incoming, key), False
         now_ns = to_ns(self._now())
         checked = spec_rules.validate(incoming, now_ns // NANOS_PER_SECOND)
+        check_uplink(checked, owner, self._blobs, modules_required=self._modules_required)
         catalog = self.catalog()
         spec_rules.check_selectors(checked, catalog)
         eligibility = spec_rules.eligible(checked, catalog)

@@ -1,11 +1,12 @@
 """Persistence of requests and their transitions, on SQLite and PostgreSQL.
 
-Owns: the SQL of the `requests` and `request_transitions` tables (migration 0003): inserting a
-new request with its first transitions in one transaction, applying `Move`s — each a
-conditional transition that bumps the request's sequence number and appends the numbered
-transition in the same transaction, or changes nothing when the request has moved on — closing
-reservations, the queries the service and the scheduling loop need, and rows <-> values
-(`spec` and `placement` are JSON with sorted keys and integer seconds).
+Owns: the SQL of the `requests`, `request_transitions` (migration 0003) and
+`request_receipts` (0005) tables: inserting a new request with its first transitions in one
+transaction, applying `Move`s — each a conditional transition that bumps the request's
+sequence number and appends the numbered transition in the same transaction (with the usage
+receipt it ended by, if any), or changes nothing when the request has moved on — closing
+reservations, the queries the service, the scheduling loop and the node agents need, and rows
+<-> values (`spec` and `placement` are JSON with sorted keys and integer seconds).
 
 Every write transaction is IMMEDIATE on SQLite, and on PostgreSQL locks the request's row
 (`SELECT ... FOR UPDATE`) before checking its state: two writers that race on one request
@@ -31,6 +32,8 @@ from orbitq.services.requests.lifecycle import Move, check, due_s
 from orbitq.services.requests.model import (
     REASON_CHARS_MAX,
     TERMINAL_STATES,
+    Fault,
+    ReceiptFacts,
     RequestSpec,
     RequestState,
     StoredRequest,
@@ -47,6 +50,7 @@ from orbitq.services.scheduler import (
 
 REQUESTS: sa.Table = SQLModel.metadata.tables["requests"]
 TRANSITIONS: sa.Table = SQLModel.metadata.tables["request_transitions"]
+RECEIPTS: sa.Table = SQLModel.metadata.tables["request_receipts"]
 
 
 class DuplicateKeyError(Exception):
@@ -62,8 +66,12 @@ def new_request_id() -> str:
 
 
 class RequestStore:
-    def __init__(self, engine: sa.Engine) -> None:
+    """`receipt_grace`: usage receipts complete running work (due_s of RUNNING is then the
+    deadline plus this grace); None: the clock does (due at the placement's finish)."""
+
+    def __init__(self, engine: sa.Engine, receipt_grace: int | None = None) -> None:
         self._engine = engine
+        self._receipt_grace = receipt_grace
 
     def _writing(self) -> AbstractContextManager[sa.Connection]:
         return write_transaction(self._engine)
@@ -77,7 +85,8 @@ class RequestStore:
         assert transitions[-1].to_state is request.state
         try:
             with self._writing() as connection:
-                connection.execute(sa.insert(REQUESTS).values(_row_of(request)))
+                row = _row_of(request, self._receipt_grace)
+                connection.execute(sa.insert(REQUESTS).values(row))
                 connection.execute(
                     sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions]
                 )
@@ -95,7 +104,7 @@ class RequestStore:
             return results
         with self._writing() as connection:
             for move in moves:
-                results.append(_apply_one(connection, move, now_ns))
+                results.append(_apply_one(connection, move, now_ns, self._receipt_grace))
         return results
 
     def close_reservations(self, settled: Mapping[str, Cost | None], now_ns: int) -> None:
@@ -151,7 +160,57 @@ class RequestStore:
                 ],
             )
 
+    def set_receipt_entry(self, request_id: str, entry_index: int) -> None:
+        """The request's receipt is in the signed log at `entry_index`."""
+        with self._writing() as connection:
+            connection.execute(
+                sa.update(RECEIPTS)
+                .where(RECEIPTS.c.request_id == request_id)
+                .values(entry_index=entry_index)
+            )
+
     # -- reads ---------------------------------------------------------------------------------
+
+    def receipt(self, request_id: str) -> tuple[ReceiptFacts, int | None] | None:
+        """The usage receipt the request ended by, and its entry in the signed log (None
+        until settled, or when nothing was charged against it)."""
+        query = (
+            sa.select(
+                RECEIPTS, REQUESTS.c.outcome, REQUESTS.c.result_digest, REQUESTS.c.result_bytes
+            )
+            .join(REQUESTS, REQUESTS.c.id == RECEIPTS.c.request_id)
+            .where(RECEIPTS.c.request_id == request_id)
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        facts = ReceiptFacts(
+            digest=bytes(row.digest),
+            envelope=bytes(row.envelope),
+            node=row.node,
+            node_public_key=bytes(row.node_public_key),
+            key_entry_index=int(row.key_entry_index),
+            outcome=int(row.outcome),
+            result_digest=row.result_digest,
+            result_bytes=int(row.result_bytes),
+            received_ns=int(row.received_ns),
+        )
+        return facts, (int(row.entry_index) if row.entry_index is not None else None)
+
+    def on_node(
+        self, node: str, states: frozenset[RequestState], limit: int
+    ) -> list[StoredRequest]:
+        """Requests placed on `node` in `states`, by placement start (at most `limit`)."""
+        query = (
+            sa.select(REQUESTS)
+            .where(REQUESTS.c.placed_node == node)
+            .where(REQUESTS.c.state.in_([int(s) for s in states]))
+            .order_by(REQUESTS.c.due_s, REQUESTS.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [_stored_of(row._mapping) for row in connection.execute(query)]
 
     def get(self, request_id: str) -> StoredRequest | None:
         with self._engine.connect() as connection:
@@ -274,7 +333,9 @@ class RequestStore:
 # -- one move ------------------------------------------------------------------------------------
 
 
-def _apply_one(connection: sa.Connection, move: Move, now_ns: int) -> StoredRequest | None:
+def _apply_one(
+    connection: sa.Connection, move: Move, now_ns: int, receipt_grace: int | None
+) -> StoredRequest | None:
     row = connection.execute(
         sa.select(REQUESTS).where(REQUESTS.c.id == move.request_id).with_for_update()
     ).first()
@@ -295,8 +356,31 @@ def _apply_one(connection: sa.Connection, move: Move, now_ns: int) -> StoredRequ
         assert move.placement is not None
         values["placement"] = _placement_json(move.placement, move.contacts)
         values["placement_reasons"] = None
+        values["placed_node"] = move.placement.node
     elif move.to is RequestState.PENDING:
         values["placement"] = None
+        values["placed_node"] = None
+    if move.fault is not Fault.NONE:
+        values["fault"] = int(move.fault)
+    if move.receipt is not None:
+        receipt = move.receipt
+        values.update(
+            outcome=receipt.outcome,
+            receipt_digest=receipt.digest,
+            result_digest=receipt.result_digest,
+            result_bytes=receipt.result_bytes,
+        )
+        connection.execute(
+            sa.insert(RECEIPTS).values(
+                request_id=move.request_id,
+                digest=receipt.digest,
+                envelope=receipt.envelope,
+                node=receipt.node,
+                node_public_key=receipt.node_public_key,
+                key_entry_index=receipt.key_entry_index,
+                received_ns=receipt.received_ns,
+            )
+        )
     if move.to is RequestState.UNSCHEDULABLE:
         values["placement_reasons"] = _reasons_json(move.reasons)
     if move.settled is not None:
@@ -310,7 +394,9 @@ def _apply_one(connection: sa.Connection, move: Move, now_ns: int) -> StoredRequ
     placement_text = values.get("placement", current["placement"])
     placement, _ = _placement_of(placement_text, move.request_id) if placement_text else (None, ())
     spec = RequestSpec.from_json(current["spec"])
-    values["due_s"] = due_s(move.to, spec.deadline, placement, current["reservation_open"])
+    values["due_s"] = due_s(
+        move.to, spec.deadline, placement, current["reservation_open"], receipt_grace
+    )
     updated = connection.execute(
         sa.update(REQUESTS)
         .where(REQUESTS.c.id == move.request_id)
@@ -338,7 +424,7 @@ def _cut(text: str) -> str:
     return text if len(text) <= REASON_CHARS_MAX else text[: REASON_CHARS_MAX - 3] + "..."
 
 
-def _row_of(request: StoredRequest) -> dict[str, Any]:
+def _row_of(request: StoredRequest, receipt_grace: int | None) -> dict[str, Any]:
     return {
         "id": request.id,
         "tenant": request.tenant,
@@ -362,8 +448,18 @@ def _row_of(request: StoredRequest) -> dict[str, Any]:
         "updated_ns": request.updated_ns,
         "ended_ns": request.ended_ns,
         "due_s": due_s(
-            request.state, request.spec.deadline, request.placement, request.reservation_open
+            request.state,
+            request.spec.deadline,
+            request.placement,
+            request.reservation_open,
+            receipt_grace,
         ),
+        "placed_node": request.placement.node if request.placement else None,
+        "fault": int(request.fault),
+        "outcome": request.outcome,
+        "receipt_digest": request.receipt_digest,
+        "result_digest": request.result_digest,
+        "result_bytes": request.result_bytes,
     }
 
 
@@ -388,6 +484,11 @@ def _stored_of(row: Mapping[Any, Any]) -> StoredRequest:
         submitted_ns=int(row["submitted_ns"]),
         updated_ns=int(row["updated_ns"]),
         ended_ns=int(row["ended_ns"]) if row["ended_ns"] is not None else None,
+        fault=Fault(row["fault"]),
+        outcome=int(row["outcome"]),
+        receipt_digest=bytes(row["receipt_digest"]) if row["receipt_digest"] else None,
+        result_digest=row["result_digest"],
+        result_bytes=int(row["result_bytes"]),
     )
 
 

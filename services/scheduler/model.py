@@ -6,6 +6,9 @@ the limits on their sizes. Times are integer seconds since the Unix epoch, half-
 
 Does not own: persistence, protobuf conversion, costs (costs.py) or any scheduling decision.
 
+A node's `agent` says whether a node agent is enrolled for it (the `node_agent` filter, used
+when usage receipts complete work, gives new work only to such nodes).
+
 Node states: `ready` nodes take new work; `degraded` nodes keep and run what is already placed
 on them but take no new work (an operator drains a node this way); `down` nodes take no new
 work and the runtime hands back their not-yet-started placements (`Scheduler.set_node_state`).
@@ -56,6 +59,7 @@ class Node:
     uplink_mbps: int
     labels: Mapping[str, str] = field(default_factory=dict)
     state: NodeState = "ready"
+    agent: bool = False
 
     def __post_init__(self) -> None:
         _check_id("node", self.id)

@@ -13,6 +13,7 @@ from orbitq.services.scheduler.plugins.deadline import DeadlinePlugin
 from orbitq.services.scheduler.plugins.downlink import DownlinkPlugin
 from orbitq.services.scheduler.plugins.earliest_completion import EarliestCompletionPlugin
 from orbitq.services.scheduler.plugins.just_in_time import JustInTimePlugin
+from orbitq.services.scheduler.plugins.node_agent import NodeAgentPlugin
 from orbitq.services.scheduler.plugins.node_resources import NodeResourcesPlugin
 from orbitq.services.scheduler.plugins.node_selector import NodeSelectorPlugin
 from orbitq.services.scheduler.plugins.node_state import NodeStatePlugin
@@ -33,8 +34,11 @@ def default_scores() -> tuple[tuple[ScorePlugin, int], ...]:
     )
 
 
-def default_profile(scores: tuple[tuple[ScorePlugin, int], ...] | None = None) -> Profile:
-    """The standard plugin set; `scores` replaces the score plugins and weights."""
+def default_profile(
+    scores: tuple[tuple[ScorePlugin, int], ...] | None = None, *, agents_required: bool = False
+) -> Profile:
+    """The standard plugin set; `scores` replaces the score plugins and weights;
+    `agents_required` adds the `node_agent` filter (usage receipts complete work)."""
     node_selector = NodeSelectorPlugin()
     node_resources = NodeResourcesPlugin()
     station_selector = StationSelectorPlugin()
@@ -42,7 +46,13 @@ def default_profile(scores: tuple[tuple[ScorePlugin, int], ...] | None = None) -
     antennas = StationAntennasPlugin()
     return Profile(
         pre_filters=(node_resources, DeadlinePlugin(), node_selector, station_selector, antennas),
-        filters=(NodeStatePlugin(), node_selector, node_resources, station_selector),
+        filters=(
+            NodeStatePlugin(),
+            *((NodeAgentPlugin(),) if agents_required else ()),
+            node_selector,
+            node_resources,
+            station_selector,
+        ),
         fits=(UplinkPlugin(), capacity, DownlinkPlugin(), StorageHoldPlugin(), JustInTimePlugin()),
         scores=default_scores() if scores is None else scores,
         reserves=(capacity, antennas),

@@ -98,6 +98,8 @@ class SchedulerConfig:
     repack_attempts_per_cycle_max: int = REPACK_ATTEMPTS_PER_CYCLE_MAX
     """Requests that may move this cycle's placements to make room (0 disables)."""
     repack_nodes_max: int = REPACK_NODES_MAX
+    agents_required: bool = False
+    """Only nodes with an enrolled agent take new work (the `node_agent` filter)."""
 
     def __post_init__(self) -> None:
         assert 1 <= self.feasible_nodes_to_score <= WORLD_NODES_MAX
@@ -142,7 +144,7 @@ class Scheduler:
     def __init__(self, config: SchedulerConfig | None = None, profile: Profile | None = None):
         self.config = config or SchedulerConfig()
         self._profile_given = profile
-        self._framework = Framework(profile or default_profile())
+        self._framework = Framework(profile or self._default_profile())
         self.world = World([], [])
         self._bookings: dict[str, Booking] = {}
         self._by_node: dict[int, dict[str, Booking]] = {}
@@ -155,13 +157,16 @@ class Scheduler:
         self._cycle: CycleIndex | None = None
         self._cycles = 0  # cycles run, for retry backoff
 
+    def _default_profile(self) -> Profile:
+        return default_profile(agents_required=self.config.agents_required)
+
     # -- world -------------------------------------------------------------------------
 
     def set_world(
         self, nodes: Sequence[Node], stations: Sequence[Station], contacts: Iterable[Contact]
     ) -> None:
         """Start afresh: the given world, no placements (then `place_existing` each stored one)."""
-        self._framework = Framework(self._profile_given or default_profile())
+        self._framework = Framework(self._profile_given or self._default_profile())
         self.world = World(nodes, stations)
         self.world.add_contacts(contacts)
         self._bookings = {}

@@ -21,8 +21,8 @@ is stored. `SchedulingLoop` is the entry point; the broker builds it beside `Req
 | `evacuation` | live work on nodes that went down: back to PENDING, or FAILED |
 | `placing` | one cycle over the stored pending requests, fair share, its outcome stored |
 | `advance` | time-driven transitions: EXPIRED, then started, then completed |
-| `start` | the seam PLACED → RUNNING: `Start`, `ClockStart` (the node agent replaces it) |
-| `completion` | the seam RUNNING → COMPLETED and its charge: `Completion`, `ClockCompletion` |
+| `start` | the seam PLACED → RUNNING: `Start`; `TicketStart` (agents), `ClockStart` (plan) |
+| `completion` | the seam RUNNING → COMPLETED: `Completion`; `ReceiptDeadline`, `ClockCompletion` |
 | `owed` | release or settle the reservations of terminal requests the ledger still holds |
 | `moves` | moves applied and announced; time-due moves in bounded batches |
 | `leader` | `LeaderLock`: one active scheduler among replicas (PostgreSQL advisory lock) |
@@ -47,11 +47,11 @@ constellation).
 
 from __future__ import annotations
 
-from orbitq.services.scheduling.completion import ClockCompletion, Completion
+from orbitq.services.scheduling.completion import ClockCompletion, Completion, ReceiptDeadline
 from orbitq.services.scheduling.leader import LeaderLock
 from orbitq.services.scheduling.loop import SchedulingLoop
 from orbitq.services.scheduling.reports import AdvanceReport, CycleReport
-from orbitq.services.scheduling.start import ClockStart, Start
+from orbitq.services.scheduling.start import ClockStart, PulledTickets, Start, TicketStart
 
 __all__ = [
     "AdvanceReport",
@@ -60,6 +60,9 @@ __all__ = [
     "Completion",
     "CycleReport",
     "LeaderLock",
+    "PulledTickets",
+    "ReceiptDeadline",
     "SchedulingLoop",
     "Start",
+    "TicketStart",
 ]

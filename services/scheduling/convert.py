@@ -37,12 +37,19 @@ def scheduler_node(record: NodeRecord) -> Node:
         uplink_mbps=capacity.uplink_mbps,
         labels=dict(record.labels),
         state=record.state,
+        agent=record.agent is not None,
     )
 
 
 def node_shape(record: NodeRecord) -> Hashable:
-    """Everything about a node the scheduler's world depends on, except its state."""
-    return (record.id, record.capacity, tuple(sorted(record.labels.items())))
+    """Everything about a node the scheduler's world depends on, except its state (an agent
+    enrolling changes it: the world is rebuilt, which enrollments are rare enough for)."""
+    return (
+        record.id,
+        record.capacity,
+        tuple(sorted(record.labels.items())),
+        record.agent is not None,
+    )
 
 
 def scheduler_stations(stations: Sequence[GroundStation]) -> list[Station]:

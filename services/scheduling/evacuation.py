@@ -3,8 +3,8 @@
 Owns: `evacuation_moves` — for each PLACED or RUNNING request on a node that is down, its
 booking released from the Scheduler and the move that says what becomes of it: not yet
 uplinked → PENDING ("node X is down; placing it again"); started (the ticket is on board, or it
-runs) → PENDING while now + run_seconds < deadline, else FAILED. The same cycle may place the
-requests sent back to PENDING again.
+runs) → PENDING while now + run_seconds < deadline, else FAILED, the operator's fault (its
+reservation is refunded). The same cycle may place the requests sent back to PENDING again.
 
 Does not own: when node states are read (world_sync.py) or applying the moves (moves.py).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Set
 
 from orbitq.services.requests.lifecycle import Move
-from orbitq.services.requests.model import PLACED_STATES, RequestState
+from orbitq.services.requests.model import PLACED_STATES, Fault, RequestState
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Scheduler, rfc3339
 
@@ -48,5 +48,13 @@ def evacuation_moves(
                 f"node {node} went down after the ticket went up, and the deadline"
                 f" {rfc3339(request.spec.deadline)} leaves no time to run again"
             )
-            moves.append(Move(request.id, frozenset({request.state}), S.FAILED, reason))
+            moves.append(
+                Move(
+                    request.id,
+                    frozenset({request.state}),
+                    S.FAILED,
+                    reason,
+                    fault=Fault.OPERATOR,
+                )
+            )
     return moves

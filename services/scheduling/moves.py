@@ -46,15 +46,28 @@ class Moves:
     ) -> tuple[str, ...]:
         """Move every request in `states` that time has made due by `now_s` with the move
         `make` gives it; the ids moved."""
-        moved: list[str] = []
+        moved = self.due_batches(
+            states, now_s, now_ns, lambda due: [make(request) for request in due]
+        )
+        return tuple(request.id for request in moved)
+
+    def due_batches(
+        self,
+        states: frozenset[RequestState],
+        now_s: int,
+        now_ns: int,
+        make: Callable[[list[StoredRequest]], list[Move]],
+    ) -> list[StoredRequest]:
+        """Like `due`, with the moves of each batch made at once (`make` may read what it
+        needs for the whole batch in one query); the requests moved, as stored after."""
+        moved: list[StoredRequest] = []
         for _ in range(DUE_BATCHES_MAX):
             due = self.store.due(states, now_s, DUE_BATCH_MAX)
             if not due:
                 break
-            moves = [make(request) for request in due]
-            results = self.store.apply(moves, now_ns)
-            moved.extend(r.id for r in results if r is not None)
+            results = self.store.apply(make(due), now_ns)
+            moved.extend(r for r in results if r is not None)
             self.hub.publish()
             if len(due) < DUE_BATCH_MAX:
                 break
-        return tuple(moved)
+        return moved

@@ -1,9 +1,10 @@
 """Owed reservations: terminal requests whose reservation the ledger still holds.
 
 Owns: `resolve_owed` — every terminal request whose reservation is still open is released
-(or, COMPLETED, settled with what it was charged) in batches, and its reservation closed in the
-store. A terminal transition is made durable first, then the ledger operation, then the
-reservation is marked closed, so a crash in between leaves it owed (`due_s` 0) and the next
+(or, when charged, settled with its charge: against its usage receipt when it has one) in
+batches, and its reservation closed in the store (requests.settlement does each batch). A
+terminal transition is made durable first, then the ledger operation, then the reservation is
+marked closed, so a crash in between leaves it owed (`due_s` 0) and the next
 pass resolves it; what the ledger refuses is logged by the reservations and retried next pass.
 
 Does not own: the transfers themselves (requests.reservations) or when a request becomes
@@ -12,12 +13,11 @@ terminal (the other jobs; cancellation releases at once in its RPC).
 
 from __future__ import annotations
 
-from orbitq.services.requests.model import TERMINAL_STATES, RequestState
+from orbitq.services.requests.model import TERMINAL_STATES
 from orbitq.services.requests.reservations import Reservations
+from orbitq.services.requests.settlement import resolve
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduling.moves import DUE_BATCH_MAX, DUE_BATCHES_MAX
-
-S = RequestState
 
 
 def resolve_owed(
@@ -30,11 +30,7 @@ def resolve_owed(
         owed = store.due(TERMINAL_STATES, now_s, DUE_BATCH_MAX)
         if not owed:
             break
-        settle = [(r, r.settled) for r in owed if r.state is S.COMPLETED]
-        release = [r for r in owed if r.state is not S.COMPLETED]
-        done = reservations.settle(settle) if settle else {}
-        done.update(reservations.release(release) if release else {})
-        store.close_reservations(done, now_ns)
+        done = resolve(store, reservations, owed, now_ns)
         resolved.extend(done)
         if len(done) < len(owed) or len(owed) < DUE_BATCH_MAX:
             break  # what the ledger refused was logged; the next pass retries it

@@ -11,12 +11,15 @@ import json
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from orbitq.services.agents.service import Agents
 from orbitq.services.auth import current_principal
 from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.constellation import (
     Capacity,
     Constellation,
     ContactQuery,
+    GroundLink,
+    NodeAgentInfo,
     NodeImport,
     NodeRecord,
     NodeState,
@@ -33,7 +36,16 @@ _STATE_OF: dict[constellation_pb2.NodeState.ValueType, NodeState] = {
     constellation_pb2.NODE_STATE_DEGRADED: "degraded",
     constellation_pb2.NODE_STATE_DOWN: "down",
 }
-_PROTO_STATE = {state: proto for proto, state in _STATE_OF.items()}
+PROTO_NODE_STATE = {state: proto for proto, state in _STATE_OF.items()}
+_GROUND_LINK_OF: dict[constellation_pb2.GroundLink.ValueType, GroundLink] = {
+    constellation_pb2.GROUND_LINK_UNSPECIFIED: "contacts",
+    constellation_pb2.GROUND_LINK_CONTACTS: "contacts",
+    constellation_pb2.GROUND_LINK_ALWAYS: "always",
+}
+PROTO_GROUND_LINK: dict[GroundLink, constellation_pb2.GroundLink.ValueType] = {
+    "contacts": constellation_pb2.GROUND_LINK_CONTACTS,
+    "always": constellation_pb2.GROUND_LINK_ALWAYS,
+}
 _FORMAT_OF = {
     constellation_pb2.ELEMENT_FORMAT_UNSPECIFIED: "auto",
     constellation_pb2.ELEMENT_FORMAT_AUTO: "auto",
@@ -80,11 +92,28 @@ def node_to_proto(node: NodeRecord) -> constellation_pb2.Node:
             uplink_mbps=node.capacity.uplink_mbps,
         ),
         labels=dict(node.labels),
-        state=_PROTO_STATE[node.state],
+        state=PROTO_NODE_STATE[node.state],
         updated_at=timestamp(node.updated_ns),
     )
     if element.line1 is None:
         message.omm_json = json.dumps(omm_record(element), sort_keys=True)
+    if node.agent is not None:
+        message.agent.CopyFrom(agent_to_proto(node.agent))
+    return message
+
+
+def agent_to_proto(agent: NodeAgentInfo) -> constellation_pb2.NodeAgent:
+    message = constellation_pb2.NodeAgent(
+        enrolled=True,
+        ground_link=PROTO_GROUND_LINK[agent.ground_link],
+        public_key=agent.public_key,
+        enrolled_at=timestamp(agent.enrolled_ns),
+        fuel_per_core_second=agent.fuel_per_core_second,
+        runtime=agent.runtime,
+        key_entry_index=agent.key_entry_index,
+    )
+    if agent.last_heartbeat_ns is not None:
+        message.last_heartbeat_at.CopyFrom(timestamp(agent.last_heartbeat_ns))
     return message
 
 
@@ -135,8 +164,9 @@ def contact_to_proto(contact: StoredContact) -> constellation_pb2.Contact:
 
 
 class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer):
-    def __init__(self, constellation: Constellation) -> None:
+    def __init__(self, constellation: Constellation, agents: Agents) -> None:
         self._constellation = constellation
+        self._agents = agents
 
     def ImportNodes(
         self, request: constellation_pb2.ImportNodesRequest, context: grpc.ServicerContext
@@ -238,4 +268,22 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
         return constellation_pb2.ListContactsResponse(
             contacts=[contact_to_proto(contact) for contact in contacts],
             next_page_token=next_token,
+        )
+
+    def CreateEnrollmentToken(
+        self,
+        request: constellation_pb2.CreateEnrollmentTokenRequest,
+        context: grpc.ServicerContext,
+    ) -> constellation_pb2.CreateEnrollmentTokenResponse:
+        ground_link = _GROUND_LINK_OF.get(request.ground_link)
+        if ground_link is None:
+            raise InvalidArgumentError(
+                f"ground_link: unknown value {request.ground_link} (GROUND_LINK_CONTACTS or"
+                " GROUND_LINK_ALWAYS)"
+            )
+        made = self._agents.create_enrollment_token(
+            current_principal(), request.node, ground_link, request.ttl_seconds
+        )
+        return constellation_pb2.CreateEnrollmentTokenResponse(
+            token=made.token, expires_at=timestamp(made.expires_ns)
         )

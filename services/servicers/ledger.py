@@ -22,8 +22,9 @@ def checkpoint_to_proto(checkpoint: Checkpoint) -> ledger_pb2.Checkpoint:
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
-    def __init__(self, log: SignedLog) -> None:
+    def __init__(self, log: SignedLog, ticket_verifier_key: str) -> None:
         self._log = log
+        self._ticket_verifier_key = ticket_verifier_key
 
     def GetCheckpoint(
         self, request: ledger_pb2.GetCheckpointRequest, context: grpc.ServicerContext
@@ -79,4 +80,5 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             verifier_key=verifier.verifier_key(),
             origin=verifier.name,
             public_key=verifier.public_key_raw,
+            ticket_verifier_key=self._ticket_verifier_key,
         )

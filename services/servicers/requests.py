@@ -2,8 +2,9 @@
 
 Owns: converting wire messages to domain values and back — timestamps to whole seconds,
 rounded inwards (not_before up, deadline down), so the stored window is never wider than the
-one asked for — and the stream of WatchRequest (it ends when the client goes away: gRPC's
-done-callback wakes the watch at once).
+one asked for — the stream of WatchRequest (it ends when the client goes away: gRPC's
+done-callback wakes the watch at once), and the blob and evidence calls (rules in
+orbitq.services.blobs and orbitq.services.agents).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections.abc import Iterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from orbitq.services.agents.service import Agents
 from orbitq.services.auth import current_principal
+from orbitq.services.blobs import digests
+from orbitq.services.blobs.service import Blobs
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.requests import (
     QuoteResult,
@@ -58,6 +62,7 @@ def spec_from_proto(message: request_pb2.RequestSpec) -> RequestSpec:
         node_ids=tuple(message.node_ids),
         station_countries=tuple(message.station_countries),
         station_ids=tuple(message.station_ids),
+        input=message.input,
     )
 
 
@@ -77,6 +82,7 @@ def spec_to_proto(spec: RequestSpec) -> request_pb2.RequestSpec:
         node_ids=list(spec.node_ids),
         station_countries=list(spec.station_countries),
         station_ids=list(spec.station_ids),
+        input=spec.input,
     )
 
 
@@ -132,6 +138,11 @@ def request_to_proto(request: StoredRequest) -> request_pb2.ServiceRequest:
         updated_at=timestamp(request.updated_ns),
         sequence=request.sequence,
         settled=amounts(request.settled),
+        receipt_digest=request.receipt_digest or b"",
+        fault=request_pb2.Fault.ValueType(int(request.fault)),
+        outcome=request_pb2.RunOutcome.ValueType(request.outcome),
+        result=digests.of_hex(request.result_digest) if request.result_digest else "",
+        result_bytes=request.result_bytes,
     )
     if request.placement is not None:
         message.placement.CopyFrom(placement_to_proto(request))
@@ -168,8 +179,10 @@ def _states(values: list[int]) -> frozenset[RequestState]:
 
 
 class RequestServicer(request_pb2_grpc.RequestServiceServicer):
-    def __init__(self, requests: Requests) -> None:
+    def __init__(self, requests: Requests, blobs: Blobs, agents: Agents) -> None:
         self._requests = requests
+        self._blobs = blobs
+        self._agents = agents
 
     def Quote(
         self, request: request_pb2.QuoteRequest, context: grpc.ServicerContext
@@ -226,3 +239,45 @@ class RequestServicer(request_pb2_grpc.RequestServiceServicer):
             yield request_pb2.WatchRequestResponse(
                 transition=transition_to_proto(transition), request=request_to_proto(stored)
             )
+
+    def PushWorkload(
+        self, request: request_pb2.PushWorkloadRequest, context: grpc.ServicerContext
+    ) -> request_pb2.PushWorkloadResponse:
+        pushed = self._blobs.push_workload(current_principal(), request.module, request.tenant)
+        return request_pb2.PushWorkloadResponse(
+            digest=pushed.digest,
+            size=pushed.size,
+            created=pushed.created,
+            imports=list(pushed.imports),
+        )
+
+    def PushInput(
+        self, request: request_pb2.PushInputRequest, context: grpc.ServicerContext
+    ) -> request_pb2.PushInputResponse:
+        pushed = self._blobs.push_input(current_principal(), request.data, request.tenant)
+        return request_pb2.PushInputResponse(
+            digest=pushed.digest, size=pushed.size, created=pushed.created
+        )
+
+    def GetBlob(
+        self, request: request_pb2.GetBlobRequest, context: grpc.ServicerContext
+    ) -> request_pb2.GetBlobResponse:
+        chunk = self._blobs.get(
+            current_principal(), request.digest, request.offset, request.max_bytes
+        )
+        return request_pb2.GetBlobResponse(data=chunk.data, total_bytes=chunk.total_bytes)
+
+    def GetEvidence(
+        self, request: request_pb2.GetEvidenceRequest, context: grpc.ServicerContext
+    ) -> request_pb2.GetEvidenceResponse:
+        evidence = self._agents.evidence(current_principal(), request.id)
+        receipt = evidence.receipt
+        return request_pb2.GetEvidenceResponse(
+            request=request_to_proto(evidence.request),
+            ticket=evidence.ticket,
+            receipt=receipt.envelope if receipt is not None else b"",
+            receipt_entry_index=evidence.receipt_entry_index,
+            node_key_entry_index=receipt.key_entry_index if receipt is not None else 0,
+            node_public_key=receipt.node_public_key if receipt is not None else b"",
+            settlement_transfer_ids=evidence.settlement_transfer_ids,
+        )

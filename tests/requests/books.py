@@ -3,8 +3,9 @@ must follow from the requests as stored, for every kind.
 
 - escrow holds exactly the reservations of requests whose reservation is open (live ones), and
   its posted balances cancel out (every settled token moved on to consumed);
-- consumed holds exactly what completed requests settled;
-- each tenant: credits = minted, debits posted = what its completed requests settled, debits
+- consumed holds exactly what charged requests settled (completed ones, and those failed by
+  their workload, charged from their usage receipt);
+- each tenant: credits = minted, debits posted = what its charged requests settled, debits
   pending = its live reservations (so available = minted - settled - reserved);
 - a reservation is open exactly while the request is live (none is left behind);
 - the ledger's own invariants hold (double entry, nothing overdrawn, balances = replay).
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from orbitq.ledger.invariants import check_balances
 from orbitq.ledger.model import Kind, SystemAccount
 from orbitq.services.broker import Broker
-from orbitq.services.requests import LIVE_STATES, RequestState, StoredRequest
+from orbitq.services.requests import LIVE_STATES, StoredRequest
 from orbitq.services.requests.reservations import amount_of
 
 
@@ -25,7 +26,7 @@ def settled_of(requests: list[StoredRequest], kind: Kind, tenant: str | None = N
     return sum(
         amount_of(r.settled, kind)
         for r in requests
-        if r.state is RequestState.COMPLETED and tenant in (None, r.tenant)
+        if r.charged and tenant in (None, r.tenant)
     )
 
 
@@ -48,7 +49,7 @@ def check_books(
             amount_of(request.reserved, kind) for kind in Kind
         )
         assert request.reservation_open == live_with_tokens, request
-        if request.state is not RequestState.COMPLETED:
+        if not request.charged:
             assert not any(amount_of(request.settled, kind) for kind in Kind), request
     accounts = broker.store.all_accounts()
     system = {(a.system, a.kind): a for a in accounts if a.system is not None}

@@ -1,0 +1,1 @@
+"""orbitq.services.agents: the broker's side of the node agents."""

@@ -1,0 +1,288 @@
+"""`Agents`: the broker's side of the node agents — the one object NodeAgentService, the
+enrollment-token and evidence RPCs, and the broker's jobs call.
+
+Who may call what (checked here, first, against the caller's Principal):
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `create_enrollment_token` | yes | no | no |
+| `enroll` | the enrollment token is the credential (no API key) | | |
+| the node calls (below) | no | no | its own node: enrolled, in a contact (gating.py) |
+| `evidence` | any request | its own tenant's (another's: NOT_FOUND) | no |
+
+The node calls: `pull_tickets`, `fetch_blob`, `open_result`, `put_result_chunk`,
+`report_receipt`, `heartbeat`. A node key acts only for its node: a request placed on another
+node is PERMISSION_DENIED, a blob no ticket of its node names is NOT_FOUND. The methods
+without a principal (`check_nodes`, `expire_results`, `tickets.pulled`) are the broker's jobs
+and the scheduling loop's.
+
+Does not own: the rules of each part (enrollment, tokens, gating, tickets, receipts, health;
+orbitq.services.blobs for files) or transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from orbitq.ledger.model import id_to_bytes
+from orbitq.ledger.store.writer import GroupCommitWriter
+from orbitq.services.agents import tokens
+from orbitq.services.agents.enrollment import Enrolled, Enrollment, EnrollRequest
+from orbitq.services.agents.gating import ContactGate
+from orbitq.services.agents.health import NodeHealth, Thresholds, TicketRefusal
+from orbitq.services.agents.receipts import ReceiptDesk, Settled
+from orbitq.services.agents.ticket_key import TicketSigner
+from orbitq.services.agents.tickets import TICKETS_PER_PULL_MAX, StoredTicket, Tickets
+from orbitq.services.auth import Authenticator, Principal
+from orbitq.services.blobs import digests
+from orbitq.services.blobs.service import Chunk, chunk_size, read_chunk
+from orbitq.services.blobs.store import BlobStore
+from orbitq.services.blobs.uploads import ResultUploads
+from orbitq.services.clock import NANOS_PER_SECOND
+from orbitq.services.constellation import (
+    Constellation,
+    GroundLink,
+    NodeRecord,
+    NodeState,
+    StoredContact,
+)
+from orbitq.services.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from orbitq.services.identity.api_keys import Role
+from orbitq.services.requests import Requests, RequestState, StoredRequest
+from orbitq.services.requests.model import ReceiptFacts
+from orbitq.services.requests.reservations import KINDS, Step, amount_of, transfer_id
+
+S = RequestState
+FETCH_CHUNK_BYTES_MAX = 1024 * 1024
+SHA256_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    tolerance_seconds: int
+    receipt_grace_seconds: int
+    missed_contacts_degraded: int
+    missed_contacts_down: int
+    result_retention_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    tickets: list[StoredTicket]
+    contacts: list[StoredContact]
+    now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    state: NodeState
+    contacts: list[StoredContact]
+    now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    request: StoredRequest
+    ticket: bytes
+    receipt: ReceiptFacts | None
+    receipt_entry_index: int
+    settlement_transfer_ids: list[bytes]
+
+
+class Agents:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: AgentSettings,
+        constellation: Constellation,
+        requests: Requests,
+        blobs: BlobStore,
+        writer: GroupCommitWriter,
+        authenticator: Authenticator,
+        signer: TicketSigner,
+        now_ns: Callable[[], int],
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._constellation = constellation
+        self._requests = requests
+        self._blobs = blobs
+        self._now_ns = now_ns
+        self.signer = signer
+        store = requests.store
+        self.tickets = Tickets(engine, store, blobs, signer, now_ns)
+        self.uploads = ResultUploads(engine, blobs, now_ns)
+        self.gate = ContactGate(constellation, settings.tolerance_seconds)
+        self._enrollment = Enrollment(engine, constellation, writer, authenticator, now_ns)
+        self._receipts = ReceiptDesk(
+            engine,
+            store,
+            requests.reservations,
+            self.tickets,
+            self.uploads,
+            settings.receipt_grace_seconds,
+            now_ns,
+            requests.wake_watchers,
+        )
+        self.health = NodeHealth(
+            engine,
+            constellation,
+            store,
+            self.tickets,
+            Thresholds(
+                settings.tolerance_seconds,
+                settings.missed_contacts_degraded,
+                settings.missed_contacts_down,
+            ),
+            now_ns,
+            requests.wake_watchers,
+        )
+
+    # -- operators -----------------------------------------------------------------------------
+
+    def create_enrollment_token(
+        self, principal: Principal, node: str, ground_link: GroundLink, ttl_seconds: int
+    ) -> tokens.NewToken:
+        principal.require_operator("making an enrollment token")
+        ttl = tokens.ttl_seconds(ttl_seconds)
+        self._constellation.node(node)  # NotFoundError names it
+        return tokens.create(self._engine, node, ground_link, ttl, self._now_ns())
+
+    # -- the agent, without a key --------------------------------------------------------------
+
+    def enroll(self, request: EnrollRequest) -> Enrolled:
+        return self._enrollment.enroll(request)
+
+    # -- the agent, with its node key ----------------------------------------------------------
+
+    def _node(self, principal: Principal, action: str) -> NodeRecord:
+        """The caller's node, enrolled and (unless its ground link is "always") in contact."""
+        principal.require_role(Role.NODE, action=action)
+        node = self._constellation.node(principal.node_scope("", action))
+        if node.agent is None:
+            raise FailedPreconditionError(
+                f"node {node.id} has no enrolled agent: enroll it first (`orbitq node enroll"
+                f" {node.id}`, then `orbitq agent init`)"
+            )
+        self.gate.check(node.id, node.agent, self._now_ns())
+        return node
+
+    def pull_tickets(self, principal: Principal, max_tickets: int) -> Pulled:
+        node = self._node(principal, "pull tickets for")
+        if max_tickets > TICKETS_PER_PULL_MAX:
+            raise InvalidArgumentError(
+                f"max_tickets {max_tickets} is above {TICKETS_PER_PULL_MAX} (0 means that many)"
+            )
+        found = self.tickets.pull(
+            node, self._settings.tolerance_seconds, max_tickets or TICKETS_PER_PULL_MAX
+        )
+        now_ns = self._now_ns()
+        return Pulled(found, self.gate.next_contacts(node.id, now_ns), now_ns)
+
+    def fetch_blob(self, principal: Principal, digest: str, offset: int, max_bytes: int) -> Chunk:
+        node = self._node(principal, "fetch blobs for")
+        digest_hex = digests.parse(digest)
+        size = chunk_size(max_bytes, FETCH_CHUNK_BYTES_MAX)
+        if not self.tickets.names_blob(node.id, digest_hex):
+            raise NotFoundError(f"no ticket of node {node.id} names {digest}")
+        return read_chunk(self._blobs, digest_hex, offset, size)
+
+    def _own_live_request(self, node: NodeRecord, request_id: str) -> StoredRequest:
+        """The node's request whose run began (RUNNING, or PLACED past its start)."""
+        request = self._requests.stored(_request_id(request_id))
+        if request is None:
+            raise NotFoundError(f"no request {request_id}")
+        placement = request.placement
+        if placement is None or placement.node != node.id:
+            raise PermissionDeniedError(f"request {request.id} is not placed on node {node.id}")
+        now_s = self._now_ns() // NANOS_PER_SECOND
+        began = request.state is S.RUNNING or (
+            request.state is S.PLACED and placement.start <= now_s
+        )
+        if not began:
+            raise FailedPreconditionError(
+                f"request {request.id} is {request.state.label}: results come from running work"
+            )
+        return request
+
+    def open_result(self, principal: Principal, request_id: str, size: int, sha256: bytes) -> int:
+        node = self._node(principal, "downlink results for")
+        request = self._own_live_request(node, request_id)
+        if len(sha256) != SHA256_BYTES:
+            raise InvalidArgumentError(f"sha256 must be {SHA256_BYTES} bytes, got {len(sha256)}")
+        ticket = self.tickets.current(request.id)
+        limit = ticket.output_bytes_max if ticket is not None else 0
+        if size > limit:
+            raise InvalidArgumentError(
+                f"the result is {size:,} bytes, over request {request.id}'s output limit"
+                f" {limit:,} (its outcome is output too large: report the receipt without it)"
+            )
+        return self.uploads.open(request.id, node.id, request.tenant, size, sha256)
+
+    def put_result_chunk(
+        self, principal: Principal, request_id: str, offset: int, data: bytes
+    ) -> tuple[int, bool]:
+        node = self._node(principal, "downlink results for")
+        request = self._own_live_request(node, request_id)
+        return self.uploads.put(request.id, request.tenant, offset, data)
+
+    def report_receipt(self, principal: Principal, envelope: bytes) -> Settled:
+        node = self._node(principal, "report receipts for")
+        return self._receipts.report(node, envelope)
+
+    def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:
+        node = self._node(principal, "send heartbeats for")
+        state = self.health.heartbeat(node, refusals)
+        now_ns = self._now_ns()
+        return Beat(state, self.gate.next_contacts(node.id, now_ns), now_ns)
+
+    # -- tenants -------------------------------------------------------------------------------
+
+    def evidence(self, principal: Principal, request_id: str) -> Evidence:
+        """What backs a request's charge: its ticket, its receipt, where both sit."""
+        request = self._requests.get(principal, request_id)
+        ticket = self.tickets.current(request.id)
+        found = self._requests.store.receipt(request.id)
+        receipt, entry_index = found if found is not None else (None, None)
+        transfers = []
+        if receipt is not None and entry_index is not None:
+            transfers = [
+                id_to_bytes(transfer_id(request.id, Step.SETTLE, kind))
+                for kind in KINDS
+                if amount_of(request.settled, kind) > 0
+            ]
+        return Evidence(
+            request=request,
+            ticket=ticket.envelope if ticket is not None else b"",
+            receipt=receipt,
+            receipt_entry_index=entry_index or 0,
+            settlement_transfer_ids=transfers,
+        )
+
+    # -- the broker's jobs ---------------------------------------------------------------------
+
+    def check_nodes(self) -> dict[str, NodeState]:
+        return self.health.check_nodes()
+
+    def expire_results(self) -> int:
+        """Delete results (and unfinished uploads) of requests ended longer ago than the
+        retention; how many blobs went."""
+        days = self._settings.result_retention_days
+        cutoff = self._now_ns() - int(days * 86_400 * NANOS_PER_SECOND)
+        self.uploads.expire(cutoff)
+        return self._blobs.expire_results(cutoff)
+
+
+def _request_id(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) != 32 or any(c not in "0123456789abcdef" for c in lowered):
+        raise InvalidArgumentError(f"request id {text[:40]!r} is not 32 hex digits")
+    return lowered

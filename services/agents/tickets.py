@@ -1,0 +1,248 @@
+"""Tickets: the signed placements the node agents pull at their uplink contact.
+
+Owns:
+- which tickets are due for a node: its PLACED requests whose uplink has begun (with the
+  contact tolerance) and whose start has not come (uplink_at - tolerance <= now < start);
+- making a ticket (docs/agent-format.md T-rules; orbitq.ledger.tickets signs it with the
+  ticket key): issuer the broker's origin, subject the node, id the request, not-before the
+  issue time minus TICKET_SKEW_SECONDS, expiry the placement's end, the placement's times,
+  the request's limits (output bytes = output_mb MB; fuel_max = the reserved cpu core-seconds
+  times the node's enrolled fuel rate), the downlink plan, the module's and input's digests
+  and sizes, the node's downlink rate and the uplink seconds of module and input at the
+  node's uplink rate;
+- storing each ticket once per placement (`request_tickets`, keyed by the request and its
+  sequence number at placement), so a re-pull returns the same bytes, and marking it pulled —
+  what the start seam asks (`pulled`);
+- which blobs a node may fetch: those a ticket of its node names.
+
+Does not own: the ticket format (orbitq.ledger.tickets), gating or permissions (service.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from orbitq.ledger.tickets import DownlinkWindow, Ticket, sign_ticket
+from orbitq.services.agents.tables import TICKETS
+from orbitq.services.agents.ticket_key import TicketSigner
+from orbitq.services.blobs import digests
+from orbitq.services.blobs.store import BlobStore
+from orbitq.services.clock import NANOS_PER_SECOND
+from orbitq.services.constellation import NodeRecord
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
+from orbitq.services.requests.model import BYTES_PER_MB, RequestState, StoredRequest
+from orbitq.services.requests.store import RequestStore
+from orbitq.services.scheduler.costs import BITS_PER_BYTE, ceil_div
+
+log = logging.getLogger(__name__)
+
+# A ticket is valid from this long before it was issued (agents' clocks drift).
+TICKET_SKEW_SECONDS = 60
+# Tickets per pull (0 asks for this many).
+TICKETS_PER_PULL_MAX = 100
+# PLACED requests of a node looked at per pull.
+PLACED_SCANNED_MAX = 1_000
+BITS_PER_MEGABIT = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTicket:
+    request_id: str
+    placement_sequence: int
+    node: str
+    envelope: bytes
+    digest: bytes
+    workload_digest: str
+    input_digest: str | None
+    fuel_max: int
+    output_bytes_max: int
+    start_s: int
+    uplink_seconds: int
+    pulled: bool
+
+
+def _ticket_of(row: sa.Row[object]) -> StoredTicket:
+    mapping = row._mapping
+    return StoredTicket(
+        request_id=mapping["request_id"],
+        placement_sequence=int(mapping["placement_sequence"]),
+        node=mapping["node"],
+        envelope=bytes(mapping["envelope"]),
+        digest=bytes(mapping["digest"]),
+        workload_digest=mapping["workload_digest"],
+        input_digest=mapping["input_digest"],
+        fuel_max=int(mapping["fuel_max"]),
+        output_bytes_max=int(mapping["output_bytes_max"]),
+        start_s=int(mapping["start_s"]),
+        uplink_seconds=int(mapping["uplink_seconds"]),
+        pulled=mapping["pulled_ns"] is not None,
+    )
+
+
+class Tickets:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        store: RequestStore,
+        blobs: BlobStore,
+        signer: TicketSigner,
+        now_ns: Callable[[], int],
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._blobs = blobs
+        self._signer = signer
+        self._now_ns = now_ns
+
+    # -- pulling -------------------------------------------------------------------------------
+
+    def pull(self, node: NodeRecord, tolerance_seconds: int, limit: int) -> list[StoredTicket]:
+        """The node's due tickets (made at the first pull, the same bytes after), marked
+        pulled."""
+        now_ns = self._now_ns()
+        now_s = now_ns // NANOS_PER_SECOND
+        due = [
+            request
+            for request in self._store.on_node(
+                node.id, frozenset({RequestState.PLACED}), PLACED_SCANNED_MAX
+            )
+            if request.placement is not None
+            and request.placement.uplink.at - tolerance_seconds <= now_s < request.placement.start
+        ][:limit]
+        tickets = []
+        for request in due:
+            ticket = self.current(request.id, request.sequence) or self._make(node, request, now_ns)
+            if ticket is None:
+                continue
+            tickets.append(ticket)
+        self._mark_pulled([(t.request_id, t.placement_sequence) for t in tickets], now_ns)
+        return tickets
+
+    def _make(self, node: NodeRecord, request: StoredRequest, now_ns: int) -> StoredTicket | None:
+        agent = node.agent
+        placement = request.placement
+        assert agent is not None
+        assert placement is not None
+        spec = request.spec
+        if not digests.is_digest(spec.workload):
+            log.error(
+                "request %s names no module (%r): no ticket can be made", request.id, spec.workload
+            )
+            return None
+        workload = digests.parse(spec.workload)
+        input_hex = digests.parse(spec.input, "input") if spec.input else None
+        module_bytes = self._blobs.size(workload) or 0
+        input_bytes = (self._blobs.size(input_hex) or 0) if input_hex else 0
+        uplink_seconds = ceil_div(
+            (module_bytes + input_bytes) * BITS_PER_BYTE,
+            node.capacity.uplink_mbps * BITS_PER_MEGABIT,
+        )
+        now_s = now_ns // NANOS_PER_SECOND
+        ticket = Ticket(
+            issuer=self._signer.issuer,
+            node=node.id,
+            request_id=request.id,
+            issued_at=now_s,
+            not_before=now_s - TICKET_SKEW_SECONDS,
+            expires=placement.end,
+            start=placement.start,
+            end=placement.end,
+            run_seconds=spec.run_seconds,
+            cpu_millicores=spec.cpu_millicores,
+            storage_mb=spec.storage_mb,
+            output_bytes_max=spec.output_mb * BYTES_PER_MB,
+            fuel_max=request.reserved.cpu * agent.fuel_per_core_second,
+            downlink=tuple(DownlinkWindow(s.station, s.start, s.end) for s in placement.downlink),
+            workload_sha256=bytes.fromhex(workload),
+            input_sha256=bytes.fromhex(input_hex) if input_hex else None,
+            input_bytes=input_bytes,
+            downlink_mbps=node.capacity.downlink_mbps,
+            uplink_seconds=uplink_seconds,
+        )
+        envelope = sign_ticket(ticket, self._signer.private_key, self._signer.key_id)
+        row = {
+            "request_id": request.id,
+            "placement_sequence": request.sequence,
+            "node": node.id,
+            "envelope": envelope,
+            "digest": hashlib.sha256(envelope).digest(),
+            "workload_digest": workload,
+            "input_digest": input_hex,
+            "fuel_max": ticket.fuel_max,
+            "output_bytes_max": ticket.output_bytes_max,
+            "start_s": placement.start,
+            "uplink_seconds": uplink_seconds,
+            "issued_ns": now_ns,
+        }
+        try:
+            with write_transaction(self._engine) as connection:
+                connection.execute(sa.insert(TICKETS).values(row))
+        except sa.exc.IntegrityError:
+            pass  # another pull made it meanwhile: that one is the ticket
+        return self.current(request.id, request.sequence)
+
+    def _mark_pulled(self, keys: Sequence[tuple[str, int]], now_ns: int) -> None:
+        if not keys:
+            return
+        with write_transaction(self._engine) as connection:
+            for request_id, sequence in keys:
+                connection.execute(
+                    sa.update(TICKETS)
+                    .where(TICKETS.c.request_id == request_id)
+                    .where(TICKETS.c.placement_sequence == sequence)
+                    .where(TICKETS.c.pulled_ns.is_(None))
+                    .values(pulled_ns=now_ns)
+                )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def current(
+        self, request_id: str, placement_sequence: int | None = None
+    ) -> StoredTicket | None:
+        """The request's ticket for the placement of that sequence (None: its latest)."""
+        query = sa.select(TICKETS).where(TICKETS.c.request_id == request_id)
+        if placement_sequence is not None:
+            query = query.where(TICKETS.c.placement_sequence == placement_sequence)
+        query = query.order_by(TICKETS.c.placement_sequence.desc()).limit(1)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        return _ticket_of(row) if row is not None else None
+
+    def pulled(self, placements: Sequence[tuple[str, int]]) -> set[str]:
+        """Of these (request id, placement sequence), the requests whose ticket was pulled."""
+        wanted = set(placements)
+        found: set[str] = set()
+        ids = sorted({request_id for request_id, _ in placements})
+        with self._engine.connect() as connection:
+            for first in range(0, len(ids), IN_LIST_VALUES_MAX):
+                rows = connection.execute(
+                    sa.select(TICKETS.c.request_id, TICKETS.c.placement_sequence)
+                    .where(TICKETS.c.request_id.in_(ids[first : first + IN_LIST_VALUES_MAX]))
+                    .where(TICKETS.c.pulled_ns.is_not(None))
+                )
+                found.update(
+                    str(request_id)
+                    for request_id, sequence in rows
+                    if (request_id, int(sequence)) in wanted
+                )
+        return found
+
+    def names_blob(self, node: str, digest_hex: str) -> bool:
+        """Whether a ticket of `node` names this module or input."""
+        query = (
+            sa.select(TICKETS.c.request_id)
+            .where(TICKETS.c.node == node)
+            .where(
+                sa.or_(
+                    TICKETS.c.workload_digest == digest_hex, TICKETS.c.input_digest == digest_hex
+                )
+            )
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            return connection.execute(query).first() is not None

@@ -1,0 +1,81 @@
+"""Tickets over a real broker on loopback: due at the uplink contact, signed with the ticket
+key and verified as an agent verifies them, made once per placement (a re-pull returns the
+same bytes), never delivered to another node; blobs fetched only as a ticket names them."""
+
+from __future__ import annotations
+
+import hashlib
+
+import grpc
+import pytest
+
+from orbitq.services.clock import SimulatedClock
+from orbitq.services.requests import RequestState
+from tests.agents.support import agent_world, module_bytes
+from tests.conftest import ServerHandle
+from tests.requests.sky import at
+
+S = RequestState
+
+
+def test_a_placed_request_s_ticket_comes_at_its_uplink_and_says_what_was_placed(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    with agent_world(server, clock) as world:
+        request, placement = world.placed(output=20)
+        clock.set(at(placement.uplink.at - 60))
+        assert list(world.agent.pull().tickets) == []  # not yet: the uplink has not begun
+        clock.set(at(placement.uplink.at))
+        (signed,) = world.agent.pull().tickets
+        assert signed.request_id == request.id
+        ticket = world.agent.open(signed.envelope, placement.uplink.at)
+        assert (ticket.node, ticket.request_id) == (world.agent.node, request.id)
+        assert (ticket.start, ticket.end, ticket.expires) == (
+            placement.start,
+            placement.end,
+            placement.end,
+        )
+        assert ticket.issuer == world.broker.config.origin
+        assert ticket.fuel_max == request.reserved.cpu * world.agent.rate
+        assert ticket.output_bytes_max == 20 * 1_000_000
+        assert ticket.workload_sha256.hex() == world.workload.removeprefix("sha256:")
+        assert ticket.input_sha256 is None
+        assert [(w.station, w.start, w.end) for w in ticket.downlink] == [
+            (s.station, s.start, s.end) for s in placement.downlink
+        ]
+        # Pulled again, later, before the start: the same bytes.
+        clock.set(at(placement.start - 1))
+        (again,) = world.agent.pull().tickets
+        assert again.envelope == signed.envelope
+        # At the start it is no longer delivered (the run begins onboard on its own).
+        clock.set(at(placement.start))
+        assert list(world.agent.pull().tickets) == []
+        assert world.broker.scheduling.advance().started == (request.id,)
+
+
+def test_another_node_never_receives_a_ticket_or_its_blobs(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    with agent_world(server, clock) as world:
+        other = world.enroll(world.broker.constellation.nodes()[1].id)
+        _request, envelope, ticket = world.pulled()
+        assert list(other.pull().tickets) == []
+        # The module is fetched by the node its ticket is for, in pieces, exactly.
+        module = module_bytes()
+        first = world.agent.fetch(world.workload, 0, 10)
+        rest = world.agent.fetch(world.workload, 10)
+        assert first.total_bytes == len(module)
+        assert first.data + rest.data == module
+        assert hashlib.sha256(first.data + rest.data).digest() == ticket.workload_sha256
+        for agent, digest in ((other, world.workload), (world.agent, "sha256:" + "ab" * 32)):
+            with pytest.raises(grpc.RpcError) as hidden:
+                agent.fetch(digest)
+            assert hidden.value.code() is grpc.StatusCode.NOT_FOUND
+        assert envelope  # the pulled ticket was this node's
+
+
+def test_max_tickets_bounds_a_pull(server: ServerHandle, clock: SimulatedClock) -> None:
+    with agent_world(server, clock) as world:
+        with pytest.raises(grpc.RpcError) as refused:
+            world.agent.pull(max_tickets=101)
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
