@@ -145,6 +145,7 @@ class Agent:
         self._recovered = False
         self._session: _Session | None = None
         self._probe_at = 0.0
+        self._probe_logged = False
         self._pacer: Pacer | None = None
 
     # --- the step -------------------------------------------------------------------------
@@ -185,7 +186,10 @@ class Agent:
         except (LinkDownError, BrokerCallError) as error:
             if isinstance(error, BrokerCallError):
                 self.log(f"broker refused ({error.code.name}): {error.details}")
-            elif self._session is not None and self._session.contact != "probe":
+            elif self._session is not None and (
+                self._session.contact != "probe" or not self._probe_logged
+            ):
+                self._probe_logged = True  # one line for probes that find no contact
                 self.log(f"link down: {error}")
             self._session = None
             self._probe_at = moment + self.settings.probe_interval_seconds

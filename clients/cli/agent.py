@@ -53,7 +53,11 @@ def register(tree: CommandTree) -> None:
         help="system, or shifted:<RFC 3339 start>[x<rate>][@<anchor>], as the broker's",
     )
     run.add_argument(
-        "--poll-seconds", type=int, default=10, help="how often to pull tickets when linked"
+        "--poll-seconds",
+        type=int,
+        default=10,
+        help="how often to pull tickets when linked, and to try the broker when no"
+        " contact window is known yet",
     )
 
 
@@ -147,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         runtime=config.runtime,
         ground_link_always=(args.ground_link or config.ground_link) == "always",
         pull_interval_seconds=max(args.poll_seconds, 1),
+        probe_interval_seconds=max(args.poll_seconds, 1),
     )
     tls = TLSConfig.from_ca_file(config.tls_ca) if config.tls_ca else None
     link = GrpcLink(config.target, data.credential(), tls=tls)

@@ -7,6 +7,7 @@ transfers' user_data, and the result fetched is the one the receipt names."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -105,9 +106,17 @@ def test_a_request_runs_on_a_real_agent_and_settles_by_its_receipt(
 
 
 def _cli(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "orbitq.clients.cli.main", *args, "--target", live.target,
-         "--api-key", live.operator_key],
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orbitq.clients.cli.main",
+            *args,
+            "--target",
+            live.target,
+            "--api-key",
+            live.operator_key,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -120,3 +129,50 @@ def _expected_readsum(data: bytes) -> bytes:
     for byte in data:
         value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
     return f"{value:08x}\n".encode()
+
+
+def test_an_agent_killed_mid_run_runs_again_and_settles_once(live: Live, tmp_path: Path) -> None:
+    data_dir = tmp_path / "agent"
+    assert agent_init(live, data_dir, constellation_pb2.GROUND_LINK_ALWAYS).returncode == 0
+    # about a second of compute: long enough to be killed in the middle of it
+    workload, data = live.push(wat.wasm(wat.spin(400_000_000)), b"unused")
+    request_id = live.submit(workload, data, run_seconds=10)
+    first = AgentProcess(data_dir, live.clock.spec())
+    first.wait_for(f"run {request_id} started")
+    assert first.stop(kill=True) == -9
+    assert not any("ended" in line for line in first.log)
+    second = AgentProcess(data_dir, live.clock.spec())
+    try:
+        second.wait_for(f"run {request_id} was cut short by a stop: running it again")
+        second.wait_for(f"receipt {request_id} acknowledged")
+        request = live.wait_terminal(request_id)
+        assert request.state == request_pb2.REQUEST_STATE_COMPLETED, request
+        evidence = _evidence(live, request_id)
+        digest = receipt_digest(bytes(evidence.receipt))
+        settled = _settle_user_data(live, request_id)
+        assert settled, "no settling transfer"
+        assert set(settled) == {digest}
+        assert len(settled) <= 3  # one settlement: at most one transfer per kind
+        result = _fetch(live, request.result)
+        assert hashlib.sha256(result).digest() == bytes.fromhex(request.result[7:])
+    finally:
+        assert second.stop() == 0, "\n".join(second.log)
+    assert sum("signed" in line for line in second.log) == 1
+
+
+def test_an_agent_on_contacts_talks_inside_its_pass(live: Live, tmp_path: Path) -> None:
+    data_dir = tmp_path / "agent"
+    assert agent_init(live, data_dir, constellation_pb2.GROUND_LINK_CONTACTS).returncode == 0
+    workload, data = live.push(wat.wasm(wat.readsum()), INPUT)
+    request_id = live.submit(workload, data)
+    agent = AgentProcess(data_dir, live.clock.spec())
+    try:
+        agent.wait_for(f"receipt {request_id} acknowledged")
+        _check_completed(live, request_id, _expected_readsum(INPUT))
+    finally:
+        assert agent.stop() == 0, "\n".join(agent.log)
+    # before the pass the broker refused it: FAILED_PRECONDITION naming the next contact
+    assert any("outside its contact windows" in line for line in agent.log), agent.log
+    with sqlite3.connect(data_dir / "agent.db") as db:
+        (contacts,) = db.execute("SELECT count(*) FROM contacts").fetchone()
+    assert contacts >= 1  # the plan the broker gave at the pass
