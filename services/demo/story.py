@@ -42,7 +42,9 @@ def init_flags() -> tuple[str, ...]:
 
 
 # Cycles every second, so placements and completions show up promptly at CLOCK_RATE.
-CONFIG_LINES = ("schedule_interval_seconds = 1",)
+# Settlement "plan": this story runs no node agents, so placed work runs as placed (the demo
+# with real `orbitq agent` processes is built with the agent).
+CONFIG_LINES = ("schedule_interval_seconds = 1", 'settlement = "plan"')
 
 
 @dataclass

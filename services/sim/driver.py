@@ -152,9 +152,11 @@ def run_simulation(
 def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Broker:
     data_dir = scratch / "broker"
     init_data_dir(data_dir, origin=ORIGIN, db_url=settings.db_url, clock=clock)
+    # Settlement "plan": placed work runs as placed (no node agents in the simulator yet).
     config = replace(
         load_config(data_dir, db_url=settings.db_url),
         contact_horizon_hours=settings.hours,
+        settlement="plan",
     )
     # Request ids from the seed, so the same seed gives the same schedule document.
     ids = random.Random(f"request-ids/{settings.seed}")  # noqa: S311 (ids, not secrets)

@@ -15,24 +15,31 @@ outcome for each caller:
     no key     no credentials, acting on acme and N1
 
 Outcomes: OK (the call succeeds: the requests are valid), DENIED (PERMISSION_DENIED), HIDDEN
-(NOT_FOUND: another tenant's request is not revealed to exist), NO_KEY (UNAUTHENTICATED),
-ABSENT (UNIMPLEMENTED: no servicer yet).
+(NOT_FOUND: another tenant's request is not revealed to exist, a blob no ticket of the node
+names), NO_KEY (UNAUTHENTICATED), REFUSED (INVALID_ARGUMENT: a receipt the calling node's key
+did not sign).
+
+The nodes N1 and N2 have enrolled agents (the ground link "always": no contact gating here);
+each tenant has a module pushed and a request placed on its node (acme's on N1, globex's on
+N2), whose ticket that node's agent pulled and whose run has begun.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import itertools
 import pkgutil
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -42,8 +49,10 @@ from orbitq.clients import BrokerClient
 from orbitq.ledger.model import Kind
 from orbitq.services.auth import SYSTEM, Principal
 from orbitq.services.broker import Broker
+from orbitq.services.clock import SimulatedClock
 from orbitq.services.errors import InvalidArgumentError, PermissionDeniedError
 from orbitq.services.identity.api_keys import Role
+from orbitq.services.requests import RequestSpec, RequestState
 from orbitq.services.servicers.requests import spec_to_proto
 from orbitq.v1 import (
     admin_pb2,
@@ -54,15 +63,16 @@ from orbitq.v1 import (
     quota_pb2,
     request_pb2,
 )
+from tests.agents.support import HELLO_WAT, RATE, RUNTIME, TestAgent, module_bytes
 from tests.conftest import ServerHandle
 from tests.integration.sky import starlink_text, stations_csv
-from tests.requests.sky import add_tenant, build_world, spec, tenant
+from tests.requests.sky import MINTED, at, build_world, spec, tenant
 
 OK = grpc.StatusCode.OK
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 HIDDEN = grpc.StatusCode.NOT_FOUND
 NO_KEY = grpc.StatusCode.UNAUTHENTICATED
-ABSENT = grpc.StatusCode.UNIMPLEMENTED
+REFUSED = grpc.StatusCode.INVALID_ARGUMENT
 
 OWN, OTHER = "acme", "globex"
 CALLERS = ("operator", "tenant", "tenant*", "node", "node*", "no key")
@@ -84,20 +94,28 @@ class Subject:
 
 @dataclass
 class World:
-    """Two tenants with tokens and a request each, three nodes, stations, contacts, keys."""
+    """Two tenants with tokens, a module and requests each, three nodes (two with agents),
+    stations, contacts, keys."""
 
     broker: Broker
-    nodes: tuple[str, str]
+    nodes: tuple[str, str, str]
     keys: dict[str, str | None]
     requests: dict[str, str]
+    workloads: dict[str, str] = field(default_factory=dict)
+    # Per tenant, its request running on its node, and that node's agent.
+    running: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    agents: dict[str, TestAgent] = field(default_factory=dict)
     names: Iterator[int] = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
         return f"{prefix}{next(self.names)}"
 
+    def spec(self, owner: str, **changes: Any) -> RequestSpec:
+        return replace(spec(), workload=self.workloads[owner], **changes)
+
     def submitted(self, owner: str) -> str:
         """A new pending request of `owner` (made in-process)."""
-        stored, _ = self.broker.requests.submit(tenant(owner), spec(), self.fresh("k"))
+        stored, _ = self.broker.requests.submit(tenant(owner), self.spec(owner), self.fresh("k"))
         return stored.id
 
     def account(self, owner: str) -> int:
@@ -183,7 +201,7 @@ def quote(w: World, s: Subject) -> Message:
 
 def submit(w: World, s: Subject) -> Message:
     return request_pb2.SubmitRequest(
-        spec=spec_to_proto(spec()), tenant=s.tenant, idempotency_key=w.fresh("submit-")
+        spec=spec_to_proto(w.spec(s.tenant)), tenant=s.tenant, idempotency_key=w.fresh("submit-")
     )
 
 
@@ -237,7 +255,16 @@ def enrollment_token(w: World, s: Subject) -> Message:
 
 
 def enroll_node(w: World, s: Subject) -> Message:
-    return agent_pb2.EnrollNodeRequest(node=s.node, public_key=bytes(32))
+    # The third node, which no other row uses: enrolling rotates the node's credential.
+    node = w.nodes[2]
+    made = w.broker.agents.create_enrollment_token(SYSTEM, node, "always", 0)
+    return agent_pb2.EnrollNodeRequest(
+        node=node,
+        public_key=Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
+        enrollment_token=made.token,
+        fuel_per_core_second=RATE,
+        runtime=RUNTIME,
+    )
 
 
 def pull_tickets(w: World, s: Subject) -> Message:
@@ -245,19 +272,32 @@ def pull_tickets(w: World, s: Subject) -> Message:
 
 
 def fetch_blob(w: World, s: Subject) -> Message:
-    return agent_pb2.FetchBlobRequest(digest="sha256:" + "0" * 64)
+    # The subject tenant's module, named by the ticket of the subject node.
+    return agent_pb2.FetchBlobRequest(digest=w.workloads[s.tenant])
+
+
+RESULT = b"the result"
 
 
 def open_result(w: World, s: Subject) -> Message:
-    return agent_pb2.OpenResultRequest(request_id="0" * 32, size=1, sha256=bytes(32))
+    request_id, _ = w.running[s.tenant]
+    return agent_pb2.OpenResultRequest(
+        request_id=request_id, size=len(RESULT), sha256=hashlib.sha256(RESULT).digest()
+    )
 
 
 def put_result_chunk(w: World, s: Subject) -> Message:
-    return agent_pb2.PutResultChunkRequest(request_id="0" * 32, offset=0, data=b"x")
+    request_id, _ = w.running[s.tenant]
+    w.agents[s.tenant].open_result(request_id, RESULT)
+    return agent_pb2.PutResultChunkRequest(request_id=request_id, offset=0, data=RESULT)
 
 
 def report_receipt(w: World, s: Subject) -> Message:
-    return agent_pb2.ReportReceiptRequest(receipt=b"receipt")
+    # A receipt of the subject tenant's run, signed by the agent of the node it ran on.
+    _, envelope = w.running[s.tenant]
+    agent = w.agents[s.tenant]
+    ticket = agent.read(envelope)
+    return agent_pb2.ReportReceiptRequest(receipt=agent.receipt(envelope, ticket, result=None))
 
 
 def heartbeat(w: World, s: Subject) -> Message:
@@ -265,19 +305,19 @@ def heartbeat(w: World, s: Subject) -> Message:
 
 
 def push_workload(w: World, s: Subject) -> Message:
-    return request_pb2.PushWorkloadRequest(module=b"\x00asm\x01\x00\x00\x00")
+    return request_pb2.PushWorkloadRequest(module=module_bytes(), tenant=s.tenant)
 
 
 def push_input(w: World, s: Subject) -> Message:
-    return request_pb2.PushInputRequest(data=b"input")
+    return request_pb2.PushInputRequest(data=b"input", tenant=s.tenant)
 
 
 def get_blob(w: World, s: Subject) -> Message:
-    return request_pb2.GetBlobRequest(digest="sha256:" + "0" * 64)
+    return request_pb2.GetBlobRequest(digest=w.workloads[s.tenant])
 
 
 def get_evidence(w: World, s: Subject) -> Message:
-    return request_pb2.GetEvidenceRequest(id="0" * 32)
+    return request_pb2.GetEvidenceRequest(id=w.running[s.tenant][0])
 
 
 def checkpoint(w: World, s: Subject) -> Message:
@@ -351,12 +391,10 @@ TABLE = (
         ("ListRequests",      list_requests,     OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("CancelRequest",     cancel_request,    OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
         ("WatchRequest",      watch_request,     OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
-        # Not built yet (the node-agent issue builds them): the servicer answers UNIMPLEMENTED
-        # once the caller is authenticated.
-        ("PushWorkload",      push_workload,     ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
-        ("PushInput",         push_input,        ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
-        ("GetBlob",           get_blob,          ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
-        ("GetEvidence",       get_evidence,      ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
+        ("PushWorkload",      push_workload,     OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
+        ("PushInput",         push_input,        OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
+        ("GetBlob",           get_blob,          OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
+        ("GetEvidence",       get_evidence,      OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
     ),
     *service(
         "Constellation",
@@ -366,19 +404,18 @@ TABLE = (
         ("UpsertStation",     upsert_stations,   OK,    DENIED, DENIED, DENIED, DENIED, NO_KEY),
         ("ListStations",      list_stations,     OK,    OK,     OK,     OK,     OK,     NO_KEY),
         ("ListContacts",      list_contacts,     OK,    OK,     OK,     OK,     OK,     NO_KEY),
-        ("CreateEnrollmentToken", enrollment_token, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NO_KEY),
+        ("CreateEnrollmentToken", enrollment_token, OK, DENIED, DENIED, DENIED, DENIED, NO_KEY),
     ),
-    # No servicer yet (the node-agent issue builds it): gRPC answers UNIMPLEMENTED before any
-    # authentication. Its rule is to be: node keys, each for its own node (node_scope).
+    # Node keys, each for its own node; EnrollNode needs no key (its token is the credential).
     *service(
         "NodeAgent",
-        ("EnrollNode",        enroll_node,       ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
-        ("PullTickets",       pull_tickets,      ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
-        ("FetchBlob",         fetch_blob,        ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
-        ("OpenResult",        open_result,       ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
-        ("PutResultChunk",    put_result_chunk,  ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
-        ("ReportReceipt",     report_receipt,    ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
-        ("Heartbeat",         heartbeat,         ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT),
+        ("EnrollNode",        enroll_node,       OK,    OK,     OK,     OK,     OK,     OK),
+        ("PullTickets",       pull_tickets,      DENIED, DENIED, DENIED, OK,    OK,     NO_KEY),
+        ("FetchBlob",         fetch_blob,        DENIED, DENIED, DENIED, OK,    HIDDEN, NO_KEY),
+        ("OpenResult",        open_result,       DENIED, DENIED, DENIED, OK,    DENIED, NO_KEY),
+        ("PutResultChunk",    put_result_chunk,  DENIED, DENIED, DENIED, OK,    DENIED, NO_KEY),
+        ("ReportReceipt",     report_receipt,    DENIED, DENIED, DENIED, OK,    REFUSED, NO_KEY),
+        ("Heartbeat",         heartbeat,         DENIED, DENIED, DENIED, OK,    OK,     NO_KEY),
     ),
     *service(
         "Ledger",
@@ -449,21 +486,53 @@ def _call(
     return grpc.StatusCode.OK
 
 
-def _world(server: ServerHandle) -> World:
+def _world(server: ServerHandle, clock: SimulatedClock, channel: grpc.Channel) -> World:
     broker = server.broker
     build_world(broker, satellites=3, hours=6)
-    for name in (OWN, OTHER):
-        add_tenant(broker, name)
-    first, second = (node.id for node in broker.constellation.nodes()[:2])
-    # Keys are issued the way an operator does it: IssueApiKey over gRPC.
+    first, second, third = (node.id for node in broker.constellation.nodes()[:3])
+    # Keys are issued the way an operator does it: IssueApiKey over gRPC; the node's key is
+    # the credential its agent got at enrollment.
     with BrokerClient(server.target, server.operator_key, timeout=30) as admin:
+        for name in (OWN, OTHER):
+            admin.create_tenant(name)
+            admin.mint(
+                name, cpu=MINTED[Kind.CPU], storage=MINTED[Kind.STORAGE], link=MINTED[Kind.LINK]
+            )
         acme = admin.issue_api_key("tenant", OWN).api_key
-        node = admin.issue_api_key("node", node=first).api_key
-    world = World(
-        broker,
-        (first, second),
-        {"operator": server.operator_key, "tenant": acme, "node": node, "no key": None},
-        {},
+    world = World(broker, (first, second, third), {}, {})
+    # Each tenant's own module (different bytes), and a request of each running on its node.
+    memory = {OWN: 1, OTHER: 2}
+    for name, node in ((OWN, first), (OTHER, second)):
+        agent = TestAgent(channel, node, broker.config.origin)
+        agent.enroll(broker.agents.create_enrollment_token(SYSTEM, node, "always", 0).token)
+        world.agents[name] = agent
+        module = module_bytes(
+            HELLO_WAT.replace(
+                '(memory (export "memory") 1)', f'(memory (export "memory") {memory[name]})'
+            )
+        )
+        world.workloads[name] = broker.blobs.push_workload(tenant(name), module, "").digest
+    placed = {}
+    for name, node in ((OWN, first), (OTHER, second)):
+        request, _ = broker.requests.submit(tenant(name), world.spec(name, node_ids=(node,)), "run")
+        placed[name] = request.id
+    assert set(placed.values()) <= set(broker.scheduling.run_cycle().placed)
+    placements = {name: broker.requests.stored(rid).placement for name, rid in placed.items()}
+    for name, placement in sorted(placements.items(), key=lambda item: item[1].uplink.at):
+        clock.set(max(clock.now(), at(placement.uplink.at)))
+        (signed,) = [t for t in world.agents[name].pull().tickets if t.request_id == placed[name]]
+        world.running[name] = (placed[name], signed.envelope)
+    clock.set(max(clock.now(), at(max(p.start for p in placements.values()))))
+    assert set(placed.values()) <= set(broker.scheduling.advance().started) | {
+        rid for rid in placed.values() if broker.requests.stored(rid).state is RequestState.RUNNING
+    }
+    world.keys.update(
+        {
+            "operator": server.operator_key,
+            "tenant": acme,
+            "node": world.agents[OWN].api_key,
+            "no key": None,
+        }
     )
     world.requests = {name: world.submitted(name) for name in (OWN, OTHER)}
     broker.sign_checkpoint()
@@ -475,12 +544,14 @@ def _subject(world: World, caller: str) -> Subject:
     return Subject(OTHER, other) if caller.endswith("*") else Subject(OWN, own)
 
 
-def test_every_rpc_answers_each_caller_as_the_table_says(server: ServerHandle) -> None:
-    world = _world(server)
+def test_every_rpc_answers_each_caller_as_the_table_says(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
     methods = declared_methods()
     mismatches = []
     cells = 0
     with grpc.insecure_channel(server.target) as channel:
+        world = _world(server, clock, channel)
         for entry in (*TABLE, *VARIANTS):
             for caller, expected in zip(CALLERS, entry.outcomes, strict=True):
                 request = entry.build(world, _subject(world, caller))

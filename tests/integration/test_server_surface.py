@@ -79,8 +79,8 @@ ADDED_METHODS = {
     "orbitq.v1.NodeAgentService": {"FetchBlob", "OpenResult", "PutResultChunk"},
 }
 
-# The service the broker declares but does not build yet (the node-agent issue builds it).
-UNBUILT = {"orbitq.v1.NodeAgentService"}
+# Services the broker declares but does not build yet (none: every service is served).
+UNBUILT: set[str] = set()
 
 
 def _declared() -> dict[str, set[str]]:

@@ -24,8 +24,11 @@ def test_public_surface() -> None:
         "Completion",
         "CycleReport",
         "LeaderLock",
+        "PulledTickets",
+        "ReceiptDeadline",
         "SchedulingLoop",
         "Start",
+        "TicketStart",
     ]
     for name in scheduling.__all__:
         assert hasattr(scheduling, name), name
