@@ -34,7 +34,10 @@ from tests.requests.sky import add_tenant, build_world
 
 # How long a pass must last for a request's uplink, run and downlink to fit in it.
 PASS_SECONDS_MIN = 240
-LEAD_SECONDS = 10  # the clock jumps to this long before the pass
+# The clock first jumps to this long before the pass (enrolling and submitting happen then),
+# and the tests move it to LEAD_SECONDS before the pass just before they start the agent.
+SETUP_LEAD_SECONDS = 600
+LEAD_SECONDS = 12
 EVENT_TIMEOUT_SECONDS = 120.0
 
 
@@ -74,6 +77,7 @@ class Live:
     operator_key: str
     clock: JumpClock
     node: str
+    pass_start: datetime
     pass_end: datetime
     channel: grpc.Channel
     tmp: Path
@@ -94,6 +98,13 @@ class Live:
         )
         return str(made.token)
 
+    def approach(self, lead_seconds: float = LEAD_SECONDS) -> str:
+        """Move the clock to `lead_seconds` before the pass; the clock spec for the agent."""
+        target = self.pass_start - timedelta(seconds=lead_seconds)
+        if self.clock.now() < target:
+            self.clock.jump(target)
+        return self.clock.spec()
+
     def requests(self) -> request_pb2_grpc.RequestServiceStub:
         return request_pb2_grpc.RequestServiceStub(self.channel)
 
@@ -113,7 +124,6 @@ class Live:
         return str(pushed.digest), str(stored.digest)
 
     def submit(self, workload: str, data: str, *, run_seconds: int = 5) -> str:
-        now = self.clock.now()
         spec = request_pb2.RequestSpec(
             name="e2e",
             workload=workload,
@@ -124,7 +134,7 @@ class Live:
             input_mb=1,
             output_mb=1,
             node_ids=[self.node],
-            not_before=_stamp(now),
+            not_before=_stamp(self.pass_start),  # not an earlier, shorter pass
             deadline=_stamp(self.pass_end),
         )
         submitted = self.requests().Submit(
@@ -179,7 +189,7 @@ def live_world(tmp_path: Path, db_url: str) -> Iterator[Live]:
     build_world(broker, satellites=6, hours=6)
     add_tenant(broker, "acme")
     node, aos, los = _soon_pass(broker)
-    clock.jump(aos - timedelta(seconds=LEAD_SECONDS))
+    clock.jump(aos - timedelta(seconds=SETUP_LEAD_SECONDS))
     running = build_server(broker, "127.0.0.1:0")
     target = f"127.0.0.1:{running.port}"
     try:
@@ -191,6 +201,7 @@ def live_world(tmp_path: Path, db_url: str) -> Iterator[Live]:
                 made.operator_key.token,
                 clock,
                 node,
+                aos,
                 los,
                 channel,
                 tmp_path,
@@ -201,8 +212,8 @@ def live_world(tmp_path: Path, db_url: str) -> Iterator[Live]:
 
 
 def _soon_pass(broker: Broker) -> tuple[str, datetime, datetime]:
-    """The first pass of any node, a few minutes after the epoch, long enough for one job."""
-    earliest = EPOCH + timedelta(minutes=3)
+    """The first pass of any node after the setup lead, long enough for one job."""
+    earliest = EPOCH + timedelta(seconds=SETUP_LEAD_SECONDS + 60)
     for contact in broker.constellation.contacts_between(earliest, EPOCH + timedelta(hours=6)):
         aos = datetime.fromtimestamp(contact.aos_ns / 1e9, tz=UTC)
         los = datetime.fromtimestamp(contact.los_ns / 1e9, tz=UTC)

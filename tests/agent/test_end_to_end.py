@@ -90,7 +90,7 @@ def test_a_request_runs_on_a_real_agent_and_settles_by_its_receipt(
         assert stat.S_IMODE((data_dir / secret).stat().st_mode) == 0o600
     workload, data = live.push(wat.wasm(wat.readsum()), INPUT)
     request_id = live.submit(workload, data)
-    agent = AgentProcess(data_dir, live.clock.spec())
+    agent = AgentProcess(data_dir, live.approach())
     try:
         agent.wait_for(f"ticket {request_id} accepted")
         agent.wait_for(f"run {request_id} ended: ok")
@@ -137,11 +137,11 @@ def test_an_agent_killed_mid_run_runs_again_and_settles_once(live: Live, tmp_pat
     # about a second of compute: long enough to be killed in the middle of it
     workload, data = live.push(wat.wasm(wat.spin(400_000_000)), b"unused")
     request_id = live.submit(workload, data, run_seconds=10)
-    first = AgentProcess(data_dir, live.clock.spec())
+    first = AgentProcess(data_dir, live.approach())
     first.wait_for(f"run {request_id} started")
     assert first.stop(kill=True) == -9
     assert not any("ended" in line for line in first.log)
-    second = AgentProcess(data_dir, live.clock.spec())
+    second = AgentProcess(data_dir, live.approach())
     try:
         second.wait_for(f"run {request_id} was cut short by a stop: running it again")
         second.wait_for(f"receipt {request_id} acknowledged")
@@ -165,7 +165,7 @@ def test_an_agent_on_contacts_talks_inside_its_pass(live: Live, tmp_path: Path) 
     assert agent_init(live, data_dir, constellation_pb2.GROUND_LINK_CONTACTS).returncode == 0
     workload, data = live.push(wat.wasm(wat.readsum()), INPUT)
     request_id = live.submit(workload, data)
-    agent = AgentProcess(data_dir, live.clock.spec())
+    agent = AgentProcess(data_dir, live.approach())
     try:
         agent.wait_for(f"receipt {request_id} acknowledged")
         _check_completed(live, request_id, _expected_readsum(INPUT))
