@@ -35,9 +35,10 @@ class ContactGate:
         """Pass, or FailedPreconditionError naming the node's next contact."""
         if agent.ground_link == "always":
             return
+        # A second of margin each way: datetimes keep microseconds, the contacts nanoseconds.
         near = self._constellation.contacts_between(
-            from_ns(now_ns - self._tolerance_ns),
-            from_ns(now_ns + self._tolerance_ns + 1),
+            from_ns(now_ns - self._tolerance_ns - NANOS_PER_SECOND),
+            from_ns(now_ns + self._tolerance_ns + NANOS_PER_SECOND),
             node=node,
         )
         if any(

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from orbitq.ledger.entries import ReceiptEvidence
 from orbitq.ledger.model import (
     BATCH_TRANSFERS_MAX,
     ID_MAX,
@@ -43,7 +44,6 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
-from orbitq.ledger.entries import ReceiptEvidence
 from orbitq.ledger.store import CreateTransfers
 from orbitq.ledger.store.work import Outcomes
 from orbitq.ledger.store.writer import GroupCommitWriter

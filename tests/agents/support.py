@@ -9,18 +9,18 @@ this client lets the broker's side be tested end to end meanwhile, against the r
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import grpc
 import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from orbitq.ledger.note import key_id
+from orbitq.ledger.note import key_id, parse_verifier_key
 from orbitq.ledger.receipts import Receipt, RunOutcome, cpu_core_seconds, sign_receipt
 from orbitq.ledger.tickets import Ticket, TicketVerifier
 from orbitq.services.auth import SYSTEM
@@ -29,7 +29,7 @@ from orbitq.services.clock import SimulatedClock
 from orbitq.services.requests import RequestState, StoredRequest
 from orbitq.services.scheduler import Placement
 from orbitq.v1 import agent_pb2, agent_pb2_grpc
-from tests.conftest import ServerHandle
+from tests.conftest import EPOCH, ServerHandle
 from tests.requests.sky import add_tenant, at, build_world, spec, tenant
 
 RATE = 15 * 10**9  # fuel per core-second, as a calibration on this machine gives
@@ -85,9 +85,8 @@ class TestAgent:
 
     def pin(self, verifier_key: str) -> None:
         """Pin the broker's ticket key (`<name>+<hex key id>+<base64(0x01 || key)>`)."""
-        name, key_hex, encoded = verifier_key.split("+")
-        raw = base64.b64decode(encoded)[1:]
-        self.verifier = TicketVerifier(raw, bytes.fromhex(key_hex), name)
+        key = parse_verifier_key(verifier_key)
+        self.verifier = TicketVerifier(key.public_key_raw, key.key_id, key.name)
 
     def pull(self, max_tickets: int = 0) -> agent_pb2.PullTicketsResponse:
         return self.stub.PullTickets(
@@ -108,7 +107,9 @@ class TestAgent:
         assert self.verifier is not None
         return self.verifier.verified(envelope)
 
-    def fetch(self, digest: str, offset: int = 0, max_bytes: int = 0) -> agent_pb2.FetchBlobResponse:
+    def fetch(
+        self, digest: str, offset: int = 0, max_bytes: int = 0
+    ) -> agent_pb2.FetchBlobResponse:
         return self.stub.FetchBlob(
             agent_pb2.FetchBlobRequest(digest=digest, offset=offset, max_bytes=max_bytes),
             metadata=self._metadata(),
@@ -204,6 +205,11 @@ class AgentWorld:
     def broker(self) -> Broker:
         return self.server.broker
 
+    @property
+    def others(self) -> list[str]:
+        """The nodes other than the agent's, by NORAD id."""
+        return [n.id for n in self.broker.constellation.nodes() if n.id != self.agent.node]
+
     def enroll(self, node: str, ground_link: str = "always") -> TestAgent:
         agent = TestAgent(self.channel, node, self.broker.config.origin)
         made = self.broker.agents.create_enrollment_token(SYSTEM, node, ground_link, 0)  # type: ignore[arg-type]
@@ -258,7 +264,12 @@ def agent_world(server: ServerHandle, clock: SimulatedClock) -> Iterator[AgentWo
     build_world(broker, satellites=6, hours=12)
     acme = add_tenant(broker, "acme")
     pushed = broker.blobs.push_workload(acme, module_bytes(), "")
-    node = broker.constellation.nodes()[0].id
+    # The node that sees the ground most in the requests' window (6 h from the epoch).
+    contacts = broker.constellation.contacts_between(EPOCH, EPOCH + timedelta(hours=6))
+    node = max(
+        (n.id for n in broker.constellation.nodes()),
+        key=lambda n: (sum(1 for c in contacts if c.node == n), n),
+    )
     with grpc.insecure_channel(server.target) as channel:
         world = AgentWorld(server, clock, TestAgent(channel, node, ""), pushed.digest, channel)
         world.agent = world.enroll(node)

@@ -43,7 +43,9 @@ def test_only_valid_wasi_modules_are_stored(server: ServerHandle, clock: Simulat
         metadata = (("authorization", f"Bearer {acme_key}"),)
         stub = request_pb2_grpc.RequestServiceStub(world.channel)
         module = module_bytes()
-        pushed = stub.PushWorkload(request_pb2.PushWorkloadRequest(module=module), metadata=metadata)
+        pushed = stub.PushWorkload(
+            request_pb2.PushWorkloadRequest(module=module), metadata=metadata
+        )
         assert pushed.digest == "sha256:" + hashlib.sha256(module).hexdigest()
         assert not pushed.created  # agent_world pushed it already
         assert list(pushed.imports) == ["proc_exit"]
@@ -89,9 +91,13 @@ def test_submit_names_the_tenant_s_module_and_input(
         broker = world.broker
         globex = add_tenant(broker, "globex")
         acme = tenant("acme")
-        theirs = broker.blobs.push_workload(globex, module_bytes(HOST_IMPORT_WAT.replace(
-            '(import "env" "host_time" (func (result i64)))', ""
-        )), "")
+        theirs = broker.blobs.push_workload(
+            globex,
+            module_bytes(
+                HOST_IMPORT_WAT.replace('(import "env" "host_time" (func (result i64)))', "")
+            ),
+            "",
+        )
         data = bytes(1_500_000)
         pushed = broker.blobs.push_input(acme, data, "")
         assert pushed.digest == "sha256:" + hashlib.sha256(data).hexdigest()
@@ -101,13 +107,21 @@ def test_submit_names_the_tenant_s_module_and_input(
             "unknown module": (replace(base, workload="sha256:" + "0" * 64), NotFoundError),
             "another tenant's module": (replace(base, workload=theirs.digest), NotFoundError),
             "unknown input": (replace(base, input="sha256:" + "1" * 64, input_mb=2), NotFoundError),
-            "input over input_mb": (replace(base, input=pushed.digest, input_mb=1), InvalidArgumentError),
-            "malformed input": (replace(base, input="sha256:xyz", input_mb=2), InvalidArgumentError),
+            "input over input_mb": (
+                replace(base, input=pushed.digest, input_mb=1),
+                InvalidArgumentError,
+            ),
+            "malformed input": (
+                replace(base, input="sha256:xyz", input_mb=2),
+                InvalidArgumentError,
+            ),
         }
         for what, (bad, error) in refusals.items():
             with pytest.raises(error):
                 broker.requests.submit(acme, bad, what)
-        stored, created = broker.requests.submit(acme, replace(base, input=pushed.digest, input_mb=2))
+        stored, created = broker.requests.submit(
+            acme, replace(base, input=pushed.digest, input_mb=2)
+        )
         assert created
         assert stored.spec.input == pushed.digest
         assert stored.state is S.PENDING
@@ -128,7 +142,7 @@ def test_the_store_s_limits_and_the_retention_of_results(
         with pytest.raises(ResourceExhaustedError):
             full.put(b"y" * 10, kind="input", tenant="acme", ref="acme")
         # A result is kept its retention after its request ended, then deleted.
-        request, envelope, ticket = world.running(output=1)
+        request, envelope, ticket = world.running(output_mb=1)
         result = b"the result"
         world.agent.upload(request.id, result)
         world.finish(ticket)

@@ -4,6 +4,7 @@ enrolled with the ground link "always" may call at any time; EnrollNode is never
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import grpc
@@ -23,7 +24,7 @@ def _gap(contacts: list[StoredContact]) -> tuple[StoredContact, StoredContact]:
     """A contact alone (no other within a minute before it) and the next, at least a minute
     after it (a node's contacts with several stations may overlap)."""
     ended = 0
-    for index, (first, second) in enumerate(zip(contacts, contacts[1:], strict=False)):
+    for index, (first, second) in enumerate(itertools.pairwise(contacts)):
         lone = first.aos_ns - ended > 60 * NS and index > 0
         ended = max(ended, first.los_ns)
         if lone and second.aos_ns - ended > 60 * NS:
@@ -43,17 +44,18 @@ def test_calls_pass_inside_contacts_with_the_tolerance_and_name_the_next_contact
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
     with agent_world(server, clock) as world:
-        node = world.broker.constellation.nodes()[1].id
+        node = world.others[0]
         agent = world.enroll(node, "contacts")  # EnrollNode itself is not gated
         contacts = world.broker.constellation.contacts_between(
             EPOCH, EPOCH + timedelta(hours=11), node=node
         )
         first, second = _gap(contacts)
+        # The clock keeps microseconds: the edges are rounded inwards.
         moments = [
             (first.aos_ns - (TOLERANCE + 1) * NS, first),
-            (first.aos_ns - TOLERANCE * NS, None),
+            (-(-(first.aos_ns - TOLERANCE * NS) // 1000) * 1000, None),
             ((first.aos_ns + first.los_ns) // 2, None),
-            (first.los_ns + TOLERANCE * NS, None),
+            ((first.los_ns + TOLERANCE * NS) // 1000 * 1000, None),
             (first.los_ns + (TOLERANCE + 1) * NS, second),
         ]
         for ns, upcoming in moments:
@@ -83,7 +85,7 @@ def test_a_ground_stand_in_may_call_at_any_time(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
     with agent_world(server, clock) as world:
-        node = world.broker.constellation.nodes()[1].id
+        node = world.others[0]
         gated = world.enroll(node, "contacts")
         contacts = world.broker.constellation.contacts_between(
             EPOCH, EPOCH + timedelta(hours=11), node=node

@@ -60,7 +60,7 @@ def test_a_verified_receipt_completes_and_settles_against_itself(
 ) -> None:
     with agent_world(server, clock) as world:
         broker = world.broker
-        request, envelope, ticket = world.running(output=1)
+        request, envelope, ticket = world.running(output_mb=1)
         result = secrets.token_bytes(5000)
         world.agent.upload(request.id, result)
         world.finish(ticket)
@@ -144,9 +144,9 @@ def test_every_bad_receipt_is_refused_recorded_and_settles_nothing(
 ) -> None:
     with agent_world(server, clock) as world:
         broker = world.broker
-        other_node = broker.constellation.nodes()[1].id
+        other_node = world.others[0]
         neighbour = world.enroll(other_node)
-        request, envelope, ticket = world.running(output=1)
+        request, envelope, ticket = world.running(output_mb=1)
         world.finish(ticket)
         agent = world.agent
         stranger = Ed25519PrivateKey.generate()
@@ -156,7 +156,11 @@ def test_every_bad_receipt_is_refused_recorded_and_settles_nothing(
             ("bad_signature", _tamper(agent.receipt(envelope, ticket)), CODE.INVALID_ARGUMENT),
             ("bad_signature", agent.receipt(envelope, ticket, key=stranger), CODE.INVALID_ARGUMENT),
             ("unknown_key", neighbour.receipt(envelope, ticket), CODE.INVALID_ARGUMENT),
-            ("wrong_node", agent.receipt(envelope, ticket, node=other_node), CODE.PERMISSION_DENIED),
+            (
+                "wrong_node",
+                agent.receipt(envelope, ticket, node=other_node),
+                CODE.PERMISSION_DENIED,
+            ),
             (
                 "unknown_request",
                 agent.receipt(envelope, ticket, request_id=secrets.token_hex(16)),
@@ -172,14 +176,26 @@ def test_every_bad_receipt_is_refused_recorded_and_settles_nothing(
                 agent.receipt(envelope, ticket, fuel=ticket.fuel_max + 1),
                 CODE.INVALID_ARGUMENT,
             ),
-            ("wrong_usage", agent.receipt(envelope, ticket, cpu_core_seconds=7), CODE.INVALID_ARGUMENT),
+            (
+                "wrong_usage",
+                agent.receipt(envelope, ticket, cpu_core_seconds=7),
+                CODE.INVALID_ARGUMENT,
+            ),
             (
                 "over_limits",
                 agent.receipt(envelope, ticket, result=bytes(1_000_001)),
                 CODE.INVALID_ARGUMENT,
             ),
-            ("wrong_usage", agent.receipt(envelope, ticket, link_seconds=99), CODE.INVALID_ARGUMENT),
-            ("wrong_usage", agent.receipt(envelope, ticket, runtime="wasmtime 1.0.0"), CODE.INVALID_ARGUMENT),
+            (
+                "wrong_usage",
+                agent.receipt(envelope, ticket, link_seconds=99),
+                CODE.INVALID_ARGUMENT,
+            ),
+            (
+                "wrong_usage",
+                agent.receipt(envelope, ticket, runtime="wasmtime 1.0.0"),
+                CODE.INVALID_ARGUMENT,
+            ),
             (
                 "wrong_times",
                 agent.receipt(envelope, ticket, start=ticket.start - 61),
@@ -223,16 +239,14 @@ def test_a_receipt_before_the_start_is_refused(server: ServerHandle, clock: Simu
 
 
 def _world_charged(world: AgentWorld, outcome: RunOutcome) -> tuple[str, bytes]:
-    request, envelope, ticket = world.running(output=1)
+    request, envelope, ticket = world.running(output_mb=1)
     world.finish(ticket)
     receipt = world.agent.receipt(envelope, ticket, result=None, outcome=outcome, fuel=10**9)
     world.agent.report(receipt)
     return request.id, hashlib.sha256(receipt).digest()
 
 
-def test_a_workload_fault_is_charged_an_aborted_run_refunded(
-    server: ServerHandle, clock: SimulatedClock
-) -> None:
+def test_a_workload_fault_is_charged(server: ServerHandle, clock: SimulatedClock) -> None:
     with agent_world(server, clock) as world:
         broker = world.broker
         trapped, digest = _world_charged(world, RunOutcome.TRAP)
@@ -240,7 +254,15 @@ def test_a_workload_fault_is_charged_an_aborted_run_refunded(
         assert failed.state is S.FAILED
         assert failed.fault is Fault.WORKLOAD
         assert failed.settled.cpu == 1  # ceil(1e9 / 15e9): what it used
-        assert all(u == digest for _, u, _ in _settle_transfers(broker, trapped).values())
+        settles = _settle_transfers(broker, trapped)
+        assert settles
+        assert all(user_data == digest for _, user_data, _ in settles.values())
+        check_books(broker, {"acme": MINTED})
+
+
+def test_an_aborted_run_is_refunded(server: ServerHandle, clock: SimulatedClock) -> None:
+    with agent_world(server, clock) as world:
+        broker = world.broker
         aborted, _ = _world_charged(world, RunOutcome.ABORTED)
         lost = world.stored(aborted)
         assert lost.state is S.FAILED

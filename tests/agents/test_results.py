@@ -31,7 +31,7 @@ def test_a_result_comes_down_in_chunks_across_a_gap_and_is_checked(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
     with agent_world(server, clock) as world:
-        request, _envelope, ticket = world.running(output=1)
+        request, _envelope, ticket = world.running(output_mb=1)
         agent = world.agent
         data = secrets.token_bytes(300 * KIB)
         assert agent.open_result(request.id, data) == 0
@@ -65,7 +65,7 @@ def test_a_wrong_digest_restarts_and_limits_are_enforced(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
     with agent_world(server, clock) as world:
-        request, _envelope, _ticket = world.running(output=1)
+        request, _envelope, _ticket = world.running(output_mb=1)
         agent = world.agent
         data = secrets.token_bytes(10 * KIB)
         declared = hashlib.sha256(b"something else").digest()
@@ -92,7 +92,7 @@ def test_a_wrong_digest_restarts_and_limits_are_enforced(
 
 def test_only_the_node_s_running_work_uploads(server: ServerHandle, clock: SimulatedClock) -> None:
     with agent_world(server, clock) as world:
-        other = world.enroll(world.broker.constellation.nodes()[1].id)
+        other = world.enroll(world.others[0])
         request, placement = world.placed()
         clock.set(at(placement.uplink.at))
         with pytest.raises(grpc.RpcError) as early:

@@ -22,7 +22,7 @@ def test_a_placed_request_s_ticket_comes_at_its_uplink_and_says_what_was_placed(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
     with agent_world(server, clock) as world:
-        request, placement = world.placed(output=20)
+        request, placement = world.placed(output_mb=20)
         clock.set(at(placement.uplink.at - 60))
         assert list(world.agent.pull().tickets) == []  # not yet: the uplink has not begun
         clock.set(at(placement.uplink.at))
@@ -57,7 +57,7 @@ def test_another_node_never_receives_a_ticket_or_its_blobs(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
     with agent_world(server, clock) as world:
-        other = world.enroll(world.broker.constellation.nodes()[1].id)
+        other = world.enroll(world.others[0])
         _request, envelope, ticket = world.pulled()
         assert list(other.pull().tickets) == []
         # The module is fetched by the node its ticket is for, in pieces, exactly.

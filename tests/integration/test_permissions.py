@@ -34,6 +34,7 @@ import pkgutil
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,9 @@ from orbitq.v1 import (
     request_pb2,
 )
 from tests.agents.support import HELLO_WAT, RATE, RUNTIME, TestAgent, module_bytes
-from tests.conftest import ServerHandle
+from tests.conftest import EPOCH, ServerHandle
 from tests.integration.sky import starlink_text, stations_csv
-from tests.requests.sky import MINTED, at, build_world, spec, tenant
+from tests.requests.sky import MINTED, T0, at, build_world, spec, tenant
 
 OK = grpc.StatusCode.OK
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -111,7 +112,9 @@ class World:
         return f"{prefix}{next(self.names)}"
 
     def spec(self, owner: str, **changes: Any) -> RequestSpec:
-        return replace(spec(), workload=self.workloads[owner], **changes)
+        """A request of `owner` running its module, due by the end of the world's plan."""
+        fields: dict[str, Any] = {"workload": self.workloads[owner], "deadline": T0 + 11 * 3600}
+        return replace(spec(), **{**fields, **changes})
 
     def submitted(self, owner: str) -> str:
         """A new pending request of `owner` (made in-process)."""
@@ -196,7 +199,7 @@ def create_transfers(w: World, s: Subject) -> Message:
 
 
 def quote(w: World, s: Subject) -> Message:
-    return request_pb2.QuoteRequest(spec=spec_to_proto(spec()))
+    return request_pb2.QuoteRequest(spec=spec_to_proto(w.spec(s.tenant)))
 
 
 def submit(w: World, s: Subject) -> Message:
@@ -488,8 +491,13 @@ def _call(
 
 def _world(server: ServerHandle, clock: SimulatedClock, channel: grpc.Channel) -> World:
     broker = server.broker
-    build_world(broker, satellites=3, hours=6)
-    first, second, third = (node.id for node in broker.constellation.nodes()[:3])
+    build_world(broker, satellites=3, hours=12)
+    # The two nodes that see the ground most in the requests' window run them.
+    contacts = broker.constellation.contacts_between(EPOCH, EPOCH + timedelta(hours=11))
+    first, second, third = sorted(
+        (node.id for node in broker.constellation.nodes()),
+        key=lambda n: -sum(1 for c in contacts if c.node == n),
+    )
     # Keys are issued the way an operator does it: IssueApiKey over gRPC; the node's key is
     # the credential its agent got at enrollment.
     with BrokerClient(server.target, server.operator_key, timeout=30) as admin:
@@ -514,18 +522,26 @@ def _world(server: ServerHandle, clock: SimulatedClock, channel: grpc.Channel) -
         world.workloads[name] = broker.blobs.push_workload(tenant(name), module, "").digest
     placed = {}
     for name, node in ((OWN, first), (OTHER, second)):
-        request, _ = broker.requests.submit(tenant(name), world.spec(name, node_ids=(node,)), "run")
+        request, _ = broker.requests.submit(tenant(name), world.spec(name, node_ids=(node,)), "r")
         placed[name] = request.id
     assert set(placed.values()) <= set(broker.scheduling.run_cycle().placed)
-    placements = {name: broker.requests.stored(rid).placement for name, rid in placed.items()}
+    placements = {}
+    for name, request_id in placed.items():
+        stored = broker.requests.stored(request_id)
+        assert stored is not None
+        assert stored.placement is not None
+        placements[name] = stored.placement
+    # Each ticket pulled at its uplink, then both runs begun.
     for name, placement in sorted(placements.items(), key=lambda item: item[1].uplink.at):
         clock.set(max(clock.now(), at(placement.uplink.at)))
         (signed,) = [t for t in world.agents[name].pull().tickets if t.request_id == placed[name]]
         world.running[name] = (placed[name], signed.envelope)
     clock.set(max(clock.now(), at(max(p.start for p in placements.values()))))
-    assert set(placed.values()) <= set(broker.scheduling.advance().started) | {
-        rid for rid in placed.values() if broker.requests.stored(rid).state is RequestState.RUNNING
-    }
+    broker.scheduling.advance()
+    for request_id in placed.values():
+        stored = broker.requests.stored(request_id)
+        assert stored is not None
+        assert stored.state is RequestState.RUNNING
     world.keys.update(
         {
             "operator": server.operator_key,
@@ -540,7 +556,7 @@ def _world(server: ServerHandle, clock: SimulatedClock, channel: grpc.Channel) -
 
 
 def _subject(world: World, caller: str) -> Subject:
-    own, other = world.nodes
+    own, other, _ = world.nodes
     return Subject(OTHER, other) if caller.endswith("*") else Subject(OWN, own)
 
 

@@ -24,9 +24,7 @@ from orbitq.services.requests.reservations import amount_of
 
 def settled_of(requests: list[StoredRequest], kind: Kind, tenant: str | None = None) -> int:
     return sum(
-        amount_of(r.settled, kind)
-        for r in requests
-        if r.charged and tenant in (None, r.tenant)
+        amount_of(r.settled, kind) for r in requests if r.charged and tenant in (None, r.tenant)
     )
 
 

@@ -28,6 +28,9 @@ from tests.integration.sky import operator, tenant_key
 from tests.requests.books import check_books
 from tests.requests.sky import OPERATOR, build_world
 
+# The clock starts and completes placed work (no node agent runs in these tests).
+pytestmark = pytest.mark.settlement("plan")
+
 HOUR = timedelta(hours=1)
 MINTED = {Kind.CPU: 100_000, Kind.STORAGE: 100_000, Kind.LINK: 10_000}
 

@@ -19,6 +19,9 @@ from tests.requests.books import check_books
 from tests.requests.sky import build_world
 from tests.scheduler.schedule_validator import validate
 
+# The clock starts and completes placed work (no node agent runs in these tests).
+pytestmark = pytest.mark.settlement("plan")
+
 DEADLINE = "2025-12-06T06:00:00Z"
 JOB = [
     "--cpu-millicores", "1000", "--run-seconds", "600", "--storage-mb", "500",

@@ -35,6 +35,9 @@ from tests.requests.books import check_books
 from tests.requests.sky import build_world
 from tests.requests.test_lifecycle_rpc import MINTED, job, world_and_tenant
 
+# The clock starts and completes placed work (no node agent runs in these tests).
+pytestmark = pytest.mark.settlement("plan")
+
 HOUR = timedelta(hours=1)
 
 

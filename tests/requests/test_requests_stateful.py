@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, seed, settings
 from hypothesis.stateful import (
     Bundle,
@@ -30,6 +31,9 @@ from orbitq.services.requests import RequestState
 from tests.conftest import BrokerHandle
 from tests.requests.books import check_books
 from tests.requests.sky import OPERATOR, add_tenant, build_world, spec
+
+# The clock starts and completes placed work (no node agent runs in these tests).
+pytestmark = pytest.mark.settlement("plan")
 
 S = RequestState
 HOUR = 3600

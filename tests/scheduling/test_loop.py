@@ -26,6 +26,9 @@ from tests.requests.books import check_books
 from tests.requests.sky import HOUR, MINTED, OPERATOR, T0, add_tenant, at, build_world, spec
 from tests.scheduling.support import stored
 
+# The clock starts and completes placed work (no node agent runs in these tests).
+pytestmark = pytest.mark.settlement("plan")
+
 S = RequestState
 
 
@@ -81,7 +84,11 @@ def test_a_restarted_broker_rebuilds_its_scheduler_from_the_database(
     before = {p.request: p for p in b.scheduling.scheduler.placements()}
     assert set(before) == set(ids)
     b.scheduling.close()  # the old broker stops scheduling (on PostgreSQL: unlocks)
-    config = replace(load_config(broker.data_dir, db_url=db_url), checkpoint_interval_seconds=3600)
+    config = replace(
+        load_config(broker.data_dir, db_url=db_url),
+        checkpoint_interval_seconds=3600,
+        settlement=b.config.settlement,
+    )
     again = Broker(config, clock)
     again.writer.start()
     try:
@@ -112,7 +119,11 @@ def test_one_replica_schedules_at_a_time(
     b = broker.broker
     build_world(b)
     acme = add_tenant(b, "acme")
-    config = replace(load_config(broker.data_dir, db_url=db_url), checkpoint_interval_seconds=3600)
+    config = replace(
+        load_config(broker.data_dir, db_url=db_url),
+        checkpoint_interval_seconds=3600,
+        settlement=b.config.settlement,
+    )
     other = Broker(config, clock)
     other.writer.start()
     try:

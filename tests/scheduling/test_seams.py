@@ -4,6 +4,8 @@ given; by default the clock decides, as placed."""
 
 from __future__ import annotations
 
+import pytest
+
 from orbitq.ledger.model import Kind, SystemAccount
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock
@@ -18,6 +20,9 @@ from tests.conftest import BrokerHandle
 from tests.requests.books import check_books
 from tests.requests.sky import MINTED, add_tenant, at, build_world, spec
 from tests.scheduling.support import loop_with, stored
+
+# The clock starts and completes placed work (no node agent runs in these tests).
+pytestmark = pytest.mark.settlement("plan")
 
 S = RequestState
 RECEIPT = Cost(7, 11, 3)  # what a usage receipt would say was used

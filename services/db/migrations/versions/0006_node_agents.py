@@ -1,8 +1,8 @@
 """Node agents: enrollment, tickets, receipts, refusals, blobs and result uploads; the facts a
 usage receipt adds to a request, and the node of its placement.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 `placed_node` is filled from the stored placements, so a data directory from before keeps
 answering the agents' queries.
