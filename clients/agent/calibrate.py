@@ -32,8 +32,8 @@ RATE_MIN = 10**8
 RATE_MAX = 10**11
 
 # xorshift32 and a multiply-add, n times: no imports, no memory traffic, no I/O.
-REFERENCE_WAT = """(module
-  (func (export "spin") (param $n i32) (result i32)
+SPIN_FUNCTION = """
+  (func $spin (param $n i32) (result i32)
     (local $x i32) (local $acc i32)
     (local.set $x (i32.const 2463534242))
     (block $done (loop $l
@@ -44,8 +44,9 @@ REFERENCE_WAT = """(module
       (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (local.get $x)))
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $l)))
-    (local.get $acc)))
+    (local.get $acc))
 """
+REFERENCE_WAT = f"""(module {SPIN_FUNCTION} (export "spin" (func $spin)))"""
 
 
 def measure_rates(

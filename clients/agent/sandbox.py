@@ -361,36 +361,19 @@ def _shadow_nondeterminism(linker: wasmtime.Linker, job: Job) -> None:
             return _ERRNO_FAULT
         return write(caller, stream.take(length), pointer)
 
-    def poll_oneoff(_in: int, _out: int, _count: int, _events: int) -> int:
+    def poll_oneoff(caller: wasmtime.Caller, _in: int, _out: int, _count: int, _events: int) -> int:
         return _ERRNO_NOTSUP
 
-    linker.define_func(
-        WASI_MODULE,
-        "poll_oneoff",
-        wasmtime.FuncType([i32, i32, i32, i32], [i32]),
-        poll_oneoff,
-    )
-    linker.define_func(
-        WASI_MODULE,
-        "clock_time_get",
-        wasmtime.FuncType([i32, i64, i32], [i32]),
-        clock_time_get,
-        access_caller=True,
-    )
-    linker.define_func(
-        WASI_MODULE,
-        "clock_res_get",
-        wasmtime.FuncType([i32, i32], [i32]),
-        clock_res_get,
-        access_caller=True,
-    )
-    linker.define_func(
-        WASI_MODULE,
-        "random_get",
-        wasmtime.FuncType([i32, i32], [i32]),
-        random_get,
-        access_caller=True,
-    )
+    shadows: list[tuple[str, list[wasmtime.ValType], Callable[..., int]]] = [
+        ("clock_time_get", [i32, i64, i32], clock_time_get),
+        ("clock_res_get", [i32, i32], clock_res_get),
+        ("random_get", [i32, i32], random_get),
+        ("poll_oneoff", [i32, i32, i32, i32], poll_oneoff),
+    ]
+    for name, params, function in shadows:
+        linker.define_func(
+            WASI_MODULE, name, wasmtime.FuncType(params, [i32]), function, access_caller=True
+        )
 
 
 class _RandomStream:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import wasmtime
 
+from orbitq.clients.agent.calibrate import SPIN_FUNCTION
+
 WASI = "wasi_snapshot_preview1"
 
 IMPORTS = f"""
@@ -87,20 +89,9 @@ def spin(iterations: int) -> str:
   (memory (export "memory") 1)
   (data (i32.const 16) "spin.txt")
   {HELPERS}
-  (func $work (param $n i32) (result i32)
-    (local $x i32) (local $acc i32)
-    (local.set $x (i32.const 2463534242))
-    (block $done (loop $l
-      (br_if $done (i32.eqz (local.get $n)))
-      (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 13))))
-      (local.set $x (i32.xor (local.get $x) (i32.shr_u (local.get $x) (i32.const 17))))
-      (local.set $x (i32.xor (local.get $x) (i32.shl (local.get $x) (i32.const 5))))
-      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (local.get $x)))
-      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-      (br $l)))
-    (local.get $acc))
+  {SPIN_FUNCTION}
   (func (export "_start")
-    (call $hex32 (call $work (i32.const {iterations})) (i32.const 1024))
+    (call $hex32 (call $spin (i32.const {iterations})) (i32.const 1024))
     (if {_CREATE.format(ptr=16, length=8)} (then (call $proc_exit (i32.const 2))))
     (drop (call $write (i32.load (i32.const 12)) (i32.const 1024) (i32.const 8)))))
 """
