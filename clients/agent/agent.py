@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,10 @@ WAIT_SECONDS_MAX = 5.0
 WAIT_SECONDS_MIN = 0.005
 # When nothing is due, look again after this many clock seconds.
 IDLE_SECONDS = 300
+# Finished tickets and unused blobs are looked for at most this often (clock seconds).
+PRUNE_INTERVAL_SECONDS = 300
+# Ticket claims kept in memory, so a step does not verify every stored envelope again.
+TICKETS_CACHED_MAX = 1024
 
 
 class Clock(Protocol):
@@ -147,6 +152,8 @@ class Agent:
         self._probe_at = 0.0
         self._probe_logged = False
         self._pacer: Pacer | None = None
+        self._tickets: OrderedDict[bytes, Ticket] = OrderedDict()
+        self._pruned_at: float | None = None
 
     # --- the step -------------------------------------------------------------------------
 
@@ -335,7 +342,14 @@ class Agent:
         self.log(f"ticket {request_id or '?'} refused ({refused.reason.label}): {refused.detail}")
 
     def _ticket(self, row: TicketRow) -> Ticket:
-        return self.settings.verifier.verified(row.envelope)
+        """The claims of a stored ticket (verified when it was accepted; kept by digest)."""
+        ticket = self._tickets.get(row.digest)
+        if ticket is None:
+            ticket = self.settings.verifier.verified(row.envelope)
+            self._tickets[row.digest] = ticket
+            while len(self._tickets) > TICKETS_CACHED_MAX:
+                self._tickets.popitem(last=False)
+        return ticket
 
     # --- blobs ----------------------------------------------------------------------------
 
@@ -586,6 +600,9 @@ class Agent:
     # --- housekeeping ---------------------------------------------------------------------
 
     def _prune(self, now: int) -> None:
+        if self._pruned_at is not None and now < self._pruned_at + PRUNE_INTERVAL_SECONDS:
+            return
+        self._pruned_at = now
         for request_id in self.store.prune(now):
             shutil.rmtree(self.runs_dir / request_id, ignore_errors=True)
         live: set[bytes] = set()
