@@ -48,6 +48,7 @@ from orbitq.clients.models import (
     LedgerEntry,
     LogVerification,
     Node,
+    NodeKeyRecord,
     Placement,
     PlacementContact,
     PlacementReason,
@@ -55,6 +56,7 @@ from orbitq.clients.models import (
     PublicKey,
     PushedBlob,
     Quote,
+    ReceiptRecord,
     RequestSpec,
     ServiceRequest,
     Station,
@@ -65,6 +67,7 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    VerifiedReceipt,
 )
 
 __all__ = [
@@ -98,6 +101,7 @@ __all__ = [
     "LedgerIntegrityError",
     "LogVerification",
     "Node",
+    "NodeKeyRecord",
     "NotFoundError",
     "OrbitqError",
     "Page",
@@ -109,6 +113,7 @@ __all__ = [
     "PublicKey",
     "PushedBlob",
     "Quote",
+    "ReceiptRecord",
     "RequestSpec",
     "ResourceExhaustedError",
     "RetryConfig",
@@ -125,6 +130,7 @@ __all__ = [
     "UnavailableError",
     "UnimplementedError",
     "UpsertedStation",
+    "VerifiedReceipt",
     "format_id",
     "new_id",
     "parse_id",

@@ -63,6 +63,7 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    VerifiedReceipt,
 )
 
 T = TypeVar("T")
@@ -169,6 +170,18 @@ class BrokerClient:
     def public_key(self) -> PublicKey:
         """The key the broker presents for its checkpoints (trust it only out of band)."""
         return self._run(_calls.get_public_key())
+
+    def verify_receipt(
+        self, request_id: str, *, wait_seconds: float = PROVE_WAIT_SECONDS
+    ) -> VerifiedReceipt:
+        """Request `request_id`'s usage receipt, verified: signed by its node's enrolled key,
+        that key's entry and the receipt's entry proved in a verified checkpoint, and every
+        settling transfer proved to carry the receipt's SHA-256 and to post no more than the
+        receipt backs (docs/ledger-format.md C6).
+
+        Raises a BrokerIntegrityError subclass if any of it fails; FailedPreconditionError if
+        the request has no receipt yet."""
+        return self._drive(self._ledger.verify_receipt(request_id, wait_seconds))
 
     # -- tenants and keys ----------------------------------------------------------------------
 

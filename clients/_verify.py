@@ -1,7 +1,7 @@
 """Client-side verification of a broker's signed ledger, shared by both clients.
 
 Owns: what a client trusts about a broker's log, and how it decides to trust more
-(docs/ledger-format.md, "Client-side verification", rules C1-C5).
+(docs/ledger-format.md, "Client-side verification", rules C1-C6).
 
 - The trust state: per broker (keyed by the log's origin), the verifier key it pinned and the
   last checkpoint it verified, in a small JSON file (`<trust dir>/<sha256(origin)[:32]>.json`,
@@ -16,6 +16,9 @@ Owns: what a client trusts about a broker's log, and how it decides to trust mor
   broker did.
 - Proofs (an entry in the newest verified checkpoint) and the whole-log check (every entry
   served, rehashed into the signed root; a mismatch is located with consistency proofs).
+- Usage receipts (C6): a request's receipt verified under its node's enrolled key, both of
+  their entries proved in a verified checkpoint, and every settling transfer proved to carry
+  the receipt's digest and to post no more than the receipt backs.
 
 Sans-IO: each operation is a generator ("flow") that yields the calls it needs (and `Sleep`s)
 and receives their responses, so the blocking and the asyncio client run the same logic with
@@ -38,6 +41,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 from google.protobuf.message import DecodeError
 
 from orbitq.clients import _calls
@@ -52,7 +56,16 @@ from orbitq.clients.errors import (
     HistoryRewrittenError,
 )
 from orbitq.clients.ids import IdLike, format_id, parse_id
-from orbitq.clients.models import Checkpoint, LedgerEntry, LogVerification, Proof
+from orbitq.clients.models import (
+    Amounts,
+    Checkpoint,
+    LedgerEntry,
+    LogVerification,
+    NodeKeyRecord,
+    Proof,
+    ReceiptRecord,
+    VerifiedReceipt,
+)
 from orbitq.ledger.checkpoint import Checkpoint as SignedCheckpoint
 from orbitq.ledger.checkpoint import parse_checkpoint_body, verify_checkpoint
 from orbitq.ledger.errors import LedgerIntegrityError
@@ -66,8 +79,16 @@ from orbitq.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from orbitq.ledger.note import Verifier, parse_note, parse_verifier_key
-from orbitq.v1 import ledger_pb2
+from orbitq.ledger.note import Verifier, key_id, parse_note, parse_verifier_key
+from orbitq.ledger.receipts import (
+    Receipt,
+    ReceiptError,
+    charge_of,
+    core_seconds_problem,
+    open_receipt,
+    receipt_digest,
+)
+from orbitq.v1 import ledger_pb2, request_pb2
 
 log = logging.getLogger("orbitq.clients.ledger")
 
@@ -85,6 +106,9 @@ ENTRIES_PAGE_ROWS = 1000
 # it asks again (brokers sign a checkpoint every few seconds, and right after a burst).
 PROVE_WAIT_SECONDS = 5.0
 PROVE_POLL_SECONDS = 0.25
+# The most settling transfers a receipt may have (one per kind is the rule; a few more leave
+# room for a settlement made in parts); each is proved, so the bound bounds the calls.
+SETTLEMENT_TRANSFERS_MAX = 16
 
 PINNED = "pinned"
 TOFU = "tofu"
@@ -566,6 +590,256 @@ class LedgerVerifier:
             except LedgerIntegrityError:
                 bad = middle
         return good
+
+    # -- usage receipts ----------------------------------------------------------------------
+
+    def verify_receipt(self, request_id: str, wait_seconds: float) -> Flow[VerifiedReceipt]:
+        """C6: the request's usage receipt, verified (see VerifiedReceipt)."""
+        wanted = _request_id(request_id)
+        evidence = yield _get_evidence(wanted)
+        if not evidence.receipt:
+            raise FailedPreconditionError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"request {wanted} has no usage receipt yet (it is {_state(evidence)})",
+            )
+        found = yield from self.prove(evidence.receipt_entry_index, None, wait_seconds)
+        recorded = _receipt_entry(found, wanted, evidence.receipt)
+        key_proof = yield from self.prove(evidence.node_key_entry_index, None, wait_seconds)
+        enrolled = _node_key_entry(key_proof, recorded, found.index, evidence.node_public_key)
+        receipt = _opened(found, recorded, enrolled, key_proof.index)
+        origin = found.checkpoint.origin
+        digest = receipt_digest(evidence.receipt)
+        if evidence.ticket and sha256(evidence.ticket).digest() != receipt.ticket_sha256:
+            raise BrokerIntegrityError(
+                origin,
+                f"broker {origin} presents a ticket for request {wanted} whose SHA-256 is not "
+                "the ticket digest its node's receipt names",
+            )
+        if evidence.request.receipt_digest and evidence.request.receipt_digest != digest:
+            raise BrokerIntegrityError(
+                origin,
+                f"broker {origin} says request {wanted} settled against receipt "
+                f"{evidence.request.receipt_digest.hex()}, but serves receipt {digest.hex()}",
+            )
+        ids = list(dict.fromkeys(evidence.settlement_transfer_ids))
+        if len(ids) > SETTLEMENT_TRANSFERS_MAX:
+            raise BrokerIntegrityError(
+                origin,
+                f"broker {origin} names {len(ids)} settling transfers for request {wanted}; a "
+                f"receipt settles at most {SETTLEMENT_TRANSFERS_MAX}",
+            )
+        settlements: list[Proof] = []
+        for transfer_id in ids:
+            settlements.append((yield from self.prove(None, transfer_id, wait_seconds)))
+        settled = _settled(settlements, receipt, digest, found.index, origin)
+        newest = max([found, key_proof, *settlements], key=lambda proof: proof.checkpoint.size)
+        return _verified(
+            receipt,
+            recorded,
+            enrolled,
+            found.index,
+            key_proof.index,
+            settlements,
+            settled,
+            newest.checkpoint,
+        )
+
+
+def _get_evidence(request_id: str) -> Call[request_pb2.GetEvidenceResponse]:
+    return Call(
+        "request",
+        "GetEvidence",
+        request_pb2.GetEvidenceRequest(id=request_id),
+        _response,
+        idempotent=True,
+    )
+
+
+def _response(response: request_pb2.GetEvidenceResponse) -> request_pb2.GetEvidenceResponse:
+    return response
+
+
+def _request_id(request_id: str) -> str:
+    wanted = request_id.strip().lower()
+    if len(wanted) != 32 or any(char not in "0123456789abcdef" for char in wanted):
+        raise ValueError(f"request id {request_id!r} is not 32 hex digits")
+    return wanted
+
+
+def _state(evidence: request_pb2.GetEvidenceResponse) -> str:
+    number = evidence.request.state
+    names = request_pb2.RequestState
+    name = names.Name(number) if number in names.values() else f"state {number}"
+    return name.removeprefix("REQUEST_STATE_").lower()
+
+
+def _receipt_entry(proof: Proof, wanted: str, envelope: bytes) -> ReceiptRecord:
+    """The proved entry records this very receipt for this request."""
+    recorded = proof.entry.receipt
+    origin = proof.checkpoint.origin
+    if recorded is None:
+        raise EntryVerificationError(
+            origin,
+            proof.index,
+            f"entry {proof.index}: broker {origin} named it as request {wanted}'s receipt, but "
+            f"it records {proof.entry.type}",
+        )
+    if recorded.request_id != wanted or recorded.receipt != envelope:
+        raise EntryVerificationError(
+            origin,
+            proof.index,
+            f"entry {proof.index}: it records a receipt for request {recorded.request_id}, not "
+            f"the receipt broker {origin} serves for request {wanted}",
+        )
+    return recorded
+
+
+def _node_key_entry(
+    proof: Proof, recorded: ReceiptRecord, receipt_index: int, public_key: bytes
+) -> NodeKeyRecord:
+    """The proved entry enrolls the receipt's node's key, before the receipt (V16)."""
+    enrolled = proof.entry.node_key
+    origin = proof.checkpoint.origin
+    what = f"entry {proof.index}: broker {origin} named it as the key of node {recorded.node}"
+    if enrolled is None:
+        raise EntryVerificationError(
+            origin, proof.index, f"{what}, but it records {proof.entry.type}"
+        )
+    if enrolled.node != recorded.node:
+        raise EntryVerificationError(
+            origin, proof.index, f"{what}, but it enrolls a key of node {enrolled.node}"
+        )
+    if enrolled.public_key != public_key:
+        raise EntryVerificationError(
+            origin, proof.index, f"{what}, but it enrolls another key than the one served"
+        )
+    if enrolled.key_id != key_id(enrolled.node, enrolled.public_key):
+        raise EntryVerificationError(
+            origin,
+            proof.index,
+            f"{what}, but its key id is not the key's (docs/agent-format.md S2)",
+        )
+    if proof.index >= receipt_index:
+        raise EntryVerificationError(
+            origin,
+            proof.index,
+            f"{what}, but it comes after the receipt's entry {receipt_index}",
+        )
+    return enrolled
+
+
+def _opened(
+    proof: Proof, recorded: ReceiptRecord, enrolled: NodeKeyRecord, key_index: int
+) -> Receipt:
+    """The receipt verifies under the node key (R7) and says what its entry says (V16)."""
+    origin = proof.checkpoint.origin
+    what = f"entry {proof.index}: the receipt of request {recorded.request_id}"
+    try:
+        receipt = open_receipt(recorded.receipt, enrolled.public_key, enrolled.key_id)
+    except ReceiptError as error:
+        raise EntryVerificationError(
+            origin,
+            proof.index,
+            f"{what} does not verify under node {recorded.node}'s key of entry {key_index}: "
+            f"{error}",
+        ) from error
+    if (receipt.request_id, receipt.node) != (recorded.request_id, recorded.node):
+        raise EntryVerificationError(
+            origin,
+            proof.index,
+            f"{what} is signed for request {receipt.request_id} of node {receipt.node}",
+        )
+    problem = core_seconds_problem(receipt, enrolled.fuel_per_core_second)
+    if problem is not None:
+        raise EntryVerificationError(origin, proof.index, f"{what} {problem}")
+    return receipt
+
+
+def _settled(
+    settlements: list[Proof], receipt: Receipt, digest: bytes, receipt_index: int, origin: str
+) -> Amounts:
+    """V17: each settling transfer carries the digest, comes after the receipt, succeeded; per
+    kind they post at most the receipt's charge."""
+    totals = dict.fromkeys(("cpu", "storage", "link"), 0)
+    for proof in settlements:
+        transfer = proof.entry.transfer
+        assert transfer is not None  # prove() checked the entry records the transfer
+        problem = None
+        if transfer.user_data != digest:
+            problem = "does not carry the receipt's digest as user_data"
+        elif transfer.code != "settle" or proof.entry.result != "ok":
+            problem = f"is a {transfer.code} transfer with result {proof.entry.result}"
+        elif proof.index <= receipt_index:
+            problem = f"comes before the receipt's entry {receipt_index}"
+        if problem is not None:
+            raise EntryVerificationError(
+                origin,
+                proof.index,
+                f"entry {proof.index}: settling transfer {transfer.id} of request "
+                f"{receipt.request_id} {problem}",
+            )
+        totals[transfer.kind] = totals.get(transfer.kind, 0) + transfer.amount
+    charge = charge_of(receipt)
+    for kind, backed in (("cpu", charge.cpu), ("storage", charge.storage), ("link", charge.link)):
+        if totals[kind] > backed:
+            raise BrokerIntegrityError(
+                origin,
+                f"broker {origin} settled {totals[kind]} {kind} against the receipt of request "
+                f"{receipt.request_id}, which backs {backed}",
+            )
+    return Amounts(totals["cpu"], totals["storage"], totals["link"])
+
+
+def _verified(
+    receipt: Receipt,
+    recorded: ReceiptRecord,
+    enrolled: NodeKeyRecord,
+    receipt_index: int,
+    key_index: int,
+    settlements: list[Proof],
+    settled: Amounts,
+    checkpoint: Checkpoint,
+) -> VerifiedReceipt:
+    charge = charge_of(receipt)
+    return VerifiedReceipt(
+        request_id=receipt.request_id,
+        node=receipt.node,
+        outcome=receipt.outcome.label,
+        exit_code=receipt.exit_code,
+        fuel=receipt.fuel,
+        cpu_core_seconds=receipt.cpu_core_seconds,
+        storage_mb_seconds=receipt.storage_mb_seconds,
+        bytes_downlinked=receipt.bytes_downlinked,
+        link_seconds=receipt.link_seconds,
+        uplink_seconds=receipt.uplink_seconds,
+        started_at=_seconds(receipt.start),
+        ended_at=_seconds(receipt.end),
+        issued_at=_seconds(receipt.issued_at),
+        result_sha256=receipt.result_sha256,
+        result_bytes=receipt.result_bytes,
+        runtime=receipt.runtime,
+        ticket_sha256=receipt.ticket_sha256,
+        charge=Amounts(charge.cpu, charge.storage, charge.link),
+        settled=settled,
+        digest=recorded.digest,
+        receipt=recorded.receipt,
+        node_public_key=enrolled.public_key,
+        fuel_per_core_second=enrolled.fuel_per_core_second,
+        node_key_entry=key_index,
+        receipt_entry=receipt_index,
+        settlements=tuple(
+            proof.entry.transfer for proof in settlements if proof.entry.transfer is not None
+        ),
+        checkpoint=checkpoint,
+    )
+
+
+def _seconds(value: int) -> datetime:
+    return datetime.fromtimestamp(min(value, _SECONDS_MAX), UTC)
+
+
+# datetime's largest year is 9999: later NumericDates are shown as its end.
+_SECONDS_MAX = 253_402_300_799
 
 
 def _served_entry(item: ledger_pb2.LogEntry, position: int, origin: str) -> LedgerEntry:

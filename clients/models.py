@@ -260,7 +260,7 @@ class NodeKeyRecord:
     node: str
     #: Raw 32-byte Ed25519 public key.
     public_key: bytes
-    #: The 4-byte key id receipts carry (docs/agent-format.md C2).
+    #: The 4-byte key id receipts carry (docs/agent-format.md S2).
     key_id: bytes
     #: Wasm fuel per core-second: cpu charged = ceil(fuel / rate).
     fuel_per_core_second: int
@@ -878,3 +878,52 @@ class Transition:
             reason=transition.reason,
             request=ServiceRequest.from_proto(message.request),
         )
+
+
+# -- usage receipts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """A request's usage receipt, verified by this client (docs/ledger-format.md C6): signed by
+    its node's key; that key's NodeKeyEnrolled entry and the ReceiptRecorded entry proved to be
+    in a verified checkpoint; its digest the user_data of every settling transfer, each proved
+    too, and together they post no more than the receipt backs."""
+
+    request_id: str
+    node: str
+    #: How the run ended: ok, trap, out_of_fuel, wall_time, output_too_large, exit, aborted.
+    outcome: str
+    exit_code: int
+    #: Wasm fuel consumed, and the core-seconds it makes at the node's enrolled rate.
+    fuel: int
+    cpu_core_seconds: int
+    storage_mb_seconds: int
+    bytes_downlinked: int
+    link_seconds: int
+    uplink_seconds: int
+    started_at: datetime
+    ended_at: datetime
+    issued_at: datetime
+    #: SHA-256 of the result the run produced (None: no result) and its size.
+    result_sha256: bytes | None
+    result_bytes: int
+    runtime: str
+    #: SHA-256 of the ticket the node ran under.
+    ticket_sha256: bytes
+    #: What the receipt backs, per kind (docs/agent-format.md R4), and what was settled.
+    charge: Amounts
+    settled: Amounts
+    #: SHA-256 of the receipt envelope: the settling transfers' user_data.
+    digest: bytes
+    #: The COSE_Sign1 envelope exactly as the node signed it.
+    receipt: bytes
+    #: The node's key that signed it, its rate, and where both entries sit in the log.
+    node_public_key: bytes
+    fuel_per_core_second: int
+    node_key_entry: int
+    receipt_entry: int
+    #: The settling transfers, as proved.
+    settlements: tuple[TransferRecord, ...]
+    #: The newest checkpoint the entries were proved in.
+    checkpoint: Checkpoint

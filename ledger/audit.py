@@ -68,7 +68,7 @@ from orbitq.ledger.receipts import (
     ReceiptError,
     ReceiptVerifier,
     charge_of,
-    cpu_core_seconds,
+    core_seconds_problem,
 )
 from orbitq.v1 import ledger_pb2, quota_pb2
 
@@ -736,14 +736,10 @@ class _Walk:
                 f"{evidence.node}, but the receipt is for request {receipt.request_id} of node "
                 f"{receipt.node}",
             )
-        expected = cpu_core_seconds(receipt.fuel, key.fuel_per_core_second)
-        if receipt.cpu_core_seconds != expected:
+        problem = core_seconds_problem(receipt, key.fuel_per_core_second)
+        if problem is not None:
             raise EntryIntegrityError(
-                position,
-                f"its receipt claims {receipt.cpu_core_seconds} core-seconds for fuel "
-                f"{receipt.fuel}; at node {evidence.node}'s enrolled rate of "
-                f"{key.fuel_per_core_second} fuel per core-second (entry {key.entry}) that is "
-                f"{expected}",
+                position, f"its receipt {problem} (node {evidence.node}'s key of entry {key.entry})"
             )
         self.receipts[digest] = _Receipt(position, charge_of(receipt), {})
 

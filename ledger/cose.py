@@ -5,7 +5,7 @@ COSE_Sign1 (`sign1`, RFC 9052 §4.2 and §4.4), and opening one with a pinned ke
 (`Sign1Verifier`), strictly: the envelope must be exactly what `sign1` makes for that key —
 tag 18 and nothing around it, protected header `{1: -8, 4: kid}` byte for byte, an empty
 unprotected header, a 64-byte signature, no byte after the envelope, at most
-`ENVELOPE_BYTES_MAX` bytes (rules C1-C6 of docs/agent-format.md).
+`ENVELOPE_BYTES_MAX` bytes (rules S1-S6 of docs/agent-format.md).
 
 The fast path compares the envelope's fixed prefix with the expected bytes and assembles the
 Sig_structure from a precomputed prefix, so a good envelope costs one slice and one Ed25519
@@ -54,17 +54,17 @@ __all__ = [
 TAG_SIGN1: Final = 18
 """RFC 9052 §2: the CBOR tag of COSE_Sign1."""
 TAG_CWT: Final = 61
-"""RFC 8392 §6: the optional CWT tag. Refused (C1): cwt and pycose refuse it too."""
+"""RFC 8392 §6: the optional CWT tag. Refused (S1): cwt and pycose refuse it too."""
 ALG_EDDSA: Final = -8
 """RFC 9053 §2.2: EdDSA; with an Ed25519 key, RFC 8032 Ed25519."""
 HEADER_ALG: Final = 1
 HEADER_KID: Final = 4
 KID_BYTES: Final = 4
-"""C2: a key id is `orbitq.ledger.note.key_id(name, public key)`: 4 bytes."""
+"""S2: a key id is `orbitq.ledger.note.key_id(name, public key)`: 4 bytes."""
 PUBLIC_KEY_BYTES: Final = 32
 SIGNATURE_BYTES: Final = 64
 ENVELOPE_BYTES_MAX: Final = 8192
-"""C5: the largest envelope signed or accepted. The largest ticket the claim limits allow (64
+"""S5: the largest envelope signed or accepted. The largest ticket the claim limits allow (64
 downlink windows with 64-byte station names, a 200-byte issuer) is about 6 KiB; a typical one
 is 300-500 bytes, a receipt about 300."""
 DEPTH_MAX: Final = 8
@@ -77,13 +77,13 @@ UNKNOWN_KEY: Final = "unknown_key"
 BAD_SIGNATURE: Final = "bad_signature"
 
 _SIGNATURE1 = "Signature1"
-_TAIL = bytes((0x58, SIGNATURE_BYTES))  # C3: the signature's bstr head (64 bytes)
+_TAIL = bytes((0x58, SIGNATURE_BYTES))  # S3: the signature's bstr head (64 bytes)
 _UINT64_MAX = 2**64 - 1
 
 
 class EnvelopeError(LedgerIntegrityError):
     """A COSE_Sign1 envelope was refused. `reason` is one of `malformed` (not the exact
-    structure C1-C5 require), `bad_alg` (the protected algorithm is not EdDSA), `unknown_key`
+    structure S1-S5 require), `bad_alg` (the protected algorithm is not EdDSA), `unknown_key`
     (the key id is not the pinned key's), `bad_signature`; `detail` says what was found."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -160,7 +160,7 @@ def bstr_head(length: int) -> bytes:
 
 
 def protected_header(kid: bytes) -> bytes:
-    """C2: the serialized protected header `{1: -8, 4: kid}` (alg EdDSA, key id)."""
+    """S2: the serialized protected header `{1: -8, 4: kid}` (alg EdDSA, key id)."""
     _check_kid(kid)
     return det_cbor({HEADER_ALG: ALG_EDDSA, HEADER_KID: kid})
 
@@ -171,7 +171,7 @@ def _check_kid(kid: bytes) -> None:
 
 
 def _sig_structure_prefix(protected: bytes) -> bytes:
-    """C4: `["Signature1", protected, h'', payload]` up to the payload (RFC 9052 §4.4)."""
+    """S4: `["Signature1", protected, h'', payload]` up to the payload (RFC 9052 §4.4)."""
     prefix = det_cbor([_SIGNATURE1, protected, b""])
     return b"\x84" + prefix[1:]  # the head of a 4-element array instead of a 3-element one
 
@@ -180,7 +180,7 @@ def _sig_structure_prefix(protected: bytes) -> bytes:
 
 
 def sign1(payload: bytes, private_key: Ed25519PrivateKey, kid: bytes) -> bytes:
-    """C1-C5: the tagged COSE_Sign1 of `payload` signed with `private_key` under key id `kid`:
+    """S1-S5: the tagged COSE_Sign1 of `payload` signed with `private_key` under key id `kid`:
     `18([protected, {}, payload, signature])`. Ed25519 is deterministic, so the same payload
     and key always give the same bytes (cwt and pycose give them too). ValueError if the
     envelope would exceed ENVELOPE_BYTES_MAX (verifiers refuse it)."""
@@ -190,7 +190,7 @@ def sign1(payload: bytes, private_key: Ed25519PrivateKey, kid: bytes) -> bytes:
     envelope = _envelope_prefix(protected) + body + _TAIL + signature
     if len(envelope) > ENVELOPE_BYTES_MAX:
         raise ValueError(
-            f"the envelope would be {len(envelope)} bytes; at most {ENVELOPE_BYTES_MAX} (C5)"
+            f"the envelope would be {len(envelope)} bytes; at most {ENVELOPE_BYTES_MAX} (S5)"
         )
     return envelope
 
@@ -204,7 +204,7 @@ def _envelope_prefix(protected: bytes) -> bytes:
 
 
 class Sign1Verifier:
-    """Opens envelopes signed by one pinned Ed25519 key with one key id (C1-C6)."""
+    """Opens envelopes signed by one pinned Ed25519 key with one key id (S1-S6)."""
 
     __slots__ = ("_key", "_kid", "_prefix", "_protected", "_tbs_prefix")
 
@@ -222,12 +222,12 @@ class Sign1Verifier:
         return self._kid
 
     def payload(self, envelope: bytes) -> bytes:
-        """The payload of `envelope` once its structure and signature check (C1-C6);
+        """The payload of `envelope` once its structure and signature check (S1-S6);
         raises EnvelopeError naming what is wrong."""
         size = len(envelope)
         if size > ENVELOPE_BYTES_MAX:
             raise EnvelopeError(
-                MALFORMED, f"the envelope is {size} bytes; at most {ENVELOPE_BYTES_MAX} (C5)"
+                MALFORMED, f"the envelope is {size} bytes; at most {ENVELOPE_BYTES_MAX} (S5)"
             )
         at = len(self._prefix)
         if size > at + len(_TAIL) + SIGNATURE_BYTES and envelope.startswith(self._prefix):
@@ -239,7 +239,7 @@ class Sign1Verifier:
                 and envelope[end : end + len(_TAIL)] == _TAIL
             ):
                 try:
-                    # C4: Sig_structure = prefix ‖ the payload's bstr head ‖ the payload.
+                    # S4: Sig_structure = prefix ‖ the payload's bstr head ‖ the payload.
                     self._key.verify(
                         envelope[end + len(_TAIL) :], self._tbs_prefix + envelope[at:end]
                     )
@@ -272,7 +272,7 @@ def diagnose(envelope: bytes, kid: bytes) -> EnvelopeError:  # noqa: PLR0911  (a
     so any decoder failure is `malformed`)."""
     if len(envelope) > ENVELOPE_BYTES_MAX:
         return EnvelopeError(
-            MALFORMED, f"the envelope is {len(envelope)} bytes; at most {ENVELOPE_BYTES_MAX} (C5)"
+            MALFORMED, f"the envelope is {len(envelope)} bytes; at most {ENVELOPE_BYTES_MAX} (S5)"
         )
     stream = io.BytesIO(envelope)
     try:
@@ -287,7 +287,7 @@ def diagnose(envelope: bytes, kid: bytes) -> EnvelopeError:  # noqa: PLR0911  (a
         keys = sorted(str(key) for key in unprotected)
         return EnvelopeError(
             MALFORMED,
-            f"the unprotected header must be empty (C2); it holds parameters {', '.join(keys)}",
+            f"the unprotected header must be empty (S2); it holds parameters {', '.join(keys)}",
         )
     header = _protected_map(protected)
     if isinstance(header, EnvelopeError):
@@ -317,7 +317,7 @@ def diagnose(envelope: bytes, kid: bytes) -> EnvelopeError:  # noqa: PLR0911  (a
     consumed = stream.tell()
     if consumed < len(envelope):
         return EnvelopeError(
-            MALFORMED, f"{len(envelope) - consumed} bytes follow the envelope (C5)"
+            MALFORMED, f"{len(envelope) - consumed} bytes follow the envelope (S5)"
         )
     return EnvelopeError(
         MALFORMED,
@@ -327,20 +327,20 @@ def diagnose(envelope: bytes, kid: bytes) -> EnvelopeError:  # noqa: PLR0911  (a
 
 
 def _structure(item: object) -> tuple[bytes, Mapping[object, object], bytes, bytes] | EnvelopeError:
-    """C1: `18([bstr, map, bstr, bstr])`, nothing around it."""
+    """S1: `18([bstr, map, bstr, bstr])`, nothing around it."""
     if not isinstance(item, cbor2.CBORTag):
         return EnvelopeError(
-            MALFORMED, "untagged: a COSE_Sign1 carries CBOR tag 18 (RFC 9052 §4.2; C1)"
+            MALFORMED, "untagged: a COSE_Sign1 carries CBOR tag 18 (RFC 9052 §4.2; S1)"
         )
     if item.tag == TAG_CWT:
         return EnvelopeError(
-            MALFORMED, "wrapped in the CWT tag 61: send the COSE_Sign1 (tag 18) alone (C1)"
+            MALFORMED, "wrapped in the CWT tag 61: send the COSE_Sign1 (tag 18) alone (S1)"
         )
     if item.tag != TAG_SIGN1:
-        return EnvelopeError(MALFORMED, f"tag {item.tag} is not COSE_Sign1's tag 18 (C1)")
+        return EnvelopeError(MALFORMED, f"tag {item.tag} is not COSE_Sign1's tag 18 (S1)")
     value = item.value
     if not isinstance(value, list | tuple) or len(value) != 4:  # cbor2 6 decodes a tuple
-        return EnvelopeError(MALFORMED, "a COSE_Sign1 is an array of 4 elements (C1)")
+        return EnvelopeError(MALFORMED, "a COSE_Sign1 is an array of 4 elements (S1)")
     protected, unprotected, payload, signature = value
     if not (
         isinstance(protected, bytes)
@@ -351,7 +351,7 @@ def _structure(item: object) -> tuple[bytes, Mapping[object, object], bytes, byt
         return EnvelopeError(
             MALFORMED,
             "a COSE_Sign1 is [protected: bstr, unprotected: map, payload: bstr, signature: bstr]"
-            " (C1; a detached payload is not accepted)",
+            " (S1; a detached payload is not accepted)",
         )
     return protected, unprotected, payload, signature
 

@@ -76,7 +76,7 @@ class NodeKeyEvidence:
 
     @property
     def key_id(self) -> bytes:
-        """The kid the node's receipts carry (docs/agent-format.md C2, R1)."""
+        """The kid the node's receipts carry (docs/agent-format.md S2, R1)."""
         return key_id(self.node, self.public_key)
 
     @property

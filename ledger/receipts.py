@@ -17,6 +17,7 @@ ticket and the request), or the ledger transfers (orbitq.services).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from hashlib import sha256
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orbitq.ledger import _claims
 from orbitq.ledger._claims import ClaimError, fixed_bytes, optional_digest, text, uint
-from orbitq.ledger.cose import MALFORMED, EnvelopeError, Sign1Verifier, dumps, sign1
+from orbitq.ledger.cose import EnvelopeError, Sign1Verifier, dumps, sign1
 from orbitq.ledger.model import Kind
 from orbitq.ledger.tickets import NODE_BYTES_MAX
 
@@ -40,6 +41,7 @@ __all__ = [
     "ReceiptVerifier",
     "RunOutcome",
     "charge_of",
+    "core_seconds_problem",
     "cpu_core_seconds",
     "decode_receipt",
     "encode_receipt",
@@ -96,7 +98,6 @@ RECEIPT_CLAIMS: Final = {
     RUNTIME: "runtime",
 }
 """R2: claim key -> Receipt field, in deterministic order (RFC 8949 §4.2.1)."""
-_KEY_OF = {field: key for key, field in RECEIPT_CLAIMS.items()}
 _LAYOUTS = _claims.layouts(RECEIPT_CLAIMS, optional=(RESULT_SHA256,))
 
 
@@ -205,39 +206,31 @@ def decode_receipt(payload: bytes) -> Receipt:
     """R2-R7: the receipt of a verified payload; raises ReceiptError(malformed) unless the
     payload is exactly the deterministic encoding of a valid receipt."""
     try:
-        claims = _claims.decode_claim_map(payload, RECEIPT_CLAIMS, _LAYOUTS)
+        return _claims.read(payload, RECEIPT_CLAIMS, _LAYOUTS, _receipt_of)
     except EnvelopeError as error:
         raise ReceiptError(error.reason, error.detail) from None
-    try:
-        receipt = Receipt(
-            node=claims.get(ISS),  # type: ignore[arg-type]  # __post_init__ checks types
-            request_id=_claims.cti_to_request_id("request_id", claims.get(CTI)),
-            issued_at=claims.get(IAT),  # type: ignore[arg-type]
-            ticket_sha256=claims.get(TICKET_SHA256),  # type: ignore[arg-type]
-            outcome=claims.get(OUTCOME),  # type: ignore[arg-type]
-            exit_code=claims.get(EXIT_CODE),  # type: ignore[arg-type]
-            fuel=claims.get(FUEL),  # type: ignore[arg-type]
-            cpu_core_seconds=claims.get(CPU_CORE_SECONDS),  # type: ignore[arg-type]
-            storage_mb_seconds=claims.get(STORAGE_MB_SECONDS),  # type: ignore[arg-type]
-            bytes_downlinked=claims.get(BYTES_DOWNLINKED),  # type: ignore[arg-type]
-            link_seconds=claims.get(LINK_SECONDS),  # type: ignore[arg-type]
-            uplink_seconds=claims.get(UPLINK_SECONDS),  # type: ignore[arg-type]
-            start=claims.get(START),  # type: ignore[arg-type]
-            end=claims.get(END),  # type: ignore[arg-type]
-            result_sha256=claims.get(RESULT_SHA256),  # type: ignore[arg-type]
-            result_bytes=claims.get(RESULT_BYTES),  # type: ignore[arg-type]
-            runtime=claims.get(RUNTIME),  # type: ignore[arg-type]
-        )
-    except ClaimError as error:
-        failure = _claims.malformed_claim(error, _KEY_OF)
-        raise ReceiptError(failure.reason, failure.detail) from None
-    if encode_receipt(receipt) != payload:
-        raise ReceiptError(
-            MALFORMED,
-            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; C9): a head is not "
-            "in its shortest form, a length is indefinite, or bytes follow the map",
-        )
-    return receipt
+
+
+def _receipt_of(claims: Mapping[int, object]) -> Receipt:
+    return Receipt(
+        node=claims.get(ISS),  # type: ignore[arg-type]  # __post_init__ checks types
+        request_id=_claims.cti_to_request_id("request_id", claims.get(CTI)),
+        issued_at=claims.get(IAT),  # type: ignore[arg-type]
+        ticket_sha256=claims.get(TICKET_SHA256),  # type: ignore[arg-type]
+        outcome=claims.get(OUTCOME),  # type: ignore[arg-type]
+        exit_code=claims.get(EXIT_CODE),  # type: ignore[arg-type]
+        fuel=claims.get(FUEL),  # type: ignore[arg-type]
+        cpu_core_seconds=claims.get(CPU_CORE_SECONDS),  # type: ignore[arg-type]
+        storage_mb_seconds=claims.get(STORAGE_MB_SECONDS),  # type: ignore[arg-type]
+        bytes_downlinked=claims.get(BYTES_DOWNLINKED),  # type: ignore[arg-type]
+        link_seconds=claims.get(LINK_SECONDS),  # type: ignore[arg-type]
+        uplink_seconds=claims.get(UPLINK_SECONDS),  # type: ignore[arg-type]
+        start=claims.get(START),  # type: ignore[arg-type]
+        end=claims.get(END),  # type: ignore[arg-type]
+        result_sha256=claims.get(RESULT_SHA256),  # type: ignore[arg-type]
+        result_bytes=claims.get(RESULT_BYTES),  # type: ignore[arg-type]
+        runtime=claims.get(RUNTIME),  # type: ignore[arg-type]
+    )
 
 
 def sign_receipt(receipt: Receipt, private_key: Ed25519PrivateKey, kid: bytes) -> bytes:
@@ -281,6 +274,19 @@ def cpu_core_seconds(fuel: int, fuel_per_core_second: int) -> int:
     if fuel < 0 or fuel_per_core_second <= 0:
         raise ValueError("fuel must be >= 0 and the rate > 0")
     return -(-fuel // fuel_per_core_second)
+
+
+def core_seconds_problem(receipt: Receipt, fuel_per_core_second: int) -> str | None:
+    """R4: what is wrong with the receipt's core-seconds at the node's enrolled rate (None:
+    they are ceil(fuel / rate)). The broker refuses such a receipt, the audit (V16) and the
+    SDK (C6) name it."""
+    expected = cpu_core_seconds(receipt.fuel, fuel_per_core_second)
+    if receipt.cpu_core_seconds == expected:
+        return None
+    return (
+        f"claims {receipt.cpu_core_seconds} core-seconds for fuel {receipt.fuel}; at the "
+        f"enrolled rate of {fuel_per_core_second} fuel per core-second that is {expected}"
+    )
 
 
 def link_seconds_of(bytes_downlinked: int, downlink_mbps: int) -> int:

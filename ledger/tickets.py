@@ -18,7 +18,7 @@ where the replay set lives (the caller's `already_run`), or the clock (the calle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from hashlib import sha256
@@ -99,7 +99,6 @@ TICKET_CLAIMS: Final = {
     UPLINK_SECONDS: "uplink_seconds",
 }
 """T2: claim key -> Ticket field, in deterministic order (RFC 8949 §4.2.1)."""
-_KEY_OF = {field: key for key, field in TICKET_CLAIMS.items()}
 _LAYOUTS = _claims.layouts(TICKET_CLAIMS, optional=(INPUT_SHA256,))
 
 
@@ -153,9 +152,12 @@ class DownlinkWindow:
     end: int
 
     def __post_init__(self) -> None:
+        start, end = self.start, self.end
         if not (
-            _claims.text_valid(self.station, STATION_BYTES_MAX)
-            and _claims.uints_valid((self.start, self.end))
+            type(start) is int
+            and type(end) is int
+            and 0 <= start <= end <= _claims.UINT_MAX
+            and _claims.text_valid(self.station, STATION_BYTES_MAX)
         ):
             text("downlink station", self.station, STATION_BYTES_MAX)
             uint("downlink start", self.start)
@@ -283,38 +285,31 @@ def encode_ticket(ticket: Ticket) -> bytes:
 def decode_ticket(payload: bytes) -> Ticket:
     """T2-T7: the ticket of a verified payload; raises EnvelopeError(malformed) unless the
     payload is exactly the deterministic encoding of a valid ticket."""
-    claims = _claims.decode_claim_map(payload, TICKET_CLAIMS, _LAYOUTS)
-    try:
-        ticket = Ticket(
-            issuer=claims.get(ISS),  # type: ignore[arg-type]  # __post_init__ checks types
-            node=claims.get(SUB),  # type: ignore[arg-type]
-            request_id=_claims.cti_to_request_id("request_id", claims.get(CTI)),
-            issued_at=claims.get(IAT),  # type: ignore[arg-type]
-            not_before=claims.get(NBF),  # type: ignore[arg-type]
-            expires=claims.get(EXP),  # type: ignore[arg-type]
-            start=claims.get(START),  # type: ignore[arg-type]
-            end=claims.get(END),  # type: ignore[arg-type]
-            run_seconds=claims.get(RUN_SECONDS),  # type: ignore[arg-type]
-            cpu_millicores=claims.get(CPU_MILLICORES),  # type: ignore[arg-type]
-            storage_mb=claims.get(STORAGE_MB),  # type: ignore[arg-type]
-            output_bytes_max=claims.get(OUTPUT_BYTES_MAX),  # type: ignore[arg-type]
-            fuel_max=claims.get(FUEL_MAX),  # type: ignore[arg-type]
-            downlink=_windows(claims.get(DOWNLINK)),
-            workload_sha256=claims.get(WORKLOAD_SHA256),  # type: ignore[arg-type]
-            input_sha256=claims.get(INPUT_SHA256),  # type: ignore[arg-type]
-            input_bytes=claims.get(INPUT_BYTES),  # type: ignore[arg-type]
-            downlink_mbps=claims.get(DOWNLINK_MBPS),  # type: ignore[arg-type]
-            uplink_seconds=claims.get(UPLINK_SECONDS),  # type: ignore[arg-type]
-        )
-    except ClaimError as error:
-        raise _claims.malformed_claim(error, _KEY_OF) from None
-    if encode_ticket(ticket) != payload:
-        raise EnvelopeError(
-            MALFORMED,
-            "the claim set is not in deterministic CBOR (RFC 8949 §4.2.1; C9): a head is not "
-            "in its shortest form, a length is indefinite, or bytes follow the map",
-        )
-    return ticket
+    return _claims.read(payload, TICKET_CLAIMS, _LAYOUTS, _ticket_of)
+
+
+def _ticket_of(claims: Mapping[int, object]) -> Ticket:
+    return Ticket(
+        issuer=claims.get(ISS),  # type: ignore[arg-type]  # __post_init__ checks types
+        node=claims.get(SUB),  # type: ignore[arg-type]
+        request_id=_claims.cti_to_request_id("request_id", claims.get(CTI)),
+        issued_at=claims.get(IAT),  # type: ignore[arg-type]
+        not_before=claims.get(NBF),  # type: ignore[arg-type]
+        expires=claims.get(EXP),  # type: ignore[arg-type]
+        start=claims.get(START),  # type: ignore[arg-type]
+        end=claims.get(END),  # type: ignore[arg-type]
+        run_seconds=claims.get(RUN_SECONDS),  # type: ignore[arg-type]
+        cpu_millicores=claims.get(CPU_MILLICORES),  # type: ignore[arg-type]
+        storage_mb=claims.get(STORAGE_MB),  # type: ignore[arg-type]
+        output_bytes_max=claims.get(OUTPUT_BYTES_MAX),  # type: ignore[arg-type]
+        fuel_max=claims.get(FUEL_MAX),  # type: ignore[arg-type]
+        downlink=_windows(claims.get(DOWNLINK)),
+        workload_sha256=claims.get(WORKLOAD_SHA256),  # type: ignore[arg-type]
+        input_sha256=claims.get(INPUT_SHA256),  # type: ignore[arg-type]
+        input_bytes=claims.get(INPUT_BYTES),  # type: ignore[arg-type]
+        downlink_mbps=claims.get(DOWNLINK_MBPS),  # type: ignore[arg-type]
+        uplink_seconds=claims.get(UPLINK_SECONDS),  # type: ignore[arg-type]
+    )
 
 
 def _windows(value: object) -> tuple[DownlinkWindow, ...]:

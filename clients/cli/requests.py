@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from orbitq.clients import BrokerClient, Page, RequestSpec, ServiceRequest, Transition
 from orbitq.clients.cli.connect import client_from, instant, label, rfc3339, whole_number
+from orbitq.clients.cli.ledger import add_trust_flags
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
 from orbitq.clients.cli.workload import read_limited
@@ -152,6 +153,13 @@ def register(tree: CommandTree) -> None:
         json_output=True,
     )
     receipt.add_argument("id", metavar="ID")
+    receipt.add_argument(
+        "--verify",
+        action="store_true",
+        help="prove it: signed by the node's enrolled key, both in a verified checkpoint, and"
+        " the settling transfers carrying its SHA-256 (exit 4 if the broker lies)",
+    )
+    add_trust_flags(receipt)
     tree.group("schedule", "the broker's schedule")
     export = tree.add(
         "schedule export",
@@ -460,6 +468,8 @@ def _result(args: argparse.Namespace) -> int:
 
 
 def _receipt(args: argparse.Namespace) -> int:
+    if args.verify:
+        return _verified_receipt(args)
     with client_from(args) as client:
         evidence = client.get_evidence(args.id)
     request = evidence.request
@@ -499,6 +509,40 @@ def _receipt(args: argparse.Namespace) -> int:
     for key, value in facts.items():
         if key != "envelope":
             print(f"{key:<20} {value}")
+    return 0
+
+
+def _verified_receipt(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        verified = client.verify_receipt(args.id)
+    facts = {
+        "request": verified.request_id,
+        "node": verified.node,
+        "digest": verified.digest.hex(),
+        "outcome": verified.outcome,
+        "fuel": verified.fuel,
+        "cpu_core_seconds": verified.cpu_core_seconds,
+        "charge": _amounts(verified.charge),
+        "settled": _amounts(verified.settled),
+        "result": f"sha256:{verified.result_sha256.hex()}" if verified.result_sha256 else "",
+        "node_key_entry": verified.node_key_entry,
+        "receipt_entry": verified.receipt_entry,
+        "checkpoint_size": verified.checkpoint.size,
+        "verified": True,
+    }
+    if args.json:
+        print_json(facts)
+        return 0
+    print(
+        f"receipt {facts['digest']} of request {verified.request_id} verified: signed by node"
+        f" {verified.node}'s enrolled key (entry {verified.node_key_entry}), recorded at entry"
+        f" {verified.receipt_entry}, both in checkpoint {verified.checkpoint.size};"
+        f" {len(verified.settlements)} settling transfers carry its SHA-256"
+    )
+    s = verified.settled
+    print(
+        f"  outcome {verified.outcome}; settled cpu {s.cpu:,} storage {s.storage:,} link {s.link:,}"
+    )
     return 0
 
 

@@ -47,8 +47,10 @@ class Chunk:
 
 def chunk_size(max_bytes: int, limit: int, field: str = "max_bytes") -> int:
     """A read's size: `limit` for 0, else at most `limit`."""
-    if max_bytes < 0 or max_bytes > limit:
-        raise InvalidArgumentError(f"{field} {max_bytes:,} is out of range: 0 (= {limit:,})..")
+    if not 0 <= max_bytes <= limit:
+        raise InvalidArgumentError(
+            f"{field} is {max_bytes:,}; at most {limit:,} a call (0 means {limit:,})"
+        )
     return max_bytes or limit
 
 

@@ -54,6 +54,28 @@ class Limits:
     tenant_bytes_max: int
 
 
+class StripedLocks:
+    """A fixed set of locks, one chosen per key: work on one key (a blob, a request) is
+    ordered, work on different keys mostly is not, and the number of locks stays bounded."""
+
+    def __init__(self, stripes: int = LOCK_STRIPES) -> None:
+        self._locks = tuple(threading.Lock() for _ in range(stripes))
+
+    def of(self, key_hex: str) -> threading.Lock:
+        """The lock of a key that starts with hex digits (a digest, a request id)."""
+        return self._locks[int(key_hex[:8], 16) % len(self._locks)]
+
+
+def _ref_exists(connection: sa.Connection, digest: str, kind: str, ref: str) -> bool:
+    found = connection.execute(
+        sa.select(REFS.c.digest)
+        .where(REFS.c.digest == digest)
+        .where(REFS.c.kind == kind)
+        .where(REFS.c.ref == ref)
+    ).first()
+    return found is not None
+
+
 class BlobStore:
     def __init__(
         self, engine: sa.Engine, files: BlobFiles, limits: Limits, now_ns: Callable[[], int]
@@ -62,10 +84,10 @@ class BlobStore:
         self.files = files
         self._limits = limits
         self._now_ns = now_ns
-        self._locks = tuple(threading.Lock() for _ in range(LOCK_STRIPES))
+        self._locks = StripedLocks()
 
     def _lock(self, digest_hex: str) -> threading.Lock:
-        return self._locks[int(digest_hex[:8], 16) % LOCK_STRIPES]
+        return self._locks.of(digest_hex)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -90,13 +112,7 @@ class BlobStore:
 
     def _has_ref(self, digest: str, kind: str, ref: str) -> bool:
         with self._engine.connect() as connection:
-            found = connection.execute(
-                sa.select(REFS.c.digest)
-                .where(REFS.c.digest == digest)
-                .where(REFS.c.kind == kind)
-                .where(REFS.c.ref == ref)
-            ).first()
-        return found is not None
+            return _ref_exists(connection, digest, kind, ref)
 
     def _check_room(self, tenant: str, digest: str, size: int) -> None:
         if self.size(digest) is not None:
@@ -126,13 +142,7 @@ class BlobStore:
                 )
             else:
                 assert blob.size == size, f"blob {digest}: stored size {blob.size} != {size}"
-            existing = connection.execute(
-                sa.select(REFS.c.tenant)
-                .where(REFS.c.digest == digest)
-                .where(REFS.c.kind == kind)
-                .where(REFS.c.ref == ref)
-            ).first()
-            if existing is not None:
+            if _ref_exists(connection, digest, kind, ref):
                 return False
             connection.execute(
                 sa.insert(REFS).values(

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from orbitq.services.blobs.store import RESULT, BlobStore
+from orbitq.services.blobs.store import RESULT, BlobStore, StripedLocks
 from orbitq.services.db.engine import write_transaction
 from orbitq.services.errors import FailedPreconditionError, InvalidArgumentError
 
 UPLOADS: sa.Table = SQLModel.metadata.tables["result_uploads"]
 CHUNK_BYTES_MAX = 1024 * 1024
-LOCK_STRIPES = 64
+# Uploads forgotten per pass of the retention job (the next pass takes the rest).
+EXPIRED_PER_PASS_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +52,10 @@ class ResultUploads:
         self._store = store
         self._files = store.files
         self._now_ns = now_ns
-        self._locks = tuple(threading.Lock() for _ in range(LOCK_STRIPES))
+        self._locks = StripedLocks()
 
     def _lock(self, request_id: str) -> threading.Lock:
-        return self._locks[int(request_id[:8], 16) % LOCK_STRIPES]
+        return self._locks.of(request_id)
 
     def get(self, request_id: str) -> Upload | None:
         with self._engine.connect() as connection:
@@ -182,7 +183,9 @@ class ResultUploads:
             gone = [
                 str(request_id)
                 for (request_id,) in connection.execute(
-                    sa.select(UPLOADS.c.request_id).where(UPLOADS.c.request_id.in_(ended))
+                    sa.select(UPLOADS.c.request_id)
+                    .where(UPLOADS.c.request_id.in_(ended))
+                    .limit(EXPIRED_PER_PASS_MAX)
                 )
             ]
         for request_id in gone:

@@ -97,6 +97,7 @@ def _init(args: argparse.Namespace) -> int:
     print(f"  ledger origin     {origin}")
     print(f"  verifier key      {result.verifier_key}")
     print(f"  signing key       {result.data_dir / 'broker.key'} (mode 0600)")
+    print(f"  ticket key        {result.data_dir / 'ticket.key'} (mode 0600)")
     print()
     print("operator API key (shown once; store it safely):")
     print(f"  {result.operator_key.token}")

@@ -43,12 +43,13 @@ def resolve(
             assert found is not None, f"request {request.id}: its receipt row is missing"
             by_receipt.append((request, request.settled, found[0].envelope))
     done: dict[str, Cost | None] = {}
+    entries: dict[str, int] = {}
     for request_id, (settled, entry_index) in reservations.settle_receipts(by_receipt).items():
-        store.set_receipt_entry(request_id, entry_index)
+        entries[request_id] = entry_index
         done[request_id] = settled
     if by_plan:
         done.update(reservations.settle(by_plan))
     if release:
         done.update(reservations.release(release))
-    store.close_reservations(done, now_ns)
+    store.close_reservations(done, now_ns, entries)
     return done

@@ -107,12 +107,25 @@ class RequestStore:
                 results.append(_apply_one(connection, move, now_ns, self._receipt_grace))
         return results
 
-    def close_reservations(self, settled: Mapping[str, Cost | None], now_ns: int) -> None:
+    def close_reservations(
+        self,
+        settled: Mapping[str, Cost | None],
+        now_ns: int,
+        receipt_entries: Mapping[str, int] | None = None,
+    ) -> None:
         """The ledger no longer holds these terminal requests' reservations: record it, with
-        the amounts actually settled (None: nothing was settled, the reservation was voided)."""
+        the amounts actually settled (None: nothing was settled, the reservation was voided)
+        and, for those settled against a usage receipt, the receipt's entry in the signed log
+        (one transaction)."""
         if not settled:
             return
         with self._writing() as connection:
+            for request_id, entry_index in (receipt_entries or {}).items():
+                connection.execute(
+                    sa.update(RECEIPTS)
+                    .where(RECEIPTS.c.request_id == request_id)
+                    .values(entry_index=entry_index)
+                )
             for request_id, cost in settled.items():
                 values: dict[str, Any] = {
                     "reservation_open": False,
@@ -158,15 +171,6 @@ class RequestStore:
                     }
                     for request_id, reason, reasons in updates
                 ],
-            )
-
-    def set_receipt_entry(self, request_id: str, entry_index: int) -> None:
-        """The request's receipt is in the signed log at `entry_index`."""
-        with self._writing() as connection:
-            connection.execute(
-                sa.update(RECEIPTS)
-                .where(RECEIPTS.c.request_id == request_id)
-                .values(entry_index=entry_index)
             )
 
     # -- reads ---------------------------------------------------------------------------------

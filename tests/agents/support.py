@@ -49,6 +49,13 @@ def module_bytes(wat: str = HELLO_WAT) -> bytes:
     return bytes(wasmtime.wat2wasm(wat))
 
 
+def code_of(error: BaseException) -> grpc.StatusCode:
+    """The status of a failed call."""
+    assert isinstance(error, grpc.RpcError)
+    code: grpc.StatusCode = error.code()
+    return code
+
+
 class TestAgent:
     """One node's agent, speaking to the broker at `target` (see the module docstring)."""
 

@@ -11,16 +11,10 @@ from orbitq.services.auth import SYSTEM
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.identity.api_keys import Role
 from orbitq.v1 import constellation_pb2, constellation_pb2_grpc, ledger_pb2, ledger_pb2_grpc
-from tests.agents.support import TestAgent, agent_world
+from tests.agents.support import TestAgent, agent_world, code_of
 from tests.conftest import ServerHandle
 
 CODE = grpc.StatusCode
-
-
-def _code(call: object) -> grpc.StatusCode:
-    assert isinstance(call, grpc.RpcError)
-    code: grpc.StatusCode = call.code()
-    return code
 
 
 def test_an_agent_enrolls_and_its_key_is_in_the_signed_log(
@@ -70,14 +64,14 @@ def test_a_token_expires_is_single_use_and_is_replaced_by_a_newer_one(
         clock.advance(61)
         with pytest.raises(grpc.RpcError) as expired:
             TestAgent(world.channel, node, "").enroll(expiring.token)
-        assert _code(expired.value) is CODE.UNAUTHENTICATED
+        assert code_of(expired.value) is CODE.UNAUTHENTICATED
         assert "expired" in (expired.value.details() or "")
 
         first = broker.agents.create_enrollment_token(SYSTEM, node, "always", 0)
         second = broker.agents.create_enrollment_token(SYSTEM, node, "always", 0)
         with pytest.raises(grpc.RpcError) as replaced:
             TestAgent(world.channel, node, "").enroll(first.token)
-        assert _code(replaced.value) is CODE.UNAUTHENTICATED
+        assert code_of(replaced.value) is CODE.UNAUTHENTICATED
         assert "replaced" in (replaced.value.details() or "")
 
         agent = TestAgent(world.channel, node, "")
@@ -89,16 +83,16 @@ def test_a_token_expires_is_single_use_and_is_replaced_by_a_newer_one(
         agent.api_key = credential
         with pytest.raises(grpc.RpcError) as revoked:
             agent.pull()
-        assert _code(revoked.value) is CODE.UNAUTHENTICATED
+        assert code_of(revoked.value) is CODE.UNAUTHENTICATED
         # Another key with a used token: refused.
         with pytest.raises(grpc.RpcError) as used:
             TestAgent(world.channel, node, "").enroll(second.token)
-        assert _code(used.value) is CODE.FAILED_PRECONDITION
+        assert code_of(used.value) is CODE.FAILED_PRECONDITION
         # A token for another node.
         elsewhere = broker.agents.create_enrollment_token(SYSTEM, other, "always", 0)
         with pytest.raises(grpc.RpcError) as wrong:
             TestAgent(world.channel, node, "").enroll(elsewhere.token)
-        assert _code(wrong.value) is CODE.PERMISSION_DENIED
+        assert code_of(wrong.value) is CODE.PERMISSION_DENIED
 
 
 def test_enrolling_again_rotates_the_key_and_revokes_the_old_credentials(
@@ -118,7 +112,7 @@ def test_enrolling_again_rotates_the_key_and_revokes_the_old_credentials(
             probe.api_key = key
             with pytest.raises(grpc.RpcError) as revoked:
                 probe.pull()
-            assert _code(revoked.value) is CODE.UNAUTHENTICATED
+            assert code_of(revoked.value) is CODE.UNAUTHENTICATED
         assert new.pull() is not None
         agent = broker.constellation.node(node).agent
         assert agent is not None
@@ -148,7 +142,7 @@ def test_bad_enrollments_are_refused_and_leave_the_token_usable(
         agent = TestAgent(world.channel, node, "")
         with pytest.raises(grpc.RpcError) as refused:
             agent.enroll(made.token, **{field: value})
-        assert _code(refused.value) is code
+        assert code_of(refused.value) is code
         assert world.broker.constellation.node(node).agent is None
         agent.enroll(made.token)  # the token still works for a good request
         assert world.broker.constellation.node(node).agent is not None
@@ -180,4 +174,4 @@ def test_enrollment_tokens_are_for_operators_and_known_nodes(
         ):
             with pytest.raises(grpc.RpcError) as refused:
                 stub.CreateEnrollmentToken(request, metadata=metadata)
-            assert _code(refused.value) is code
+            assert code_of(refused.value) is code

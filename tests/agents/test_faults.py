@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from orbitq.ledger.model import Code
 from orbitq.ledger.tickets import RefusalReason
 from orbitq.services.agents.tables import TICKET_REFUSALS
+from orbitq.services.auth import SYSTEM
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, from_ns
 from orbitq.services.requests import RequestState
@@ -147,3 +148,14 @@ def test_a_node_that_misses_contacts_goes_degraded_then_down(
         assert broker.agents.check_nodes() == {node: "down"}
         assert broker.constellation.node(node).state == "down"
         assert broker.agents.check_nodes() == {}
+
+
+def test_work_on_a_node_that_went_down_too_late_to_run_again_is_refunded(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    with agent_world(server, clock) as world:
+        request, _envelope, _ticket = world.running()
+        clock.set(at(request.spec.deadline - request.spec.run_seconds))
+        world.broker.constellation.set_node_state(SYSTEM, world.agent.node, "down")
+        assert request.id in world.broker.scheduling.run_cycle().evacuated
+        _refunded(world.broker, request.id)

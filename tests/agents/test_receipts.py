@@ -276,3 +276,35 @@ def test_an_aborted_run_is_refunded(server: ServerHandle, clock: SimulatedClock)
         check_books(broker, {"acme": MINTED})
         shown = broker.requests.get(tenant("acme"), aborted)
         assert shown.receipt_digest is not None
+
+
+def test_a_receipt_the_ledger_could_not_take_is_settled_once_later(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    """As after a broker crash between the transition and the ledger: the receipt is kept with
+    the transition, the loop's pass over owed reservations settles it against the receipt, and
+    the agent's retry gets the same answer without a second settlement."""
+    with agent_world(server, clock) as world:
+        broker = world.broker
+        request, envelope, ticket = world.running(output_mb=1)
+        world.finish(ticket)
+        receipt = world.agent.receipt(envelope, ticket, result=None, fuel=2 * 10**9)
+        broker.writer.stop()
+        with pytest.raises(grpc.RpcError) as unavailable:
+            world.agent.report(receipt)
+        assert unavailable.value.code() is CODE.UNAVAILABLE
+        owed = world.stored(request.id)
+        assert owed.state is S.COMPLETED
+        assert owed.reservation_open
+        assert owed.receipt_digest == hashlib.sha256(receipt).digest()
+        broker.writer.start()
+        assert request.id in broker.scheduling.advance().resolved
+        settles = _settle_transfers(broker, request.id)
+        assert settles
+        assert all(user_data == owed.receipt_digest for _, user_data, _ in settles.values())
+        size = broker.store.head().size
+        again = world.agent.report(receipt)
+        assert again.receipt_digest == owed.receipt_digest
+        assert again.entry_index > 0
+        assert broker.store.head().size == size
+        check_books(broker, {"acme": MINTED})

@@ -15,16 +15,11 @@ from orbitq.services.blobs.uploads import ResultUploads
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.errors import NotFoundError
 from orbitq.v1 import agent_pb2
-from tests.agents.support import agent_world
+from tests.agents.support import agent_world, code_of
 from tests.conftest import ServerHandle
 from tests.requests.sky import add_tenant, at, tenant
 
 KIB = 1024
-
-
-def _code(error: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
-    code: grpc.StatusCode = error.value.code()
-    return code
 
 
 def test_a_result_comes_down_in_chunks_across_a_gap_and_is_checked(
@@ -41,7 +36,7 @@ def test_a_result_comes_down_in_chunks_across_a_gap_and_is_checked(
         # A gap past what is stored is refused, naming where to continue.
         with pytest.raises(grpc.RpcError) as gap:
             agent.put(request.id, 200 * KIB, data[200 * KIB :])
-        assert _code(gap) is grpc.StatusCode.FAILED_PRECONDITION
+        assert code_of(gap.value) is grpc.StatusCode.FAILED_PRECONDITION
         assert f"next_offset {100 * KIB:,}" in (gap.value.details() or "")
         # The contact ends; at the next one the upload resumes where it stopped — also
         # through a new store object, as after a broker restart.
@@ -75,18 +70,18 @@ def test_a_wrong_digest_restarts_and_limits_are_enforced(
         )
         with pytest.raises(grpc.RpcError) as mismatch:
             agent.put(request.id, 0, data)
-        assert _code(mismatch) is grpc.StatusCode.FAILED_PRECONDITION
+        assert code_of(mismatch.value) is grpc.StatusCode.FAILED_PRECONDITION
         assert "restarts at offset 0" in (mismatch.value.details() or "")
         assert agent.open_result(request.id, data) == 0  # the right digest: from 0
         with pytest.raises(grpc.RpcError) as beyond:
             agent.put(request.id, 0, data + b"x")
-        assert _code(beyond) is grpc.StatusCode.INVALID_ARGUMENT
+        assert code_of(beyond.value) is grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as big_chunk:
             agent.put(request.id, 0, bytes(1024 * KIB + 1))
-        assert _code(big_chunk) is grpc.StatusCode.INVALID_ARGUMENT
+        assert code_of(big_chunk.value) is grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as over:
             agent.open_result(request.id, bytes(1_000_001))
-        assert _code(over) is grpc.StatusCode.INVALID_ARGUMENT
+        assert code_of(over.value) is grpc.StatusCode.INVALID_ARGUMENT
         assert "output limit" in (over.value.details() or "")
 
 
@@ -97,11 +92,11 @@ def test_only_the_node_s_running_work_uploads(server: ServerHandle, clock: Simul
         clock.set(at(placement.uplink.at))
         with pytest.raises(grpc.RpcError) as early:
             world.agent.open_result(request.id, b"result")
-        assert _code(early) is grpc.StatusCode.FAILED_PRECONDITION
+        assert code_of(early.value) is grpc.StatusCode.FAILED_PRECONDITION
         clock.set(at(placement.start))
         with pytest.raises(grpc.RpcError) as foreign:
             other.open_result(request.id, b"result")
-        assert _code(foreign) is grpc.StatusCode.PERMISSION_DENIED
+        assert code_of(foreign.value) is grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.RpcError) as unknown:
             world.agent.open_result("0" * 31 + "1", b"result")
-        assert _code(unknown) is grpc.StatusCode.NOT_FOUND
+        assert code_of(unknown.value) is grpc.StatusCode.NOT_FOUND

@@ -5,10 +5,15 @@ same bytes), never delivered to another node; blobs fetched only as a ticket nam
 from __future__ import annotations
 
 import hashlib
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
 
+from orbitq.services.agents import ticket_key
+from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.requests import RequestState
 from tests.agents.support import agent_world, module_bytes
@@ -79,3 +84,44 @@ def test_max_tickets_bounds_a_pull(server: ServerHandle, clock: SimulatedClock) 
         with pytest.raises(grpc.RpcError) as refused:
             world.agent.pull(max_tickets=101)
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_work_waits_for_a_node_with_an_enrolled_agent(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    with agent_world(server, clock) as world:
+        bare = world.others[0]
+        request = world.submit(node_ids=(bare,))
+        world.broker.scheduling.run_cycle()
+        waiting = world.stored(request.id)
+        assert waiting.state is S.PENDING
+        assert ("node_agent", "node has no enrolled agent", 1) in [
+            (r.plugin, r.reason, r.nodes) for r in waiting.placement_reasons
+        ]
+        # Once the node's agent enrolls, the next cycle sees it (the world is rebuilt).
+        world.enroll(bare)
+        world.broker.scheduling.run_cycle()
+        assert world.stored(request.id).state in (S.PLACED, S.UNSCHEDULABLE)
+        assert "node has no enrolled agent" not in world.stored(request.id).reason
+
+
+def test_the_ticket_key_is_its_own_0600_file_made_by_init_or_on_start(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    broker = server.broker
+    path = broker.config.ticket_key_path
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert broker.ticket_signer.public_key != broker.signer.verifier().public_key_raw
+    # A data directory from before node agents: the key is made when the broker starts.
+    config = replace(broker.config, data_dir=tmp_path / "older")
+    config.data_dir.mkdir(mode=0o700)
+    shutil.copy(broker.config.key_path, config.key_path)
+    config.key_path.chmod(0o600)
+    older = Broker(config, broker.clock)
+    try:
+        assert config.ticket_key_path.stat().st_mode & 0o777 == 0o600
+        again = ticket_key.load_or_create(config.ticket_key_path)
+        assert again.public_key().public_bytes_raw() == older.ticket_signer.public_key
+    finally:
+        older.scheduling.close()
+        older.engine.dispose()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from orbitq.ledger._claims import UINT_MAX
 from orbitq.ledger.note import key_id
 from orbitq.ledger.receipts import EXIT_CODE_MAX, RUNTIME_BYTES_MAX, Receipt, RunOutcome
+from orbitq.ledger.tickets import _UINT_FIELDS as UINT_FIELDS
 from orbitq.ledger.tickets import (
     DOWNLINK_WINDOWS_MAX,
     ISSUER_BYTES_MAX,
@@ -52,6 +53,10 @@ class Key:
     @cached_property
     def kid(self) -> bytes:
         return key_id(self.name, self.public)
+
+    def signing(self) -> tuple[Ed25519PrivateKey, bytes]:
+        """(private key, key id): the last two arguments of sign_ticket and sign_receipt."""
+        return self.private, self.kid
 
 
 def sample_ticket(**changes: object) -> Ticket:
@@ -193,24 +198,7 @@ def largest_ticket() -> Ticket:
     return sample_ticket(
         issuer="i" * ISSUER_BYTES_MAX,
         node="n" * NODE_BYTES_MAX,
-        **dict.fromkeys(
-            (
-                "issued_at",
-                "not_before",
-                "expires",
-                "start",
-                "end",
-                "run_seconds",
-                "cpu_millicores",
-                "storage_mb",
-                "output_bytes_max",
-                "fuel_max",
-                "input_bytes",
-                "downlink_mbps",
-                "uplink_seconds",
-            ),
-            UINT_MAX,
-        ),
+        **dict.fromkeys(UINT_FIELDS, UINT_MAX),
         downlink=tuple(
             DownlinkWindow(station, UINT_MAX, UINT_MAX) for _ in range(DOWNLINK_WINDOWS_MAX)
         ),

@@ -1,4 +1,4 @@
-"""orbitq.ledger.cose: deterministic CBOR, and COSE_Sign1 envelopes opened strictly (C1-C6).
+"""orbitq.ledger.cose: deterministic CBOR, and COSE_Sign1 envelopes opened strictly (S1-S6).
 
 Every refused envelope gets an EnvelopeError with a precise reason, never another exception,
 whatever its bytes: properly signed envelopes that break one rule are built by hand below.

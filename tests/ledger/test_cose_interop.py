@@ -1,5 +1,5 @@
 """Conformance: envelopes of orbitq.ledger.cose and of the `cwt` library (an independent COSE
-implementation, test-only) are byte-identical, and each verifies the other's (C1-C6).
+implementation, test-only) are byte-identical, and each verifies the other's (S1-S6).
 
 Ed25519 is deterministic, so two conforming signers over the same payload, protected header and
 key must produce the same bytes; any difference in the structure, the header encoding or the

@@ -40,7 +40,6 @@ from orbitq.ledger.receipts import (
     receipt_digest,
     sign_receipt,
 )
-from orbitq.v1 import request_pb2
 from tests.ledger.agent_formats import NODE, RATE, Key, receipts, sample_receipt
 
 NODE_KEY = Key.from_seed(NODE, 3)
@@ -51,15 +50,6 @@ def refusal(envelope: bytes, key: Key = NODE_KEY) -> ReceiptError:
     with pytest.raises(ReceiptError) as caught:
         open_receipt(envelope, key.public, key.kid)
     return caught.value
-
-
-def test_outcomes_are_the_proto_outcomes() -> None:
-    proto = {
-        value.name.removeprefix("RUN_OUTCOME_"): value.number
-        for value in request_pb2.RunOutcome.DESCRIPTOR.values
-    }
-    assert proto.pop("UNSPECIFIED") == 0
-    assert {outcome.name: outcome.value for outcome in RunOutcome} == proto
 
 
 def test_the_sample_receipt_claims_are_the_documented_ones() -> None:

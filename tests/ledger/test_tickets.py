@@ -34,7 +34,6 @@ from orbitq.ledger.tickets import (
     sign_ticket,
     ticket_digest,
 )
-from orbitq.v1 import agent_pb2
 from tests.ledger.agent_formats import (
     NODE,
     NOW,
@@ -83,15 +82,6 @@ def claims_of(ticket: Ticket) -> dict[int, object]:
 
 
 # -- the claim set -------------------------------------------------------------------------
-
-
-def test_the_reasons_are_the_proto_reasons() -> None:
-    proto = {
-        value.name.removeprefix("TICKET_REFUSAL_REASON_"): value.number
-        for value in agent_pb2.TicketRefusalReason.DESCRIPTOR.values
-    }
-    assert proto.pop("UNSPECIFIED") == 0
-    assert {reason.name: reason.value for reason in RefusalReason} == proto
 
 
 def test_the_sample_ticket_claims_are_the_documented_ones() -> None:
