@@ -37,6 +37,7 @@ _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.config",
     "orbitq.clients.cli.completion",
     "orbitq.clients.cli.workload",
+    "orbitq.clients.cli.agent",
 )
 
 

@@ -651,3 +651,119 @@ def _export(args: argparse.Namespace) -> int:
         f" contacts, {document['horizon']['start']} .. {document['horizon']['end']}"
     )
     return 0
+
+
+# --- `orbitq request audit ID`: re-run a receipt on the ground (registered by
+# orbitq.clients.cli.agent, which owns this block) ------------------------------------------
+
+AUDIT_BLOB_BYTES_MAX = 16 * 1024 * 1024
+AUDIT_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def register_audit(tree: CommandTree) -> None:
+    audit = tree.add(
+        "request audit",
+        "re-run a request's receipt in the sandbox: same fuel, outcome and result digest?",
+        _audit,
+        connects=True,
+        json_output=True,
+    )
+    audit.add_argument("id", metavar="ID")
+    audit.add_argument(
+        "--work-dir", type=Path, help="where to re-run (default: a temporary directory)"
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from orbitq.clients._sync_transport import Transport
+    from orbitq.clients._transport import TLSConfig, resolve_settings
+    from orbitq.clients.agent.audit import AuditRefusedError, audit
+    from orbitq.clients.cli.registry import EXIT_INTEGRITY
+    from orbitq.ledger.note import parse_verifier_key
+    from orbitq.ledger.tickets import open_ticket
+    from orbitq.v1 import ledger_pb2, request_pb2
+
+    tls = TLSConfig.from_ca_file(args.tls_ca) if args.tls_ca else None
+    transport = Transport(resolve_settings(args.target, args.api_key, args.timeout, tls, None))
+    try:
+        evidence = transport.unary(
+            "request", "GetEvidence", request_pb2.GetEvidenceRequest(id=args.id), idempotent=True
+        )
+        if not evidence.receipt:
+            raise CommandError(f"request {args.id} has no usage receipt yet")
+        public = transport.unary(
+            "ledger", "GetPublicKey", ledger_pb2.GetPublicKeyRequest(), idempotent=True
+        )
+        ticket_key = parse_verifier_key(public.ticket_verifier_key)
+        key = (ticket_key.public_key_raw, ticket_key.key_id)
+        ticket = open_ticket(bytes(evidence.ticket), *key)
+        module = _blob(transport, ticket.workload_sha256)
+        data = None if ticket.input_sha256 is None else _blob(transport, ticket.input_sha256)
+    finally:
+        transport.close()
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="orbitq-audit-"))
+    try:
+        result = audit(
+            ticket_envelope=bytes(evidence.ticket),
+            receipt_envelope=bytes(evidence.receipt),
+            ticket_key=key,
+            node_public_key=bytes(evidence.node_public_key),
+            module=module,
+            input_bytes=data,
+            work_dir=work_dir,
+        )
+    except AuditRefusedError as error:
+        raise CommandError(f"cannot audit request {args.id}: {error}") from None
+    digest = "none" if result.result_sha256 is None else f"sha256:{result.result_sha256.hex()}"
+    if args.json:
+        print_json(
+            {
+                "id": args.id,
+                "reproduced": result.reproduced,
+                "outcome": result.outcome.label,
+                "fuel": result.fuel,
+                "result": digest,
+                "runtime": result.receipt.runtime,
+                "differences": result.differences,
+            }
+        )
+    elif result.reproduced:
+        print(
+            f"reproduced: request {args.id} on node {result.ticket.node}:"
+            f" {result.outcome.label}, fuel {result.fuel:,}, result {digest}"
+            f" ({result.receipt.runtime})"
+        )
+    else:
+        print(f"NOT reproduced: request {args.id}")
+        for line in result.differences:
+            print(f"  {line}")
+    return 0 if result.reproduced else EXIT_INTEGRITY
+
+
+def _blob(transport: Any, sha256: bytes) -> bytes:
+    """A blob by digest through GetBlob, in chunks; checked against its digest."""
+    import hashlib
+
+    from orbitq.v1 import request_pb2
+
+    digest = f"sha256:{sha256.hex()}"
+    chunks: list[bytes] = []
+    offset, total = 0, None
+    while total is None or offset < total:
+        response = transport.unary(
+            "request",
+            "GetBlob",
+            request_pb2.GetBlobRequest(digest=digest, offset=offset, max_bytes=AUDIT_CHUNK_BYTES),
+            idempotent=True,
+        )
+        total = int(response.total_bytes)
+        if total > AUDIT_BLOB_BYTES_MAX or (not response.data and offset < total):
+            raise CommandError(f"blob {digest}: the broker sent a bad piece at {offset}")
+        chunks.append(bytes(response.data))
+        offset += len(response.data)
+    blob = b"".join(chunks)
+    if hashlib.sha256(blob).digest() != sha256:
+        raise CommandError(f"blob {digest}: the bytes the broker sent do not match the digest")
+    return blob
