@@ -21,13 +21,21 @@ Submit, in order: scope and tenant (NOT_FOUND); the idempotency key (a known key
 request, created = false, when the spec is the same, else ALREADY_EXISTS); validation
 (INVALID_ARGUMENT); the workload module and input the tenant pushed (uplink.py: NOT_FOUND,
 INVALID_ARGUMENT); a request no node can ever take is stored UNSCHEDULABLE at once with the
-reason, reserving nothing; otherwise the quote's maximum over the nodes it may use is reserved
-(FAILED_PRECONDITION naming kind and shortfall, and nothing stored, if the tenant is short),
-then the request is stored SUBMITTED → PENDING in one transaction. Two Submits racing with one
-key both reserve under different request ids; the database's unique (tenant, key) picks the
-winner and the loser voids its own reservation and returns the winner's request. A crash
-between the reservation and the insert leaves a reservation no request owns: the ledger
-releases it at its timeout (deadline + grace).
+reason, reserving nothing. Otherwise, so that a crash at any point leaves either a request
+with its reservation or neither (recovery.py finds what a crash left half-way):
+
+1. the request is stored SUBMITTED (its reservation not open);
+2. the quote's maximum over the nodes it may use is reserved, in transfers whose ids and
+   user_data derive from the request id — too few tokens is FAILED_PRECONDITION naming kind
+   and shortfall, and the SUBMITTED request is deleted: nothing reserved, nothing stored;
+3. the request moves SUBMITTED → PENDING, which records its reservation open.
+
+A crash after 1 leaves a SUBMITTED request; after 2, one whose pending transfers the ledger
+holds: a starting broker fails the first kind and voids the second's transfers. If the request
+left SUBMITTED during step 2 (a starting replica's recovery, its deadline, a cancellation),
+step 3 finds it moved on and Submit voids the reservation itself. Two Submits racing with one
+key: the unique (tenant, key) index lets one store its request; the other reserves nothing and
+returns that request (created = false) once its submission is over.
 
 Does not own: the lifecycle rules (lifecycle.py), storage (store.py), the ledger (reservations),
 the scheduling loop (orbitq.services.scheduling, which works on this object's store,
@@ -48,7 +56,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from orbitq.ledger.store.writer import GroupCommitWriter
-from orbitq.services import pagination
+from orbitq.services import crashpoint, pagination
 from orbitq.services.auth import Principal
 from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.constellation import Constellation
@@ -96,6 +104,13 @@ CATALOG_SECONDS = 5.0
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 CANCEL_ATTEMPTS_MAX = 4
 REASON_WAITING = "waiting for the next scheduling cycle"
+# Submits racing with one key: attempts before giving up (each one saw a request stored and
+# then discarded for want of tokens, so this is only reached under a storm of such races).
+SUBMIT_ATTEMPTS_MAX = 4
+# How long a Submit whose key is taken waits for the other submission to finish reserving.
+SUBMITTING_WAIT_SECONDS = 10.0
+SUBMITTING_POLL_SECONDS = 0.05
+_JUST_SUBMITTED = frozenset({RequestState.SUBMITTED})
 
 
 def _nothing() -> None:
@@ -187,9 +202,20 @@ class Requests:
         self._tenants.get(owner)
         key = _check_key(idempotency_key) or secrets.token_hex(16)
         incoming = spec_rules.normalize(spec)
-        existing = self.store.by_key(owner, key)
-        if existing is not None:
-            return _same_request(existing, incoming, key), False
+        for _ in range(SUBMIT_ATTEMPTS_MAX):
+            existing = self._by_key_settled(owner, key)
+            if existing is not None:
+                return _same_request(existing, incoming, key), False
+            made = self._submit_new(owner, key, incoming)
+            if made is not None:
+                return made, True
+            # Another Submit with this key stored its request first: look at it.
+        raise UnavailableError(
+            f"idempotency key {key[:40]!r}: concurrent submissions keep racing; retry"
+        )
+
+    def _submit_new(self, owner: str, key: str, incoming: RequestSpec) -> StoredRequest | None:
+        """Validate, store, reserve, then open; None when another Submit has the key."""
         now_ns = to_ns(self._now())
         checked = spec_rules.validate(incoming, now_ns // NANOS_PER_SECOND)
         check_uplink(checked, owner, self._blobs, modules_required=self._modules_required)
@@ -198,71 +224,92 @@ class Requests:
         eligibility = spec_rules.eligible(checked, catalog)
         request_id = self._request_ids()
         if not eligibility.nodes:
-            return self._store_new(
-                _new(request_id, owner, key, checked, now_ns),
-                S.UNSCHEDULABLE,
-                eligibility.reason,
-                incoming,
+            # Nothing to reserve: stored UNSCHEDULABLE at once, in one transaction.
+            return self._insert(
+                _new(request_id, owner, key, checked, now_ns), S.UNSCHEDULABLE, eligibility.reason
             )
         cost = spec_rules.quote_for(checked, eligibility.nodes).maximum
         timeout = checked.deadline + GRACE_SECONDS - now_ns // NANOS_PER_SECOND
         new = _new(request_id, owner, key, checked, now_ns, cost)
+        if self._insert(new, S.SUBMITTED, "submitted") is None:
+            return None
+        crashpoint.reached("submit.stored")
         try:
             self._reservations.reserve(request_id, owner, cost, timeout)
         except FailedPreconditionError:
-            # A concurrent Submit with this key may have won and spent the tokens.
-            raced = self.store.by_key(owner, key)
-            if raced is not None:
-                return _same_request(raced, incoming, key), False
+            # Nothing was reserved (the chain is all or nothing): nothing is kept either.
+            self.store.discard(request_id)
+            self._hub.publish()
             raise
+        except BaseException:
+            log.error(
+                "request %s: reserving its tokens failed with an unknown outcome; it stays"
+                " SUBMITTED until the next broker start recovers it (recovery.py)",
+                request_id,
+            )
+            raise
+        crashpoint.reached("submit.reserved")
         reason = (
             f"reserved cpu {cost.cpu:,}, storage {cost.storage:,}, link {cost.link:,} until"
             f" {rfc3339(checked.deadline + GRACE_SECONDS)}; {REASON_WAITING}"
         )
-        try:
-            stored, created = self._store_new(new, S.PENDING, reason, incoming)
-        except BaseException:
-            self._release_unowned(new)
-            raise
-        if not created:
-            self._release_unowned(new)
-        else:
-            self._on_submitted()
-        return stored, created
+        (opened,) = self.store.apply([Move(request_id, _JUST_SUBMITTED, S.PENDING, reason)], now_ns)
+        self._hub.publish()
+        if opened is None:
+            return self._lost_while_reserving(request_id)
+        crashpoint.reached("submit.pending")
+        self._on_submitted()
+        return opened
 
-    def _store_new(
-        self, new: StoredRequest, state: RequestState, reason: str, incoming: RequestSpec
-    ) -> tuple[StoredRequest, bool]:
-        stored = replace(
-            new,
-            state=state,
-            sequence=2,
-            reason=reason,
-            reservation_open=state is S.PENDING,
-            ended_ns=new.submitted_ns if state.terminal else None,
-        )
-        transitions = [
-            Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted"),
-            Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason),
-        ]
+    def _insert(self, new: StoredRequest, state: RequestState, reason: str) -> StoredRequest | None:
+        """Store `new` in `state` (SUBMITTED, or straight on to a terminal state with both
+        transitions); None if the tenant already has a request with its key."""
+        stored = new
+        transitions = [Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted")]
+        if state is not S.SUBMITTED:
+            stored = replace(
+                new,
+                state=state,
+                sequence=2,
+                reason=reason,
+                ended_ns=new.submitted_ns if state.terminal else None,
+            )
+            transitions.append(Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason))
         try:
             self.store.insert(stored, transitions)
         except DuplicateKeyError:
-            winner = self.store.by_key(new.tenant, new.idempotency_key)
-            assert winner is not None
-            return _same_request(winner, incoming, new.idempotency_key), False
+            return None
         self._hub.publish()
-        return stored, True
+        return stored
 
-    def _release_unowned(self, request: StoredRequest) -> None:
-        """Void a reservation made for a request that was never stored."""
-        done = self._reservations.release([request])
-        if request.id not in done:
+    def _lost_while_reserving(self, request_id: str) -> StoredRequest:
+        """The request left SUBMITTED while its tokens were being reserved — a starting
+        replica's recovery failed it, its deadline passed, or it was cancelled — and none of
+        those released the reservation (it was not open yet): release it here."""
+        current = self.store.get(request_id)
+        assert current is not None, "only Submit discards, and only a request it owns"
+        if request_id not in self._reservations.release([current]):
             log.error(
-                "request %s was not stored and its reservation could not be released now; the"
-                " ledger releases it at its timeout",
-                request.id,
+                "request %s ended %s during its submission; its reservation could not be"
+                " released now: the next broker start releases it (recovery.py)",
+                request_id,
+                current.state.label,
             )
+        return current
+
+    def _by_key_settled(self, tenant: str, key: str) -> StoredRequest | None:
+        """The tenant's request with `key` once its submission is over (or the wait is: then
+        as it is). None if there is none, or it was discarded for want of tokens."""
+        deadline = time.monotonic() + SUBMITTING_WAIT_SECONDS
+        while True:
+            version = self._hub.version
+            found = self.store.by_key(tenant, key)
+            left = deadline - time.monotonic()
+            if found is None or found.state is not S.SUBMITTED or left <= 0:
+                return found
+            # Another Submit is reserving for it (here or on another replica, which this
+            # process hears nothing from: hence the short waits).
+            self._hub.wait(version, min(SUBMITTING_POLL_SECONDS, left))
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -335,8 +382,12 @@ class Requests:
                 f"request {request_id} keeps changing state; retry the cancellation"
             )
         self._hub.publish()
-        done = self._reservations.release([moved])
-        self.store.close_reservations(done, now_ns)
+        if moved.reservation_open:
+            # (Cancelled while still SUBMITTED: its Submit has not opened a reservation, and a
+            # void of one not made yet would be recorded as failed under the release's id; the
+            # Submit releases what it reserves when it finds the request cancelled.)
+            done = self._reservations.release([moved])
+            self.store.close_reservations(done, now_ns)
         return self.get(principal, request_id)
 
     def watch(
