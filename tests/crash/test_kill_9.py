@@ -37,6 +37,7 @@ from tests.crash.processes import (
     DataDir,
     Serving,
     check_after,
+    check_log,
     database_of,
     init_data_dir,
     wait_for,
@@ -201,6 +202,7 @@ def test_kill_9_at_random_points_leaves_nothing_lost_doubled_or_orphaned(
     finally:
         serving.stop()
     facts = check_after(data)
+    check_log(log)
     print(
         f"\n[crash {database_of(db_url)} seed {SEED}] rounds {len(plan)}"
         f" ({', '.join(p or 'kill' for p in plan)});"

@@ -15,12 +15,14 @@ In one run, with both replicas serving:
 - with both stopped, the books balance with no orphaned reservation, balances equal a replay
   of the transfers, and `orbitq ledger verify` passes (tests/crash/processes.check_after).
 
-Each run is seeded (amounts, which replica a client starts on); RUNS runs, each on a fresh
-schema. Settlement "plan": the clock starts and completes placed work, no node agents.
+Each run is seeded (amounts, which replica a client starts on); RUNS runs (one by default,
+ORBITQ_REPLICA_RUNS for more), each on a fresh schema. Settlement "plan": the clock starts and
+completes placed work, no node agents.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,12 +43,20 @@ from orbitq.clients import (
 )
 from orbitq.services.scheduling.leader import lock_key
 from tests.conftest import EPOCH
-from tests.crash.processes import DataDir, Serving, check_after, init_data_dir, wait_for
+from tests.crash.processes import (
+    DataDir,
+    Serving,
+    check_after,
+    check_log,
+    init_data_dir,
+    wait_for,
+)
 from tests.integration.sky import starlink_text, stations_csv
 
 pytestmark = pytest.mark.postgres
 
-RUNS = 2
+# One run in the suite (time budget); ORBITQ_REPLICA_RUNS=n for more, each on a new schema.
+RUNS = int(os.environ.get("ORBITQ_REPLICA_RUNS", "1"))
 CLIENTS = 8
 LIMIT = 150  # the tenant's cpu tokens: about 75 transfers of 1-3 drain it
 LEADER_LINE = "this broker now runs the scheduler"
@@ -101,6 +111,8 @@ def test_two_replicas_share_the_ledger_and_hand_over_scheduling(
             if serving.alive:
                 serving.stop()
     facts = check_after(data)
+    for serving in replicas:
+        check_log(serving.log)
     print(
         f"\n[replicas run {run}] transfers acknowledged {len(books.acked)}"
         f" ({sum(books.acked.values())} of {LIMIT} tokens), refused {books.refused};"
