@@ -444,10 +444,10 @@ class WritePath:
         end = start + len(datas)
         assert frontier.size == end
         if datas:
-            cursor.executemany(
-                self._dialect.sql(
-                    "INSERT INTO ledger_entries (idx, data, hashes) VALUES (?, ?, ?)"
-                ),
+            self._dialect.insert_rows(
+                cursor,
+                "ledger_entries",
+                "idx, data, hashes",
                 zip(range(start, end), datas, stored, strict=True),
             )
         return end
@@ -478,12 +478,8 @@ class WritePath:
             )
         if not rows:
             return
-        sql = self._dialect.sql(
-            f"INSERT INTO ledger_transfers ({TRANSFER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         try:
-            cursor.executemany(sql, rows)
+            self._dialect.insert_rows(cursor, "ledger_transfers", TRANSFER_COLUMNS, rows)
         except Exception as error:
             if is_unique_violation(error):
                 raise _DuplicateIdError from error
