@@ -7,9 +7,10 @@ writer, the request row and its transitions, all durable — driven by a separat
 at fixed concurrency. Against it, an empty unary RPC registered on the same server (same
 interceptors, same auth), measured before and after; the better of the two is the limit.
 
-The broker runs as in production: each Submit asks for a scheduling cycle soon, and the cycles
-(which place the new requests) run on the broker's own threads while the load goes on. Their
-cost is part of what a tenant's Submit meets, so it stays in the figure.
+The broker runs as in production (settlement by receipts, an enrolled agent per node): each
+Submit asks for a scheduling cycle soon, and the cycles (which place the new requests and sign
+their tickets) run on the broker's own threads while the load goes on. Their cost is part of
+what a tenant's Submit meets, so it stays in the figure.
 
 Figures: `submit_ratio` (target >= 0.5) and p50/p99 beside the empty call's
 (`submit_p99_ratio`, target <= 3). With ORBITQ_BENCH_PG_URL set (or PostgreSQL reachable at the
@@ -32,12 +33,14 @@ from typing import Any
 import grpc
 import grpc.aio
 import wasmtime
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.common import peak_rss_mb, percentile, publish
 from bench.postgres import postgres_schema
 from orbitq.clients import BrokerClient
 from orbitq.ledger.model import Kind
+from orbitq.services.agents.enrollment import EnrollRequest
 from orbitq.services.auth import Principal
 from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.config import load_config
@@ -60,6 +63,7 @@ EMPTY_METHOD = "/orbitq.bench.Bench/Empty"
 SUBMIT_METHOD = "/orbitq.v1.RequestService/Submit"
 OPERATOR = Principal("bench", Role.OPERATOR)
 # The smallest valid WASI command: a request must name a pushed module.
+AGENT_FUEL_PER_CORE_SECOND = 16 * 10**9
 MODULE_WAT = '(module (memory (export "memory") 1) (func (export "_start")))'
 
 
@@ -129,6 +133,8 @@ def _load_process(target: str, key: str, kind: str, body: bytes, queue: Any) -> 
 
 
 def _world(broker: Broker) -> None:
+    """The satellites, every bundled station, 24 h of contacts, and an enrolled agent per node
+    (placement needs one: tickets are signed for it)."""
     lines = bundled_path("starlink").read_text(encoding="ascii").splitlines()
     text = "\n".join(lines[: 3 * SATELLITES]) + "\n"
     broker.constellation.import_nodes(OPERATOR, NodeImport(text=text))
@@ -136,6 +142,12 @@ def _world(broker: Broker) -> None:
         OPERATOR, bundled_path("ground-stations").read_text(encoding="utf-8")
     )
     broker.refresh_contacts()
+    for node in broker.constellation.nodes():
+        token = broker.agents.create_enrollment_token(OPERATOR, node.id, "contacts", 600)
+        public = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        broker.agents.enroll(
+            EnrollRequest(node.id, public, token.token, AGENT_FUEL_PER_CORE_SECOND, "bench")
+        )
 
 
 def _run(directory: Path, db_url: str | None) -> dict[str, Any]:
