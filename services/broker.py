@@ -4,8 +4,8 @@ Owns: assembling the database, migrations, ledger store and writer, identity, do
 (the request service and, beside it, the scheduling loop that works on its requests; the blob
 store; the node agents' side, with the ticket key) and background jobs (APScheduler calling
 plain functions: expiry of reservations, checkpoint signing, refreshing the contact plan,
-scheduling cycles, node health, result retention) from a BrokerConfig; recovery of what a
-crash left half-way in Submit, at start; the settlement mode
+scheduling cycles, node health, result retention) from a BrokerConfig; recovery of
+reservations no request owns, at start; the settlement mode
 (`receipts`: node agents start and complete work; `plan`: the clock does); creating a data
 directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs);
 telling listeners (the server's health) when the ledger writer halts on a broken invariant.
@@ -316,9 +316,9 @@ class Broker:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def recover(self) -> RecoveryReport:
-        """Finish or undo what a crash left half-way in Submit (orbitq.services.requests.
-        recovery): run by `start`, before serving."""
-        return recover(self.engine, self.requests.store, self.requests.reservations, self.now_ns())
+        """Release reservations no request owns (orbitq.services.requests.recovery): run by
+        `start`, before serving."""
+        return recover(self.engine, self.requests.store, self.requests.reservations)
 
     def start(self) -> None:
         self.writer.start()

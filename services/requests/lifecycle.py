@@ -7,7 +7,6 @@ never a client's: clients only ever ask for a cancellation, which has its own ch
 
     SUBMITTED → PENDING → PLACED → RUNNING → COMPLETED
     SUBMITTED, PENDING → UNSCHEDULABLE | CANCELLED | EXPIRED
-    SUBMITTED → FAILED (the broker died while submitting it: recovery.py)
     PLACED  → CANCELLED | FAILED | PENDING (displaced; node down; the world changed)
     RUNNING → FAILED | PENDING (node fault while the deadline still allows a run)
 
@@ -26,9 +25,7 @@ S = RequestState
 
 ALLOWED: dict[RequestState | None, frozenset[RequestState]] = {
     None: frozenset({S.SUBMITTED}),
-    # SUBMITTED → PENDING only once the reservation is in the ledger (it opens the
-    # reservation in the store); → FAILED when a broker died before that (recovery.py).
-    S.SUBMITTED: frozenset({S.PENDING, S.UNSCHEDULABLE, S.CANCELLED, S.EXPIRED, S.FAILED}),
+    S.SUBMITTED: frozenset({S.PENDING, S.UNSCHEDULABLE, S.CANCELLED, S.EXPIRED}),
     S.PENDING: frozenset({S.PLACED, S.UNSCHEDULABLE, S.CANCELLED, S.EXPIRED}),
     # Back to PENDING: displaced by preemption, its node went down before the ticket went up,
     # or a changed world no longer holds its placement.

@@ -1,30 +1,24 @@
-"""Recovery at broker start: what a crash during Submit left half-way is finished or undone.
+"""Recovery at broker start: reservations that no request owns are released.
 
-Owns: `recover`, run once by every broker as it starts (before it serves), and what it looks
-for. Submit stores a request SUBMITTED, reserves its tokens, then moves it to PENDING
-(service.py), so a process killed in between leaves one of:
+Owns: `recover`, run once by every broker as it starts (before it serves). Submit commits a
+request's rows in the very ledger group that reserves its tokens (service.py), so no crash of
+this version leaves one without the other. A broker of an earlier version reserved first and
+stored the request after: killed in between, it left pending `reserve` transfers in escrow
+that belong to no stored request (issue 12: seen after kill -9 on PostgreSQL), holding the
+tenant's tokens until their timeout (the deadline + a grace of an hour). Recovery finds every
+open `reserve` transfer whose request is not stored, or is stored without its reservation open
+(it can own no pending transfer), and voids it through the ledger — a `void_pending` with the
+id a release of that request has, never an edit of ledger rows — so a retry, or a second
+replica doing the same at once, gets `exists`. What it finds and does is logged (WARNING), and
+returned as a `RecoveryReport`.
 
-1. **a SUBMITTED request** (killed before, during or after the reservation): it is moved to
-   FAILED, the operator's fault ("the broker stopped while submitting it"), its reservation
-   never opened. The tenant sees why; a retry with the same idempotency key returns it.
-2. **a pending `reserve` transfer that belongs to no live request**: its request is not in the
-   store at all (a broker of an earlier version reserved before storing), or is past SUBMITTED
-   without its reservation open (step 1, or a Submit that lost its request to another
-   replica's recovery and died before voiding). Each one is voided through the ledger — a
-   `void_pending` with the id a release of that request has (code `refund` for a request that
-   failed by the operator's fault, `release` otherwise), never an edit of ledger rows — so a
-   retry, a second replica doing the same, or the request's own Submit get `exists`.
-
-Everything found and done is logged (WARNING), and returned as a `RecoveryReport`.
-
-With replicas on one PostgreSQL database, a replica that starts while another is inside a
-Submit may fail that request in step 1: the other's move to PENDING then finds it FAILED and it
-voids its own reservation (service.py), so the worst outcome is one failed submission, never
-an orphan. A pending reservation is only ever voided after it was read from the ledger: a void
-of one that does not exist yet would be recorded as failed under the release's id (A9).
+A void is only sent for a pending transfer read from the ledger: a void of one that does not
+exist would be recorded as failed under the release's id (A9). The transfers are read before
+the requests, and Submit commits both at once, so a Submit on another replica is never taken
+for an orphan.
 
 Only `ledger_pending` and `ledger_transfers` are read here (open `reserve` transfers, in pages
-by id); every write goes through the ledger's writer or the request store.
+by id); every write goes through the ledger's writer.
 
 Does not own: the reservations' transfers (reservations.py), request storage (store.py), or
 terminal requests whose reservation is still open — those are owed, and the scheduling loop
@@ -42,48 +36,35 @@ import sqlalchemy as sa
 from orbitq.ledger.model import Code, Kind, PendingStatus
 from orbitq.ledger.store.tables import PendingRow, TransferRow
 from orbitq.services import crashpoint
-from orbitq.services.requests.lifecycle import Move
-from orbitq.services.requests.model import Fault, RequestState, StoredRequest
+from orbitq.services.requests.model import StoredRequest
 from orbitq.services.requests.reservations import REQUESTS_PER_BATCH_MAX, Reservations
 from orbitq.services.requests.store import RequestStore
 
 log = logging.getLogger(__name__)
 
-S = RequestState
 _PENDING: sa.Table = PendingRow.__table__  # type: ignore[attr-defined]
 _TRANSFERS: sa.Table = TransferRow.__table__  # type: ignore[attr-defined]
-# Requests moved per transaction, and pending transfers read per query.
+# Open reservations read per query, and at most this many queries (a million live
+# reservations: far above any deployment's; the rest would wait for their timeouts).
 PAGE_ROWS = 500
-# Bounds on one recovery's work (far above anything a crash leaves: a crash interrupts at most
-# as many Submits as there were RPC threads).
 PAGES_MAX = 2_000
-INTERRUPTED_REASON = (
-    "the broker stopped while submitting this request, before its tokens were reserved for"
-    " good; nothing is charged: submit it again with a new idempotency key"
-)
 
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
-    """Request ids: SUBMITTED ones failed; those whose orphaned reservation was voided; those
-    whose orphaned reservation the ledger refused to void now (logged; their timeout
-    releases them)."""
+    """Request ids: those whose orphaned reservation was voided; those whose orphaned
+    reservation the ledger refused to void now (logged; their timeout releases them)."""
 
-    failed: tuple[str, ...] = ()
     released: tuple[str, ...] = ()
     unresolved: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:
-        return not (self.failed or self.released or self.unresolved)
+        return not (self.released or self.unresolved)
 
 
-def recover(
-    engine: sa.Engine, store: RequestStore, reservations: Reservations, now_ns: int
-) -> RecoveryReport:
-    """Fail interrupted submissions, then void reservations no live request owns."""
-    failed = _fail_interrupted(store, now_ns)
-    crashpoint.reached("recovery.failed")
+def recover(engine: sa.Engine, store: RequestStore, reservations: Reservations) -> RecoveryReport:
+    """Void the reservations no request owns (see the module docstring)."""
     released: list[str] = []
     unresolved: list[str] = []
     for page in _open_reservations(engine):
@@ -94,8 +75,10 @@ def recover(
             request = owners.get(request_id)
             if request is None:
                 unowned.extend((request_id, kind) for kind in kinds)
-            elif _orphaned(request):
+            elif not request.reservation_open:
                 stored.append(request)
+        if stored or unowned:
+            crashpoint.reached("recovery.found")
         for first in range(0, len(stored), REQUESTS_PER_BATCH_MAX):
             chunk = stored[first : first + REQUESTS_PER_BATCH_MAX]
             done = reservations.release(chunk)
@@ -106,32 +89,9 @@ def recover(
             ids = sorted({request_id for request_id, _ in unowned})
             released.extend(i for i in ids if i in done_unowned)
             unresolved.extend(i for i in ids if i not in done_unowned)
-    report = RecoveryReport(tuple(failed), tuple(released), tuple(unresolved))
+    report = RecoveryReport(tuple(released), tuple(unresolved))
     _log(report)
     return report
-
-
-def _orphaned(request: StoredRequest) -> bool:
-    # SUBMITTED: a Submit (of another replica) is reserving for it right now. Open: the request
-    # owns it (live), or owes its release or settlement (terminal: the scheduling loop's job).
-    return request.state is not S.SUBMITTED and not request.reservation_open
-
-
-def _fail_interrupted(store: RequestStore, now_ns: int) -> list[str]:
-    failed: list[str] = []
-    for _ in range(PAGES_MAX):
-        interrupted = store.page(None, frozenset({S.SUBMITTED}), PAGE_ROWS, None)
-        if not interrupted:
-            break
-        moves = [
-            Move(r.id, frozenset({S.SUBMITTED}), S.FAILED, INTERRUPTED_REASON, fault=Fault.OPERATOR)
-            for r in interrupted
-        ]
-        moved = [r.id for r in store.apply(moves, now_ns) if r is not None]
-        failed.extend(moved)
-        if len(interrupted) < PAGE_ROWS:
-            break
-    return failed
 
 
 def _open_reservations(engine: sa.Engine) -> Iterator[dict[str, list[Kind]]]:
@@ -171,14 +131,8 @@ def _open_reservations(engine: sa.Engine) -> Iterator[dict[str, list[Kind]]]:
 
 def _log(report: RecoveryReport) -> None:
     if report.clean:
-        log.info("recovery: no interrupted submission and no orphaned reservation")
+        log.info("recovery: no orphaned reservation")
         return
-    for request_id in report.failed:
-        log.warning(
-            "recovery: request %s was interrupted during Submit (SUBMITTED): now FAILED,"
-            " operator's fault",
-            request_id,
-        )
     for request_id in report.released:
         log.warning(
             "recovery: released the orphaned reservation of request %s (no live request owned it)",
@@ -191,9 +145,7 @@ def _log(report: RecoveryReport) -> None:
             request_id,
         )
     log.warning(
-        "recovery: %d interrupted submission(s) failed, %d orphaned reservation(s) released,"
-        " %d left to their timeout",
-        len(report.failed),
+        "recovery: %d orphaned reservation(s) released, %d left to their timeout",
         len(report.released),
         len(report.unresolved),
     )

@@ -6,9 +6,9 @@ Owns: the transfers of a request (docs/scheduler.md, "Reservation and settlement
   non-zero cost (cpu, storage, link), code `reserve`, timeout = deadline + grace - now;
 - **release** — a `void_pending` of each: code `release` for cancelled, unschedulable and
   expired requests, code `refund` for requests that failed by the operator's fault (the
-  node, its agent or its contacts, a broker that died during Submit: the tenant gets
-  everything back and the ledger says why); `void_unowned` releases, with the same ids and
-  code `release`, a reservation whose request was never stored (recovery.py);
+  node, its agent or its contacts: the tenant gets everything back and the ledger says why);
+  `void_unowned` releases, with the same ids and code `release`, a reservation whose request
+  was never stored (recovery.py);
 - **settle** — per kind, a chain of a `post_pending` of the actual amount (code `settle`; the
   rest returns to the tenant) linked with a transfer of that amount escrow → consumed (code
   `consume`), so escrow returns to zero; a kind whose actual amount is 0 is released instead;
@@ -46,7 +46,7 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
-from orbitq.ledger.store import CreateTransfers
+from orbitq.ledger.store import AttachedWrite, CreateTransfers
 from orbitq.ledger.store.work import Outcomes
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.quota import Quota
@@ -120,10 +120,18 @@ class Reservations:
 
     # -- reserve -------------------------------------------------------------------------------
 
-    def reserve(self, request_id: str, tenant: str, cost: Cost, timeout_seconds: int) -> None:
+    def reserve(
+        self,
+        request_id: str,
+        tenant: str,
+        cost: Cost,
+        timeout_seconds: int,
+        *,
+        attached: AttachedWrite | None = None,
+    ) -> None:
         """Reserve `cost` for the request in one linked chain, or raise (FailedPrecondition
         naming the kind and the shortfall when the tenant has too few tokens): all or
-        nothing."""
+        nothing. `attached` (the request's own rows) commits with the chain or not at all."""
         assert timeout_seconds > 0
         accounts = self._quota.account_ids(tenant)
         escrow = self._quota.system_account_ids()
@@ -144,7 +152,7 @@ class Reservations:
             if amount_of(cost, kind) > 0
         ]
         assert transfers, "a request always costs cpu and storage"
-        self._quota.apply_linked(transfers, tenant, purpose="reservation")
+        self._quota.apply_linked(transfers, tenant, purpose="reservation", attached=attached)
 
     # -- release and settle --------------------------------------------------------------------
 

@@ -21,21 +21,15 @@ Submit, in order: scope and tenant (NOT_FOUND); the idempotency key (a known key
 request, created = false, when the spec is the same, else ALREADY_EXISTS); validation
 (INVALID_ARGUMENT); the workload module and input the tenant pushed (uplink.py: NOT_FOUND,
 INVALID_ARGUMENT); a request no node can ever take is stored UNSCHEDULABLE at once with the
-reason, reserving nothing. Otherwise, so that a crash at any point leaves either a request
-with its reservation or neither (recovery.py finds what a crash left half-way):
-
-1. the request is stored SUBMITTED (its reservation not open);
-2. the quote's maximum over the nodes it may use is reserved, in transfers whose ids and
-   user_data derive from the request id — too few tokens is FAILED_PRECONDITION naming kind
-   and shortfall, and the SUBMITTED request is deleted: nothing reserved, nothing stored;
-3. the request moves SUBMITTED → PENDING, which records its reservation open.
-
-A crash after 1 leaves a SUBMITTED request; after 2, one whose pending transfers the ledger
-holds: a starting broker fails the first kind and voids the second's transfers. If the request
-left SUBMITTED during step 2 (a starting replica's recovery, its deadline, a cancellation),
-step 3 finds it moved on and Submit voids the reservation itself. Two Submits racing with one
-key: the unique (tenant, key) index lets one store its request; the other reserves nothing and
-returns that request (created = false) once its submission is over.
+reason, reserving nothing; otherwise the quote's maximum over the nodes it may use is reserved
+(FAILED_PRECONDITION naming kind and shortfall, and nothing stored, if the tenant is short),
+and the request stored SUBMITTED → PENDING in the same transaction: the request's rows ride in
+the ledger group that reserves for it (CreateTransfers.attached), so both commit or neither
+does — no crash leaves a reservation without its request — and Submits share group commits.
+Two Submits racing with one key: the database's unique (tenant, key) refuses the loser's rows,
+which fails its reservation with them, and the loser returns the winner's request. Reservations
+that brokers of earlier versions left without a request (they reserved, then stored) are
+released when a broker starts (recovery.py).
 
 Does not own: the lifecycle rules (lifecycle.py), storage (store.py), the ledger (reservations),
 the scheduling loop (orbitq.services.scheduling, which works on this object's store,
@@ -55,6 +49,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from orbitq.ledger.store import AttachedWriteError
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services import crashpoint, pagination
 from orbitq.services.auth import Principal
@@ -104,13 +99,6 @@ CATALOG_SECONDS = 5.0
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 CANCEL_ATTEMPTS_MAX = 4
 REASON_WAITING = "waiting for the next scheduling cycle"
-# Submits racing with one key: attempts before giving up (each one saw a request stored and
-# then discarded for want of tokens, so this is only reached under a storm of such races).
-SUBMIT_ATTEMPTS_MAX = 4
-# How long a Submit whose key is taken waits for the other submission to finish reserving.
-SUBMITTING_WAIT_SECONDS = 10.0
-SUBMITTING_POLL_SECONDS = 0.05
-_JUST_SUBMITTED = frozenset({RequestState.SUBMITTED})
 
 
 def _nothing() -> None:
@@ -202,20 +190,9 @@ class Requests:
         self._tenants.get(owner)
         key = _check_key(idempotency_key) or secrets.token_hex(16)
         incoming = spec_rules.normalize(spec)
-        for _ in range(SUBMIT_ATTEMPTS_MAX):
-            existing = self._by_key_settled(owner, key)
-            if existing is not None:
-                return _same_request(existing, incoming, key), False
-            made = self._submit_new(owner, key, incoming)
-            if made is not None:
-                return made, True
-            # Another Submit with this key stored its request first: look at it.
-        raise UnavailableError(
-            f"idempotency key {key[:40]!r}: concurrent submissions keep racing; retry"
-        )
-
-    def _submit_new(self, owner: str, key: str, incoming: RequestSpec) -> StoredRequest | None:
-        """Validate, store, reserve, then open; None when another Submit has the key."""
+        existing = self.store.by_key(owner, key)
+        if existing is not None:
+            return _same_request(existing, incoming, key), False
         now_ns = to_ns(self._now())
         checked = spec_rules.validate(incoming, now_ns // NANOS_PER_SECOND)
         check_uplink(checked, owner, self._blobs, modules_required=self._modules_required)
@@ -224,92 +201,58 @@ class Requests:
         eligibility = spec_rules.eligible(checked, catalog)
         request_id = self._request_ids()
         if not eligibility.nodes:
-            # Nothing to reserve: stored UNSCHEDULABLE at once, in one transaction.
-            return self._insert(
-                _new(request_id, owner, key, checked, now_ns), S.UNSCHEDULABLE, eligibility.reason
+            return self._store_new(
+                _new(request_id, owner, key, checked, now_ns),
+                S.UNSCHEDULABLE,
+                eligibility.reason,
+                incoming,
             )
         cost = spec_rules.quote_for(checked, eligibility.nodes).maximum
         timeout = checked.deadline + GRACE_SECONDS - now_ns // NANOS_PER_SECOND
-        new = _new(request_id, owner, key, checked, now_ns, cost)
-        if self._insert(new, S.SUBMITTED, "submitted") is None:
-            return None
-        crashpoint.reached("submit.stored")
-        try:
-            self._reservations.reserve(request_id, owner, cost, timeout)
-        except FailedPreconditionError:
-            # Nothing was reserved (the chain is all or nothing): nothing is kept either.
-            self.store.discard(request_id)
-            self._hub.publish()
-            raise
-        except BaseException:
-            log.error(
-                "request %s: reserving its tokens failed with an unknown outcome; it stays"
-                " SUBMITTED until the next broker start recovers it (recovery.py)",
-                request_id,
-            )
-            raise
-        crashpoint.reached("submit.reserved")
         reason = (
             f"reserved cpu {cost.cpu:,}, storage {cost.storage:,}, link {cost.link:,} until"
             f" {rfc3339(checked.deadline + GRACE_SECONDS)}; {REASON_WAITING}"
         )
-        (opened,) = self.store.apply([Move(request_id, _JUST_SUBMITTED, S.PENDING, reason)], now_ns)
-        self._hub.publish()
-        if opened is None:
-            return self._lost_while_reserving(request_id)
-        crashpoint.reached("submit.pending")
-        self._on_submitted()
-        return opened
-
-    def _insert(self, new: StoredRequest, state: RequestState, reason: str) -> StoredRequest | None:
-        """Store `new` in `state` (SUBMITTED, or straight on to a terminal state with both
-        transitions); None if the tenant already has a request with its key."""
-        stored = new
-        transitions = [Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted")]
-        if state is not S.SUBMITTED:
-            stored = replace(
-                new,
-                state=state,
-                sequence=2,
-                reason=reason,
-                ended_ns=new.submitted_ns if state.terminal else None,
+        stored, transitions = _admitted(
+            _new(request_id, owner, key, checked, now_ns, cost), S.PENDING, reason
+        )
+        try:
+            # The request's rows ride in the ledger group that reserves for it: both commit,
+            # or neither (no crash leaves a reservation without its request), in a shared
+            # group commit rather than a durable transaction of their own.
+            self._reservations.reserve(
+                request_id,
+                owner,
+                cost,
+                timeout,
+                attached=lambda connection: self.store.insert_on(connection, stored, transitions),
             )
-            transitions.append(Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason))
+        except (FailedPreconditionError, AttachedWriteError):
+            # A concurrent Submit with this key may have won (the unique key refused our rows,
+            # and so our reservation), or won and spent the tokens.
+            raced = self.store.by_key(owner, key)
+            if raced is not None:
+                return _same_request(raced, incoming, key), False
+            raise
+        # Committed, not yet answered: a crash here must leave the request for a retry.
+        crashpoint.reached("submit.committed")
+        self._hub.publish()
+        self._on_submitted()
+        return stored, True
+
+    def _store_new(
+        self, new: StoredRequest, state: RequestState, reason: str, incoming: RequestSpec
+    ) -> tuple[StoredRequest, bool]:
+        """Store a request that reserves nothing (UNSCHEDULABLE) in a transaction of its own."""
+        stored, transitions = _admitted(new, state, reason)
         try:
             self.store.insert(stored, transitions)
         except DuplicateKeyError:
-            return None
+            winner = self.store.by_key(new.tenant, new.idempotency_key)
+            assert winner is not None
+            return _same_request(winner, incoming, new.idempotency_key), False
         self._hub.publish()
-        return stored
-
-    def _lost_while_reserving(self, request_id: str) -> StoredRequest:
-        """The request left SUBMITTED while its tokens were being reserved — a starting
-        replica's recovery failed it, its deadline passed, or it was cancelled — and none of
-        those released the reservation (it was not open yet): release it here."""
-        current = self.store.get(request_id)
-        assert current is not None, "only Submit discards, and only a request it owns"
-        if request_id not in self._reservations.release([current]):
-            log.error(
-                "request %s ended %s during its submission; its reservation could not be"
-                " released now: the next broker start releases it (recovery.py)",
-                request_id,
-                current.state.label,
-            )
-        return current
-
-    def _by_key_settled(self, tenant: str, key: str) -> StoredRequest | None:
-        """The tenant's request with `key` once its submission is over (or the wait is: then
-        as it is). None if there is none, or it was discarded for want of tokens."""
-        deadline = time.monotonic() + SUBMITTING_WAIT_SECONDS
-        while True:
-            version = self._hub.version
-            found = self.store.by_key(tenant, key)
-            left = deadline - time.monotonic()
-            if found is None or found.state is not S.SUBMITTED or left <= 0:
-                return found
-            # Another Submit is reserving for it (here or on another replica, which this
-            # process hears nothing from: hence the short waits).
-            self._hub.wait(version, min(SUBMITTING_POLL_SECONDS, left))
+        return stored, True
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -382,12 +325,8 @@ class Requests:
                 f"request {request_id} keeps changing state; retry the cancellation"
             )
         self._hub.publish()
-        if moved.reservation_open:
-            # (Cancelled while still SUBMITTED: its Submit has not opened a reservation, and a
-            # void of one not made yet would be recorded as failed under the release's id; the
-            # Submit releases what it reserves when it finds the request cancelled.)
-            done = self._reservations.release([moved])
-            self.store.close_reservations(done, now_ns)
+        done = self._reservations.release([moved])
+        self.store.close_reservations(done, now_ns)
         return self.get(principal, request_id)
 
     def watch(
@@ -470,6 +409,25 @@ def _check_key(key: str) -> str:
     if key and not (key.isprintable() and key.isascii()):
         raise InvalidArgumentError("idempotency_key must be printable ASCII")
     return key
+
+
+def _admitted(
+    new: StoredRequest, state: RequestState, reason: str
+) -> tuple[StoredRequest, list[Transition]]:
+    """A new request as first stored, SUBMITTED -> `state`, and those two transitions."""
+    stored = replace(
+        new,
+        state=state,
+        sequence=2,
+        reason=reason,
+        reservation_open=state is S.PENDING,
+        ended_ns=new.submitted_ns if state.terminal else None,
+    )
+    transitions = [
+        Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted"),
+        Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason),
+    ]
+    return stored, transitions
 
 
 def _same_request(existing: StoredRequest, incoming: RequestSpec, key: str) -> StoredRequest:

@@ -2,8 +2,7 @@
 
 Owns: the SQL of the `requests`, `request_transitions` (migration 0003) and
 `request_receipts` (0005) tables: inserting a new request with its first transitions in one
-transaction, discarding one still SUBMITTED (Submit found nothing to reserve it with),
-applying `Move`s — each a conditional transition that bumps the request's
+transaction, applying `Move`s — each a conditional transition that bumps the request's
 sequence number and appends the numbered transition in the same transaction (with the usage
 receipt it ended by, if any), or changes nothing when the request has moved on — closing
 reservations, the queries the service, the scheduling loop and the node agents need, and rows
@@ -86,28 +85,23 @@ class RequestStore:
         assert transitions[-1].to_state is request.state
         try:
             with self._writing() as connection:
-                row = _row_of(request, self._receipt_grace)
-                connection.execute(sa.insert(REQUESTS).values(row))
-                connection.execute(
-                    sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions]
-                )
+                self.insert_on(connection, request, transitions)
         except sa.exc.IntegrityError:
             if self.by_key(request.tenant, request.idempotency_key) is not None:
                 raise DuplicateKeyError(request.idempotency_key) from None
             raise
 
-    def discard(self, request_id: str) -> bool:
-        """Delete a request still SUBMITTED, with its transitions (Submit found the tenant
-        short of tokens: nothing was reserved, so nothing is kept); False if it had moved on."""
-        with self._writing() as connection:
-            row = connection.execute(
-                sa.select(REQUESTS.c.state).where(REQUESTS.c.id == request_id).with_for_update()
-            ).first()
-            if row is None or RequestState(row.state) is not RequestState.SUBMITTED:
-                return False
-            connection.execute(sa.delete(TRANSITIONS).where(TRANSITIONS.c.request_id == request_id))
-            connection.execute(sa.delete(REQUESTS).where(REQUESTS.c.id == request_id))
-        return True
+    def insert_on(
+        self, connection: sa.Connection, request: StoredRequest, transitions: Sequence[Transition]
+    ) -> None:
+        """Store a new request and its first transitions through `connection`, in the caller's
+        transaction (Submit: the ledger group that reserves for it). A taken (tenant, key)
+        raises sa.exc.IntegrityError."""
+        assert transitions
+        assert transitions[-1].sequence == request.sequence
+        assert transitions[-1].to_state is request.state
+        connection.execute(sa.insert(REQUESTS).values(_row_of(request, self._receipt_grace)))
+        connection.execute(sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions])
 
     def apply(self, moves: Sequence[Move], now_ns: int) -> list[StoredRequest | None]:
         """Make each move whose request is still in one of its expected states, in order, in
@@ -378,9 +372,6 @@ def _apply_one(
     elif move.to is RequestState.PENDING:
         values["placement"] = None
         values["placed_node"] = None
-        if state is RequestState.SUBMITTED:
-            # Submit makes this move only once the reservation is in the ledger.
-            values["reservation_open"] = True
     if move.fault is not Fault.NONE:
         values["fault"] = int(move.fault)
     if move.receipt is not None:
@@ -416,11 +407,7 @@ def _apply_one(
     placement, _ = _placement_of(placement_text, move.request_id) if placement_text else (None, ())
     spec = RequestSpec.from_json(current["spec"])
     values["due_s"] = due_s(
-        move.to,
-        spec.deadline,
-        placement,
-        values.get("reservation_open", current["reservation_open"]),
-        receipt_grace,
+        move.to, spec.deadline, placement, current["reservation_open"], receipt_grace
     )
     updated = connection.execute(
         sa.update(REQUESTS)

@@ -33,6 +33,8 @@ from orbitq.services.broker import init_data_dir as broker_init
 from orbitq.services.config import load_config
 from orbitq.services.requests import LIVE_STATES, RequestState
 from orbitq.services.requests.reservations import amount_of
+from orbitq.services.requests.store import new_request_id
+from orbitq.services.scheduler import Cost
 
 # The bundled TLE snapshot's epoch is near 2025-12-06: the brokers' clock runs from there, so
 # the contact plan they compute is accurate.
@@ -166,6 +168,21 @@ def ledger_verify(data: DataDir) -> None:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli_main(["ledger", "verify", *data.config()])
     assert code == 0, out.getvalue() + err.getvalue()
+
+
+def plant_orphan(data: DataDir, tenant: str) -> str:
+    """With every broker stopped: a reservation for a request that is never stored, made
+    through the real ledger writer — what a broker of the earlier version left when killed
+    between reserving and storing. Returns the request id it names."""
+    broker = Broker(replace(load_config(data.path), checkpoint_interval_seconds=3600))
+    request_id = new_request_id()
+    broker.writer.start()
+    try:
+        broker.requests.reservations.reserve(request_id, tenant, Cost(600, 3000, 16), 7200)
+    finally:
+        broker.writer.stop()
+        broker.engine.dispose()
+    return request_id
 
 
 @dataclass(frozen=True)
