@@ -50,6 +50,9 @@ BOOKINGS: sa.Table = SQLModel.metadata.tables["station_bookings"]
 BOOKED: sa.Table = SQLModel.metadata.tables["booked_contacts"]
 # Booked windows not yet over, across all stations, after an import.
 BOOKED_WINDOWS_STORED_MAX = 100_000
+# Booked windows one read of the contacts in use holds (the stored limit, plus a week's ended
+# windows kept on record, fits within it).
+BOOKED_WINDOWS_READ_MAX = 2 * BOOKED_WINDOWS_STORED_MAX
 _HORIZON_NS = int(HORIZON_HOURS_MAX * 3600) * NANOS_PER_SECOND
 _RETENTION_NS = int(CONTACT_RETENTION_DAYS_DEFAULT * 86_400) * NANOS_PER_SECOND
 
@@ -357,27 +360,31 @@ def load(connection: sa.Connection, query: ContactQuery) -> Bookings | None:
     modes = {row.station: cast(BookingMode, row.mode) for row in connection.execute(select_modes)}
     if not modes:
         return None
-    conditions: list[Any] = [BOOKED.c.station.in_(sorted(modes)[:IN_LIST_VALUES_MAX])]
-    if query.node:
-        conditions.append(BOOKED.c.node == query.node)
-    if query.start_ns is not None:
-        conditions.append(BOOKED.c.los_ns > query.start_ns)
-    if query.end_ns is not None:
-        conditions.append(BOOKED.c.aos_ns < query.end_ns)
-    rows = connection.execute(
-        sa.select(
-            BOOKED.c.id,
-            BOOKED.c.node,
-            BOOKED.c.station,
-            BOOKED.c.aos_ns,
-            BOOKED.c.los_ns,
-            BOOKED.c.max_elevation_deg,
+    windows: list[StoredContact] = []
+    for batch in t.batches(sorted(modes), IN_LIST_VALUES_MAX):
+        conditions: list[Any] = [BOOKED.c.station.in_(batch)]
+        if query.node:
+            conditions.append(BOOKED.c.node == query.node)
+        if query.start_ns is not None:
+            conditions.append(BOOKED.c.los_ns > query.start_ns)
+        if query.end_ns is not None:
+            conditions.append(BOOKED.c.aos_ns < query.end_ns)
+        rows = connection.execute(
+            sa.select(
+                BOOKED.c.id,
+                BOOKED.c.node,
+                BOOKED.c.station,
+                BOOKED.c.aos_ns,
+                BOOKED.c.los_ns,
+                BOOKED.c.max_elevation_deg,
+            )
+            .where(*conditions)
+            .order_by(BOOKED.c.aos_ns, BOOKED.c.id)
+            .limit(BOOKED_WINDOWS_READ_MAX)
         )
-        .where(*conditions)
-        .order_by(BOOKED.c.aos_ns, BOOKED.c.id)
-        .limit(BOOKED_WINDOWS_STORED_MAX * 2)
-    )
-    return Bookings(modes, [t.contact_of(row) for row in rows])
+        windows.extend(t.contact_of(row) for row in rows)
+    windows.sort(key=lambda c: (c.aos_ns, c.id))
+    return Bookings(modes, windows[:BOOKED_WINDOWS_READ_MAX])
 
 
 def effective(

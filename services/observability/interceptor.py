@@ -2,7 +2,7 @@
 
 Owns: setting `current_request_id` for the call (so every log line written while it runs
 carries it, the `orbitq.rpc` line included), returning it to the caller as `x-request-id`
-initial metadata, and — when the broker serves metrics — counting each call by method and
+trailing metadata, and — when the broker serves metrics — counting each call by method and
 status and timing it (`RpcMetrics`). Does not own: the metrics' names (metrics.py) or the rest
 of the chain (orbitq.services.interceptors).
 """
@@ -36,7 +36,8 @@ class ObservabilityInterceptor(_Interceptor):
         def begin(context: grpc.ServicerContext) -> tuple[Any, float]:
             request_id = request_id_from(context.invocation_metadata())
             token = current_request_id.set(request_id)
-            context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+            # Trailing, not initial, metadata: it rides with the status, costing no extra write.
+            context.set_trailing_metadata(((REQUEST_ID_METADATA, request_id),))
             if metrics is not None:
                 metrics.started(labels)
             return token, time.perf_counter()

@@ -195,7 +195,7 @@ def test_json_log_lines_carry_the_request_id(broker: BrokerHandle, observed: Obs
                 constellation_pb2.ListNodesRequest(),
                 metadata=(auth, ("x-request-id", "trace-42")),
             )
-            assert ("x-request-id", "trace-42") in tuple(call.initial_metadata())
+            assert ("x-request-id", "trace-42") in tuple(call.trailing_metadata())
             stub.ListNodes(constellation_pb2.ListNodesRequest(), metadata=(auth,))
             # An id that is not a sane token is replaced, never echoed into the logs.
             stub.ListNodes(
