@@ -187,6 +187,13 @@ def test_bad_plans_are_refused_and_named(server: ServerHandle) -> None:
         )
         assert "record 2" in overlapping
         assert "overlaps record 1" in overlapping
+        others = sorted({c.node for c in future_contacts(server)} - {contact.node})[:2]
+        crowd = [good, *({**good, "node": node} for node in others)]
+        assert f"3 windows at once at station {contact.station}, which has 2" in bad(
+            server, json.dumps(crowd)
+        )
+        shared = [{**good, "antenna": 1}, {**good, "node": others[0], "antenna": 1}]
+        assert f"on antenna 1 at {contact.station}" in bad(server, json.dumps(shared))
         assert "has no time zone" in bad(
             server, json.dumps([{**good, "start": "2025-12-06T10:00"}])
         )
