@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from orbitq.ledger.errors import InvariantViolationError
 from orbitq.ledger.store.facade import LedgerStore
-from orbitq.ledger.store.work import WorkItem, WorkResult, work_weight
+from orbitq.ledger.store.work import AttachedWriteError, WorkItem, WorkResult, work_weight
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,10 @@ class GroupCommitWriter:
             return False
         except Exception as error:
             if len(group) == 1:
-                log.exception("ledger write failed")
+                if isinstance(error, AttachedWriteError):
+                    log.info("an item's attached write failed: %s", error)
+                else:
+                    log.exception("ledger write failed")
                 group[0].future.set_exception(error)
                 return True
             log.warning("group of %d failed; retrying its items one by one", len(group))
