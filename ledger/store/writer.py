@@ -107,6 +107,11 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
 
     @property
+    def queue_depth(self) -> int:
+        """Work items waiting for the writer (approximate: the queue moves meanwhile)."""
+        return self._queue.qsize()
+
+    @property
     def halt_reason(self) -> str | None:
         """What broke, once the writer halted on a broken invariant; None before."""
         return self._halt_reason
