@@ -18,7 +18,9 @@ the requests, and Submit commits both at once, so a Submit on another replica is
 for an orphan.
 
 Only `ledger_pending` and `ledger_transfers` are read here (open `reserve` transfers, in pages
-by id); every write goes through the ledger's writer.
+by id; only those whose id is the one derived from the request id in their `user_data`, so an
+operator's own pending transfer with code `reserve` is never touched); every write goes
+through the ledger's writer.
 
 Does not own: the reservations' transfers (reservations.py), request storage (store.py), or
 terminal requests whose reservation is still open — those are owed, and the scheduling loop
@@ -37,7 +39,12 @@ from orbitq.ledger.model import Code, Kind, PendingStatus
 from orbitq.ledger.store.tables import PendingRow, TransferRow
 from orbitq.services import crashpoint
 from orbitq.services.requests.model import StoredRequest
-from orbitq.services.requests.reservations import REQUESTS_PER_BATCH_MAX, Reservations
+from orbitq.services.requests.reservations import (
+    REQUESTS_PER_BATCH_MAX,
+    Reservations,
+    Step,
+    transfer_id,
+)
 from orbitq.services.requests.store import RequestStore
 
 log = logging.getLogger(__name__)
@@ -113,14 +120,13 @@ def _open_reservations(engine: sa.Engine) -> Iterator[dict[str, list[Kind]]]:
         if not rows:
             return
         page: dict[str, list[Kind]] = {}
-        for transfer_id, user_data, kind in rows:
+        for raw_id, user_data, kind in rows:
             data = bytes(user_data or b"")
-            if len(data) != 16:
-                log.error(
-                    "recovery: reserve transfer %s has no request id in its user_data; left to"
-                    " its timeout",
-                    bytes(transfer_id).hex(),
-                )
+            # A request's reservation has the id derived from its request id and kind; any
+            # other pending `reserve` (an operator's own two-phase transfer) is not ours.
+            if len(data) != 16 or int.from_bytes(bytes(raw_id), "big") != transfer_id(
+                data.hex(), Step.RESERVE, Kind(kind)
+            ):
                 continue
             page.setdefault(data.hex(), []).append(Kind(kind))
         yield page

@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from orbitq.ledger.model import Code, Kind, Result, SystemAccount
+from orbitq.clients import new_id
+from orbitq.ledger.model import Code, Kind, Outcome, Result, SystemAccount, Transfer, TransferFlag
+from orbitq.ledger.store import CreateTransfers
 from orbitq.services.requests.lifecycle import CANCELLABLE, Move
 from orbitq.services.requests.model import RequestState
 from orbitq.services.requests.reservations import Step, transfer_id
@@ -73,6 +75,31 @@ def test_an_owed_reservation_is_left_to_the_scheduling_loop(broker: BrokerHandle
     broker.broker.scheduling.advance()
     assert _escrow_pending(broker) == 0
     check_books(broker.broker, {"acme": MINTED})
+
+
+def test_a_pending_reserve_that_is_not_a_requests_is_left_alone(broker: BrokerHandle) -> None:
+    # An operator's own two-phase transfer with code `reserve` and 16 bytes of user_data: its
+    # id is not the one derived from them, so it is not a request's reservation.
+    _ready(broker)
+    accounts = broker.broker.quota.account_ids("acme")
+    escrow = broker.broker.quota.system_account_ids()
+    own = Transfer(
+        id=new_id(),
+        debit_account_id=accounts[Kind.CPU],
+        credit_account_id=escrow[(SystemAccount.ESCROW, Kind.CPU)],
+        amount=5,
+        user_data=bytes.fromhex(new_request_id()),
+        kind=int(Kind.CPU),
+        code=int(Code.RESERVE),
+        flags=int(TransferFlag.PENDING),
+        timeout_seconds=3600,
+    )
+    (outcome,) = broker.broker.writer.apply(CreateTransfers((own,)))
+    assert isinstance(outcome, Outcome)
+    assert outcome.result is Result.OK
+
+    assert broker.broker.recover().clean
+    assert _escrow_pending(broker) == 5
 
 
 def test_a_clean_start_recovers_nothing(broker: BrokerHandle) -> None:
