@@ -259,6 +259,7 @@ def audit_log(
     _check_pending(source.pending(), walk)  # V14
     _check_chain(checkpoints, [row[3] for row in rows])  # V19
     _check_head(head, checkpoints, walk)  # V20
+    _check_known_stored(checkpoints, known_roots or {})  # V19
     return AuditReport(
         entries=walk.size,
         transfers=walk.transfers,
@@ -1178,6 +1179,24 @@ def _check_head(
             f"checkpoint_hash {_show(newest_hash)}, but {stored} with body hash "
             f"{_show(stored_hash)}: the newest checkpoint was replaced",
         )
+
+
+def _check_known_stored(
+    checkpoints: Sequence[Checkpoint], known_roots: Mapping[int, bytes]
+) -> None:
+    """V19: a checkpoint verified before (from this broker's stored or served checkpoints) is
+    still stored: a signed checkpoint never disappears. Catches the newest checkpoints dropped
+    with the head row made to agree, which no audit of the database alone can see."""
+    stored = {checkpoint.size for checkpoint in checkpoints}
+    for size in sorted(known_roots):
+        if size not in stored:
+            newest = checkpoints[-1].size if checkpoints else None
+            raise CheckpointIntegrityError(
+                size,
+                f"the checkpoint of this size verified before is not stored (the newest stored "
+                f"is {newest if newest is not None else 'none'}): the log's signed checkpoints "
+                "were deleted, or the database was restored from an older copy",
+            )
 
 
 # --- labels for messages --------------------------------------------------------------------------
