@@ -1106,17 +1106,11 @@ def _check_chain(checkpoints: Sequence[Checkpoint], timestamps: Sequence[int]) -
                 f"with, {link.timestamp_ns} (L19)",
             )
         before = checkpoints[position - 1] if position else None
-        where = f"after checkpoint {before.size}" if before is not None else "before it"
         if link.seq > position + 1:
-            missing = (
-                f"#{position + 1}"
-                if link.seq == position + 2
-                else f"#{position + 1}..#{link.seq - 1}"
-            )
             raise CheckpointIntegrityError(
                 size,
                 f"it is the log's checkpoint #{link.seq}, but only {position} stored checkpoints "
-                f"come before it: checkpoint {missing} ({where}) was deleted",
+                f"come before it: {_deleted_before(link.seq, before)}",
             )
         if link.seq < position + 1:
             raise CheckpointIntegrityError(
@@ -1132,6 +1126,17 @@ def _check_chain(checkpoints: Sequence[Checkpoint], timestamps: Sequence[int]) -
                 f"but the stored checkpoint before it{f' ({before.size})' if before else ''} has "
                 f"{_show(expected)}: the checkpoint before it was replaced",
             )
+
+
+def _deleted_before(seq: int, before: Checkpoint | None) -> str:
+    """V19: which checkpoints are missing before checkpoint #seq, as precisely as is known."""
+    known = chain_link_of(before) if before is not None else None
+    first = 1 if before is None else known.seq + 1 if known is not None else None
+    if first is None:
+        return "checkpoints signed before it were deleted"
+    numbers = f"#{first}" if first == seq - 1 else f"#{first}..#{seq - 1}"
+    where = f" (after checkpoint {before.size})" if before is not None else ""
+    return f"checkpoint {numbers}{where} was deleted"
 
 
 def _check_head(

@@ -404,7 +404,7 @@ def test_a_deleted_older_checkpoint_is_named(
     found = grown(server, history, tmp_path)
     sql(server.broker, "DELETE FROM ledger_checkpoints WHERE size = ?", found[deleted])
     with pytest.raises(
-        CheckpointIntegrityError, match=f"checkpoint #{deleted + 1} .* was deleted"
+        CheckpointIntegrityError, match=f"checkpoint #{deleted + 1}\\b.* was deleted"
     ) as e:
         audit(server)
     assert e.value.size == found[deleted + 1]
