@@ -178,16 +178,13 @@ def fresh(template: Template, tmp_path: Path) -> Iterator[Callable[[], Copy]]:
             made.append((engine, None))
             return Copy(template.url_of(str(path)), engine.connect())
         schema = f"c_{secrets.token_hex(6)}"
+        statements = [f"CREATE SCHEMA {schema}"]
+        for table in LEDGER_TABLES:
+            source = f"{template.where}.{table.name}"
+            statements.append(f"CREATE TABLE {schema}.{table.name} (LIKE {source} INCLUDING ALL)")
+            statements.append(f"INSERT INTO {schema}.{table.name} SELECT * FROM {source}")
         with template.admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-            for table in LEDGER_TABLES:
-                conn.exec_driver_sql(
-                    f"CREATE TABLE {schema}.{table.name}"
-                    f" (LIKE {template.where}.{table.name} INCLUDING ALL)"
-                )
-                conn.exec_driver_sql(
-                    f"INSERT INTO {schema}.{table.name} SELECT * FROM {template.where}.{table.name}"
-                )
+            conn.exec_driver_sql("; ".join(statements))  # one round trip
         engine = sa.create_engine(template.url_of(schema), poolclass=sa.NullPool)
         made.append((engine, schema))
         return Copy(template.url_of(schema), engine.connect())
@@ -195,11 +192,12 @@ def fresh(template: Template, tmp_path: Path) -> Iterator[Callable[[], Copy]]:
     try:
         yield make
     finally:
-        for engine, schema in made:
+        for engine, _ in made:
             engine.dispose()
-            if schema is not None:
-                with template.admin.connect() as conn:
-                    conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        schemas = [schema for _, schema in made if schema is not None]
+        if schemas:
+            with template.admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {', '.join(schemas)} CASCADE")
 
 
 # -- what the template holds, to know what a message must name -----------------------------------
