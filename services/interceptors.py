@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import Message
 
 from orbitq.ledger.store.writer import WriterOverloadedError, WriterStoppedError
 from orbitq.services.auth import (
@@ -29,6 +30,7 @@ from orbitq.services.auth import (
     reset_current_principal,
     set_current_principal,
 )
+from orbitq.services.boundary import decoding
 from orbitq.services.errors import (
     AlreadyExistsError,
     BrokerError,
@@ -75,30 +77,33 @@ else:
     _ServerInterceptor = grpc.ServerInterceptor
 
 
-def _rewrap(handler: _Handler, wrap: Callable[[Behavior, bool], Behavior]) -> Any:
-    """The same handler with its behaviour wrapped (unary or server-streaming responses)."""
+def _rewrap(
+    handler: _Handler, wrap: Callable[[Behavior, bool], Behavior], deserializer: Any
+) -> Any:
+    """The same handler with its behaviour wrapped (unary or server-streaming responses) and
+    `deserializer` in place of its own."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap(handler.unary_unary, False),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             wrap(handler.unary_stream, True),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
             wrap(handler.stream_unary, False),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
         wrap(handler.stream_stream, True),
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
 
@@ -125,7 +130,9 @@ class _Interceptor(_ServerInterceptor):
         if wrapped is None:
             method = handler_call_details.method
             wrapped = _rewrap(
-                handler, lambda behavior, streaming: self.wrap(method, behavior, streaming)
+                handler,
+                lambda behavior, streaming: self.wrap(method, behavior, streaming),
+                self.wrap_deserializer(handler.request_deserializer),
             )
             with self._lock:
                 if len(self._wrapped) >= WRAPPED_HANDLERS_MAX:
@@ -135,6 +142,9 @@ class _Interceptor(_ServerInterceptor):
 
     def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
         raise NotImplementedError
+
+    def wrap_deserializer(self, deserializer: Any) -> Any:
+        return deserializer
 
 
 class LoggingInterceptor(_Interceptor):
@@ -186,29 +196,61 @@ def abort_for(error: Exception, context: grpc.ServicerContext, method: str) -> N
 
 
 class ErrorMappingInterceptor(_Interceptor):
+    """Also owns the requests refused before their method runs: each method's deserializer is
+    made tolerant (orbitq.services.boundary.decoding), and what it refused is raised here as
+    InvalidArgumentError, so it goes through the one table like every other error."""
+
+    def wrap_deserializer(self, deserializer: Any) -> Any:
+        return decoding.tolerant(deserializer)
+
     def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
 
         if streaming:
 
             def mapped_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
-                    yield from behavior(request, context)
+                    yield from behavior(_accepted(request), context)
                 except Exception as error:
-                    if _is_abort(error, context):
-                        raise
+                    if _is_abort(error, context) or _client_gone(error, context):
+                        return
                     abort_for(error, context, method)
 
             return mapped_stream
 
         def mapped(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                return behavior(request, context)
+                return behavior(_accepted(request), context)
             except Exception as error:
                 if _is_abort(error, context):
                     raise
+                if _client_gone(error, context):
+                    return None
                 abort_for(error, context, method)
 
         return mapped
+
+
+def _accepted(request: Any) -> Any:
+    """The request as decoded, or InvalidArgumentError for one the deserializer refused; for a
+    stream of requests, the stream checked message by message."""
+    if isinstance(request, decoding.Refused):
+        raise InvalidArgumentError(request.reason)
+    if isinstance(request, Message):
+        return request
+    return _accepted_each(request)
+
+
+def _accepted_each(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, decoding.Refused):
+            raise InvalidArgumentError(request.reason)
+        yield request
+
+
+def _client_gone(error: Exception, context: grpc.ServicerContext) -> bool:
+    # The client cancelled or the deadline passed: a stream's request iterator then raises a
+    # bare grpc.RpcError. Nobody is listening for a status, and it is no incident.
+    return isinstance(error, grpc.RpcError) or not context.is_active()
 
 
 def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
