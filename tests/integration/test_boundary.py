@@ -12,13 +12,14 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_reflection.v1alpha import reflection_pb2
 
 from orbitq.services import pagination
 from orbitq.services.constellation.plan import ContactQuery
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.quota import TransferFilter
-from orbitq.v1 import admin_pb2, constellation_pb2, quota_pb2, request_pb2
+from orbitq.v1 import admin_pb2, common_pb2, constellation_pb2, quota_pb2, request_pb2
 from tests.conftest import ServerHandle
 
 BAD_UTF8 = b"\xed\xa0\x80"  # a lone surrogate (U+D800) as CESU bytes: not UTF-8
@@ -84,7 +85,7 @@ def test_invalid_utf8_in_a_reflection_stream(
     good = reflection_pb2.ServerReflectionRequest(list_services="").SerializeToString()
     with grpc.insecure_channel(server.target) as channel:
         stream = channel.stream_stream(REFLECTION, lambda raw: raw, lambda raw: raw)
-        replies = stream(iter([good, bad]), timeout=TIMEOUT)
+        replies = iter(stream(iter([good, bad]), timeout=TIMEOUT))
         first = reflection_pb2.ServerReflectionResponse.FromString(next(replies))
         assert first.list_services_response.service
         with pytest.raises(grpc.RpcError) as refused:
@@ -110,9 +111,9 @@ def test_a_reflection_stream_whose_client_leaves_is_no_incident(
             reflection_pb2.ServerReflectionRequest.SerializeToString,
             reflection_pb2.ServerReflectionResponse.FromString,
         )
-        replies = stream(requests(), timeout=TIMEOUT)
-        assert next(replies).list_services_response.service
-        replies.cancel()
+        call = stream(requests(), timeout=TIMEOUT)
+        assert next(iter(call)).list_services_response.service
+        call.cancel()  # type: ignore[no-untyped-call]
         leave.set()
         # The server's logging interceptor writes one line when the stream's handler ends.
         deadline = time.monotonic() + TIMEOUT
@@ -144,20 +145,22 @@ def test_numbers_beyond_64_bits_are_refused_naming_the_field(
         (
             "/orbitq.v1.ConstellationService/ListContacts",
             constellation_pb2.ListContactsRequest(
-                start={"seconds": far}, end={"seconds": far + 1}
+                start=Timestamp(seconds=far), end=Timestamp(seconds=far + 1)
             ).SerializeToString(),
             "start.seconds = 4611686018427387904 is outside",
         ),
         (
             "/orbitq.v1.ConstellationService/ListContacts",
             constellation_pb2.ListContactsRequest(
-                start={"seconds": 1, "nanos": -1}
+                start=Timestamp(seconds=1, nanos=-1)
             ).SerializeToString(),
             "start.nanos = -1 is outside",
         ),
         (
             "/orbitq.v1.QuotaService/Mint",
-            quota_pb2.MintRequest(tenant="acme", amounts={"cpu": 2**63}).SerializeToString(),
+            quota_pb2.MintRequest(
+                tenant="acme", amounts=common_pb2.Amounts(cpu=2**63)
+            ).SerializeToString(),
             "amounts.cpu = 9223372036854775808 is above the maximum",
         ),
         (
@@ -185,8 +188,8 @@ def test_page_tokens_of_every_list_are_checked(
     caplog.set_level(logging.INFO)
     transfers = TransferFilter()
     contacts = ContactQuery()
-    requests = {"requests": None, "states": []}
-    nodes = {"labels": {}, "state": None}
+    requests: dict[str, object] = {"requests": None, "states": []}
+    nodes: dict[str, object] = {"labels": {}, "state": None}
     # Wrong for every list (each takes a number, a text, or [number, text]).
     bad_positions: list[object] = [
         2**64, -(2**63) - 1, 1.5, None, {"a": 1}, ["x", 1], [1, "x", 2], True, "\ud800", "a\x00"
