@@ -2,8 +2,13 @@
 
 1. logging — one line per call: method, caller's key id, status, milliseconds;
 2. error mapping — the one table from domain errors to status codes (`STATUS_OF`); anything
-   unexpected becomes INTERNAL with an incident id, logged with its traceback, never UNKNOWN;
-3. authentication — `authorization: Bearer <api key>` to a Principal for the call. Only the
+   unexpected becomes INTERNAL with an incident id, logged with its traceback, never UNKNOWN.
+   It also makes each method's deserializer tolerant, so a request that does not decode or
+   carries a number no column holds is INVALID_ARGUMENT naming the field (services/boundary),
+   and a call whose client went away is no incident;
+3. admission — long-lived streams are counted in total and per peer and refused beyond the
+   caps (orbitq.services.boundary.admission), keeping workers free for unary calls;
+4. authentication — `authorization: Bearer <api key>` to a Principal for the call. Only the
    standard health and reflection services are open, so probes and grpcurl work, and
    NodeAgentService.EnrollNode, whose enrollment token is its credential (its servicer checks
    it: a new agent has no API key yet).
@@ -31,6 +36,7 @@ from orbitq.services.auth import (
     set_current_principal,
 )
 from orbitq.services.boundary import decoding
+from orbitq.services.boundary.admission import StreamGate
 from orbitq.services.errors import (
     AlreadyExistsError,
     BrokerError,
@@ -264,6 +270,30 @@ def _authorization(context: grpc.ServicerContext) -> str | None:
         if key == "authorization":
             return value if isinstance(value, str) else value.decode("latin-1")
     return None
+
+
+class AdmissionInterceptor(_Interceptor):
+    """Long-lived streams pass the gate (orbitq.services.boundary.admission) before anything
+    else of theirs runs, authenticated or not: beyond its caps they are refused at once."""
+
+    def __init__(self, gate: StreamGate) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
+        if not streaming:
+            return behavior
+        gate = self.gate
+
+        def admitted_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            release = gate.admit(context.peer())
+            context.add_callback(release)  # the RPC's end, even if this generator is never closed
+            try:
+                yield from behavior(request, context)
+            finally:
+                release()
+
+        return admitted_stream
 
 
 class AuthInterceptor(_Interceptor):
