@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from orbitq.services.auth import SYSTEM
 from orbitq.services.boundary.admission import StreamLimits, peer_address
+from orbitq.services.config import load_config
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.server import STREAM_WORKERS_MAX, WORKER_THREADS, build_server
 from orbitq.v1 import admin_pb2, admin_pb2_grpc, request_pb2, request_pb2_grpc
@@ -167,3 +169,19 @@ def test_peer_address_ignores_the_port() -> None:
     assert peer_address("unix:/tmp/socket") == "unix:/tmp/socket"
     with pytest.raises(ValueError, match="at least 1"):
         StreamLimits(per_peer_max=0)
+
+
+def test_the_stream_limits_are_configured(tmp_path: Path, broker: BrokerHandle) -> None:
+    (tmp_path / "config.toml").write_text(
+        "streams_max = 8\nstreams_per_peer_max = 2\nstream_seconds_max = 60\n"
+    )
+    config = load_config(tmp_path)
+    assert (config.streams_max, config.streams_per_peer_max) == (8, 2)
+    assert config.stream_seconds_max == 60.0
+    (tmp_path / "config.toml").write_text("streams_per_peer_max = 0\n")
+    with pytest.raises(ValueError, match="streams_per_peer_max must be a whole number >= 1"):
+        load_config(tmp_path)
+    # More streams than half the workers would eat the unary calls' reserve.
+    too_many = StreamLimits(total_max=STREAM_WORKERS_MAX + 1)
+    with pytest.raises(ValueError, match="half the server's 64 worker threads"):
+        build_server(broker.broker, "127.0.0.1:0", stream_limits=too_many)
