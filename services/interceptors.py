@@ -217,7 +217,9 @@ class ErrorMappingInterceptor(_Interceptor):
                 try:
                     yield from behavior(_accepted(request), context)
                 except Exception as error:
-                    if _is_abort(error, context) or _client_gone(error, context):
+                    if _is_abort(error, context):
+                        raise
+                    if _client_gone(error, context):
                         return
                     abort_for(error, context, method)
 
@@ -254,9 +256,10 @@ def _accepted_each(requests: Iterator[Any]) -> Iterator[Any]:
 
 
 def _client_gone(error: Exception, context: grpc.ServicerContext) -> bool:
-    # The client cancelled or the deadline passed: a stream's request iterator then raises a
-    # bare grpc.RpcError. Nobody is listening for a status, and it is no incident.
-    return isinstance(error, grpc.RpcError) or not context.is_active()
+    # The client cancelled or its deadline passed: a stream's request iterator then raises a
+    # bare grpc.RpcError. Nobody is listening for a status, and it is no incident. (Any other
+    # exception is still mapped, and logged if unexpected: a bug is a bug, listener or not.)
+    return isinstance(error, grpc.RpcError) and not context.is_active()
 
 
 def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
