@@ -64,9 +64,10 @@ EMPTY_METHOD = "/orbitq.bench.Bench/Empty"
 # -- 1. batches in process -----------------------------------------------------------------------
 
 
-def _open_store(path: Path, *, assert_invariants: bool = True) -> tuple[LedgerStore, list[int]]:
-    """A fresh ledger with 8 tenants holding plenty of cpu tokens: (store, tenant account ids)."""
-    engine = create_engine(f"sqlite:///{path}")
+def open_store(url: str, *, assert_invariants: bool = True) -> tuple[LedgerStore, list[int]]:
+    """A fresh ledger at `url` with 8 tenants holding plenty of cpu tokens: (store, tenant
+    account ids)."""
+    engine = create_engine(url)
     migrate(engine)
     store = LedgerStore(engine, assert_invariants=assert_invariants)
     store.initialize(START_NS)
@@ -93,7 +94,7 @@ def _open_store(path: Path, *, assert_invariants: bool = True) -> tuple[LedgerSt
     return store, [a.id for a in accounts]
 
 
-def _batches(accounts: list[int], transfers: int, batch: int) -> list[list[Transfer]]:
+def batches_of(accounts: list[int], transfers: int, batch: int) -> list[list[Transfer]]:
     """`transfers` transfers between the tenants in batches of `batch`, random 128-bit ids."""
     template = Transfer(id=0, amount=1, kind=int(Kind.CPU), code=int(Code.TRANSFER))
     return [
@@ -110,9 +111,7 @@ def _batches(accounts: list[int], transfers: int, batch: int) -> list[list[Trans
     ]
 
 
-def _write_batches(
-    store: LedgerStore, batches: list[list[Transfer]], now: int
-) -> tuple[float, int]:
+def write_batches(store: LedgerStore, batches: list[list[Transfer]], now: int) -> tuple[float, int]:
     """Seconds to write `batches` one commit each, from `now`; returns (seconds, last now)."""
     began = time.perf_counter()
     for transfers in batches:
@@ -123,8 +122,8 @@ def _write_batches(
 
 
 def _ledger_rate(directory: Path, batch: int) -> tuple[float, int]:
-    store, accounts = _open_store(directory / f"ledger-{batch}.db")
-    seconds, _now = _write_batches(store, _batches(accounts, TRANSFERS, batch), START_NS)
+    store, accounts = open_store(f"sqlite:///{directory / f'ledger-{batch}.db'}")
+    seconds, _now = write_batches(store, batches_of(accounts, TRANSFERS, batch), START_NS)
     store.check_invariants()
     size = store.head().size
     store.engine.dispose()
@@ -141,15 +140,17 @@ def _invariant_check_ratio(directory: Path, batch: int) -> dict[str, float]:
     (target >= 0.95). The rates are the totals.
     """
     stores = {
-        on: _open_store(directory / f"invariants-{on}-{batch}.db", assert_invariants=on)
+        on: open_store(
+            f"sqlite:///{directory / f'invariants-{on}-{batch}.db'}", assert_invariants=on
+        )
         for on in (True, False)
     }
     seconds: dict[bool, list[float]] = {True: [], False: []}
     now = {True: START_NS, False: START_NS}
-    batches = {on: _batches(stores[on][1], TRANSFERS, batch) for on in (True, False)}
+    batches = {on: batches_of(stores[on][1], TRANSFERS, batch) for on in (True, False)}
     for index in range(len(batches[True])):
         for on in (True, False) if index % 2 == 0 else (False, True):
-            spent, now[on] = _write_batches(stores[on][0], batches[on][index : index + 1], now[on])
+            spent, now[on] = write_batches(stores[on][0], batches[on][index : index + 1], now[on])
             seconds[on].append(spent)
     for store, _accounts in stores.values():
         store.check_invariants()
@@ -162,6 +163,26 @@ def _invariant_check_ratio(directory: Path, batch: int) -> dict[str, float]:
     }
 
 
+RAW_COLUMNS = (
+    "id, debit_account_id, credit_account_id, amount, pending_id, user_data, kind, code, flags,"
+    " timeout_seconds, timestamp_ns, result, released, entry_index"
+)
+
+
+def raw_rows(transfers: int, batch: int) -> list[list[tuple[object, ...]]]:
+    """Rows shaped like the ledger's transfer rows (random 16-byte ids), in batches."""
+    batches: list[list[tuple[object, ...]]] = []
+    stamp = START_NS
+    for start in range(0, transfers, batch):
+        rows: list[tuple[object, ...]] = []
+        for i in range(start, min(transfers, start + batch)):
+            stamp += 1
+            row = (secrets.token_bytes(16), 10 + i % 8, 10 + (i + 3) % 8, 1, None, None)
+            rows.append((*row, 1, 2, 0, 0, stamp, 1, 0, i))
+        batches.append(rows)
+    return batches
+
+
 def _raw_rate(directory: Path, batch: int) -> float:
     """Plain sqlite3 executemany of rows shaped like ledger transfers, same table and pragmas."""
     path = directory / f"raw-{batch}.db"
@@ -171,36 +192,8 @@ def _raw_rate(directory: Path, batch: int) -> float:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
-    sql = (
-        "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id,"
-        " user_data, kind, code, flags, timeout_seconds, timestamp_ns, result, released,"
-        " entry_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    rows_batches = []
-    stamp = START_NS
-    for start in range(0, TRANSFERS, batch):
-        rows = []
-        for i in range(start, min(TRANSFERS, start + batch)):
-            stamp += 1
-            rows.append(
-                (
-                    secrets.token_bytes(16),
-                    10 + i % 8,
-                    10 + (i + 3) % 8,
-                    1,
-                    None,
-                    None,
-                    1,
-                    2,
-                    0,
-                    0,
-                    stamp,
-                    1,
-                    0,
-                    i,
-                )
-            )
-        rows_batches.append(rows)
+    sql = f"INSERT INTO ledger_transfers ({RAW_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+    rows_batches = raw_rows(TRANSFERS, batch)
     began = time.perf_counter()
     for rows in rows_batches:
         connection.execute("BEGIN IMMEDIATE")

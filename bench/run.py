@@ -6,7 +6,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS: tuple[str, ...] = ("ledger", "ledger_verify", "agent_formats", "contacts", "scheduler")
+BENCHMARKS: tuple[str, ...] = (
+    "ledger",
+    "ledger_postgres",
+    "submit",
+    "ledger_verify",
+    "agent_formats",
+    "contacts",
+    "scheduler",
+)
 
 
 def main() -> int:

@@ -41,6 +41,7 @@ from orbitq.clients.models import (
     ApiKey,
     Checkpoint,
     Contact,
+    ContactPlanReport,
     EnrollmentToken,
     Evidence,
     ImportReport,
@@ -363,6 +364,23 @@ class AsyncBrokerClient:
         return await self._run(
             _calls.list_contacts(node, station, start, end, page_size, page_token)
         )
+
+    async def import_contact_plan(
+        self,
+        text: str,
+        *,
+        fmt: str = "auto",
+        default_mode: str = "replace",
+        dry_run: bool = False,
+    ) -> ContactPlanReport:
+        """Operator: contact windows booked from a ground network, as JSON or CSV text (`fmt`:
+        auto, json or csv; formats in docs/operator.md). For each station named, its booked
+        windows not yet over are replaced and its mode set: `replace` (the booked windows are
+        its contacts) or `restrict` (only booked time inside computed windows); stations the
+        text gives no mode get `default_mode`. All or nothing: InvalidArgumentError or
+        NotFoundError naming each bad window. The report warns of windows where the
+        satellite is not visible; `dry_run` checks and reports without storing."""
+        return await self._run(_calls.import_contact_plan(text, fmt, default_mode, dry_run))
 
     # -- service requests ----------------------------------------------------------------------
 

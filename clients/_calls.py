@@ -23,6 +23,7 @@ from orbitq.clients.models import (
     Amounts,
     ApiKey,
     Contact,
+    ContactPlanReport,
     EnrollmentToken,
     Evidence,
     ImportReport,
@@ -394,6 +395,39 @@ def import_stations(text: str) -> Call[ImportReport]:
         "UpsertStation",
         constellation_pb2.UpsertStationRequest(stations_text=text),
         lambda response: ImportReport(response.created_count, response.updated_count),
+        idempotent=True,
+    )
+
+
+_PLAN_FORMATS = {
+    "auto": constellation_pb2.CONTACT_PLAN_FORMAT_AUTO,
+    "json": constellation_pb2.CONTACT_PLAN_FORMAT_JSON,
+    "csv": constellation_pb2.CONTACT_PLAN_FORMAT_CSV,
+}
+_PLAN_MODES = {
+    "replace": constellation_pb2.CONTACT_PLAN_MODE_REPLACE,
+    "restrict": constellation_pb2.CONTACT_PLAN_MODE_RESTRICT,
+}
+
+
+def import_contact_plan(
+    text: str, fmt: str, default_mode: str, dry_run: bool
+) -> Call[ContactPlanReport]:
+    if fmt not in _PLAN_FORMATS:
+        raise ValueError(f"fmt {fmt!r}: use one of {', '.join(_PLAN_FORMATS)}")
+    if default_mode not in _PLAN_MODES:
+        raise ValueError(f"default_mode {default_mode!r}: use one of {', '.join(_PLAN_MODES)}")
+    return Call(
+        "constellation",
+        "ImportContactPlan",
+        constellation_pb2.ImportContactPlanRequest(
+            text=text,
+            format=_PLAN_FORMATS[fmt],
+            default_mode=_PLAN_MODES[default_mode],
+            dry_run=dry_run,
+        ),
+        ContactPlanReport.from_proto,
+        # The same plan imported twice stores the same windows.
         idempotent=True,
     )
 

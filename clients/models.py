@@ -563,6 +563,34 @@ class ImportReport:
         )
 
 
+@dataclass(frozen=True)
+class ContactPlanReport:
+    """What importing a booked contact plan did (or would do, with `dry_run`)."""
+
+    #: Booked windows stored.
+    windows: int
+    #: Stations whose booked plan was set, by id.
+    stations: tuple[str, ...]
+    #: Their booked windows, not yet over, that the plan replaced.
+    replaced: int
+    #: One per window where the satellite is not visible for all of it, naming the window.
+    warnings: tuple[str, ...]
+    #: Windows the satellite is not visible at all during.
+    not_visible: int
+    dry_run: bool
+
+    @classmethod
+    def from_proto(cls, message: constellation_pb2.ImportContactPlanResponse) -> ContactPlanReport:
+        return cls(
+            windows=message.windows,
+            stations=tuple(message.stations),
+            replaced=message.replaced,
+            warnings=tuple(message.warnings),
+            not_visible=message.not_visible,
+            dry_run=message.dry_run,
+        )
+
+
 # -- service requests ----------------------------------------------------------------------------
 
 REQUEST_STATES = (

@@ -141,6 +141,7 @@ class Broker:
         self.store = LedgerStore(self.engine)
         self.store.initialize(self.now_ns())
         self._halt_listeners: list[Callable[[str], None]] = []
+        self._commit_listeners: list[Callable[[CommitInfo], None]] = []
         self.writer = GroupCommitWriter(
             self.store, self.now_ns, on_commit=self._after_commit, on_halt=self._writer_halted
         )
@@ -273,6 +274,8 @@ class Broker:
             )
 
     def _after_commit(self, info: CommitInfo) -> None:
+        for listener in self._commit_listeners:
+            listener(info)
         # After a burst of group commits (the queue drained), sign promptly instead of waiting
         # for the interval — but at most one pending request, and not more often than
         # CHECKPOINT_BURST_SPACING_SECONDS, so a steady trickle of commits does not turn into a
@@ -293,6 +296,10 @@ class Broker:
         finally:
             with self._burst_lock:
                 self._burst_scheduled = False
+
+    def on_commit(self, listener: Callable[[CommitInfo], None]) -> None:
+        """Call `listener(info)` on the writer's thread after each group commit (metrics)."""
+        self._commit_listeners.append(listener)
 
     def on_halt(self, listener: Callable[[str], None]) -> None:
         """Call `listener(reason)` when the ledger writer halts on a broken invariant (at once

@@ -43,7 +43,7 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
-from orbitq.ledger.store import CreateTransfers, LedgerStore
+from orbitq.ledger.store import AttachedWrite, CreateTransfers, LedgerStore
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.auth import Principal
 from orbitq.services.errors import (
@@ -237,16 +237,22 @@ class Quota:
         return _outcomes(result)
 
     def apply_linked(
-        self, transfers: Sequence[Transfer], debtor: str, *, purpose: str = "transfer"
+        self,
+        transfers: Sequence[Transfer],
+        debtor: str,
+        *,
+        purpose: str = "transfer",
+        attached: AttachedWrite | None = None,
     ) -> list[Outcome]:
         """Apply `transfers` as one linked chain (all or nothing), debiting tenant `debtor`;
         a failure raises the error `raise_for` chooses (an overdraft names kind and shortfall).
-        `purpose` names the operation in messages ("the transfer needs ...")."""
+        `purpose` names the operation in messages ("the transfer needs ..."); `attached` is
+        written in the same transaction when the chain succeeds (CreateTransfers.attached)."""
         chained = [
             replace(t, flags=t.flags | TransferFlag.LINKED) if i < len(transfers) - 1 else t
             for i, t in enumerate(transfers)
         ]
-        outcomes = _outcomes(self._writer.apply(CreateTransfers(tuple(chained))))
+        outcomes = _outcomes(self._writer.apply(CreateTransfers(tuple(chained), attached=attached)))
         self.raise_for(outcomes, chained, debtor, purpose=purpose)
         return outcomes
 

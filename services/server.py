@@ -33,6 +33,8 @@ from orbitq.services.interceptors import (
     ErrorMappingInterceptor,
     LoggingInterceptor,
 )
+from orbitq.services.observability.interceptor import ObservabilityInterceptor
+from orbitq.services.observability.metrics import BrokerMetrics, MetricsEndpoint
 from orbitq.services.servicers.admin import AdminServicer
 from orbitq.services.servicers.agent import NodeAgentServicer
 from orbitq.services.servicers.constellation import ConstellationServicer
@@ -98,9 +100,11 @@ def build_server(
     tls: tuple[bytes, bytes] | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
     stream_limits: StreamLimits | None = None,
+    metrics: BrokerMetrics | None = None,
 ) -> RunningServer:
     """A started server on `listen` (port 0 picks a free port; see .port). The stream limits
-    are the configuration's unless given."""
+    are the configuration's unless given; `metrics` counts its calls
+    (orbitq.services.observability)."""
     config = broker.config
     limits = stream_limits or StreamLimits(
         total_max=config.streams_max,
@@ -116,6 +120,7 @@ def build_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="rpc"),
         interceptors=[
+            ObservabilityInterceptor(metrics.rpc if metrics is not None else None),
             LoggingInterceptor(),
             ErrorMappingInterceptor(),
             AdmissionInterceptor(gate),
@@ -169,10 +174,20 @@ def _stop_serving(health_servicer: health.HealthServicer, reason: str) -> None:
     health_servicer.enter_graceful_shutdown()
 
 
-def serve(broker: Broker, listen: str, tls: tuple[bytes, bytes] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(
+    broker: Broker,
+    listen: str,
+    tls: tuple[bytes, bytes] | None = None,
+    metrics_listen: str | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully; Prometheus metrics on
+    `metrics_listen` (HOST:PORT) when given."""
+    metrics, endpoint = None, None
+    if metrics_listen:
+        metrics = BrokerMetrics(broker, (*SERVICE_NAMES, health.SERVICE_NAME))
+        endpoint = MetricsEndpoint.start(metrics_listen, metrics.registry)
     broker.start()
-    running = build_server(broker, listen, tls=tls)
+    running = build_server(broker, listen, tls=tls, metrics=metrics)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -182,11 +197,15 @@ def serve(broker: Broker, listen: str, tls: tuple[bytes, bytes] | None = None) -
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     host = listen.rsplit(":", 1)[0]
     print(f"orbitq broker listening on {host}:{running.port}", flush=True)
+    if endpoint is not None:
+        print(f"orbitq metrics on http://{endpoint.host}:{endpoint.port}/metrics", flush=True)
     try:
         stop.wait()
     finally:
         broker.requests.end_watches()  # open watches end now, not after the grace period
         running.stop()
+        if endpoint is not None:
+            endpoint.stop()
         broker.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

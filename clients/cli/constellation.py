@@ -1,5 +1,5 @@
 """`orbitq node import|list|state|enroll`, `orbitq station add|import|list`,
-`orbitq contacts list`.
+`orbitq contacts list|import`.
 
 Owns: these commands' arguments and output (tables for people, --json for scripts). Files are
 only read here, never parsed: element sets, capacities and station lists go to the broker as
@@ -18,7 +18,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from orbitq.clients import BrokerClient, Contact, ImportReport, Node, Page, Station
+from orbitq.clients import (
+    BrokerClient,
+    Contact,
+    ContactPlanReport,
+    ImportReport,
+    Node,
+    Page,
+    Station,
+)
 from orbitq.clients.cli import progress
 from orbitq.clients.cli.connect import (
     client_from,
@@ -65,6 +73,30 @@ def register(tree: CommandTree) -> None:
         type=int,
         default=CONTACTS_LIMIT_DEFAULT,
         help=f"at most this many contacts (default {CONTACTS_LIMIT_DEFAULT:,})",
+    )
+
+    booked = tree.add(
+        "contacts import",
+        "a contact plan booked from a ground network, JSON or CSV (operator): the broker"
+        " schedules over the booked windows",
+        _contacts_import,
+        connects=True,
+        json_output=True,
+    )
+    booked.add_argument("file", metavar="FILE", help="the plan ('-' for standard input)")
+    booked.add_argument(
+        "--format", choices=("auto", "json", "csv"), default="auto", help="default: detect"
+    )
+    booked.add_argument(
+        "--mode",
+        choices=("replace", "restrict"),
+        default="replace",
+        help="for stations the file gives no mode: replace (the booked windows are the"
+        " station's contacts) or restrict (only booked time inside computed windows);"
+        " default replace",
+    )
+    booked.add_argument(
+        "--dry-run", action="store_true", help="check the plan and report; store nothing"
     )
 
 
@@ -262,6 +294,43 @@ def _node_import(args: argparse.Namespace) -> int:
         shown = ", ".join(report.stale[:20]) + (" ..." if len(report.stale) > 20 else "")
         print(f"orbitq: warning: stale element sets: {shown}", file=sys.stderr)
     return 0
+
+
+def _contacts_import(args: argparse.Namespace) -> int:
+    with progress.bar(args, "reading", "bytes") as reading:
+        text = _read(args.file, "contact plan", reading)
+    with client_from(args) as client, progress.spinner(args, "checking the plan on the broker"):
+        report = client.import_contact_plan(
+            text, fmt=args.format, default_mode=args.mode, dry_run=args.dry_run
+        )
+    if args.json:
+        print_json(_plan_report_json(report))
+        return 0
+    verb = "would import" if report.dry_run else "imported"
+    print(
+        f"{verb} {report.windows} booked window(s) from {args.file} for station(s)"
+        f" {', '.join(report.stations)}; {report.replaced} earlier booked window(s) replaced"
+    )
+    for warning in report.warnings:
+        print(f"orbitq: warning: {warning}", file=sys.stderr)
+    if report.not_visible:
+        print(
+            f"orbitq: warning: the satellite is not visible during {report.not_visible}"
+            " booked window(s); check the plan against the node's element set",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _plan_report_json(report: ContactPlanReport) -> dict[str, object]:
+    return {
+        "windows": report.windows,
+        "stations": list(report.stations),
+        "replaced": report.replaced,
+        "warnings": list(report.warnings),
+        "not_visible": report.not_visible,
+        "dry_run": report.dry_run,
+    }
 
 
 def _report_json(report: ImportReport) -> dict[str, object]:

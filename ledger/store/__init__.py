@@ -39,6 +39,8 @@ from orbitq.ledger.store.snapshot import LedgerSnapshot
 from orbitq.ledger.store.work import (
     EXPIRE_BATCH_MAX,
     AccountSpec,
+    AttachedWrite,
+    AttachedWriteError,
     CreateAccounts,
     CreateTransfers,
     EvidenceRecorded,
@@ -64,6 +66,8 @@ __all__ = [
     "GROUP_WEIGHT_MAX",
     "QUEUE_ITEMS_MAX",
     "AccountSpec",
+    "AttachedWrite",
+    "AttachedWriteError",
     "CommitInfo",
     "CreateAccounts",
     "CreateTransfers",

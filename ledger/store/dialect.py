@@ -2,8 +2,9 @@
 
 Owns: what differs between the two databases as the store's raw DBAPI cursors see them — the
 placeholder style (sqlite3 takes `?`, psycopg `%s`; the store writes `?` everywhere and `sql()`
-translates), the row lock of `SELECT ... FOR UPDATE` (SQLite has none: its immediate
-transaction already holds the database's write lock), `IN (...)` lookups by many keys
+translates), bulk inserts (`insert_rows`: COPY on PostgreSQL), the row lock of
+`SELECT ... FOR UPDATE` (SQLite has none: its immediate transaction already holds the
+database's write lock), `IN (...)` lookups by many keys
 (`select_in`) in chunks far below both databases' parameter limits, and recognising a unique
 violation (sqlite3.IntegrityError, psycopg's UniqueViolation) without importing either driver.
 
@@ -16,7 +17,7 @@ pool), or any statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,6 +50,24 @@ class Dialect:
         """`text` with its `?` placeholders in the driver's style (no `?` may appear elsewhere:
         the store's statements carry no string literals)."""
         return text.replace("?", "%s") if self.postgres else text
+
+    def insert_rows(
+        self, cursor: Any, table: str, columns: str, rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Insert `rows` (tuples in the order of `columns`, a comma-separated list) into `table`.
+
+        PostgreSQL takes them by `COPY ... FROM STDIN` (binary-safe, one round trip per batch:
+        about twice the rate of a pipelined executemany on this machine, bench/ledger_postgres.py);
+        SQLite by executemany, already in-process. Both enforce every constraint, so a unique
+        violation surfaces the same way (`is_unique_violation`).
+        """
+        if self.postgres:
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        count = len(columns.split(","))
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders(count)})", rows)
 
     def select_in(self, cursor: Any, select: str, keys: Sequence[Any]) -> list[Any]:
         """Every row of `select` (a statement ending in `WHERE <column>`) whose column is one of

@@ -11,11 +11,25 @@ Does not own: applying them (orbitq.ledger.store.write) or queueing them
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from orbitq.ledger.entries import Evidence
 from orbitq.ledger.model import Account, AccountFlag, Kind, Outcome, SystemAccount, Transfer
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+# A service's rows written in the group's own transaction (see CreateTransfers.attached).
+AttachedWrite = Callable[["sa.Connection"], None]
+
+
+class AttachedWriteError(Exception):
+    """An item's attached write failed (its cause says why, e.g. a unique key taken by a
+    concurrent writer): the item failed alone, with nothing of it committed. Not a ledger
+    fault, so the writer does not log it as one."""
+
 
 # Bound on the pending transfers one expiry pass releases; the next pass takes the rest.
 EXPIRE_BATCH_MAX = 8190
@@ -42,10 +56,18 @@ class CreateTransfers:
     With `evidence` (a usage receipt and the transfers that settle against it), the evidence is
     recorded first (E5: its entry comes before the transfers', in the same transaction), at most
     once, and `Outcomes.evidence` says where it is, whether the transfers succeed or not.
+
+    With `attached`, a service's own rows that must exist exactly when the transfers do (a
+    request and the reservation made for it): written through the group's connection, in its
+    transaction, when every transfer of the item succeeded, and not at all otherwise. The
+    two commit together or not at all, so no crash can leave one without the other; and they
+    share the group's commit. An error it raises fails the item alone (the writer retries the
+    rest of the group without it) and reaches the caller.
     """
 
     transfers: tuple[Transfer, ...]
     evidence: Evidence | None = None
+    attached: AttachedWrite | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Owns: applying a group of work items in one transaction that locks the log head 
 writers, also across broker replicas on PostgreSQL), releases reservations past their timeout
 first (A12), loads the accounts and pending transfers the group touches, runs the engine,
 asserts the invariants on what the group changed (A13, below), and writes the log entries
-(with their Merkle hashes), transfers, balances, pending statuses, evidence rows and the head.
+(with their Merkle hashes), transfers, balances, pending statuses, evidence rows and the head,
+and a service's rows attached to a successful item (CreateTransfers.attached) beside them.
 
 Evidence (a node key, a usage receipt: E5) is appended at most once. The head lock makes the
 lookup-then-append safe: a retry finds the existing entry (in the table, or earlier in the same
@@ -66,6 +67,8 @@ from orbitq.ledger.store.transactions import write_transaction
 from orbitq.ledger.store.work import (
     EXPIRE_BATCH_MAX,
     AccountSpec,
+    AttachedWrite,
+    AttachedWriteError,
     CreateAccounts,
     CreateTransfers,
     EvidenceRecorded,
@@ -106,6 +109,7 @@ class _Applied:
     failed: list[int] = field(default_factory=list)
     receipts: dict[bytes, int] = field(default_factory=dict)
     node_keys: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    attached: list[AttachedWrite] = field(default_factory=list)
 
 
 class _DuplicateIdError(Exception):
@@ -205,6 +209,11 @@ class WritePath:
                 self._write_evidence(cursor, events, head.size)
                 self._write_balances(cursor, state)
                 self._write_pending(cursor, state)
+                for attached in applied.attached:
+                    try:
+                        attached(conn)
+                    except Exception as error:
+                        raise AttachedWriteError(str(error)) from error
                 cursor.execute(
                     sql(
                         "UPDATE ledger_head SET size = ?, last_timestamp_ns = ?,"
@@ -259,6 +268,8 @@ class WritePath:
                 )
                 outcomes = engine.create_transfers(item.transfers)
                 applied.failed.extend(item.transfers[o.index].id for o in outcomes if not o.ok)
+                if item.attached is not None and all(outcome.ok for outcome in outcomes):
+                    applied.attached.append(item.attached)
                 applied.results.append(Outcomes(outcomes, recorded))
             else:
                 applied.results.append(engine.expire(due))
@@ -444,10 +455,10 @@ class WritePath:
         end = start + len(datas)
         assert frontier.size == end
         if datas:
-            cursor.executemany(
-                self._dialect.sql(
-                    "INSERT INTO ledger_entries (idx, data, hashes) VALUES (?, ?, ?)"
-                ),
+            self._dialect.insert_rows(
+                cursor,
+                "ledger_entries",
+                "idx, data, hashes",
                 zip(range(start, end), datas, stored, strict=True),
             )
         return end
@@ -478,12 +489,8 @@ class WritePath:
             )
         if not rows:
             return
-        sql = self._dialect.sql(
-            f"INSERT INTO ledger_transfers ({TRANSFER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         try:
-            cursor.executemany(sql, rows)
+            self._dialect.insert_rows(cursor, "ledger_transfers", TRANSFER_COLUMNS, rows)
         except Exception as error:
             if is_unique_violation(error):
                 raise _DuplicateIdError from error

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from orbitq.ledger.errors import InvariantViolationError
 from orbitq.ledger.store.facade import LedgerStore
-from orbitq.ledger.store.work import WorkItem, WorkResult, work_weight
+from orbitq.ledger.store.work import AttachedWriteError, WorkItem, WorkResult, work_weight
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,11 @@ class GroupCommitWriter:
         # Guards running/halted and the queue's puts: a job is either queued before the writer
         # stops or halts (and then resolved by it), or refused.
         self._lock = threading.Lock()
+
+    @property
+    def queue_depth(self) -> int:
+        """Work items waiting for the writer (approximate: the queue moves meanwhile)."""
+        return self._queue.qsize()
 
     @property
     def halt_reason(self) -> str | None:
@@ -194,7 +199,10 @@ class GroupCommitWriter:
             return False
         except Exception as error:
             if len(group) == 1:
-                log.exception("ledger write failed")
+                if isinstance(error, AttachedWriteError):
+                    log.info("an item's attached write failed: %s", error)
+                else:
+                    log.exception("ledger write failed")
                 group[0].future.set_exception(error)
                 return True
             log.warning("group of %d failed; retrying its items one by one", len(group))

@@ -45,6 +45,18 @@ def register(tree: CommandTree) -> None:
         help="override config.toml's clock: 'system' or 'shifted:<start>[x<rate>][@<anchor>]'",
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="json: one JSON object per line, with the RPC's request id (default text)",
+    )
+    serve.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (a bare PORT binds"
+        " 127.0.0.1; docs/operator.md lists the metrics)",
+    )
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
@@ -110,11 +122,16 @@ def _serve(args: argparse.Namespace) -> int:
     from orbitq.services.broker import Broker
     from orbitq.services.config import load_config
     from orbitq.services.identity.signing_key import SigningKeyError
+    from orbitq.services.observability.logs import configure_logging
+    from orbitq.services.observability.metrics import parse_listen
     from orbitq.services.server import serve
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
+    if args.metrics:
+        try:
+            parse_listen(args.metrics)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
     # Job runs every second would drown the RPC log; APScheduler speaks only of problems.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
@@ -136,7 +153,8 @@ def _serve(args: argparse.Namespace) -> int:
     except (SigningKeyError, ValueError, OSError) as error:
         raise CommandError(str(error)) from None
     try:
-        serve(broker, config.listen, tls)
+        serve(broker, config.listen, tls, metrics_listen=args.metrics)
     except OSError as error:
-        raise CommandError(f"cannot serve on {config.listen}: {error}") from None
+        where = config.listen + (f" (metrics {args.metrics})" if args.metrics else "")
+        raise CommandError(f"cannot serve on {where}: {error}") from None
     return 0

@@ -9,12 +9,15 @@ may call what (checked here, first, against the caller's Principal):
 | method | operator | tenant key | node key |
 | --- | --- | --- | --- |
 | `import_nodes`, `set_node_state`, `upsert_station`, `import_stations` | yes | no | no |
+| `import_contact_plan` | yes | no | no |
 | `list_nodes`, `list_stations`, `list_contacts` | yes | yes | yes, of every node |
 
 The sky is readable by every key: tenants choose node and station selectors from it, and the
 contact windows follow from public orbital elements; nothing in it is a tenant's.
 The other methods (`node`, `nodes`, `stations`, `refresh_contacts`, `plan`, `world_version`,
-`contacts_between`) are for in-process callers (the request service, the broker's jobs).
+`contacts_between`) are for in-process callers (the request service, the broker's jobs);
+`contacts_between` gives the contacts in use: computed ones, with booked plans applied
+(booked.py).
 
 Does not own: the schedule of refreshes (the broker's APScheduler jobs call
 `refresh_contacts`).
@@ -31,9 +34,12 @@ import sqlalchemy as sa
 
 from orbitq.services.auth import ANY_ROLE, Principal
 from orbitq.services.clock import to_ns
+from orbitq.services.constellation import booked as booked_rules
 from orbitq.services.constellation import nodes as node_rules
 from orbitq.services.constellation import plan as plan_rules
 from orbitq.services.constellation import stations as station_rules
+from orbitq.services.constellation.booked import BookingReport
+from orbitq.services.constellation.booking import BookingMode, parse_plan
 from orbitq.services.constellation.model import (
     ContactPlan,
     ImportReport,
@@ -213,5 +219,37 @@ class Constellation:
         self, start: datetime, end: datetime, *, node: str = "", station: str = ""
     ) -> Iterator[list[StoredContact]]:
         """The same contacts as `contacts_between`, in bounded batches (memory stays flat)."""
-        query = ContactQuery(node, station, to_ns(start), to_ns(end))
-        return plan_rules.iter_contacts_between(self._engine, query)
+        query = ContactQuery(node, station, to_ns(start), to_ns(end)).check()
+        with self._engine.connect() as connection:
+            bookings = booked_rules.load(connection, query)
+        if bookings is None:
+            return plan_rules.iter_contacts_between(self._engine, query)
+        return booked_rules.effective(self._engine, query, bookings)
+
+    # -- booked contact plans ------------------------------------------------------------------
+
+    def import_contact_plan(
+        self,
+        principal: Principal,
+        text: str,
+        fmt: str = "auto",
+        default_mode: BookingMode = "replace",
+        *,
+        dry_run: bool = False,
+    ) -> BookingReport:
+        """Booked windows from a ground network (rules in booked.py and booking.py)."""
+        principal.require_operator("importing a contact plan")
+        plan = parse_plan(text, fmt)
+        report = booked_rules.import_plan(
+            self._engine, plan, default_mode, to_ns(self._now()), dry_run=dry_run
+        )
+        if not dry_run:
+            log.info(
+                "contact plan imported: %d booked window(s) at %d station(s), %d replaced,"
+                " %d where the satellite is not visible",
+                report.windows,
+                len(report.stations),
+                report.replaced,
+                report.not_visible,
+            )
+        return report

@@ -158,6 +158,49 @@ class ContactPlanRow(SQLModel, table=True):
     )
 
 
+CONTACT_PLAN_MODE_CHARS_MAX = 16
+
+
+class StationBookingRow(SQLModel, table=True):
+    """A station whose contacts come from a booked plan (orbitq.services.constellation.booked):
+    `mode` is "replace" or "restrict"."""
+
+    __tablename__ = "station_bookings"
+
+    station: str = Field(
+        sa_column=Column(String(STATION_ID_CHARS_MAX), ForeignKey("stations.id"), primary_key=True)
+    )
+    mode: str = Field(sa_column=Column(String(CONTACT_PLAN_MODE_CHARS_MAX), nullable=False))
+    imported_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BookedContactRow(SQLModel, table=True):
+    """A window booked from a ground network: `node` may use `station` during [aos_ns, los_ns).
+    Rates of 0 and antenna 0 are "not given"; `visible_ns` is how much of the window the
+    computed geometry saw the satellite at import."""
+
+    __tablename__ = "booked_contacts"
+    __table_args__ = (
+        Index("ix_booked_contacts_station_aos", "station", "aos_ns"),
+        Index("ix_booked_contacts_aos", "aos_ns"),
+    )
+
+    id: str = Field(sa_column=Column(String(CONTACT_ID_CHARS_MAX), primary_key=True))
+    node: str = Field(
+        sa_column=Column(String(NODE_ID_CHARS_MAX), ForeignKey("nodes.id"), nullable=False)
+    )
+    station: str = Field(
+        sa_column=Column(String(STATION_ID_CHARS_MAX), ForeignKey("stations.id"), nullable=False)
+    )
+    aos_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    los_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    antenna: int = Field(sa_column=Column(Integer, nullable=False))
+    uplink_mbps: float = Field(sa_column=Column(Double, nullable=False))
+    downlink_mbps: float = Field(sa_column=Column(Double, nullable=False))
+    max_elevation_deg: float = Field(sa_column=Column(Double, nullable=False))
+    visible_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 # -- service requests --------------------------------------------------------------------------
 
 REQUEST_ID_CHARS = 32

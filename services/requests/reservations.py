@@ -44,7 +44,7 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
-from orbitq.ledger.store import CreateTransfers
+from orbitq.ledger.store import AttachedWrite, CreateTransfers
 from orbitq.ledger.store.work import Outcomes
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.quota import Quota
@@ -118,10 +118,18 @@ class Reservations:
 
     # -- reserve -------------------------------------------------------------------------------
 
-    def reserve(self, request_id: str, tenant: str, cost: Cost, timeout_seconds: int) -> None:
+    def reserve(
+        self,
+        request_id: str,
+        tenant: str,
+        cost: Cost,
+        timeout_seconds: int,
+        *,
+        attached: AttachedWrite | None = None,
+    ) -> None:
         """Reserve `cost` for the request in one linked chain, or raise (FailedPrecondition
         naming the kind and the shortfall when the tenant has too few tokens): all or
-        nothing."""
+        nothing. `attached` (the request's own rows) commits with the chain or not at all."""
         assert timeout_seconds > 0
         accounts = self._quota.account_ids(tenant)
         escrow = self._quota.system_account_ids()
@@ -142,7 +150,7 @@ class Reservations:
             if amount_of(cost, kind) > 0
         ]
         assert transfers, "a request always costs cpu and storage"
-        self._quota.apply_linked(transfers, tenant, purpose="reservation")
+        self._quota.apply_linked(transfers, tenant, purpose="reservation", attached=attached)
 
     # -- release and settle --------------------------------------------------------------------
 

@@ -23,11 +23,11 @@ request, created = false, when the spec is the same, else ALREADY_EXISTS); valid
 INVALID_ARGUMENT); a request no node can ever take is stored UNSCHEDULABLE at once with the
 reason, reserving nothing; otherwise the quote's maximum over the nodes it may use is reserved
 (FAILED_PRECONDITION naming kind and shortfall, and nothing stored, if the tenant is short),
-then the request is stored SUBMITTED → PENDING in one transaction. Two Submits racing with one
-key both reserve under different request ids; the database's unique (tenant, key) picks the
-winner and the loser voids its own reservation and returns the winner's request. A crash
-between the reservation and the insert leaves a reservation no request owns: the ledger
-releases it at its timeout (deadline + grace).
+and the request stored SUBMITTED → PENDING in the same transaction: the request's rows ride in
+the ledger group that reserves for it (CreateTransfers.attached), so both commit or neither
+does — no crash leaves a reservation without its request — and Submits share group commits.
+Two Submits racing with one key: the database's unique (tenant, key) refuses the loser's rows,
+which fails its reservation with them, and the loser returns the winner's request.
 
 Does not own: the lifecycle rules (lifecycle.py), storage (store.py), the ledger (reservations),
 the scheduling loop (orbitq.services.scheduling, which works on this object's store,
@@ -47,6 +47,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from orbitq.ledger.store import AttachedWriteError
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services import pagination
 from orbitq.services.auth import Principal
@@ -206,45 +207,40 @@ class Requests:
             )
         cost = spec_rules.quote_for(checked, eligibility.nodes).maximum
         timeout = checked.deadline + GRACE_SECONDS - now_ns // NANOS_PER_SECOND
-        new = _new(request_id, owner, key, checked, now_ns, cost)
-        try:
-            self._reservations.reserve(request_id, owner, cost, timeout)
-        except FailedPreconditionError:
-            # A concurrent Submit with this key may have won and spent the tokens.
-            raced = self.store.by_key(owner, key)
-            if raced is not None:
-                return _same_request(raced, incoming, key), False
-            raise
         reason = (
             f"reserved cpu {cost.cpu:,}, storage {cost.storage:,}, link {cost.link:,} until"
             f" {rfc3339(checked.deadline + GRACE_SECONDS)}; {REASON_WAITING}"
         )
+        stored, transitions = _admitted(
+            _new(request_id, owner, key, checked, now_ns, cost), S.PENDING, reason
+        )
         try:
-            stored, created = self._store_new(new, S.PENDING, reason, incoming)
-        except BaseException:
-            self._release_unowned(new)
+            # The request's rows ride in the ledger group that reserves for it: both commit,
+            # or neither (no crash leaves a reservation without its request), in a shared
+            # group commit rather than a durable transaction of their own.
+            self._reservations.reserve(
+                request_id,
+                owner,
+                cost,
+                timeout,
+                attached=lambda connection: self.store.insert_on(connection, stored, transitions),
+            )
+        except (FailedPreconditionError, AttachedWriteError):
+            # A concurrent Submit with this key may have won (the unique key refused our rows,
+            # and so our reservation), or won and spent the tokens.
+            raced = self.store.by_key(owner, key)
+            if raced is not None:
+                return _same_request(raced, incoming, key), False
             raise
-        if not created:
-            self._release_unowned(new)
-        else:
-            self._on_submitted()
-        return stored, created
+        self._hub.publish()
+        self._on_submitted()
+        return stored, True
 
     def _store_new(
         self, new: StoredRequest, state: RequestState, reason: str, incoming: RequestSpec
     ) -> tuple[StoredRequest, bool]:
-        stored = replace(
-            new,
-            state=state,
-            sequence=2,
-            reason=reason,
-            reservation_open=state is S.PENDING,
-            ended_ns=new.submitted_ns if state.terminal else None,
-        )
-        transitions = [
-            Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted"),
-            Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason),
-        ]
+        """Store a request that reserves nothing (UNSCHEDULABLE) in a transaction of its own."""
+        stored, transitions = _admitted(new, state, reason)
         try:
             self.store.insert(stored, transitions)
         except DuplicateKeyError:
@@ -253,16 +249,6 @@ class Requests:
             return _same_request(winner, incoming, new.idempotency_key), False
         self._hub.publish()
         return stored, True
-
-    def _release_unowned(self, request: StoredRequest) -> None:
-        """Void a reservation made for a request that was never stored."""
-        done = self._reservations.release([request])
-        if request.id not in done:
-            log.error(
-                "request %s was not stored and its reservation could not be released now; the"
-                " ledger releases it at its timeout",
-                request.id,
-            )
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -419,6 +405,25 @@ def _check_key(key: str) -> str:
     if key and not (key.isprintable() and key.isascii()):
         raise InvalidArgumentError("idempotency_key must be printable ASCII")
     return key
+
+
+def _admitted(
+    new: StoredRequest, state: RequestState, reason: str
+) -> tuple[StoredRequest, list[Transition]]:
+    """A new request as first stored, SUBMITTED -> `state`, and those two transitions."""
+    stored = replace(
+        new,
+        state=state,
+        sequence=2,
+        reason=reason,
+        reservation_open=state is S.PENDING,
+        ended_ns=new.submitted_ns if state.terminal else None,
+    )
+    transitions = [
+        Transition(new.id, 1, None, S.SUBMITTED, new.submitted_ns, "submitted"),
+        Transition(new.id, 2, S.SUBMITTED, state, new.submitted_ns, reason),
+    ]
+    return stored, transitions
 
 
 def _same_request(existing: StoredRequest, incoming: RequestSpec, key: str) -> StoredRequest:

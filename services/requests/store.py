@@ -85,15 +85,23 @@ class RequestStore:
         assert transitions[-1].to_state is request.state
         try:
             with self._writing() as connection:
-                row = _row_of(request, self._receipt_grace)
-                connection.execute(sa.insert(REQUESTS).values(row))
-                connection.execute(
-                    sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions]
-                )
+                self.insert_on(connection, request, transitions)
         except sa.exc.IntegrityError:
             if self.by_key(request.tenant, request.idempotency_key) is not None:
                 raise DuplicateKeyError(request.idempotency_key) from None
             raise
+
+    def insert_on(
+        self, connection: sa.Connection, request: StoredRequest, transitions: Sequence[Transition]
+    ) -> None:
+        """Store a new request and its first transitions through `connection`, in the caller's
+        transaction (Submit: the ledger group that reserves for it). A taken (tenant, key)
+        raises sa.exc.IntegrityError."""
+        assert transitions
+        assert transitions[-1].sequence == request.sequence
+        assert transitions[-1].to_state is request.state
+        connection.execute(sa.insert(REQUESTS).values(_row_of(request, self._receipt_grace)))
+        connection.execute(sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions])
 
     def apply(self, moves: Sequence[Move], now_ns: int) -> list[StoredRequest | None]:
         """Make each move whose request is still in one of its expected states, in order, in

@@ -22,6 +22,7 @@ or the request lifecycle (orbitq.services.requests).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -75,10 +76,22 @@ class SchedulingLoop:
             self.scheduler, moves, start or ClockStart(), completion or ClockCompletion()
         )
         self._lock = threading.Lock()
+        self._cycle_listeners: list[Callable[[CycleReport, float], None]] = []
         self._pruned_at = 0
+
+    def on_cycle(self, listener: Callable[[CycleReport, float], None]) -> None:
+        """Call `listener(report, seconds)` after each cycle (metrics)."""
+        self._cycle_listeners.append(listener)
 
     def run_cycle(self, now: datetime | None = None) -> CycleReport:
         """One scheduling cycle at `now` (default: the clock's)."""
+        started = time.perf_counter()
+        report = self._run_cycle(now)
+        for listener in self._cycle_listeners:
+            listener(report, time.perf_counter() - started)
+        return report
+
+    def _run_cycle(self, now: datetime | None) -> CycleReport:
         at = now or self._now()
         with self._lock:
             leading, fresh = self._leader.hold()

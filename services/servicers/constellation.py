@@ -25,6 +25,7 @@ from orbitq.services.constellation import (
     NodeState,
     StoredContact,
 )
+from orbitq.services.constellation.booking import BookingMode
 from orbitq.services.errors import InvalidArgumentError
 from orbitq.services.orbits import GroundStation, InvalidStationError, omm_record
 from orbitq.services.orbits.stations import DOWNLINK_MBPS_DEFAULT, UPLINK_MBPS_DEFAULT
@@ -52,6 +53,17 @@ _FORMAT_OF = {
     constellation_pb2.ELEMENT_FORMAT_TLE: "tle",
     constellation_pb2.ELEMENT_FORMAT_OMM_CSV: "omm-csv",
     constellation_pb2.ELEMENT_FORMAT_OMM_JSON: "omm-json",
+}
+_PLAN_FORMAT_OF = {
+    constellation_pb2.CONTACT_PLAN_FORMAT_UNSPECIFIED: "auto",
+    constellation_pb2.CONTACT_PLAN_FORMAT_AUTO: "auto",
+    constellation_pb2.CONTACT_PLAN_FORMAT_JSON: "json",
+    constellation_pb2.CONTACT_PLAN_FORMAT_CSV: "csv",
+}
+_PLAN_MODE_OF: dict[constellation_pb2.ContactPlanMode.ValueType, BookingMode] = {
+    constellation_pb2.CONTACT_PLAN_MODE_UNSPECIFIED: "replace",
+    constellation_pb2.CONTACT_PLAN_MODE_REPLACE: "replace",
+    constellation_pb2.CONTACT_PLAN_MODE_RESTRICT: "restrict",
 }
 
 
@@ -286,4 +298,27 @@ class ConstellationServicer(constellation_pb2_grpc.ConstellationServiceServicer)
         )
         return constellation_pb2.CreateEnrollmentTokenResponse(
             token=made.token, expires_at=timestamp(made.expires_ns)
+        )
+
+    def ImportContactPlan(
+        self,
+        request: constellation_pb2.ImportContactPlanRequest,
+        context: grpc.ServicerContext,
+    ) -> constellation_pb2.ImportContactPlanResponse:
+        fmt = _PLAN_FORMAT_OF.get(request.format)
+        mode = _PLAN_MODE_OF.get(request.default_mode)
+        if fmt is None or mode is None:
+            raise InvalidArgumentError(
+                "format and default_mode must be values of ContactPlanFormat and ContactPlanMode"
+            )
+        report = self._constellation.import_contact_plan(
+            current_principal(), request.text, fmt, mode, dry_run=request.dry_run
+        )
+        return constellation_pb2.ImportContactPlanResponse(
+            windows=report.windows,
+            stations=list(report.stations),
+            replaced=report.replaced,
+            warnings=list(report.warnings),
+            not_visible=report.not_visible,
+            dry_run=report.dry_run,
         )

@@ -30,6 +30,7 @@ import ast
 import hashlib
 import importlib
 import itertools
+import json
 import pkgutil
 import secrets
 from collections.abc import Callable, Iterator
@@ -66,7 +67,7 @@ from orbitq.v1 import (
 )
 from tests.agents.support import HELLO_WAT, RATE, RUNTIME, TestAgent, module_bytes
 from tests.conftest import EPOCH, ServerHandle
-from tests.integration.sky import starlink_text, stations_csv
+from tests.integration.sky import STATION_IDS, starlink_text, stations_csv
 from tests.requests.sky import MINTED, T0, at, build_world, spec, tenant
 
 OK = grpc.StatusCode.OK
@@ -253,6 +254,13 @@ def list_contacts(w: World, s: Subject) -> Message:
     return constellation_pb2.ListContactsRequest(node=s.node)
 
 
+def import_contact_plan(w: World, s: Subject) -> Message:
+    # Sets a station back to its computed contacts: valid, and changes nothing the world uses.
+    return constellation_pb2.ImportContactPlanRequest(
+        text=json.dumps({"stations": {STATION_IDS[0]: "computed"}})
+    )
+
+
 def enrollment_token(w: World, s: Subject) -> Message:
     return constellation_pb2.CreateEnrollmentTokenRequest(node=s.node)
 
@@ -408,6 +416,7 @@ TABLE = (
         ("ListStations",      list_stations,     OK,    OK,     OK,     OK,     OK,     NO_KEY),
         ("ListContacts",      list_contacts,     OK,    OK,     OK,     OK,     OK,     NO_KEY),
         ("CreateEnrollmentToken", enrollment_token, OK, DENIED, DENIED, DENIED, DENIED, NO_KEY),
+        ("ImportContactPlan", import_contact_plan, OK,  DENIED, DENIED, DENIED, DENIED, NO_KEY),
     ),
     # Node keys, each for its own node; EnrollNode needs no key (its token is the credential).
     *service(

@@ -72,10 +72,11 @@ EXPECTED_METHODS = {
 
 
 # Methods the contract adds to the brief's, each named here on purpose: the node agents'
-# blobs, results and enrollment, and the tenant's workloads, inputs, results and evidence.
+# blobs, results and enrollment, the tenant's workloads, inputs, results and evidence, and
+# booked contact plans from ground networks.
 ADDED_METHODS = {
     "orbitq.v1.RequestService": {"PushWorkload", "PushInput", "GetBlob", "GetEvidence"},
-    "orbitq.v1.ConstellationService": {"CreateEnrollmentToken"},
+    "orbitq.v1.ConstellationService": {"CreateEnrollmentToken", "ImportContactPlan"},
     "orbitq.v1.NodeAgentService": {"FetchBlob", "OpenResult", "PutResultChunk"},
 }
 

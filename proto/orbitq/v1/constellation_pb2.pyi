@@ -83,6 +83,49 @@ ELEMENT_FORMAT_OMM_CSV: ElementFormat.ValueType  # 3
 ELEMENT_FORMAT_OMM_JSON: ElementFormat.ValueType  # 4
 Global___ElementFormat: _TypeAlias = ElementFormat  # noqa: Y015
 
+class _ContactPlanMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContactPlanModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContactPlanMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTACT_PLAN_MODE_UNSPECIFIED: _ContactPlanMode.ValueType  # 0
+    CONTACT_PLAN_MODE_REPLACE: _ContactPlanMode.ValueType  # 1
+    """The booked windows are the station's contacts; computed ones are not used."""
+    CONTACT_PLAN_MODE_RESTRICT: _ContactPlanMode.ValueType  # 2
+    """Only booked time inside a computed window is usable."""
+
+class ContactPlanMode(_ContactPlanMode, metaclass=_ContactPlanModeEnumTypeWrapper):
+    """How a station's booked windows combine with the windows the broker computes for it."""
+
+CONTACT_PLAN_MODE_UNSPECIFIED: ContactPlanMode.ValueType  # 0
+CONTACT_PLAN_MODE_REPLACE: ContactPlanMode.ValueType  # 1
+"""The booked windows are the station's contacts; computed ones are not used."""
+CONTACT_PLAN_MODE_RESTRICT: ContactPlanMode.ValueType  # 2
+"""Only booked time inside a computed window is usable."""
+Global___ContactPlanMode: _TypeAlias = ContactPlanMode  # noqa: Y015
+
+class _ContactPlanFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContactPlanFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContactPlanFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTACT_PLAN_FORMAT_UNSPECIFIED: _ContactPlanFormat.ValueType  # 0
+    CONTACT_PLAN_FORMAT_AUTO: _ContactPlanFormat.ValueType  # 1
+    """Detected from the text: JSON when it starts with '{' or '[', else CSV."""
+    CONTACT_PLAN_FORMAT_JSON: _ContactPlanFormat.ValueType  # 2
+    CONTACT_PLAN_FORMAT_CSV: _ContactPlanFormat.ValueType  # 3
+
+class ContactPlanFormat(_ContactPlanFormat, metaclass=_ContactPlanFormatEnumTypeWrapper): ...
+
+CONTACT_PLAN_FORMAT_UNSPECIFIED: ContactPlanFormat.ValueType  # 0
+CONTACT_PLAN_FORMAT_AUTO: ContactPlanFormat.ValueType  # 1
+"""Detected from the text: JSON when it starts with '{' or '[', else CSV."""
+CONTACT_PLAN_FORMAT_JSON: ContactPlanFormat.ValueType  # 2
+CONTACT_PLAN_FORMAT_CSV: ContactPlanFormat.ValueType  # 3
+Global___ContactPlanFormat: _TypeAlias = ContactPlanFormat  # noqa: Y015
+
 @_typing.final
 class NodeAgent(_message.Message):
     """The node's agent as the broker knows it (unset fields: never enrolled)."""
@@ -820,3 +863,77 @@ class ListContactsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListContactsResponse: _TypeAlias = ListContactsResponse  # noqa: Y015
+
+@_typing.final
+class ImportContactPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    DEFAULT_MODE_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The booked windows, at most 4 MiB and 10,000 windows."""
+    format: Global___ContactPlanFormat.ValueType
+    default_mode: Global___ContactPlanMode.ValueType
+    """The mode of stations the text gives none for (unspecified: REPLACE)."""
+    dry_run: _builtins.bool
+    """Check everything and report, store nothing."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        format: Global___ContactPlanFormat.ValueType = ...,
+        default_mode: Global___ContactPlanMode.ValueType = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_mode", b"default_mode", "dry_run", b"dry_run", "format", b"format", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportContactPlanRequest: _TypeAlias = ImportContactPlanRequest  # noqa: Y015
+
+@_typing.final
+class ImportContactPlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOWS_FIELD_NUMBER: _builtins.int
+    STATIONS_FIELD_NUMBER: _builtins.int
+    REPLACED_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    NOT_VISIBLE_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    windows: _builtins.int
+    """Booked windows stored (or that would be, with dry_run)."""
+    replaced: _builtins.int
+    """Booked windows of those stations, not yet over, that the plan replaced."""
+    not_visible: _builtins.int
+    """How many windows the satellite is not visible at all during."""
+    dry_run: _builtins.bool
+    @_builtins.property
+    def stations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The stations whose booked plan was set, by id."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One per booked window where the satellite is not visible for all of it, naming the window."""
+
+    def __init__(
+        self,
+        *,
+        windows: _builtins.int = ...,
+        stations: _abc.Iterable[_builtins.str] | None = ...,
+        replaced: _builtins.int = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
+        not_visible: _builtins.int = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "not_visible", b"not_visible", "replaced", b"replaced", "stations", b"stations", "warnings", b"warnings", "windows", b"windows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportContactPlanResponse: _TypeAlias = ImportContactPlanResponse  # noqa: Y015

@@ -71,6 +71,11 @@ class ConstellationServiceStub:
                 request_serializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenRequest.SerializeToString,
                 response_deserializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenResponse.FromString,
                 _registered_method=True)
+        self.ImportContactPlan = channel.unary_unary(
+                '/orbitq.v1.ConstellationService/ImportContactPlan',
+                request_serializer=orbitq_dot_v1_dot_constellation__pb2.ImportContactPlanRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_constellation__pb2.ImportContactPlanResponse.FromString,
+                _registered_method=True)
 
 
 class ConstellationServiceServicer:
@@ -129,6 +134,19 @@ class ConstellationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportContactPlan(self, request, context):
+        """Contact windows booked from a ground network (AWS Ground Station, KSAT, Leaf Space ...), as
+        JSON or CSV text parsed by the broker (formats: docs/operator.md). Operator only. For each
+        station the plan names, its booked windows that have not ended are replaced by the plan's,
+        and its mode set: the scheduler then uses the booked windows instead of the computed ones
+        (REPLACE) or only booked time inside computed ones (RESTRICT). All or nothing: a bad window
+        imports nothing (INVALID_ARGUMENT naming each; NOT_FOUND for an unknown node or station).
+        Windows where the satellite is not visible are imported with a warning naming each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConstellationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +184,11 @@ def add_ConstellationServiceServicer_to_server(servicer, server):
                     servicer.CreateEnrollmentToken,
                     request_deserializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenRequest.FromString,
                     response_serializer=orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenResponse.SerializeToString,
+            ),
+            'ImportContactPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportContactPlan,
+                    request_deserializer=orbitq_dot_v1_dot_constellation__pb2.ImportContactPlanRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_constellation__pb2.ImportContactPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -359,6 +382,33 @@ class ConstellationService:
             '/orbitq.v1.ConstellationService/CreateEnrollmentToken',
             orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenRequest.SerializeToString,
             orbitq_dot_v1_dot_constellation__pb2.CreateEnrollmentTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportContactPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.ConstellationService/ImportContactPlan',
+            orbitq_dot_v1_dot_constellation__pb2.ImportContactPlanRequest.SerializeToString,
+            orbitq_dot_v1_dot_constellation__pb2.ImportContactPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,15 @@ class ConstellationServiceStub:
     """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
     Operator only. Stored hashed; expires; a new token for the node replaces the old.
     """
+    ImportContactPlan: _grpc.UnaryUnaryMultiCallable[_constellation_pb2.ImportContactPlanRequest, _constellation_pb2.ImportContactPlanResponse]
+    """Contact windows booked from a ground network (AWS Ground Station, KSAT, Leaf Space ...), as
+    JSON or CSV text parsed by the broker (formats: docs/operator.md). Operator only. For each
+    station the plan names, its booked windows that have not ended are replaced by the plan's,
+    and its mode set: the scheduler then uses the booked windows instead of the computed ones
+    (REPLACE) or only booked time inside computed ones (RESTRICT). All or nothing: a bad window
+    imports nothing (INVALID_ARGUMENT naming each; NOT_FOUND for an unknown node or station).
+    Windows where the satellite is not visible are imported with a warning naming each.
+    """
 
 @_typing.type_check_only
 class ConstellationServiceAsyncStub(ConstellationServiceStub):
@@ -78,6 +87,15 @@ class ConstellationServiceAsyncStub(ConstellationServiceStub):
     CreateEnrollmentToken: _aio.UnaryUnaryMultiCallable[_constellation_pb2.CreateEnrollmentTokenRequest, _constellation_pb2.CreateEnrollmentTokenResponse]  # type: ignore[assignment]
     """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
     Operator only. Stored hashed; expires; a new token for the node replaces the old.
+    """
+    ImportContactPlan: _aio.UnaryUnaryMultiCallable[_constellation_pb2.ImportContactPlanRequest, _constellation_pb2.ImportContactPlanResponse]  # type: ignore[assignment]
+    """Contact windows booked from a ground network (AWS Ground Station, KSAT, Leaf Space ...), as
+    JSON or CSV text parsed by the broker (formats: docs/operator.md). Operator only. For each
+    station the plan names, its booked windows that have not ended are replaced by the plan's,
+    and its mode set: the scheduler then uses the booked windows instead of the computed ones
+    (REPLACE) or only booked time inside computed ones (RESTRICT). All or nothing: a bad window
+    imports nothing (INVALID_ARGUMENT naming each; NOT_FOUND for an unknown node or station).
+    Windows where the satellite is not visible are imported with a warning naming each.
     """
 
 class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,6 +161,21 @@ class ConstellationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_constellation_pb2.CreateEnrollmentTokenResponse, _abc.Awaitable[_constellation_pb2.CreateEnrollmentTokenResponse]]:
         """A one-time token with which the node's agent enrolls (NodeAgentService.EnrollNode).
         Operator only. Stored hashed; expires; a new token for the node replaces the old.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportContactPlan(
+        self,
+        request: _constellation_pb2.ImportContactPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_constellation_pb2.ImportContactPlanResponse, _abc.Awaitable[_constellation_pb2.ImportContactPlanResponse]]:
+        """Contact windows booked from a ground network (AWS Ground Station, KSAT, Leaf Space ...), as
+        JSON or CSV text parsed by the broker (formats: docs/operator.md). Operator only. For each
+        station the plan names, its booked windows that have not ended are replaced by the plan's,
+        and its mode set: the scheduler then uses the booked windows instead of the computed ones
+        (REPLACE) or only booked time inside computed ones (RESTRICT). All or nothing: a bad window
+        imports nothing (INVALID_ARGUMENT naming each; NOT_FOUND for an unknown node or station).
+        Windows where the satellite is not visible are imported with a warning naming each.
         """
 
 def add_ConstellationServiceServicer_to_server(servicer: ConstellationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
