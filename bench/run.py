@@ -6,7 +6,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS: tuple[str, ...] = ("ledger", "ledger_verify", "agent_formats", "contacts", "scheduler")
+BENCHMARKS: tuple[str, ...] = (
+    "ledger",
+    "ledger_verify",
+    "agent_formats",
+    "wasm_metering",
+    "contacts",
+    "scheduler",
+    "sim_agents",
+)
 
 
 def main() -> int:
