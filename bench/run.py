@@ -11,6 +11,7 @@ BENCHMARKS: tuple[str, ...] = (
     "ledger_verify",
     "agent_formats",
     "wasm_metering",
+    "receipt_settlement",
     "contacts",
     "scheduler",
     "sim_agents",
