@@ -12,8 +12,11 @@ BENCHMARKS: tuple[str, ...] = (
     "submit",
     "ledger_verify",
     "agent_formats",
+    "wasm_metering",
+    "receipt_settlement",
     "contacts",
     "scheduler",
+    "sim_agents",
 )
 
 

@@ -17,7 +17,7 @@ The log's modules, each citing the numbered rules of docs/ledger-format.md (L1..
 
 Imported explicitly because they decode entries with the generated protobuf classes:
 `entries` (the leaf encoding) and `audit` (the offline audit of a whole stored ledger, rules
-V1..V13, which raises the `...IntegrityError`s exported here).
+V1..V20, which raises the `...IntegrityError`s exported here).
 
 The agent formats (docs/agent-format.md), imported explicitly too, pure and free of protobuf
 (cbor2 and cryptography only), so node agents and tenants' verifiers need nothing else:
@@ -46,6 +46,7 @@ from orbitq.ledger.errors import (
     ConsistencyProofError,
     EntryIntegrityError,
     HashSizeError,
+    HeadIntegrityError,
     InclusionProofError,
     InvariantViolationError,
     KeyFormatError,
@@ -105,6 +106,7 @@ __all__ = [
     "EntryIntegrityError",
     "Frontier",
     "HashSizeError",
+    "HeadIntegrityError",
     "InclusionProofError",
     "InvariantViolationError",
     "KeyFormatError",

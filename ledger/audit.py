@@ -1,4 +1,4 @@
-"""The offline audit of a stored ledger: rules V1..V18 of docs/ledger-format.md, in order.
+"""The offline audit of a stored ledger: rules V1..V20 of docs/ledger-format.md, in order.
 
 Owns: checking that a broker's stored ledger is exactly what its signed log says — every leaf
 and stored subtree hash recomputed from the stored bytes, every entry's index and timestamp,
@@ -7,9 +7,13 @@ account row against its entry, and a replay of all transfers against the stored 
 pending statuses and the ledger's invariants. And the evidence behind charges (V15-V18): every
 usage receipt in the log verifies under its node's enrolled key, every settlement against a
 receipt follows it and charges no more than it backs, and the evidence rows match the log.
+And what holds the rest together (V19, V20): the stored checkpoints form one unbroken chain
+(each names its sequence number, time and predecessor under its signature, L19), and every
+column of the head row is what the log and that chain say.
 It stops at the first failure and raises the `LedgerIntegrityError` subclass that names it:
 `EntryIntegrityError(index, detail)`, `CheckpointIntegrityError(size, ...)`,
-`AccountIntegrityError` / `BalanceMismatchError(account, ...)` or `InvariantViolationError`.
+`AccountIntegrityError` / `BalanceMismatchError(account, ...)`, `HeadIntegrityError(column,
+...)` or `InvariantViolationError`.
 On success it returns an `AuditReport`.
 
 Pure: it reads pages of raw rows through the `AuditSource` protocol (which
@@ -40,12 +44,14 @@ from google.protobuf.message import DecodeError
 
 from orbitq.ledger import merkle
 from orbitq.ledger.checkpoint import Checkpoint, verify_checkpoint
+from orbitq.ledger.checkpoint_chain import body_hash, chain_link_of
 from orbitq.ledger.entries import NodeKeyEvidence, evidence_of
 from orbitq.ledger.errors import (
     AccountIntegrityError,
     BalanceMismatchError,
     CheckpointIntegrityError,
     EntryIntegrityError,
+    HeadIntegrityError,
     InvariantViolationError,
     LedgerIntegrityError,
 )
@@ -143,8 +149,9 @@ class Progress(Protocol):
 class AuditSource(Protocol):
     """The stored ledger as the audit reads it (`LedgerStore.snapshot()` provides this)."""
 
-    def head_size(self) -> int:
-        """The log's size as the head row records it."""
+    def head(self) -> tuple[Any, ...] | None:
+        """The head row as stored: (size, last_timestamp_ns, next_account_id, checkpoints,
+        checkpoint_hash); None if there is no head row."""
         ...
 
     def entry_pages(self) -> Iterable[Sequence[tuple[int, bytes, bytes]]]:
@@ -159,8 +166,9 @@ class AuditSource(Protocol):
         """Every account row."""
         ...
 
-    def checkpoints(self) -> Sequence[tuple[int, bytes, str]]:
-        """(size, root hash, signed note) of every stored checkpoint, smallest first."""
+    def checkpoints(self) -> Sequence[tuple[int, bytes, str, int]]:
+        """(size, root hash, signed note, timestamp_ns) of every stored checkpoint, smallest
+        first."""
         ...
 
     def pending(self) -> Iterable[tuple[bytes, int, int]]:
@@ -226,7 +234,7 @@ def audit_log(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> AuditReport:
-    """V1-V18: audit the stored ledger `source` against the broker's checkpoint key `verifier`.
+    """V1-V20: audit the stored ledger `source` against the broker's checkpoint key `verifier`.
 
     `known_roots` are tree heads the caller verified before ({size: root}, e.g. the last
     checkpoint a client trusted): the stored log must reproduce each of them (V6), which
@@ -235,8 +243,10 @@ def audit_log(
     Returns an AuditReport; raises the LedgerIntegrityError subclass naming the first failure.
     """
     started = clock()
-    head_size = source.head_size()
-    checkpoints = _checked_checkpoints(source.checkpoints(), verifier)  # V6, all but the roots
+    head = _head_of(source.head())
+    head_size = head[0]
+    rows = source.checkpoints()
+    checkpoints = _checked_checkpoints(rows, verifier)  # V6, all but the roots
     accounts = {account.id: account for account in source.accounts()}
     expected = _expected_roots(checkpoints, known_roots or {})
     walk = _Walk(head_size, accounts, expected, _consistency_leaves(checkpoints), progress)
@@ -247,6 +257,9 @@ def audit_log(
     _check_balances(accounts, walk.balances)  # V12
     _check_invariants(accounts)  # V13
     _check_pending(source.pending(), walk)  # V14
+    _check_chain(checkpoints, [row[3] for row in rows])  # V19
+    _check_head(head, checkpoints, walk)  # V20
+    _check_known_stored(checkpoints, known_roots or {})  # V19
     return AuditReport(
         entries=walk.size,
         transfers=walk.transfers,
@@ -265,12 +278,12 @@ def audit_log(
 
 
 def _checked_checkpoints(
-    rows: Sequence[tuple[int, bytes, str]], verifier: Verifier
+    rows: Sequence[tuple[int, bytes, str, int]], verifier: Verifier
 ) -> list[Checkpoint]:
     """V6: every stored checkpoint is a note signed by the broker's key, for its own origin, and
     its size and root columns say what the note says. Roots are checked during the walk."""
     checked: list[Checkpoint] = []
-    for size, root_hash, note in rows:
+    for size, root_hash, note, _ in rows:
         try:
             checkpoint = verify_checkpoint(note, verifier)
         except LedgerIntegrityError as error:
@@ -1044,6 +1057,150 @@ def _check_pending(rows: Iterable[tuple[bytes, int, int]], walk: _Walk) -> None:
         if transfer_id not in seen:
             raise EntryIntegrityError(
                 found.entry, f"pending transfer {_hex(transfer_id)} has no status row"
+            )
+
+
+# --- V19, V20: the checkpoint chain and the head row ----------------------------------------------
+
+
+def _head_of(row: tuple[Any, ...] | None) -> tuple[int, int, int, int, bytes | None]:
+    """The head row, its types checked (SQLite keeps any type in any column)."""
+    if row is None:
+        raise HeadIntegrityError("row", "there is no head row (id 1): it was deleted or altered")
+    size, last_timestamp_ns, next_account_id, checkpoints, checkpoint_hash = row
+    counters = (size, last_timestamp_ns, next_account_id, checkpoints)
+    if not all(type(value) is int for value in counters) or not (
+        checkpoint_hash is None or isinstance(checkpoint_hash, bytes)
+    ):
+        raise HeadIntegrityError("row", f"the row is malformed: {row!r}")
+    return size, last_timestamp_ns, next_account_id, checkpoints, checkpoint_hash
+
+
+def _check_chain(checkpoints: Sequence[Checkpoint], timestamps: Sequence[int]) -> None:
+    """V19 (L19): the stored checkpoints are one unbroken chain. Each one signed with a chain
+    line is the log's checkpoint number position + 1, names the stored checkpoint before it,
+    and was signed at the time its row says. Checkpoints without the line (signed before the
+    chain existed) may only come first."""
+    chained: Checkpoint | None = None
+    for position, (checkpoint, timestamp_ns) in enumerate(
+        zip(checkpoints, timestamps, strict=True)
+    ):
+        size = checkpoint.size
+        try:
+            link = chain_link_of(checkpoint)
+        except LedgerIntegrityError as error:
+            raise CheckpointIntegrityError(size, f"its chain line is malformed: {error}") from None
+        if link is None:
+            if chained is not None:
+                raise CheckpointIntegrityError(
+                    size,
+                    f"it has no chain line (L19), but checkpoint {chained.size} before it has one: "
+                    "every checkpoint after the first chained one carries it",
+                )
+            continue
+        chained = checkpoint
+        if link.timestamp_ns != timestamp_ns:
+            raise CheckpointIntegrityError(
+                size,
+                f"its stored timestamp_ns {timestamp_ns} differs from the time it was signed "
+                f"with, {link.timestamp_ns} (L19)",
+            )
+        before = checkpoints[position - 1] if position else None
+        if link.seq > position + 1:
+            raise CheckpointIntegrityError(
+                size,
+                f"it is the log's checkpoint #{link.seq}, but only {position} stored checkpoints "
+                f"come before it: {_deleted_before(link.seq, before)}",
+            )
+        if link.seq < position + 1:
+            raise CheckpointIntegrityError(
+                size,
+                f"it is the log's checkpoint #{link.seq}, but {position} stored checkpoints come "
+                "before it: a checkpoint was stored that the log never signed in this sequence",
+            )
+        expected = body_hash(before) if before is not None else None
+        if link.previous != expected:
+            raise CheckpointIntegrityError(
+                size,
+                f"it names as the checkpoint before it one with body hash {_show(link.previous)}, "
+                f"but the stored checkpoint before it{f' ({before.size})' if before else ''} has "
+                f"{_show(expected)}: the checkpoint before it was replaced",
+            )
+
+
+def _deleted_before(seq: int, before: Checkpoint | None) -> str:
+    """V19: which checkpoints are missing before checkpoint #seq, as precisely as is known."""
+    known = chain_link_of(before) if before is not None else None
+    first = 1 if before is None else known.seq + 1 if known is not None else None
+    if first is None:
+        return "checkpoints signed before it were deleted"
+    numbers = f"#{first}" if first == seq - 1 else f"#{first}..#{seq - 1}"
+    where = f" (after checkpoint {before.size})" if before is not None else ""
+    return f"checkpoint {numbers}{where} was deleted"
+
+
+def _check_head(
+    head: tuple[int, int, int, int, bytes | None],
+    checkpoints: Sequence[Checkpoint],
+    walk: _Walk,
+) -> None:
+    """V20: every column of the head row is derived from the log and its checkpoints: its size
+    (V1), the newest entry's timestamp, one more than the highest account id the log created,
+    and the count and body hash of the stored checkpoints' newest (L19)."""
+    _, last_timestamp_ns, next_account_id, count, newest_hash = head
+    if last_timestamp_ns != walk.last_timestamp_ns:
+        entry = f"the newest entry ({walk.size - 1})" if walk.size else "the empty log"
+        raise HeadIntegrityError(
+            "last_timestamp_ns",
+            f"last_timestamp_ns {last_timestamp_ns}, but {entry} has timestamp "
+            f"{walk.last_timestamp_ns}",
+        )
+    expected_id = max(walk.created_by, default=0) + 1
+    if next_account_id != expected_id:
+        raise HeadIntegrityError(
+            "next_account_id",
+            f"next_account_id {next_account_id}, but the highest account id the log created is "
+            f"{expected_id - 1}, so the next is {expected_id}",
+        )
+    newest = checkpoints[-1] if checkpoints else None
+    stored_hash = body_hash(newest) if newest is not None else None
+    stored = f"the newest stored is checkpoint {newest.size}" if newest else "none is stored"
+    if count > len(checkpoints):
+        raise HeadIntegrityError(
+            "checkpoints",
+            f"it records {count} checkpoints signed, the newest with body hash "
+            f"{_show(newest_hash)}, but {len(checkpoints)} are stored ({stored}): "
+            f"checkpoint #{len(checkpoints) + 1}"
+            f"{f'..#{count}' if count > len(checkpoints) + 1 else ''} was deleted",
+        )
+    if count < len(checkpoints):
+        raise HeadIntegrityError(
+            "checkpoints",
+            f"it records {count} checkpoints signed, but {len(checkpoints)} are stored",
+        )
+    if newest_hash != stored_hash:
+        raise HeadIntegrityError(
+            "checkpoint_hash",
+            f"checkpoint_hash {_show(newest_hash)}, but {stored} with body hash "
+            f"{_show(stored_hash)}: the newest checkpoint was replaced",
+        )
+
+
+def _check_known_stored(
+    checkpoints: Sequence[Checkpoint], known_roots: Mapping[int, bytes]
+) -> None:
+    """V19: a checkpoint verified before (from this broker's stored or served checkpoints) is
+    still stored: a signed checkpoint never disappears. Catches the newest checkpoints dropped
+    with the head row made to agree, which no audit of the database alone can see."""
+    stored = {checkpoint.size for checkpoint in checkpoints}
+    for size in sorted(known_roots):
+        if size not in stored:
+            newest = checkpoints[-1].size if checkpoints else None
+            raise CheckpointIntegrityError(
+                size,
+                f"the checkpoint of this size verified before is not stored (the newest stored "
+                f"is {newest if newest is not None else 'none'}): the log's signed checkpoints "
+                "were deleted, or the database was restored from an older copy",
             )
 
 

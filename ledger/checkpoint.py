@@ -43,7 +43,8 @@ class Checkpoint:
     root_hash: bytes
     """The 32-byte RFC 6962 root of the first `size` leaves."""
     extensions: tuple[str, ...]
-    """Extension lines after the root, opaque and non-empty; orbitq writes none."""
+    """Extension lines after the root, opaque and non-empty; orbitq writes one, the chain line
+    (L19, orbitq.ledger.checkpoint_chain)."""
     note: str
     """The whole signed note this checkpoint was verified from; "" when only parsed."""
 

@@ -25,9 +25,10 @@ mapping of these errors to gRPC status codes (orbitq.services).
     │   └── ReceiptError             ... and it is a usage receipt (orbitq.ledger.receipts)
     ├── TicketRefused            a ticket an agent must not run (.reason; orbitq.ledger.tickets)
     │
-    │   found by the offline audit (orbitq.ledger.audit, rules V1..V13), each naming the culprit:
+    │   found by the offline audit (orbitq.ledger.audit, rules V1..V20), each naming the culprit:
     ├── EntryIntegrityError      a stored entry, or a row derived from it, is wrong (.index)
     ├── CheckpointIntegrityError a stored checkpoint does not match the log (.size)
+    ├── HeadIntegrityError       the head row does not match the log or its checkpoints
     ├── AccountIntegrityError    an account row does not match the log (.account_id)
     │   └── BalanceMismatchError     its stored balances differ from the replay
     └── InvariantViolationError  a ledger invariant fails on the stored balances, or (raised
@@ -45,6 +46,7 @@ __all__ = [
     "ConsistencyProofError",
     "EntryIntegrityError",
     "HashSizeError",
+    "HeadIntegrityError",
     "InclusionProofError",
     "InvariantViolationError",
     "KeyFormatError",
@@ -124,6 +126,22 @@ class CheckpointIntegrityError(LedgerIntegrityError):
 
     def __reduce__(self) -> tuple[type[CheckpointIntegrityError], tuple[int, str]]:
         return (type(self), (self.size, self.detail))
+
+
+class HeadIntegrityError(LedgerIntegrityError):
+    """The head row is missing, or a column of it differs from what the log and its stored
+    checkpoints say (V20): a counter was changed, or the newest checkpoint was deleted.
+
+    `column` names the head column (or "row"); `detail` says what differs.
+    """
+
+    def __init__(self, column: str, detail: str) -> None:
+        super().__init__(f"head row: {detail}")
+        self.column = column
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[HeadIntegrityError], tuple[str, str]]:
+        return (type(self), (self.column, self.detail))
 
 
 class AccountIntegrityError(LedgerIntegrityError):

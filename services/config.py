@@ -80,6 +80,12 @@ class BrokerConfig:
     blob_store_bytes_max: int = 64 * 1024**3
     blob_tenant_bytes_max: int = 4 * 1024**3
     result_retention_days: float = 7.0
+    # Long-lived streams (health Watch, reflection, WatchRequest): open at once in total (at
+    # most half the server's worker threads) and per peer address, and their lifetime
+    # (orbitq.services.boundary.admission).
+    streams_max: int = 32
+    streams_per_peer_max: int = 16
+    stream_seconds_max: float = 1800.0
 
     @property
     def key_path(self) -> Path:
@@ -143,6 +149,9 @@ def load_config(
         blob_store_bytes_max=_whole(stored, "blob_store_bytes_max", 64 * 1024**3),
         blob_tenant_bytes_max=_whole(stored, "blob_tenant_bytes_max", 4 * 1024**3),
         result_retention_days=_number(stored, "result_retention_days", 7.0),
+        streams_max=_whole(stored, "streams_max", 32),
+        streams_per_peer_max=_whole(stored, "streams_per_peer_max", 16),
+        stream_seconds_max=_number(stored, "stream_seconds_max", 1800.0),
     )
     if config.missed_contacts_down < config.missed_contacts_degraded:
         raise ValueError(

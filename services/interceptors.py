@@ -2,8 +2,13 @@
 
 1. logging — one line per call: method, caller's key id, status, milliseconds;
 2. error mapping — the one table from domain errors to status codes (`STATUS_OF`); anything
-   unexpected becomes INTERNAL with an incident id, logged with its traceback, never UNKNOWN;
-3. authentication — `authorization: Bearer <api key>` to a Principal for the call. Only the
+   unexpected becomes INTERNAL with an incident id, logged with its traceback, never UNKNOWN.
+   It also makes each method's deserializer tolerant, so a request that does not decode or
+   carries a number no column holds is INVALID_ARGUMENT naming the field (services/boundary),
+   and a call whose client went away is no incident;
+3. admission — long-lived streams are counted in total and per peer and refused beyond the
+   caps (orbitq.services.boundary.admission), keeping workers free for unary calls;
+4. authentication — `authorization: Bearer <api key>` to a Principal for the call. Only the
    standard health and reflection services are open, so probes and grpcurl work, and
    NodeAgentService.EnrollNode, whose enrollment token is its credential (its servicer checks
    it: a new agent has no API key yet).
@@ -22,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import Message
 
 from orbitq.ledger.store.writer import WriterOverloadedError, WriterStoppedError
 from orbitq.services.auth import (
@@ -29,6 +35,8 @@ from orbitq.services.auth import (
     reset_current_principal,
     set_current_principal,
 )
+from orbitq.services.boundary import decoding
+from orbitq.services.boundary.admission import StreamGate
 from orbitq.services.errors import (
     AlreadyExistsError,
     BrokerError,
@@ -75,30 +83,33 @@ else:
     _ServerInterceptor = grpc.ServerInterceptor
 
 
-def _rewrap(handler: _Handler, wrap: Callable[[Behavior, bool], Behavior]) -> Any:
-    """The same handler with its behaviour wrapped (unary or server-streaming responses)."""
+def _rewrap(
+    handler: _Handler, wrap: Callable[[Behavior, bool], Behavior], deserializer: Any
+) -> Any:
+    """The same handler with its behaviour wrapped (unary or server-streaming responses) and
+    `deserializer` in place of its own."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap(handler.unary_unary, False),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             wrap(handler.unary_stream, True),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
             wrap(handler.stream_unary, False),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
         wrap(handler.stream_stream, True),
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
 
@@ -125,7 +136,9 @@ class _Interceptor(_ServerInterceptor):
         if wrapped is None:
             method = handler_call_details.method
             wrapped = _rewrap(
-                handler, lambda behavior, streaming: self.wrap(method, behavior, streaming)
+                handler,
+                lambda behavior, streaming: self.wrap(method, behavior, streaming),
+                self.wrap_deserializer(handler.request_deserializer),
             )
             with self._lock:
                 if len(self._wrapped) >= WRAPPED_HANDLERS_MAX:
@@ -135,6 +148,9 @@ class _Interceptor(_ServerInterceptor):
 
     def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
         raise NotImplementedError
+
+    def wrap_deserializer(self, deserializer: Any) -> Any:
+        return deserializer
 
 
 class LoggingInterceptor(_Interceptor):
@@ -186,29 +202,64 @@ def abort_for(error: Exception, context: grpc.ServicerContext, method: str) -> N
 
 
 class ErrorMappingInterceptor(_Interceptor):
+    """Also owns the requests refused before their method runs: each method's deserializer is
+    made tolerant (orbitq.services.boundary.decoding), and what it refused is raised here as
+    InvalidArgumentError, so it goes through the one table like every other error."""
+
+    def wrap_deserializer(self, deserializer: Any) -> Any:
+        return decoding.tolerant(deserializer)
+
     def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
 
         if streaming:
 
             def mapped_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
-                    yield from behavior(request, context)
+                    yield from behavior(_accepted(request), context)
                 except Exception as error:
                     if _is_abort(error, context):
                         raise
+                    if _client_gone(error, context):
+                        return
                     abort_for(error, context, method)
 
             return mapped_stream
 
         def mapped(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                return behavior(request, context)
+                return behavior(_accepted(request), context)
             except Exception as error:
                 if _is_abort(error, context):
                     raise
+                if _client_gone(error, context):
+                    return None
                 abort_for(error, context, method)
 
         return mapped
+
+
+def _accepted(request: Any) -> Any:
+    """The request as decoded, or InvalidArgumentError for one the deserializer refused; for a
+    stream of requests, the stream checked message by message."""
+    if isinstance(request, decoding.Refused):
+        raise InvalidArgumentError(request.reason)
+    if isinstance(request, Message):
+        return request
+    return _accepted_each(request)
+
+
+def _accepted_each(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, decoding.Refused):
+            raise InvalidArgumentError(request.reason)
+        yield request
+
+
+def _client_gone(error: Exception, context: grpc.ServicerContext) -> bool:
+    # The client cancelled or its deadline passed: a stream's request iterator then raises a
+    # bare grpc.RpcError. Nobody is listening for a status, and it is no incident. (Any other
+    # exception is still mapped, and logged if unexpected: a bug is a bug, listener or not.)
+    return isinstance(error, grpc.RpcError) and not context.is_active()
 
 
 def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
@@ -222,6 +273,30 @@ def _authorization(context: grpc.ServicerContext) -> str | None:
         if key == "authorization":
             return value if isinstance(value, str) else value.decode("latin-1")
     return None
+
+
+class AdmissionInterceptor(_Interceptor):
+    """Long-lived streams pass the gate (orbitq.services.boundary.admission) before anything
+    else of theirs runs, authenticated or not: beyond its caps they are refused at once."""
+
+    def __init__(self, gate: StreamGate) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def wrap(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
+        if not streaming:
+            return behavior
+        gate = self.gate
+
+        def admitted_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            release = gate.admit(context.peer())
+            context.add_callback(release)  # the RPC's end, even if this generator is never closed
+            try:
+                yield from behavior(request, context)
+            finally:
+                release()
+
+        return admitted_stream
 
 
 class AuthInterceptor(_Interceptor):

@@ -1,9 +1,10 @@
 """The gRPC server of the broker: services, health, reflection, limits, TLS, shutdown.
 
 Owns: building a `grpc.Server` around a Broker — the interceptor chain (logging, error mapping,
-authentication), the six orbitq services, the
+stream admission, authentication), the six orbitq services, the
 standard health service and server reflection (so grpcurl and `buf curl` work), message size
-and concurrency limits, optional TLS — and serving until SIGTERM/SIGINT, then shutting down
+and concurrency limits, the share of worker threads long-lived streams may hold and their
+lifetime, optional TLS — and serving until SIGTERM/SIGINT, then shutting down
 gracefully (health NOT_SERVING, stop accepting, let calls in flight finish, stop the broker).
 
 Does not own: any method's behaviour.
@@ -24,8 +25,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from orbitq.services.boundary.admission import StreamGate, StreamLimits
 from orbitq.services.broker import Broker
 from orbitq.services.interceptors import (
+    AdmissionInterceptor,
     AuthInterceptor,
     ErrorMappingInterceptor,
     LoggingInterceptor,
@@ -60,6 +63,9 @@ log = logging.getLogger(__name__)
 MESSAGE_BYTES_MAX = 32 * 1024 * 1024
 CONCURRENT_RPCS_MAX = 512
 WORKER_THREADS = 64
+# Long-lived streams may hold at most this many workers: the rest is the reserve unary calls
+# always find (issue 16: idle streams without a key must not delay an operator's call).
+STREAM_WORKERS_MAX = WORKER_THREADS // 2
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 SERVICE_NAMES = tuple(
@@ -80,6 +86,7 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    streams: StreamGate
 
     def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         self.health.enter_graceful_shutdown()
@@ -92,22 +99,38 @@ def build_server(
     *,
     tls: tuple[bytes, bytes] | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+    stream_limits: StreamLimits | None = None,
     metrics: BrokerMetrics | None = None,
 ) -> RunningServer:
-    """A started server on `listen` (port 0 picks a free port; see .port); `metrics` counts
-    its calls (orbitq.services.observability)."""
+    """A started server on `listen` (port 0 picks a free port; see .port). The stream limits
+    are the configuration's unless given; `metrics` counts its calls
+    (orbitq.services.observability)."""
+    config = broker.config
+    limits = stream_limits or StreamLimits(
+        total_max=config.streams_max,
+        per_peer_max=config.streams_per_peer_max,
+        lifetime_seconds=config.stream_seconds_max,
+    )
+    if limits.total_max > STREAM_WORKERS_MAX:
+        raise ValueError(
+            f"streams_max ({limits.total_max}) may be at most {STREAM_WORKERS_MAX}, half the"
+            f" server's {WORKER_THREADS} worker threads: the rest is kept for unary calls"
+        )
+    gate = StreamGate(limits)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="rpc"),
         interceptors=[
             ObservabilityInterceptor(metrics.rpc if metrics is not None else None),
             LoggingInterceptor(),
             ErrorMappingInterceptor(),
+            AdmissionInterceptor(gate),
             AuthInterceptor(broker.authenticator),
         ],
         options=[
             ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
             ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
             ("grpc.so_reuseport", 0),
+            *limits.server_options(),
         ],
         maximum_concurrent_rpcs=CONCURRENT_RPCS_MAX,
     )
@@ -142,7 +165,7 @@ def build_server(
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     server.start()
-    return RunningServer(server, port, health_servicer)
+    return RunningServer(server, port, health_servicer, gate)
 
 
 def _stop_serving(health_servicer: health.HealthServicer, reason: str) -> None:

@@ -129,7 +129,7 @@ class Tenants:
     ) -> tuple[list[TenantRecord], str]:
         principal.require_role(Role.OPERATOR, Role.TENANT, action="listing tenants")
         size = pagination.page_size(page_size)
-        after = pagination.decode_token(page_token, "tenants")
+        after = pagination.decode_token(page_token, "tenants", pagination.TEXT)
         query = sa.select(TENANTS).order_by(TENANTS.c.name).limit(size + 1)
         if not principal.is_operator:
             query = query.where(TENANTS.c.name == principal.tenant_scope("", "list"))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.clock import SimulatedClock
@@ -26,6 +27,12 @@ from orbitq.services.server import RunningServer, build_server
 PG_URL = os.environ.get("ORBITQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EPOCH = datetime(2025, 12, 6, tzinfo=UTC)
+
+# Property tests keep their example counts, but time is not what they test: on a loaded machine
+# (CI's two workers, several suites at once) drawing an example or running one can take longer
+# than Hypothesis's defaults allow, which would fail a correct property for being slow.
+settings.register_profile("orbitq", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("orbitq")
 
 
 @functools.cache

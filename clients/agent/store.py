@@ -150,10 +150,12 @@ class ContactRow:
 class AgentStore:
     """One connection, used by one thread (the agent's loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        """`durable` False (the simulator's agents, whose store dies with the run) skips the
+        fsync of each commit; an agent on a node keeps the default."""
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 

@@ -1,6 +1,7 @@
 """The signed log as stored: checkpoints, entries, proofs, and the frontier the appends extend.
 
-Owns: signing and storing checkpoints (L5, never one that does not extend the previous: L6),
+Owns: signing and storing checkpoints (L5, never one that does not extend the previous: L6;
+each linked to the one before it, and the head row updated to name it: L19),
 reading them (latest, at a size, all, the sizes around a size), reading entries, building
 inclusion and consistency proofs from the perfect-subtree hashes stored beside each leaf (L4:
 O(log n) reads), and the compact range (`merkle.Frontier`) of the log as of the last commit,
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from orbitq.ledger import merkle
 from orbitq.ledger.checkpoint import Checkpoint, sign_checkpoint
+from orbitq.ledger.checkpoint_chain import ChainLink, body_hash, chain_line
 from orbitq.ledger.note import Signer
 from orbitq.ledger.store.dialect import Dialect
 from orbitq.ledger.store.rows import checkpoint_of, select_head
@@ -94,7 +96,11 @@ class LedgerLog:
             if latest is not None and latest.size > 0:
                 proof = self._consistency_proof(cursor, latest.size, head.size)
                 merkle.verify_consistency(latest.size, head.size, proof, latest.root_hash, root)
-            note = sign_checkpoint(origin, head.size, root, signer)
+            # L19: the checkpoint names its place in the sequence of stored checkpoints, its
+            # time and the one before it (as the head records them), under its signature.
+            link = ChainLink(head.checkpoints + 1, now_ns, head.checkpoint_hash)
+            note = sign_checkpoint(origin, head.size, root, signer, extensions=(chain_line(link),))
+            checkpoint = checkpoint_of(note)
             cursor.execute(
                 sql(
                     "INSERT INTO ledger_checkpoints (size, root_hash, note, timestamp_ns)"
@@ -102,7 +108,11 @@ class LedgerLog:
                 ),
                 (head.size, root, note, now_ns),
             )
-        return checkpoint_of(note)
+            cursor.execute(
+                sql("UPDATE ledger_head SET checkpoints = ?, checkpoint_hash = ? WHERE id = 1"),
+                (link.seq, body_hash(checkpoint)),
+            )
+        return checkpoint
 
     def latest_checkpoint(self) -> Checkpoint | None:
         with self._engine.connect() as conn:

@@ -44,24 +44,33 @@ _ACCOUNT_ID_STORED_MAX = 2**63 - 1
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The one-row head of the log: its size, the last timestamp, the next account id."""
+    """The one-row head of the log: its size, the newest entry's timestamp, the next account
+    id, and the count and body hash of the stored checkpoints' newest (L19)."""
 
     size: int
     last_timestamp_ns: int
     next_account_id: int
+    checkpoints: int
+    checkpoint_hash: bytes | None
 
 
 def select_head(cursor: Any, dialect: Dialect, *, lock: bool) -> Head:
     """The head; `lock` row-locks it until the transaction ends (serialises appends across
     replicas on PostgreSQL; on SQLite the immediate transaction already holds the lock)."""
     cursor.execute(
-        "SELECT size, last_timestamp_ns, next_account_id FROM ledger_head WHERE id = 1"
-        + (dialect.for_update if lock else "")
+        "SELECT size, last_timestamp_ns, next_account_id, checkpoints, checkpoint_hash"
+        " FROM ledger_head WHERE id = 1" + (dialect.for_update if lock else "")
     )
     row = cursor.fetchone()
     if row is None:
         raise RuntimeError("the ledger is not initialised: LedgerStore.initialize() first")
-    return Head(int(row[0]), int(row[1]), int(row[2]))
+    return Head(
+        int(row[0]),
+        int(row[1]),
+        int(row[2]),
+        int(row[3]),
+        bytes(row[4]) if row[4] is not None else None,
+    )
 
 
 def select_accounts(cursor: Any, dialect: Dialect, ids: Iterable[int]) -> list[Account]:

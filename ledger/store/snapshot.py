@@ -63,11 +63,18 @@ class LedgerSnapshot:
     def _cursor(self) -> Any:
         return self._conn.connection.cursor()
 
-    def head_size(self) -> int:
+    def head(self) -> tuple[Any, ...] | None:
+        """(size, last_timestamp_ns, next_account_id, checkpoints, checkpoint_hash) of the head
+        row, as stored; None if there is no head row (or more than one row claims it)."""
         cursor = self._cursor()
-        cursor.execute("SELECT size FROM ledger_head WHERE id = 1")
-        row = cursor.fetchone()
-        return int(row[0]) if row is not None else 0
+        cursor.execute(
+            "SELECT id, size, last_timestamp_ns, next_account_id, checkpoints, checkpoint_hash"
+            " FROM ledger_head"
+        )
+        rows = cursor.fetchall()
+        if len(rows) != 1 or rows[0][0] != 1:
+            return None
+        return tuple(rows[0][1:])
 
     def entry_pages(self) -> Iterator[list[tuple[int, bytes, bytes]]]:
         """(idx, data, hashes) of every stored entry in index order, in pages."""
@@ -132,17 +139,24 @@ class LedgerSnapshot:
                 raise AccountIntegrityError(row[0], "?", f"the row is malformed: {error}") from None
         return accounts
 
-    def checkpoints(self) -> list[tuple[int, bytes, str]]:
-        """(size, root_hash, note) of every stored checkpoint, smallest first."""
+    def checkpoints(self) -> list[tuple[int, bytes, str, int]]:
+        """(size, root_hash, note, timestamp_ns) of every stored checkpoint, smallest first."""
         cursor = self._cursor()
-        cursor.execute("SELECT size, root_hash, note FROM ledger_checkpoints ORDER BY size")
+        cursor.execute(
+            "SELECT size, root_hash, note, timestamp_ns FROM ledger_checkpoints ORDER BY size"
+        )
         rows = []
-        for size, root, note in cursor.fetchall():
-            if not (isinstance(size, int) and isinstance(root, bytes) and isinstance(note, str)):
+        for size, root, note, timestamp_ns in cursor.fetchall():
+            if not (
+                isinstance(size, int)
+                and isinstance(root, bytes)
+                and isinstance(note, str)
+                and isinstance(timestamp_ns, int)
+            ):
                 raise CheckpointIntegrityError(
                     size if isinstance(size, int) else -1, "the stored row is malformed"
                 )
-            rows.append((size, root, note))
+            rows.append((size, root, note, timestamp_ns))
         return rows
 
     def pending(self) -> list[tuple[bytes, int, int]]:

@@ -14,7 +14,17 @@ signed.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 # SQLite makes a rowid alias only of "INTEGER PRIMARY KEY"; BIGINT keys there would cost an
@@ -122,12 +132,15 @@ class CheckpointRow(SQLModel, table=True):
     size: int = Field(sa_column=Column(_BigKey, primary_key=True, autoincrement=False))
     root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
+    # When it was signed; the note's chain line (L19) says the same under the signature.
     timestamp_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class HeadRow(SQLModel, table=True):
-    """One row: the log's size and the last timestamp. Every append locks it first, which
-    serialises writers across broker replicas on PostgreSQL (entries stay gapless)."""
+    """One row: the log's size, its newest entry's timestamp, the next account id, and the
+    count and body hash of the stored checkpoints' newest (L19). Every append locks it first,
+    which serialises writers across broker replicas on PostgreSQL (entries stay gapless). Every
+    column is derived from the log and its checkpoints, and the audit checks it (V20)."""
 
     __tablename__ = "ledger_head"
 
@@ -135,3 +148,9 @@ class HeadRow(SQLModel, table=True):
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_timestamp_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     next_account_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # L19: how many checkpoints the log stored, and SHA-256 of the newest one's body (None:
+    # none yet): the next checkpoint's chain link, and what shows the newest was deleted.
+    checkpoints: int = Field(sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+    checkpoint_hash: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary(32), nullable=True)
+    )

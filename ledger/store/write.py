@@ -97,6 +97,17 @@ class _Recorded:
 _Event = Account | StoredTransfer | _Recorded
 
 
+def _last_timestamp(events: Sequence[_Event], head: Head) -> int:
+    """V20: the head keeps the newest entry's timestamp, so it is derived from the log. The
+    engine may have taken later timestamps for transfers that left nothing (a linked chain
+    rolled back, a failure not recorded); nothing stored carries them, so the next group may
+    take them again and timestamps still strictly increase over the log (A6)."""
+    if not events:
+        return head.last_timestamp_ns
+    last = events[-1]
+    return last.transfer.timestamp_ns if isinstance(last, StoredTransfer) else last.timestamp_ns
+
+
 @dataclass
 class _Applied:
     """What one group did: results per item, log events in order, ids of failed transfers,
@@ -219,7 +230,7 @@ class WritePath:
                         "UPDATE ledger_head SET size = ?, last_timestamp_ns = ?,"
                         " next_account_id = ? WHERE id = 1"
                     ),
-                    (size, state.last_timestamp_ns, applied.next_account_id),
+                    (size, _last_timestamp(events, head), applied.next_account_id),
                 )
                 next_expiry = None if expiring else self._next_expiry_ns
                 for stored in state.created:

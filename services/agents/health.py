@@ -150,12 +150,17 @@ class NodeHealth:
             if agent is None or agent.ground_link == "always" or node.state == "down":
                 continue
             since = agent.last_heartbeat_ns or agent.enrolled_ns
-            missed = sum(
-                1
-                for contact in self._constellation.contacts_between(
-                    from_ns(since), from_ns(now_ns), node=node.id
-                )[:CONTACTS_COUNTED_MAX]
-                if contact.aos_ns > since and contact.los_ns + tolerance_ns < now_ns
+            # A heartbeat at this very instant (a simulated clock) leaves no span to count in.
+            missed = (
+                0
+                if since >= now_ns
+                else sum(
+                    1
+                    for contact in self._constellation.contacts_between(
+                        from_ns(since), from_ns(now_ns), node=node.id
+                    )[:CONTACTS_COUNTED_MAX]
+                    if contact.aos_ns > since and contact.los_ns + tolerance_ns < now_ns
+                )
             )
             state = self._state_for(node, missed)
             with write_transaction(self._engine) as connection:

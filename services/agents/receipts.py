@@ -32,6 +32,11 @@ transfers whose user_data is SHA-256 of the receipt). The same receipt again ans
 (idempotent per request); a settlement the ledger could not take now is retried by the
 scheduling loop's pass over owed reservations and by the agent's retry.
 
+A crash point for tests (tests/agent/test_broker_crash.py): with ORBITQ_CRASH_AFTER_RECEIPTS=N
+in the broker's environment, the process kills itself with SIGKILL right after the Nth receipt it
+accepts is stored and before that receipt is settled: kill -9 at the worst moment of settlement,
+on demand rather than by timing.
+
 Does not own: the receipt format (orbitq.ledger.receipts), the transfers
 (requests.reservations) or gating and permissions (service.py).
 """
@@ -39,6 +44,8 @@ Does not own: the receipt format (orbitq.ledger.receipts), the transfers
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,6 +90,7 @@ S = RequestState
 RECEIPT_SKEW_SECONDS = 60
 RECEIPT_BYTES_MAX = 4096
 DETAIL_CHARS_MAX = 500
+CRASH_ENV = "ORBITQ_CRASH_AFTER_RECEIPTS"
 WORKLOAD_OUTCOMES = frozenset(
     {
         RunOutcome.TRAP,
@@ -151,6 +159,8 @@ class ReceiptDesk:
         self._grace = receipt_grace
         self._now_ns = now_ns
         self._announce = announce
+        self._crash_after = _crash_after()
+        self._accepted = 0
 
     def report(self, node: NodeRecord, envelope: bytes) -> Settled:
         """Verify and settle `envelope` from `node`'s agent (see the module docstring)."""
@@ -168,6 +178,10 @@ class ReceiptDesk:
         if request.receipt_digest == digest:
             return self._settle(request)  # the same receipt again: the same answer
         moved = self._end(node, request, receipt, envelope, digest)
+        self._accepted += 1
+        if self._accepted == self._crash_after:
+            log.warning("%s=%d: killing the broker before settling", CRASH_ENV, self._accepted)
+            os.kill(os.getpid(), signal.SIGKILL)
         return self._settle(moved)
 
     # -- checks --------------------------------------------------------------------------------
@@ -386,6 +400,12 @@ class ReceiptDesk:
                     at_ns=self._now_ns(),
                 )
             )
+
+
+def _crash_after() -> int:
+    """The crash point's receipt count (0: none); a value that is not a count is ignored."""
+    value = os.environ.get(CRASH_ENV, "")
+    return int(value) if value.isdigit() else 0
 
 
 def _final_move(

@@ -1,7 +1,7 @@
 """`orbitq ledger vkey` and `orbitq ledger verify`: offline from a broker's data directory or
 database, or online as a client (`--target`, through orbitq.clients.cli.ledger).
 
-Offline verify is the full audit (orbitq.ledger.audit, rules V1..V14): it needs the broker's
+Offline verify is the full audit (orbitq.ledger.audit, rules V1..V20): it needs the broker's
 verifier key, from the data directory's key file or `--vkey`. It also checks the stored log
 against the last checkpoint verified from this machine (the same trust state the SDK keeps),
 and records the newest one after a clean audit.

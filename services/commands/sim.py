@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,13 @@ def register(tree: CommandTree) -> None:
         "--db", metavar="URL", help="a fresh database to run on (default: SQLite in a temp dir)"
     )
     parser.add_argument(
+        "--settlement",
+        choices=("receipts", "plan"),
+        default="receipts",
+        help="receipts (default): one in-process node agent per node runs the work and its"
+        " signed usage receipt settles it; plan: placed work completes as placed, no agent",
+    )
+    parser.add_argument(
         "--out",
         required=True,
         metavar="DIR",
@@ -94,11 +102,15 @@ def _sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         step_seconds=args.step,
         db_url=args.db,
+        settlement=args.settlement,
     )
     wrong = settings.problems()
     if wrong:
         raise CommandError("; ".join(wrong))
     news = None if args.json else _progress
+    # The broker's warnings (a ticket not pulled in time, a node degraded) are counted in the
+    # report; one line each would drown the progress at thousands of requests.
+    logging.getLogger("orbitq").setLevel(logging.ERROR)
     with progress.bar(args, "simulating", "sim min") as simulated:
         result = run_simulation(settings, news, lambda done, of: simulated(done / 60, of / 60))
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +159,17 @@ def _summary(report: dict[str, Any], out: Path) -> None:
         f"utilisation: cpu {use['cpu']:.1%}, storage {use['storage']:.1%}, "
         f"link {use['link']:.1%} of contact time; wall {report['wall_seconds']:.1f} s"
     )
+    agents = report.get("agents")
+    if agents:
+        refunds = sum(agents["refunds_by_cause"].values())
+        causes = ", ".join(f"{why} {n}" for why, n in agents["refunds_by_cause"].items())
+        print(
+            f"agents: {agents['nodes_enrolled']} enrolled, {agents['tickets_issued']} tickets"
+            f" issued, {agents['receipts_verified']} receipts verified,"
+            f" {agents['settling_transfers_with_receipt_hash']} of"
+            f" {agents['settling_transfers']} settling transfers carry a receipt hash;"
+            f" {refunds} refunded" + (f" ({causes})" if causes else "")
+        )
     if requests["rejected_by_reason"]:
         rows = [
             {"rejected": why, "requests": n} for why, n in requests["rejected_by_reason"].items()

@@ -316,7 +316,7 @@ def list_nodes(
     check_labels(labels, "label filter")
     size = pagination.page_size(page_size)
     query_key = {"labels": dict(labels), "state": state}
-    after = pagination.decode_token(page_token, query_key)
+    after = pagination.decode_token(page_token, query_key, pagination.INT)
     query = (
         select_nodes()
         .where(*_node_filter(labels, state))

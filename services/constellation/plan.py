@@ -369,7 +369,7 @@ def list_contacts(
 ) -> tuple[list[StoredContact], str]:
     query.check()
     size = pagination.page_size(page_size)
-    position = pagination.decode_token(page_token, query)
+    position = pagination.decode_token(page_token, query, (pagination.INT, pagination.TEXT))
     after: tuple[int, str] | None = None
     if position is not None:
         if not (

@@ -99,7 +99,7 @@ def list_stations(
     connection: sa.Connection, page_size: int, page_token: str
 ) -> tuple[list[GroundStation], str]:
     size = pagination.page_size(page_size)
-    after = pagination.decode_token(page_token, "stations")
+    after = pagination.decode_token(page_token, "stations", pagination.TEXT)
     query = sa.select(STATIONS).order_by(STATIONS.c.id).limit(size + 1)
     if after is not None:
         query = query.where(STATIONS.c.id > str(after))

@@ -282,7 +282,7 @@ class Requests:
             scope = principal.tenant_scope(tenant, "list the requests of")
         size = pagination.page_size(page_size)
         query = {"requests": scope, "states": sorted(int(s) for s in states)}
-        position = pagination.decode_token(page_token, query)
+        position = pagination.decode_token(page_token, query, (pagination.INT, pagination.TEXT))
         after: tuple[int, str] | None = None
         if position is not None:
             try:

@@ -64,7 +64,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             until_ns=request.until_ns,
         )
         size = pagination.page_size(request.page_size)
-        before = pagination.decode_token(request.page_token, query)
+        before = pagination.decode_token(request.page_token, query, pagination.INT)
         stored = self._quota.list_transfers(
             current_principal(), query, size + 1, int(before) if before is not None else None
         )

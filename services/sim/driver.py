@@ -7,8 +7,11 @@ contact plan computed through the constellation service; tenants created and min
 the tenant and quota services; every request submitted through `Requests.submit` as its
 tenant, at its arrival instant; and the broker's own jobs — expiry of reservations, time-driven
 transitions, a scheduling cycle — called every `step_seconds` of simulated time, as
-APScheduler calls them in `serve`. Placed work completes on time (node agents, which would
-report otherwise, are not part of the simulation).
+APScheduler calls them in `serve`. With settlement "receipts" (the default) one real node
+agent per node (agents.py) pulls its tickets inside its contacts, runs the cheap module in the
+sandbox, downlinks the result and reports a signed usage receipt, which completes and settles
+the request; every agent due before a broker pass or an arrival steps first, in time order.
+With settlement "plan" placed work completes on time, as placed, and no agent runs.
 
 Does not own: the workload (workload.py), the fleet (fleet.py), the report (report.py) or
 files and arguments (orbitq.services.commands.sim).
@@ -36,6 +39,7 @@ from orbitq.services.errors import FailedPreconditionError, InvalidArgumentError
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.orbits import ElementSet
 from orbitq.services.quota import new_operation_id
+from orbitq.services.sim.agents import SimAgents, sim_module
 from orbitq.services.sim.fleet import Fleet, choose_fleet
 from orbitq.services.sim.report import Tally, build_report
 from orbitq.services.sim.workload import PROFILES, Arrival, Workload, generate
@@ -47,6 +51,11 @@ HOURS_MAX = 168.0
 REQUESTS_MAX = 100_000
 STEP_SECONDS_MIN = 10
 STEP_SECONDS_MAX = 3_600
+SETTLEMENTS = ("receipts", "plan")
+# How often the simulated broker counts nodes' missed contacts (serve: node_health_interval).
+# Coarser than serve's minute: each count touches every node, and a node is degraded only
+# after contacts missed, which are minutes apart anyway.
+NODE_HEALTH_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class SimSettings:
     step_seconds: int = 60
     # A fresh database (nothing of orbitq in it yet); default: SQLite in a temporary directory.
     db_url: str | None = None
+    # "receipts": node agents run the work and their receipts settle it; "plan": the clock does.
+    settlement: str = "receipts"
 
     def problems(self) -> list[str]:
         """What is wrong with these settings, in words a person can act on."""
@@ -74,6 +85,8 @@ class SimSettings:
             wrong.append(f"--step must be {STEP_SECONDS_MIN}..{STEP_SECONDS_MAX} seconds")
         if not 0 <= self.seed < 2**63:
             wrong.append("--seed must be 0..2^63-1")
+        if self.settlement not in SETTLEMENTS:
+            wrong.append(f"--settlement must be one of {', '.join(SETTLEMENTS)}")
         if self.db_url is not None:
             wrong.extend(_database_problems(self.db_url))
         return wrong
@@ -111,6 +124,10 @@ class _Run:
     fleet: Fleet
     workload: Workload
     tally: Tally = field(default_factory=Tally)
+    # Settlement "receipts": the agents, and the digest of the module every request names.
+    agents: SimAgents | None = None
+    module: str = ""
+    health_checked: datetime | None = None
 
 
 def run_simulation(
@@ -130,9 +147,16 @@ def run_simulation(
     clock = SimulatedClock(fleet.start)
     with tempfile.TemporaryDirectory(prefix="orbitq-sim-") as scratch:
         broker = _broker(Path(scratch), settings, clock)
+        run: _Run | None = None
         try:
             setup_began = time.perf_counter()
             run = _Run(broker, clock, fleet, _world(broker, fleet, settings, end))
+            if settings.settlement == "receipts":
+                run.module = _push_module(broker)
+                nodes = sorted(node.id for node in broker.constellation.nodes())
+                run.agents = SimAgents(
+                    broker, nodes, Path(scratch), settings.seed, clock, settings.step_seconds
+                )
             run.tally.seconds["setup"] = time.perf_counter() - setup_began
             say(
                 f"{settings.nodes} nodes, {len(broker.constellation.stations())} stations, "
@@ -142,9 +166,19 @@ def run_simulation(
             _drive(run, end, settings.step_seconds, say, elapsed or (lambda _done, _all: None))
             schedule = broker.scheduling.schedule_document(fleet.start, end)
             report = build_report(
-                broker, run.tally, schedule, settings, run.workload.minted, fleet.start, end, began
+                broker,
+                run.tally,
+                schedule,
+                settings,
+                run.workload.minted,
+                fleet.start,
+                end,
+                began,
+                run.agents,
             )
         finally:
+            if run is not None and run.agents is not None:
+                run.agents.close()
             broker.scheduling.close()
             broker.requests.close()
             broker.writer.stop()
@@ -155,11 +189,10 @@ def run_simulation(
 def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Broker:
     data_dir = scratch / "broker"
     init_data_dir(data_dir, origin=ORIGIN, db_url=settings.db_url, clock=clock)
-    # Settlement "plan": placed work runs as placed (no node agents in the simulator yet).
     config = replace(
         load_config(data_dir, db_url=settings.db_url),
         contact_horizon_hours=settings.hours,
-        settlement="plan",
+        settlement=settings.settlement,
     )
     # Request ids from the seed, so the same seed gives the same schedule document.
     ids = random.Random(f"request-ids/{settings.seed}")  # noqa: S311 (ids, not secrets)
@@ -194,6 +227,16 @@ def _world(broker: Broker, fleet: Fleet, settings: SimSettings, end: datetime) -
     return workload
 
 
+def _push_module(broker: Broker) -> str:
+    """Each tenant pushes the cheap module (a blob is its owner's); its content address."""
+    module = sim_module()
+    digests = {
+        broker.blobs.push_workload(SYSTEM, module, profile.name).digest for profile in PROFILES
+    }
+    (digest,) = digests
+    return digest
+
+
 def _drive(
     run: _Run,
     end: datetime,
@@ -214,11 +257,13 @@ def _drive(
             arrival = arrivals[next_arrival]
             arrives = from_ns(arrival.at * NANOS_PER_SECOND)
             if arrives <= at:
+                _agents_until(run, arrives)
                 run.clock.set(max(run.clock.now(), arrives))
                 _submit(run, arrival)
                 next_arrival += 1
                 continue
-        run.clock.set(at)
+        _agents_until(run, at)
+        run.clock.set(max(run.clock.now(), at))
         _pass(run)
         elapsed(
             int((at - run.fleet.start).total_seconds()),
@@ -233,11 +278,21 @@ def _drive(
         tick += step
 
 
+def _agents_until(run: _Run, instant: datetime) -> None:
+    if run.agents is None:
+        return
+    began = time.perf_counter()
+    run.agents.step_until(instant)
+    run.tally.seconds["agents"] += time.perf_counter() - began
+
+
 def _submit(run: _Run, arrival: Arrival) -> None:
     tenant = Principal(key_id=f"sim-{arrival.tenant}", role=Role.TENANT, tenant=arrival.tenant)
     began = time.perf_counter()
+    # With agents the request names the module they run (the workload's name is for people).
+    spec = replace(arrival.spec, workload=run.module) if run.module else arrival.spec
     try:
-        stored, _ = run.broker.requests.submit(tenant, arrival.spec, arrival.idempotency_key)
+        stored, _ = run.broker.requests.submit(tenant, spec, arrival.idempotency_key)
     except FailedPreconditionError as error:
         # "insufficient cpu tokens: aurora has ..." -> "insufficient cpu tokens"
         run.tally.refused[str(error).split(":", 1)[0]] += 1
@@ -251,10 +306,19 @@ def _submit(run: _Run, arrival: Arrival) -> None:
 def _pass(run: _Run) -> None:
     began = time.perf_counter()
     run.broker.expire_due()
+    now = run.clock.now()
+    if run.agents is not None and (
+        run.health_checked is None
+        or now >= run.health_checked + timedelta(seconds=NODE_HEALTH_SECONDS)
+    ):
+        run.broker.check_nodes()
+        run.health_checked = now
     advance, cycle = run.broker.scheduling.tick()
     tally = run.tally
     tally.cycles += 1
     tally.placed += len(cycle.placed)
     tally.displaced += len(cycle.displaced)
     tally.completed += len(advance.completed)
+    if run.agents is not None:  # receipts complete the work, not the clock
+        tally.completed = run.agents.tally.events["receipt acknowledged"]
     tally.seconds["cycles"] += time.perf_counter() - began

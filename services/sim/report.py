@@ -13,7 +13,11 @@ ledger's system accounts, which must agree with the requests (the report shows b
   of one node count once);
 - `tokens`: reserved, settled, released and still held, per kind; the ledger's escrow and
   consumed accounts beside them;
-- `scheduler`: cycles, placements made, displacements; `wall_seconds` with its parts.
+- `scheduler`: cycles, placements made, displacements; `wall_seconds` with its parts;
+- `agents` (settlement "receipts"): tickets issued and pulled, receipts verified and refused,
+  settlements backed by a receipt (and any that were not: none should be), runs by outcome,
+  refunds by cause (the operator at fault: released in full) and workload faults (charged),
+  the agents' steps and calls.
 
 Does not own: running the simulation (driver.py) or the schedule document (the request service).
 """
@@ -28,19 +32,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orbitq.ledger.model import Kind, SystemAccount
+import sqlalchemy as sa
+
+from orbitq.ledger.model import Code, Kind, Result, SystemAccount
+from orbitq.services.agents.tables import RECEIPT_REFUSALS, TICKETS
+from orbitq.services.auth import SYSTEM
 from orbitq.services.clock import NANOS_PER_SECOND, to_ns
+from orbitq.services.quota import TransferFilter
 from orbitq.services.requests import RequestState, StoredRequest
+from orbitq.services.requests.model import Fault
 from orbitq.services.requests.reservations import amount_of
 from orbitq.services.scheduler import rfc3339
 
 if TYPE_CHECKING:
     from orbitq.services.broker import Broker
+    from orbitq.services.sim.agents import SimAgents
     from orbitq.services.sim.driver import SimSettings
 
 S = RequestState
 REJECTED_STATES = (S.UNSCHEDULABLE, S.EXPIRED, S.FAILED)
 _FIGURES = re.compile(r"[0-9][0-9,.:TZ-]*")
+TRANSFERS_PAGE = 1_000
+TRANSFER_PAGES_MAX = 10_000
 
 
 @dataclass
@@ -81,6 +94,7 @@ def build_report(
     start: datetime,
     end: datetime,
     began: float,
+    agents: SimAgents | None = None,
 ) -> dict[str, Any]:
     requests = list(broker.requests.store.all())
     start_s = to_ns(start) // NANOS_PER_SECOND
@@ -104,6 +118,8 @@ def build_report(
             "placements_made": tally.placed,
             "displaced": tally.displaced,
         },
+        "settlement": settings.settlement,
+        "agents": None if agents is None else _agents(broker, requests, agents),
         "wall_seconds": round(wall, 3),
         "wall_seconds_by_part": {part: round(s, 3) for part, s in sorted(tally.seconds.items())},
     }
@@ -127,6 +143,67 @@ def _requests(count: int, tally: Tally, requests: list[StoredRequest]) -> dict[s
         "completed": states[S.COMPLETED.label],
         "final_states": dict(sorted(states.items())),
     }
+
+
+def _agents(broker: Broker, requests: list[StoredRequest], agents: SimAgents) -> dict[str, Any]:
+    with broker.engine.connect() as connection:
+        issued = connection.execute(sa.select(sa.func.count()).select_from(TICKETS)).scalar_one()
+        pulled = connection.execute(
+            sa.select(sa.func.count()).select_from(TICKETS).where(TICKETS.c.pulled_ns.is_not(None))
+        ).scalar_one()
+        refused = Counter(
+            str(reason)
+            for (reason,) in connection.execute(sa.select(RECEIPT_REFUSALS.c.reason)).all()
+        )
+    settled = [r for r in requests if not r.reservation_open and r.charged]
+    refunds: Counter[str] = Counter()
+    charged_faults: Counter[str] = Counter()
+    for request in requests:
+        if request.state is S.FAILED and request.fault is Fault.OPERATOR:
+            refunds[reason_category(request.reason)] += 1
+        elif request.state is S.FAILED and request.fault is Fault.WORKLOAD:
+            charged_faults[reason_category(request.reason)] += 1
+    events = agents.tally.events
+    receipts = {r.receipt_digest for r in requests if r.receipt_digest is not None}
+    settling = list(_settling_user_data(broker))
+    return {
+        "nodes_enrolled": len(agents.agents),
+        "tickets_issued": int(issued),
+        "tickets_pulled": int(pulled),
+        "receipts_verified": sum(1 for r in requests if r.receipt_digest is not None),
+        "receipts_refused": dict(sorted(refused.items())),
+        "settled_with_receipt": sum(1 for r in settled if r.receipt_digest is not None),
+        "settled_without_receipt": sum(1 for r in settled if r.receipt_digest is None),
+        # From the ledger: settling transfers, and those whose user_data is a receipt's SHA-256.
+        "settling_transfers": len(settling),
+        "settling_transfers_with_receipt_hash": sum(1 for u in settling if u in receipts),
+        "runs_by_outcome": {
+            event.removeprefix("run ended: "): n
+            for event, n in sorted(events.items())
+            if event.startswith("run ended: ")
+        },
+        "refunds_by_cause": dict(refunds.most_common()),
+        "workload_faults_charged": dict(charged_faults.most_common()),
+        "agent_steps": agents.tally.steps,
+        "agent_events": dict(sorted(events.items())),
+        "calls": agents.calls(),
+    }
+
+
+def _settling_user_data(broker: Broker) -> Iterable[bytes]:
+    """The user_data of every SETTLE transfer in the ledger (newest first, page by page)."""
+    before: int | None = None
+    for _ in range(TRANSFER_PAGES_MAX):
+        page = broker.quota.list_transfers(
+            SYSTEM, TransferFilter(code=int(Code.SETTLE)), TRANSFERS_PAGE, before
+        )
+        for stored in page:
+            if stored.result is Result.OK:
+                yield stored.transfer.user_data
+        if len(page) < TRANSFERS_PAGE:
+            return
+        before = page[-1].transfer.timestamp_ns
+    raise AssertionError("more settling transfers than the report reads")
 
 
 def _utilisation(

@@ -123,7 +123,7 @@ class Live:
         )
         return str(pushed.digest), str(stored.digest)
 
-    def submit(self, workload: str, data: str, *, run_seconds: int = 5) -> str:
+    def submit(self, workload: str, data: str, *, run_seconds: int = 5, key: str = "e2e-1") -> str:
         spec = request_pb2.RequestSpec(
             name="e2e",
             workload=workload,
@@ -138,7 +138,7 @@ class Live:
             deadline=_stamp(self.pass_end),
         )
         submitted = self.requests().Submit(
-            request_pb2.SubmitRequest(spec=spec, idempotency_key="e2e-1", tenant="acme"),
+            request_pb2.SubmitRequest(spec=spec, idempotency_key=key, tenant="acme"),
             metadata=self.metadata,
             timeout=30,
         )
@@ -175,7 +175,7 @@ def _stamp(instant: datetime) -> Timestamp:
 
 
 @contextmanager
-def live_world(tmp_path: Path, db_url: str) -> Iterator[Live]:
+def live_world(tmp_path: Path, db_url: str, listen: str = "127.0.0.1:0") -> Iterator[Live]:
     clock = JumpClock(EPOCH)
     data_dir = tmp_path / "broker"
     made = init_data_dir(data_dir, origin="orbitq.test/ledger", db_url=db_url, clock=clock)
@@ -190,7 +190,7 @@ def live_world(tmp_path: Path, db_url: str) -> Iterator[Live]:
     add_tenant(broker, "acme")
     node, aos, los = _soon_pass(broker)
     clock.jump(aos - timedelta(seconds=SETUP_LEAD_SECONDS))
-    running = build_server(broker, "127.0.0.1:0")
+    running = build_server(broker, listen)
     target = f"127.0.0.1:{running.port}"
     try:
         with grpc.insecure_channel(target) as channel:

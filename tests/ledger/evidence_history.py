@@ -127,7 +127,9 @@ class EvidenceLedger:
             self.sql(
                 "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", data, hashes, index
             )
+        # ... and starts a new checkpoint chain (L19), the head row's counters to match.
         self.sql("DELETE FROM ledger_checkpoints")
+        self.sql("UPDATE ledger_head SET checkpoints = 0, checkpoint_hash = NULL")
         self.store.log.remember(None)
         self.checkpoint()
 

@@ -26,6 +26,7 @@ from orbitq.ledger import (
 )
 from orbitq.ledger.audit import AuditReport, audit_log
 from orbitq.ledger.audit import _check_invariants as check_invariants
+from orbitq.ledger.checkpoint_chain import ChainLink, body_hash, chain_line
 from orbitq.ledger.entries import decode_entry, encode_transfer_recorded
 from orbitq.ledger.model import (
     Account,
@@ -39,6 +40,7 @@ from orbitq.ledger.model import (
     id_to_bytes,
 )
 from orbitq.ledger.store import AccountSpec, CreateAccounts, CreateTransfers, LedgerStore
+from orbitq.ledger.store.rows import checkpoint_of
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 
@@ -51,16 +53,19 @@ PAGE_ROWS = 7  # small pages: the walk crosses page boundaries everywhere
 class ListSource:
     """An AuditSource over plain lists."""
 
-    head: int
+    head_size: int
+    # The head row's other columns: last_timestamp_ns, next_account_id, checkpoints, and
+    # checkpoint_hash (V20).
+    head_rest: tuple[Any, ...]
     entries: list[tuple[int, bytes, bytes]]
     transfers: list[tuple[Any, ...]]
     account_rows: list[Account]
-    checkpoint_rows: list[tuple[int, bytes, str]]
+    checkpoint_rows: list[tuple[int, bytes, str, int]]
     pending_rows: list[tuple[bytes, int, int]] = field(default_factory=list)
     evidence_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def head_size(self) -> int:
-        return self.head
+    def head(self) -> tuple[Any, ...]:
+        return (self.head_size, *self.head_rest)
 
     def entry_pages(self) -> Iterator[list[tuple[int, bytes, bytes]]]:
         for start in range(0, len(self.entries), PAGE_ROWS):
@@ -73,7 +78,7 @@ class ListSource:
     def accounts(self) -> list[Account]:
         return self.account_rows
 
-    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+    def checkpoints(self) -> list[tuple[int, bytes, str, int]]:
         return self.checkpoint_rows
 
     def pending(self) -> list[tuple[bytes, int, int]]:
@@ -120,8 +125,17 @@ class Ledger:
         self.source.entries = [
             (index, data, hashes) for (index, data, _), hashes in zip(entries, stored, strict=True)
         ]
-        note = sign_checkpoint(ORIGIN, frontier.size, frontier.root(), self.signer)
-        self.source.checkpoint_rows = [(frontier.size, frontier.root(), note)]
+        # As an attacker with the key would: one new chain (L19) of one checkpoint, and the head
+        # row's counters recomputed to match.
+        timestamp_ns = self.source.checkpoint_rows[-1][3] + 1
+        line = chain_line(ChainLink(1, timestamp_ns, None))
+        note = sign_checkpoint(
+            ORIGIN, frontier.size, frontier.root(), self.signer, extensions=(line,)
+        )
+        self.source.checkpoint_rows = [(frontier.size, frontier.root(), note, timestamp_ns)]
+        last_ts = decode_entry(entries[-1][1]).timestamp_ns
+        checkpoint = checkpoint_of(note)
+        self.source.head_rest = (last_ts, self.source.head_rest[1], 1, body_hash(checkpoint))
 
 
 def _row_of(transfer: Transfer, result: Result, released: int, index: int) -> tuple[Any, ...]:
@@ -183,7 +197,8 @@ def ledger(tmp_path: Path) -> Ledger:
     store.sign_checkpoint(signer, ORIGIN, next(clock))
     with store.snapshot() as snapshot:
         source = ListSource(
-            snapshot.head_size(),
+            snapshot.head()[0],  # type: ignore[index]
+            snapshot.head()[1:],  # type: ignore[index]
             [row for page in snapshot.entry_pages() for row in page],
             [row for page in snapshot.transfer_pages() for row in page],
             snapshot.accounts(),
@@ -196,7 +211,7 @@ def ledger(tmp_path: Path) -> Ledger:
 
 def test_the_clean_ledger_passes(ledger: Ledger) -> None:
     report = ledger.audit()
-    assert report.entries == report.tree_size == ledger.source.head == 11 + 7
+    assert report.entries == report.tree_size == ledger.source.head_size == 11 + 7
     assert report.transfers == 7  # the recorded failure included
     assert report.accounts == 11
     assert report.checkpoints == 2
@@ -205,7 +220,7 @@ def test_the_clean_ledger_passes(ledger: Ledger) -> None:
 
 
 def test_v1_the_head_must_match(ledger: Ledger) -> None:
-    ledger.source.head += 1
+    ledger.source.head_size += 1
     with pytest.raises(EntryIntegrityError, match=r"missing .*head row says the log has 19"):
         ledger.audit()
 
@@ -237,15 +252,15 @@ def test_v5_timestamps_must_increase(ledger: Ledger) -> None:
 
 
 def test_v6_checkpoint_columns_and_sizes(ledger: Ledger) -> None:
-    size, root, note = ledger.source.checkpoint_rows[-1]
-    ledger.source.checkpoint_rows[-1] = (size, bytes(32), note)
+    size, root, note, timestamp_ns = ledger.source.checkpoint_rows[-1]
+    ledger.source.checkpoint_rows[-1] = (size, bytes(32), note, timestamp_ns)
     with pytest.raises(CheckpointIntegrityError, match="root column"):
         ledger.audit()
-    ledger.source.checkpoint_rows[-1] = (size, root, note)
+    ledger.source.checkpoint_rows[-1] = (size, root, note, timestamp_ns)
     # The last entry (and its row) removed, the head adjusted: the checkpoint covers more.
     ledger.source.entries.pop()
     ledger.source.transfers.pop()
-    ledger.source.head -= 1
+    ledger.source.head_size -= 1
     with pytest.raises(CheckpointIntegrityError, match="the log has only 17: entries were removed"):
         ledger.audit()
 

@@ -17,6 +17,7 @@ EXPORTED = {
     # errors
     "LedgerIntegrityError",
     "HashSizeError",
+    "HeadIntegrityError",
     "InclusionProofError",
     "ConsistencyProofError",
     "KeyFormatError",

@@ -3,16 +3,19 @@ clean, it passes; each kind of tampering is caught, and the first bad entry is n
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from orbitq.clients import TransferSpec
 from orbitq.ledger import (
     AccountIntegrityError,
     BalanceMismatchError,
     CheckpointIntegrityError,
     EntryIntegrityError,
+    HeadIntegrityError,
     LedgerIntegrityError,
     Signer,
     sign_checkpoint,
@@ -26,7 +29,9 @@ from tests.ledger_history import (
     build_history,
     entry_rows,
     flip_byte,
+    operator,
     rewrite_entries,
+    sizes,
     sql,
     transfer_entries,
 )
@@ -295,3 +300,139 @@ def test_values_of_the_wrong_type_are_named_not_crashed_on(
     sql(server.broker, "UPDATE ledger_accounts SET credits_posted = 'lots' WHERE id = 4")
     with pytest.raises(AccountIntegrityError, match=r"account 4 .*malformed"):
         audit(server)
+
+
+# -- issue 16.2: the head row's counters and the sequence of stored checkpoints -----------------
+
+
+def grown(server: ServerHandle, history: History, tmp_path: Path) -> list[int]:
+    """More entries and a third checkpoint after the history's two: their sizes, oldest first."""
+    with operator(server, tmp_path / "grow-trust") as admin:
+        admin.create_tenant("initech")
+    server.broker.sign_checkpoint()
+    found = sizes(sql(server.broker, "SELECT size FROM ledger_checkpoints ORDER BY size"))
+    assert len(found) == 3
+    return found
+
+
+@pytest.mark.parametrize(("column", "delta"), [("next_account_id", 1), ("next_account_id", -1)])
+def test_a_changed_next_account_id_is_named(
+    server: ServerHandle, history: History, column: str, delta: int
+) -> None:
+    sql(server.broker, f"UPDATE ledger_head SET {column} = {column} + ?", delta)
+    with pytest.raises(HeadIntegrityError, match=r"^head row: next_account_id \d+, but") as e:
+        audit(server)
+    assert e.value.column == column
+
+
+@pytest.mark.parametrize("delta", [1, -1, -(10**9)])
+def test_a_changed_last_timestamp_is_named(
+    server: ServerHandle, history: History, delta: int
+) -> None:
+    sql(server.broker, "UPDATE ledger_head SET last_timestamp_ns = last_timestamp_ns + ?", delta)
+    with pytest.raises(HeadIntegrityError, match=r"last_timestamp_ns \d+, but the newest entry"):
+        audit(server)
+
+
+def test_the_head_follows_the_newest_entry_after_a_rolled_back_chain(
+    server: ServerHandle, history: History, tmp_path: Path
+) -> None:
+    # A linked chain that fails takes timestamps and leaves nothing: the head still names the
+    # newest entry's timestamp, so V20 can check it.
+    before = server.broker.store.head()
+    with operator(server, tmp_path / "chain-trust") as admin:
+        acme_cpu = next(a.id for a in admin.balances("acme") if a.kind == "cpu")
+        treasury_cpu = next(
+            a.id for a in admin.balances(system=True) if a.kind == "cpu" and a.system == "treasury"
+        )
+        outcomes = admin.create_transfers(
+            [
+                TransferSpec(
+                    debit_account_id=treasury_cpu,
+                    credit_account_id=acme_cpu,
+                    amount=5,
+                    kind="cpu",
+                    code="mint",
+                    linked=True,
+                ),
+                # Takes a timestamp, then fails in a way the ledger does not record (A9).
+                TransferSpec(
+                    pending_id=history.transfers["reserve"], code="settle", post_pending=True
+                ),
+            ]
+        )
+    assert [o.result for o in outcomes] == [
+        "linked_event_failed",
+        "pending_transfer_already_posted",
+    ]
+    assert server.broker.store.head() == before
+    newest = entry_rows(server.broker)[-1][1]
+    assert server.broker.store.head().last_timestamp_ns == decode_entry(newest).timestamp_ns
+    audit(server)
+
+
+def test_a_changed_checkpoint_timestamp_is_named(server: ServerHandle, history: History) -> None:
+    size = history.checkpoint.size
+    sql(
+        server.broker,
+        "UPDATE ledger_checkpoints SET timestamp_ns = timestamp_ns + 1 WHERE size = ?",
+        size,
+    )
+    with pytest.raises(CheckpointIntegrityError, match=r"stored timestamp_ns .* differs") as e:
+        audit(server)
+    assert e.value.size == size
+
+
+def test_a_deleted_newest_checkpoint_is_named(
+    server: ServerHandle, history: History, tmp_path: Path
+) -> None:
+    _, second, newest = grown(server, history, tmp_path)
+    sql(server.broker, "DELETE FROM ledger_checkpoints WHERE size = ?", newest)
+    with pytest.raises(
+        HeadIntegrityError,
+        match=f"records 3 checkpoints signed, .* but 2 are stored \\(the newest stored is "
+        f"checkpoint {second}\\): checkpoint #3 was deleted",
+    ) as e:
+        audit(server)
+    assert e.value.column == "checkpoints"
+
+
+@pytest.mark.parametrize("deleted", [0, 1])
+def test_a_deleted_older_checkpoint_is_named(
+    server: ServerHandle, history: History, tmp_path: Path, deleted: int
+) -> None:
+    found = grown(server, history, tmp_path)
+    sql(server.broker, "DELETE FROM ledger_checkpoints WHERE size = ?", found[deleted])
+    with pytest.raises(
+        CheckpointIntegrityError, match=f"checkpoint #{deleted + 1}\\b.* was deleted"
+    ) as e:
+        audit(server)
+    assert e.value.size == found[deleted + 1]
+
+
+def test_a_rollback_passes_a_fresh_audit_but_not_the_trust_state(
+    server: ServerHandle, history: History, tmp_path: Path
+) -> None:
+    # The limit of any audit of one database: an attacker who restores an older, consistent
+    # state (here: the newest checkpoint dropped and the head made to agree) leaves nothing to
+    # see. A root kept from an earlier audit (the CLI's trust state) or a witness's cosigned
+    # checkpoint catches it.
+    _, second, newest = grown(server, history, tmp_path)
+    kept = server.broker.store.latest_checkpoint()
+    assert kept is not None
+    assert kept.size == newest
+    before = sql(server.broker, "SELECT note FROM ledger_checkpoints WHERE size = ?", second)
+    note = str(before[0][0])
+    body_hash = hashlib.sha256((note.rpartition("\n\n")[0] + "\n").encode()).digest()
+    sql(server.broker, "DELETE FROM ledger_checkpoints WHERE size = ?", newest)
+    sql(server.broker, "UPDATE ledger_head SET checkpoints = 2, checkpoint_hash = ?", body_hash)
+    report = audit(server)
+    assert report.newest_checkpoint is not None
+    assert report.newest_checkpoint.size == second
+    with pytest.raises(CheckpointIntegrityError, match="verified before is not stored") as e:
+        audit_store(
+            server.broker.store,
+            server.broker.signer.verifier(),
+            known_roots={kept.size: kept.root_hash},
+        )
+    assert e.value.size == newest

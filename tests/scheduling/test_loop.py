@@ -137,8 +137,12 @@ def test_one_replica_schedules_at_a_time(
         # The leader dies (its session ends): the other takes over and rebuilds first.
         connection = b.scheduling._leader._connection
         assert connection is not None
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
         connection.invalidate()
         b.scheduling._leader._connection = None
+        # The server ends the dead session (and frees its lock) a moment after the socket
+        # closes: wait for that, not for a time.
+        _await_session_end(other, backend)
         report = other.scheduling.run_cycle()
         assert report.ran
         booked = {r.id for r in other.scheduling.scheduler.placed_requests()}
@@ -149,6 +153,19 @@ def test_one_replica_schedules_at_a_time(
         other.requests.close()
         other.writer.stop()
         other.engine.dispose()
+
+
+def _await_session_end(broker: Broker, backend: int, attempts: int = 2000) -> None:
+    """Until PostgreSQL no longer lists session `backend` (bounded: each probe is a round
+    trip; 2,000 of them is far beyond the milliseconds the server takes)."""
+    for _ in range(attempts):
+        with broker.engine.connect() as probe:
+            listed = probe.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %(pid)s", {"pid": backend}
+            ).scalar_one()
+        if listed == 0:
+            return
+    raise AssertionError(f"session {backend} still open after {attempts} probes")
 
 
 def test_new_contacts_are_added_without_a_rebuild(

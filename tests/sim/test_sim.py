@@ -1,6 +1,12 @@
 """`orbitq sim` end to end: a real in-process broker on a simulated clock, on SQLite and
 PostgreSQL. The schedule it writes passes the independent §9 validator; the report agrees
-with itself, with the schedule and with the ledger; a seed repeats its schedule exactly."""
+with itself, with the schedule and with the ledger; a seed repeats its schedule exactly.
+
+The checks of the plan itself (the validator, displacements, utilisation from placements) run
+with `--settlement plan`: with node agents (the default) work ends when its receipt comes,
+often well before its planned end, and the scheduler reuses what it freed, so the document's
+planned placements of finished work may overlap later ones that never met them. The agents'
+run has its own checks below: every settlement carries a receipt hash, and a seed repeats."""
 
 from __future__ import annotations
 
@@ -18,7 +24,12 @@ from tests.scheduler.schedule_validator import seconds, validate
 
 # Small enough to take seconds, busy enough that the fleet is contended (some work is refused,
 # displaced or left unschedulable).
-SMALL = ("--nodes", "6", "--requests", "160", "--hours", "4", "--seed", "3", "--step", "120")
+SMALL = (
+    "--nodes", "6", "--requests", "160", "--hours", "4", "--seed", "3", "--step", "120",
+    "--settlement", "plan",
+)  # fmt: skip
+# With one in-process agent per node: smaller, as every run is real (signatures, wasm).
+AGENTS = ("--nodes", "4", "--requests", "40", "--hours", "2", "--seed", "3", "--step", "300")
 KINDS = ("cpu", "storage", "link")
 
 
@@ -111,6 +122,8 @@ def test_people_read_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     tiny = ("--nodes", "3", "--requests", "20", "--hours", "2", "--step", "600")
     assert main(["sim", *tiny, "--out", str(out)]) == 0
     printed = capsys.readouterr()
+    assert "agents: 3 enrolled," in printed.out
+    assert " settling transfers carry a receipt hash;" in printed.out
     assert "3 nodes, 28 stations" in printed.out
     assert "20 submitted" in printed.out
     assert f"wrote {out / 'schedule.json'} and {out / 'report.json'}" in printed.out
@@ -123,6 +136,60 @@ def test_people_read_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     ]
 
 
+@pytest.fixture(scope="module")
+def with_agents(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+    out = tmp_path_factory.mktemp("sim-agents") / "out"
+    assert main(["sim", *AGENTS, "--out", str(out), "--json"]) == 0
+    schedule = json.loads((out / "schedule.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    return schedule, report
+
+
+def test_with_agents_every_settlement_carries_a_receipt_hash(
+    with_agents: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _, report = with_agents
+    agents = report["agents"]
+    assert report["settlement"] == "receipts"
+    assert agents["nodes_enrolled"] == 4
+    completed = report["requests"]["completed"]
+    assert completed > 0
+    # Each completed request ran for real on its node (an ok run) and settled by its receipt.
+    assert agents["runs_by_outcome"] == {"ok": completed}
+    assert agents["receipts_verified"] == completed
+    assert agents["tickets_pulled"] >= agents["receipts_verified"]
+    assert agents["tickets_issued"] >= agents["tickets_pulled"]
+    assert agents["settled_with_receipt"] == completed
+    assert agents["settled_without_receipt"] == 0
+    # In the ledger: one settling transfer per kind and request, each with the receipt hash.
+    assert agents["settling_transfers"] == 3 * completed
+    assert agents["settling_transfers_with_receipt_hash"] == agents["settling_transfers"]
+    assert agents["receipts_refused"] == {}
+    assert agents["calls"]["ReportReceipt"] == completed
+    # A receipt charges what the run used: the cheap module's fuel is one core-second.
+    tokens = report["tokens"]
+    assert tokens["settled"]["cpu"] == completed
+    for kind in KINDS:
+        assert tokens["reserved"][kind] == (
+            tokens["settled"][kind] + tokens["released"][kind] + tokens["held"][kind]
+        )
+        assert tokens["ledger"]["consumed"][kind] == tokens["settled"][kind]
+        assert tokens["ledger"]["escrow_pending"][kind] == tokens["held"][kind]
+
+
+def test_with_agents_a_seed_repeats_itself(
+    with_agents: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    schedule, report = with_agents
+    out = tmp_path / "again"
+    assert main(["sim", *AGENTS, "--out", str(out), "--json"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert json.loads((out / "schedule.json").read_text()) == schedule
+    assert again["requests"] == report["requests"]
+    assert again["tokens"] == report["tokens"]
+    assert again["agents"] == report["agents"]
+
+
 def _settings(seed: int, db_url: str | None = None) -> SimSettings:
     return SimSettings(
         elements=tuple(load_bundled_elements("starlink")),
@@ -133,6 +200,7 @@ def _settings(seed: int, db_url: str | None = None) -> SimSettings:
         seed=seed,
         step_seconds=300,
         db_url=db_url,
+        settlement="plan",  # three runs on each database: the clock's, to stay fast
     )
 
 

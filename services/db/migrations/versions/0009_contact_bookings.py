@@ -1,10 +1,9 @@
 """Contact plans booked from ground networks: per-station modes and the booked windows.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 
-(0007 and 0008 are reserved for work merged separately; when they land, this revision follows
-the last of them.)
+(0008 is reserved for work merged separately; when it lands, this revision follows it.)
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
