@@ -53,7 +53,9 @@ def read_band(path: Path) -> tuple[int, int, list[int]]:
         for strip, offset in enumerate(tags[273]):
             first = strip * rows_per_strip * width
             n = min(rows_per_strip * width, width * height - first)
-            pixels[first : first + n] = struct.unpack(order + "H" * n, data[offset : offset + 2 * n])
+            pixels[first : first + n] = struct.unpack(
+                order + "H" * n, data[offset : offset + 2 * n]
+            )
     else:  # tiles
         tw, th = tags[322][0], tags[323][0]
         across = -(-width // tw)

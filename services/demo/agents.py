@@ -80,7 +80,9 @@ def enroll(operator: BrokerClient, target: str, node: str, data_dir: Path) -> st
 
 
 @contextmanager
-def _agent(data_dir: Path, node: str, name: str, enrolled: str, clock: str) -> Iterator[RunningAgent]:
+def _agent(
+    data_dir: Path, node: str, name: str, enrolled: str, clock: str
+) -> Iterator[RunningAgent]:
     process = subprocess.Popen(  # noqa: S603
         _orbitq(
             "agent",

@@ -88,7 +88,9 @@ def running_broker(
                 verifier_key=identity["verifier_key"],
                 data_dir=data_dir,
                 started=started,
-                clock=str(tomllib.loads((data_dir / "config.toml").read_text()).get("clock", "system")),
+                clock=str(
+                    tomllib.loads((data_dir / "config.toml").read_text()).get("clock", "system")
+                ),
             )
             yield broker
         finally:

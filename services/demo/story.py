@@ -147,10 +147,11 @@ def enrolled(agents: list[RunningAgent], say: Narrator) -> None:
         "and pinned the broker's ticket key. The agents run on the broker's shifted clock."
     )
     say.say(
-        f"They enrolled with ground link \"always\": at {CLOCK_RATE}x a ten-minute pass lasts "
+        f'They enrolled with ground link "always": at {CLOCK_RATE}x a ten-minute pass lasts '
         "two seconds of real time, too short to be sure an agent polling every second hears "
         "from the broker inside it, so these stand in for satellites with a relay and may talk "
-        "to the broker at any time. The broker still places uplink, run and downlink on the contact plan."
+        "to the broker at any time. The broker still places uplink, run and downlink on the "
+        "contact plan."
     )
     say.table(
         [
@@ -384,7 +385,10 @@ def submit_work(cast: Cast, broker: RunningBroker, say: Narrator) -> list[Servic
     try:
         cast.borealis.submit(too_big)
     except FailedPreconditionError as error:
-        say.say(f"Borealis also asked for six hours of four cores over the image. Refused: {error.details}")
+        say.say(
+            "Borealis also asked for six hours of four cores over the image. Refused: "
+            f"{error.details}"
+        )
     else:
         raise CommandError("a request beyond the tenant's quota was accepted")
     say.say(
@@ -571,8 +575,8 @@ def result_and_receipt(
     )
     say.say(
         f"What the satellite computed: {clouds * 1000 // len(pixels)} per mille of the tile is "
-        f"cloud ({CLOUD_MARK}); the clear land has a mean NDVI of {mean:.2f} (from '{NDVI_MARKS[1]}'"
-        f" low to '{NDVI_MARKS[-1]}' high vegetation). The picture is in {path}:"
+        f"cloud ({CLOUD_MARK}); the clear land has a mean NDVI of {mean:.2f} (from "
+        f"'{NDVI_MARKS[1]}' low to '{NDVI_MARKS[-1]}' high vegetation). The picture is in {path}:"
     )
     print()
     say.block(_sketch(width, height, pixels))

@@ -52,4 +52,3 @@ def test_the_demo_runs_real_agents_and_verifies_a_receipt(
     for name in ("cloud-mask", "ndvi-nordic", "ice-edge-ndvi", "cloud-cover"):
         assert f"run {name} ended: ok" in printed
         assert f"receipt {name} acknowledged" in printed
-
