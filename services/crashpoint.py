@@ -1,11 +1,13 @@
 """Named crash points: a test makes a broker die (SIGKILL, as `kill -9`) at an exact step.
 
-Owns: `reached(point)`, called at the steps whose interruption matters for durability (e.g.
-`submit.stored`, between storing a request and reserving its tokens). It does nothing unless
-the environment variable `ORBITQ_CRASH_AT` names the point when the process starts:
+Owns: `reached(point)`, called at the steps whose interruption matters for durability
+(`submit.committed`: a request and its reservation are durable but the caller has no answer;
+`recovery.found`: a starting broker found an orphan and has not released it yet). It does
+nothing unless the environment variable `ORBITQ_CRASH_AT` names the point when the process
+starts:
 
-    ORBITQ_CRASH_AT=submit.reserved      die the first time the point is reached
-    ORBITQ_CRASH_AT=submit.reserved:3    die the third time
+    ORBITQ_CRASH_AT=submit.committed      die the first time the point is reached
+    ORBITQ_CRASH_AT=submit.committed:3    die the third time
 
 The variable is read once, at import: a broker in production (variable unset) pays one
 comparison per point and can never be made to crash by anything it receives. The process
