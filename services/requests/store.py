@@ -21,7 +21,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
@@ -63,6 +63,16 @@ def new_request_id() -> str:
         value = secrets.randbits(128)
         if 0 < value < 2**128 - 1:
             return f"{value:032x}"
+
+
+class PlacedUplink(NamedTuple):
+    """A PLACED request's uplink and start (RequestStore.placed_uplinks)."""
+
+    request_id: str
+    sequence: int
+    uplink_contact: str
+    uplink_at: int
+    start: int
 
 
 class RequestStore:
@@ -223,6 +233,32 @@ class RequestStore:
         )
         with self._engine.connect() as connection:
             return [_stored_of(row._mapping) for row in connection.execute(query)]
+
+    def placed_uplinks(self, node: str, after_s: int, limit: int) -> list[PlacedUplink]:
+        """The PLACED requests on `node` whose start is after `after_s`, by start (at most
+        `limit`): what a ticket pull chooses by, read without decoding whole rows (a node
+        polls often; its few due tickets are then read in full)."""
+        query = (
+            sa.select(REQUESTS.c.id, REQUESTS.c.sequence, REQUESTS.c.placement)
+            .where(REQUESTS.c.placed_node == node)
+            .where(REQUESTS.c.state == int(RequestState.PLACED))
+            .where(REQUESTS.c.due_s > after_s)
+            .order_by(REQUESTS.c.due_s, REQUESTS.c.id)
+            .limit(limit)
+        )
+        found: list[PlacedUplink] = []
+        with self._engine.connect() as connection:
+            for request_id, sequence, text in connection.execute(query):
+                if not text:
+                    continue
+                data = json.loads(text)
+                up = data["uplink"]
+                found.append(
+                    PlacedUplink(
+                        str(request_id), int(sequence), up["contact"], up["at"], data["start"]
+                    )
+                )
+        return found
 
     def get(self, request_id: str) -> StoredRequest | None:
         with self._engine.connect() as connection:
