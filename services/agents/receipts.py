@@ -183,12 +183,14 @@ class ReceiptDesk:
             raise refused.error() from None
         if request.receipt_digest == digest:
             return self._settle(request)  # the same receipt again: the same answer
-        moved = self._end(node, request, receipt, envelope, digest)
+        ended, entry_index = self._end(node, request, receipt, envelope, digest)
         self._accepted += 1
         if self._accepted == self._crash_after:
             log.warning("%s=%d: killing the broker before answering", CRASH_ENV, self._accepted)
             os.kill(os.getpid(), signal.SIGKILL)
-        return self._settle(moved)
+        if entry_index is not None or (not ended.reservation_open and not ended.charged):
+            return Settled(ended, digest, entry_index or 0)
+        return self._settle(ended)
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -328,7 +330,7 @@ class ReceiptDesk:
         receipt: Receipt,
         envelope: bytes,
         digest: bytes,
-    ) -> StoredRequest:
+    ) -> tuple[StoredRequest, int | None]:
         agent = node.agent
         assert agent is not None
         now_ns = self._now_ns()
@@ -356,22 +358,22 @@ class ReceiptDesk:
                 f"started on node {node.id} (its usage receipt came first)",
             )
             moves = [started, final]
-        ended: StoredRequest | None = None
         try:
             # One ledger item: the receipt's entry, its transfers, and (attached) the moves and
             # the reservation's close — one group commit, all or nothing.
-            ended = end_and_settle(
-                self._store, self._reservations, request, moves, envelope, now_ns
-            )
-            if ended is None:
-                # The ledger refused a transfer (nothing of the request was written): end it
-                # on its own; the settlement is then retried (`_settle`, the owed pass).
-                ended = self._store.apply(moves, now_ns)[-1]
+            done = end_and_settle(self._store, self._reservations, request, moves, envelope, now_ns)
+            if done is not None:
+                self._announce()
+                return done
+            # The ledger refused a transfer (nothing of the request was written): end it on
+            # its own; the settlement is then retried (`_settle`, the owed pass).
+            ended = self._store.apply(moves, now_ns)[-1]
         except AttachedWriteError as error:
             log.info("request %s: %s", request.id, error)  # moved on: answered below
+            ended = None
         self._announce()
         if ended is not None:
-            return ended
+            return ended, None
         # Moved on meanwhile (a concurrent report of the same receipt, or a fault pass):
         # answer from what is stored.
         current = self._store.get(request.id)
@@ -381,7 +383,7 @@ class ReceiptDesk:
                 f"request {request.id} ended {current.state.label} while its receipt was"
                 f" checked: {current.reason}"
             )
-        return current
+        return current, None
 
     def _settle(self, request: StoredRequest) -> Settled:
         assert request.receipt_digest is not None

@@ -71,7 +71,7 @@ def end_and_settle(
     moves: Sequence[Move],
     envelope: bytes,
     now_ns: int,
-) -> StoredRequest | None:
+) -> tuple[StoredRequest, int | None] | None:
     """End `request` by its usage receipt (`moves`, the last one terminal and carrying the
     receipt) and resolve its reservation in ONE ledger item: the moves (the receipt's row, the
     transitions) and the reservation's close (with the receipt's entry in the signed log) are
@@ -79,7 +79,8 @@ def end_and_settle(
     entry and its transfers — one group commit instead of three durable transactions, and
     atomic: no crash leaves the receipt stored but not settled.
 
-    Returns the request as stored after; None when the ledger refused a transfer (nothing of
+    Returns the request as stored after, with the receipt's entry in the signed log (None when
+    nothing was charged against it); None when the ledger refused a transfer (nothing of
     the moves was written: the caller ends it the two-step way, and the owed pass retries its
     settlement). Raises AttachedWriteError when the request moved on meanwhile (nothing of
     the item was written)."""
@@ -95,18 +96,25 @@ def end_and_settle(
     )
     charge = ended.settled if ended.charged else None
     digest = final.receipt.digest
+    written: list[tuple[StoredRequest, int | None]] = []
 
     def attached(connection: sa.Connection, settled: Cost | None) -> None:
         results = store.apply_on(connection, moves, now_ns)
-        if results[-1] is None:
+        after = results[-1]
+        if after is None:
             raise MovedOnError(f"request {request.id} moved on while its receipt was checked")
-        entries = {request.id: _receipt_entry(connection, digest)} if charge is not None else {}
+        entry = _receipt_entry(connection, digest) if charge is not None else None
+        entries = {request.id: entry} if entry is not None else {}
         store.close_reservations_on(connection, {request.id: settled}, now_ns, entries)
+        closed = replace(after, reservation_open=False, settled=settled or after.settled)
+        written[:] = [(closed, entry)]
 
     receipt = envelope if charge is not None else None
     if not reservations.resolve_attached(ended, charge, receipt, attached):
         return None
-    return store.get(request.id)
+    # The attached write ran (and committed) in the writer's thread: what it stored, without
+    # reading it back.
+    return written[0]
 
 
 class MovedOnError(Exception):
