@@ -147,7 +147,8 @@ def test_a_ticket_s_pull_window_opens_the_lead_before_its_uplink_but_inside_its_
         version = world.broker.constellation.world_version()
 
         def opens(uplink_at: int, contact_id: str = placement.uplink.contact) -> int:
-            placed = PlacedUplink(request.id, request.sequence, contact_id, uplink_at, uplink_at + 9)
+            start = uplink_at + 9
+            placed = PlacedUplink(request.id, request.sequence, contact_id, uplink_at, start)
             return agents._pull_opens(node, placed, now_ns, version)
 
         assert opens(aos_s + 100) == aos_s  # the contact began less than the lead before
