@@ -69,8 +69,10 @@ class BrokerConfig:
     # A node's agent may call inside [aos - tolerance, los + tolerance] of its contacts.
     contact_tolerance_seconds: int = 5
     # A ticket may be pulled this long before its uplink instant, inside its uplink contact
-    # (at most TICKET_PULL_LEAD_SECONDS_MAX; 0: from the uplink instant on).
-    ticket_pull_lead_seconds: int = 300
+    # (at most TICKET_PULL_LEAD_SECONDS_MAX; 0: from the uplink instant on). Off by default:
+    # the scheduler may still preempt or re-place a request before its uplink instant, which
+    # leaves an early-pulled ticket stale aboard (docs/agent.md, "Tickets").
+    ticket_pull_lead_seconds: int = 0
     # A usage receipt may come this long after the request's deadline; without one by then the
     # run is the operator's fault and the reservation is refunded. Below the ledger's grace
     # (GRACE_SECONDS), so the refund comes before the reservation's own timeout.
@@ -147,7 +149,7 @@ def load_config(
         schedule_interval_seconds=_number(stored, "schedule_interval_seconds", 5.0),
         settlement=_settlement(stored.get("settlement", "receipts")),
         contact_tolerance_seconds=_whole(stored, "contact_tolerance_seconds", 5, low=0),
-        ticket_pull_lead_seconds=_whole(stored, "ticket_pull_lead_seconds", 300, low=0),
+        ticket_pull_lead_seconds=_whole(stored, "ticket_pull_lead_seconds", 0, low=0),
         receipt_grace_seconds=_whole(stored, "receipt_grace_seconds", 1_800),
         missed_contacts_degraded=_whole(stored, "missed_contacts_degraded", 2),
         missed_contacts_down=_whole(stored, "missed_contacts_down", 4),

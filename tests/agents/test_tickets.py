@@ -142,8 +142,9 @@ def test_a_ticket_s_pull_window_opens_the_lead_before_its_uplink_but_inside_its_
         contact = agents.gate.contact(node, placement.uplink.contact, now_ns)
         assert contact is not None
         aos_s = -(-contact.aos_ns // NANOS_PER_SECOND)
-        lead = world.broker.config.ticket_pull_lead_seconds
-        assert lead == 300
+        assert world.broker.config.ticket_pull_lead_seconds == 0  # off by default
+        lead = 300
+        agents._settings = replace(agents._settings, pull_lead_seconds=lead)
         version = world.broker.constellation.world_version()
 
         def opens(uplink_at: int, contact_id: str = placement.uplink.contact) -> int:
