@@ -4,7 +4,8 @@ Owns: assembling the database, migrations, ledger store and writer, identity, do
 (the request service and, beside it, the scheduling loop that works on its requests; the blob
 store; the node agents' side, with the ticket key) and background jobs (APScheduler calling
 plain functions: expiry of reservations, checkpoint signing, refreshing the contact plan,
-scheduling cycles, node health, result retention) from a BrokerConfig; the settlement mode
+scheduling cycles, node health, result retention) from a BrokerConfig; recovery of
+reservations no request owns, at start; the settlement mode
 (`receipts`: node agents start and complete work; `plan`: the clock does); creating a data
 directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs);
 telling listeners (the server's health) when the ledger writer halts on a broken invariant.
@@ -51,6 +52,7 @@ from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
 from orbitq.services.requests import GRACE_SECONDS, Requests
+from orbitq.services.requests.recovery import RecoveryReport, recover
 from orbitq.services.requests.store import new_request_id
 from orbitq.services.scheduler import SchedulerConfig
 from orbitq.services.scheduling import (
@@ -321,8 +323,18 @@ class Broker:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def recover(self) -> RecoveryReport:
+        """Release reservations no request owns (orbitq.services.requests.recovery): run by
+        `start`, before serving."""
+        return recover(self.engine, self.requests.store, self.requests.reservations)
+
     def start(self) -> None:
         self.writer.start()
+        try:
+            self.recover()
+        except Exception:
+            # Serving is still right: what recovery would release, the ledger's timeouts do.
+            log.exception("recovery at start failed; orphaned reservations wait for their timeout")
         self.sign_checkpoint()
         interval_jobs: list[tuple[str, Callable[[], object], float]] = [
             ("expire", self.expire_due, self.config.expire_interval_seconds),

@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
         directory, init_flags=story.init_flags(), config_lines=story.CONFIG_LINES
     ) as broker:
         print(f"broker at {broker.target}; checkpoint key {broker.verifier_key}")
-        story.tell(broker, directory / "trust", Narrator())
+        story.tell(broker, directory, Narrator())
     print()
     if broker.exit_code != 0:
         raise CommandError(

@@ -21,7 +21,7 @@ class Narrator:
         print("─" * len(heading))
 
     def say(self, text: str) -> None:
-        print(textwrap.fill(text, width=WIDTH))
+        print(textwrap.fill(text, width=WIDTH, break_on_hyphens=False, break_long_words=False))
 
     def table(self, rows: list[dict[str, object]], columns: list[str]) -> None:
         print(textwrap.indent(format_table(rows, columns), "  "))

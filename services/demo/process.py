@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ class RunningBroker:
     # time.monotonic() just before `orbitq init` (a shifted clock's anchor is set a moment
     # later, so the broker's time is never behind an estimate made from this).
     started: float
+    # The broker's clock spec as `orbitq init` anchored it in config.toml: the node agents run
+    # on exactly this clock.
+    clock: str
     # The broker's exit status once stopped (0: a clean shutdown).
     exit_code: int | None = None
 
@@ -84,6 +88,9 @@ def running_broker(
                 verifier_key=identity["verifier_key"],
                 data_dir=data_dir,
                 started=started,
+                clock=str(
+                    tomllib.loads((data_dir / "config.toml").read_text()).get("clock", "system")
+                ),
             )
             yield broker
         finally:

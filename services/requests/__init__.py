@@ -18,6 +18,7 @@ tokens in the ledger and its release or settlement, and watching. `Requests` is 
 | `reservations` | reserve, release, settle: derived transfer ids, request id as user_data |
 | `watch` | in-process news of transitions, limits on watches |
 | `service` | `Requests`: authorisation and the flows the servicer calls |
+| `recovery` | at broker start: interrupted submissions failed, orphaned reservations voided |
 
 Dependency rule: requests imports the scheduler (costs and models), never the scheduling loop
 (orbitq.services.scheduling), which imports requests: it places, starts, completes and expires

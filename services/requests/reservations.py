@@ -7,6 +7,8 @@ Owns: the transfers of a request (docs/scheduler.md, "Reservation and settlement
 - **release** — a `void_pending` of each: code `release` for cancelled, unschedulable and
   expired requests, code `refund` for requests that failed by the operator's fault (the
   node, its agent or its contacts: the tenant gets everything back and the ledger says why);
+  `void_unowned` releases, with the same ids and code `release`, a reservation whose request
+  was never stored (recovery.py);
 - **settle** — per kind, a chain of a `post_pending` of the actual amount (code `settle`; the
   rest returns to the tenant) linked with a transfer of that amount escrow → consumed (code
   `consume`), so escrow returns to zero; a kind whose actual amount is 0 is released instead;
@@ -161,6 +163,42 @@ class Reservations:
         returns {id: None} for each one the ledger no longer holds (the others are logged and
         stay open for the next attempt)."""
         return self._resolve([(request, None) for request in requests])
+
+    def void_unowned(self, pending: Sequence[tuple[str, Kind]]) -> set[str]:
+        """Void reservations the ledger holds for requests that were never stored: each
+        (request id, kind) names the pending transfer `reserve` made; the void has the id a
+        release of that request would have (code `release`). Only for pending transfers read
+        from the ledger: a void of one that does not exist would be recorded as failed under
+        that id (A9). Returns the request ids whose every given reservation is resolved."""
+        transfers = [
+            Transfer(
+                id=transfer_id(request_id, Step.RELEASE, kind),
+                pending_id=transfer_id(request_id, Step.RESERVE, kind),
+                user_data=bytes.fromhex(request_id),
+                code=int(Code.RELEASE),
+                flags=int(TransferFlag.VOID_PENDING),
+            )
+            for request_id, kind in pending
+        ]
+        unresolved: set[str] = set()
+        for first in range(0, len(transfers), BATCH_TRANSFERS_MAX):
+            chunk = transfers[first : first + BATCH_TRANSFERS_MAX]
+            result = self._writer.apply(CreateTransfers(tuple(chunk)))
+            outcomes = [outcome for outcome in result if isinstance(outcome, Outcome)]
+            assert len(outcomes) == len(chunk)
+            for (request_id, kind), outcome in zip(
+                pending[first : first + BATCH_TRANSFERS_MAX], outcomes, strict=True
+            ):
+                if outcome.result not in _RESOLVED:
+                    log.error(
+                        "unowned reservation of request %s (%s): the ledger refused to void it"
+                        " (%s); it is released at its timeout",
+                        request_id,
+                        kind.label,
+                        outcome.result.label,
+                    )
+                    unresolved.add(request_id)
+        return {request_id for request_id, _ in pending} - unresolved
 
     def settle_receipts(
         self, charges: Sequence[tuple[StoredRequest, Cost, bytes]]

@@ -27,7 +27,9 @@ and the request stored SUBMITTED → PENDING in the same transaction: the reques
 the ledger group that reserves for it (CreateTransfers.attached), so both commit or neither
 does — no crash leaves a reservation without its request — and Submits share group commits.
 Two Submits racing with one key: the database's unique (tenant, key) refuses the loser's rows,
-which fails its reservation with them, and the loser returns the winner's request.
+which fails its reservation with them, and the loser returns the winner's request. Reservations
+that brokers of earlier versions left without a request (they reserved, then stored) are
+released when a broker starts (recovery.py).
 
 Does not own: the lifecycle rules (lifecycle.py), storage (store.py), the ledger (reservations),
 the scheduling loop (orbitq.services.scheduling, which works on this object's store,
@@ -49,7 +51,7 @@ import sqlalchemy as sa
 
 from orbitq.ledger.store import AttachedWriteError
 from orbitq.ledger.store.writer import GroupCommitWriter
-from orbitq.services import pagination
+from orbitq.services import crashpoint, pagination
 from orbitq.services.auth import Principal
 from orbitq.services.clock import NANOS_PER_SECOND, to_ns
 from orbitq.services.constellation import Constellation
@@ -232,6 +234,8 @@ class Requests:
             if raced is not None:
                 return _same_request(raced, incoming, key), False
             raise
+        # Committed, not yet answered: a crash here must leave the request for a retry.
+        crashpoint.reached("submit.committed")
         self._hub.publish()
         self._on_submitted()
         return stored, True

@@ -3,6 +3,7 @@ synthetic OQT1 tile with a deterministic fuel and result."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import struct
 from pathlib import Path
@@ -57,3 +58,26 @@ def test_cloud_ndvi_runs_deterministically(make_job: MakeJob, tmp_path: Path) ->
         assert stdout == b"pixels=24 cloud_permille=166 ndvi_mean_x1000=365\n"
         seen.add((execution.fuel, hashlib.sha256(pgm).hexdigest()))
     assert seen == {(FUEL, RESULT_SHA256)}
+
+
+TILE = WAT.parent / "landsat8_tile.oqt.gz"
+# The workload over the bundled Landsat 8 tile (services/demo/data/README.md): the picture the
+# demo's agents must downlink, byte for byte (tests/demo/test_demo.py checks the demo's result).
+TILE_RESULT_SHA256 = "8ac2ed982a5c58766079998848e4a5931563b3b1754e3bc50ff6cd14e7bca89e"
+TILE_STDOUT = b"pixels=4096 cloud_permille=270 ndvi_mean_x1000=257\n"
+
+
+def test_cloud_ndvi_over_the_bundled_landsat_tile(make_job: MakeJob, tmp_path: Path) -> None:
+    tile = gzip.decompress(TILE.read_bytes())
+    assert tile[:4] == b"OQT1"
+    assert struct.unpack("<IIHH", tile[4:16]) == (64, 64, 4, 16)
+    assert len(tile) == 16 + 64 * 64 * 4 * 2
+    job = make_job(WAT.read_text(), input_bytes=tile, memory_bytes_max=32 << 20)
+    execution = run_isolated(job, tmp_path / "modules")
+    assert (execution.outcome, execution.exit_code) == (Outcome.OK, 0)
+    packed = pack(job.run_dir / "out", job.run_dir / "result")
+    assert packed.path is not None
+    pgm = packed.path.read_bytes()
+    assert pgm.startswith(b"P5\n64 64\n255\n")
+    assert (job.run_dir / "stdout").read_bytes() == TILE_STDOUT
+    assert hashlib.sha256(pgm).hexdigest() == TILE_RESULT_SHA256
