@@ -180,6 +180,7 @@ class Broker:
                 missed_contacts_degraded=config.missed_contacts_degraded,
                 missed_contacts_down=config.missed_contacts_down,
                 result_retention_days=config.result_retention_days,
+                pull_lead_seconds=config.ticket_pull_lead_seconds,
             ),
             self.constellation,
             self.requests,

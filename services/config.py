@@ -28,6 +28,8 @@ KEY_FILE = "broker.key"
 TICKET_KEY_FILE = "ticket.key"
 BLOBS_DIR = "blobs"
 SETTLEMENTS = ("receipts", "plan")
+# The longest ticket pull lead an operator may set (an hour; a LEO contact is minutes).
+TICKET_PULL_LEAD_SECONDS_MAX = 3_600
 DB_FILE = "orbitq.db"
 # C2SP origins are schema-less URL-like names: no spaces, no control characters.
 ORIGIN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/:+-]{0,199}$")
@@ -66,6 +68,11 @@ class BrokerConfig:
     settlement: str = "receipts"
     # A node's agent may call inside [aos - tolerance, los + tolerance] of its contacts.
     contact_tolerance_seconds: int = 5
+    # A ticket may be pulled this long before its uplink instant, inside its uplink contact
+    # (at most TICKET_PULL_LEAD_SECONDS_MAX; 0: from the uplink instant on). Off by default:
+    # the scheduler may still preempt or re-place a request before its uplink instant, which
+    # leaves an early-pulled ticket stale aboard (docs/agent.md, "Tickets").
+    ticket_pull_lead_seconds: int = 0
     # A usage receipt may come this long after the request's deadline; without one by then the
     # run is the operator's fault and the reservation is refunded. Below the ledger's grace
     # (GRACE_SECONDS), so the refund comes before the reservation's own timeout.
@@ -142,6 +149,7 @@ def load_config(
         schedule_interval_seconds=_number(stored, "schedule_interval_seconds", 5.0),
         settlement=_settlement(stored.get("settlement", "receipts")),
         contact_tolerance_seconds=_whole(stored, "contact_tolerance_seconds", 5, low=0),
+        ticket_pull_lead_seconds=_whole(stored, "ticket_pull_lead_seconds", 0, low=0),
         receipt_grace_seconds=_whole(stored, "receipt_grace_seconds", 1_800),
         missed_contacts_degraded=_whole(stored, "missed_contacts_degraded", 2),
         missed_contacts_down=_whole(stored, "missed_contacts_down", 4),
@@ -153,6 +161,11 @@ def load_config(
         streams_per_peer_max=_whole(stored, "streams_per_peer_max", 16),
         stream_seconds_max=_number(stored, "stream_seconds_max", 1800.0),
     )
+    if config.ticket_pull_lead_seconds > TICKET_PULL_LEAD_SECONDS_MAX:
+        raise ValueError(
+            f"{CONFIG_FILE}: ticket_pull_lead_seconds must be at most"
+            f" {TICKET_PULL_LEAD_SECONDS_MAX}, got {config.ticket_pull_lead_seconds}"
+        )
     if config.missed_contacts_down < config.missed_contacts_degraded:
         raise ValueError(
             f"{CONFIG_FILE}: missed_contacts_down ({config.missed_contacts_down}) must not be"

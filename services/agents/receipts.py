@@ -23,19 +23,24 @@ its reason and logged, and answers with its own status:
 - `no_result` (FAILED_PRECONDITION): an OK outcome names a result not stored complete with
   that digest and size.
 
-Then the request ends by the receipt (one transaction: the receipt stored with the transition;
-a PLACED request past its start is started first): OK → COMPLETED; a workload outcome (trap,
+Then the request ends by the receipt, and is settled, in ONE ledger item (settlement.
+end_and_settle): the receipt's entry in the signed log, the settling transfers, and — attached to
+the item, in its transaction — the receipt's row, the transitions (a PLACED request past its
+start is started first) and the reservation's close; one group commit, all or nothing. OK →
+COMPLETED; a workload outcome (trap,
 out of fuel, wall time, output too large, exit) → FAILED, the workload at fault; ABORTED →
 FAILED, the operator at fault (refunded in full). The charge is `charge_of(receipt)` capped at
 the reservation, settled against the receipt (one ledger item: the receipt, then the
 transfers whose user_data is SHA-256 of the receipt). The same receipt again answers the same
-(idempotent per request); a settlement the ledger could not take now is retried by the
-scheduling loop's pass over owed reservations and by the agent's retry.
+(idempotent per request). When the ledger refuses a transfer (say the reservation timed out),
+the request ends on its own and its settlement is retried by the scheduling loop's pass over
+owed reservations and by the agent's retry.
 
 A crash point for tests (tests/agent/test_broker_crash.py): with ORBITQ_CRASH_AFTER_RECEIPTS=N
 in the broker's environment, the process kills itself with SIGKILL right after the Nth receipt it
-accepts is stored and before that receipt is settled: kill -9 at the worst moment of settlement,
-on demand rather than by timing.
+accepts is stored and settled (one commit) and before the agent hears so: the agent keeps it in
+its outbox and reports it again to the restarted broker, which must answer it without settling
+it twice — kill -9 at the worst moment left, on demand rather than by timing.
 
 Does not own: the receipt format (orbitq.ledger.receipts), the transfers
 (requests.reservations) or gating and permissions (service.py).
@@ -61,6 +66,7 @@ from orbitq.ledger.receipts import (
     open_receipt,
     receipt_digest,
 )
+from orbitq.ledger.store import AttachedWriteError
 from orbitq.services.agents.tables import RECEIPT_REFUSALS
 from orbitq.services.agents.tickets import StoredTicket, Tickets
 from orbitq.services.blobs.uploads import ResultUploads
@@ -79,7 +85,7 @@ from orbitq.services.errors import (
 from orbitq.services.requests.lifecycle import Move
 from orbitq.services.requests.model import Fault, ReceiptFacts, RequestState, StoredRequest
 from orbitq.services.requests.reservations import Reservations, capped
-from orbitq.services.requests.settlement import resolve
+from orbitq.services.requests.settlement import end_and_settle, resolve
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Cost, rfc3339
 
@@ -177,12 +183,14 @@ class ReceiptDesk:
             raise refused.error() from None
         if request.receipt_digest == digest:
             return self._settle(request)  # the same receipt again: the same answer
-        moved = self._end(node, request, receipt, envelope, digest)
+        ended, entry_index = self._end(node, request, receipt, envelope, digest)
         self._accepted += 1
         if self._accepted == self._crash_after:
-            log.warning("%s=%d: killing the broker before settling", CRASH_ENV, self._accepted)
+            log.warning("%s=%d: killing the broker before answering", CRASH_ENV, self._accepted)
             os.kill(os.getpid(), signal.SIGKILL)
-        return self._settle(moved)
+        if entry_index is not None or (not ended.reservation_open and not ended.charged):
+            return Settled(ended, digest, entry_index or 0)
+        return self._settle(ended)
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -322,7 +330,7 @@ class ReceiptDesk:
         receipt: Receipt,
         envelope: bytes,
         digest: bytes,
-    ) -> StoredRequest:
+    ) -> tuple[StoredRequest, int | None]:
         agent = node.agent
         assert agent is not None
         now_ns = self._now_ns()
@@ -350,20 +358,32 @@ class ReceiptDesk:
                 f"started on node {node.id} (its usage receipt came first)",
             )
             moves = [started, final]
-        results = self._store.apply(moves, now_ns)
+        try:
+            # One ledger item: the receipt's entry, its transfers, and (attached) the moves and
+            # the reservation's close — one group commit, all or nothing.
+            done = end_and_settle(self._store, self._reservations, request, moves, envelope, now_ns)
+            if done is not None:
+                self._announce()
+                return done
+            # The ledger refused a transfer (nothing of the request was written): end it on
+            # its own; the settlement is then retried (`_settle`, the owed pass).
+            ended = self._store.apply(moves, now_ns)[-1]
+        except AttachedWriteError as error:
+            log.info("request %s: %s", request.id, error)  # moved on: answered below
+            ended = None
         self._announce()
-        if results[-1] is None:
-            # Moved on meanwhile (a concurrent report of the same receipt, or a fault pass):
-            # answer from what is stored.
-            current = self._store.get(request.id)
-            assert current is not None
-            if current.receipt_digest != digest:
-                raise FailedPreconditionError(
-                    f"request {request.id} ended {current.state.label} while its receipt was"
-                    f" checked: {current.reason}"
-                )
-            return current
-        return results[-1]
+        if ended is not None:
+            return ended, None
+        # Moved on meanwhile (a concurrent report of the same receipt, or a fault pass):
+        # answer from what is stored.
+        current = self._store.get(request.id)
+        assert current is not None
+        if current.receipt_digest != digest:
+            raise FailedPreconditionError(
+                f"request {request.id} ended {current.state.label} while its receipt was"
+                f" checked: {current.reason}"
+            )
+        return current, None
 
     def _settle(self, request: StoredRequest) -> Settled:
         assert request.receipt_digest is not None

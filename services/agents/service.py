@@ -22,6 +22,7 @@ orbitq.services.blobs for files) or transport.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,9 +46,11 @@ from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import (
     Constellation,
     GroundLink,
+    NodeAgentInfo,
     NodeRecord,
     NodeState,
     StoredContact,
+    WorldVersion,
 )
 from orbitq.services.errors import (
     FailedPreconditionError,
@@ -59,10 +62,13 @@ from orbitq.services.identity.api_keys import Role
 from orbitq.services.requests import Requests, RequestState, StoredRequest
 from orbitq.services.requests.model import ReceiptFacts
 from orbitq.services.requests.reservations import KINDS, Step, amount_of, transfer_id
+from orbitq.services.requests.store import PlacedUplink
 
 S = RequestState
 FETCH_CHUNK_BYTES_MAX = 1024 * 1024
 SHA256_BYTES = 32
+# Node records kept for the node calls (a fleet larger than this drops them and starts over).
+NODES_KEPT_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,9 @@ class AgentSettings:
     missed_contacts_degraded: int
     missed_contacts_down: int
     result_retention_days: float
+    # A ticket may be pulled this long before its uplink instant, inside its uplink contact
+    # (docs/agent.md, "Pulling tickets"); 0: from the uplink instant.
+    pull_lead_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,8 @@ class Agents:
         self._blobs = blobs
         self._now_ns = now_ns
         self.signer = signer
+        self._nodes: dict[str, tuple[WorldVersion, NodeRecord]] = {}
+        self._nodes_lock = threading.Lock()
         store = requests.store
         self.tickets = Tickets(engine, store, blobs, signer, now_ns)
         self.uploads = ResultUploads(engine, blobs, now_ns)
@@ -163,32 +174,81 @@ class Agents:
 
     # -- the agent, with its node key ----------------------------------------------------------
 
-    def _node(self, principal: Principal, action: str) -> NodeRecord:
-        """The caller's node, enrolled and (unless its ground link is "always") in contact."""
+    def _node(self, principal: Principal, action: str, *, cached: bool = False) -> NodeRecord:
+        """The caller's node, enrolled and (unless its ground link is "always") in contact.
+        `cached`: the record may be a copy read at the current world version (its identity,
+        capacity, state and enrolled key are then current; its heartbeat counters may not)."""
+        if cached:
+            return self._node_at(principal, action)[0]
         principal.require_role(Role.NODE, action=action)
         node = self._constellation.node(principal.node_scope("", action))
+        self.gate.check(node.id, self._require_agent(node), self._now_ns())
+        return node
+
+    def _node_at(self, principal: Principal, action: str) -> tuple[NodeRecord, WorldVersion]:
+        """`_node` from the copy kept at the current world version, with that version (read
+        once per call: the gate's copy of the node's contacts is checked against it too)."""
+        principal.require_role(Role.NODE, action=action)
+        node_id = principal.node_scope("", action)
+        version = self._constellation.world_version()
+        with self._nodes_lock:
+            found = self._nodes.get(node_id)
+        if found is not None and found[0] == version:
+            node = found[1]
+        else:
+            node = self._constellation.node(node_id)
+            with self._nodes_lock:
+                if len(self._nodes) >= NODES_KEPT_MAX:
+                    self._nodes.clear()
+                self._nodes[node_id] = (version, node)
+        agent = self._require_agent(node)
+        self.gate.check(node.id, agent, self._now_ns(), version)
+        return node, version
+
+    @staticmethod
+    def _require_agent(node: NodeRecord) -> NodeAgentInfo:
         if node.agent is None:
             raise FailedPreconditionError(
                 f"node {node.id} has no enrolled agent: enroll it first (`orbitq node enroll"
                 f" {node.id}`, then `orbitq agent init`)"
             )
-        self.gate.check(node.id, node.agent, self._now_ns())
-        return node
+        return node.agent
 
     def pull_tickets(self, principal: Principal, max_tickets: int) -> Pulled:
-        node = self._node(principal, "pull tickets for")
+        node, version = self._node_at(principal, "pull tickets for")
         if max_tickets > TICKETS_PER_PULL_MAX:
             raise InvalidArgumentError(
                 f"max_tickets {max_tickets} is above {TICKETS_PER_PULL_MAX} (0 means that many)"
             )
-        found = self.tickets.pull(
-            node, self._settings.tolerance_seconds, max_tickets or TICKETS_PER_PULL_MAX
-        )
         now_ns = self._now_ns()
-        return Pulled(found, self.gate.next_contacts(node.id, now_ns), now_ns)
+        found = self.tickets.pull(
+            node,
+            self._settings.tolerance_seconds,
+            max_tickets or TICKETS_PER_PULL_MAX,
+            lambda placed: self._pull_opens(node.id, placed, now_ns, version),
+        )
+        contacts = self.gate.next_contacts(node.id, now_ns, version=version)
+        return Pulled(found, contacts, now_ns)
+
+    def _pull_opens(
+        self, node: str, placed: PlacedUplink, now_ns: int, version: WorldVersion
+    ) -> int:
+        """When a placed request's ticket may first be pulled (seconds): the pull lead before
+        its uplink instant, but not before its uplink contact begins — an agent polling at
+        its own cadence inside that contact gets the ticket, and no earlier contact carries
+        it (preemption and re-placement assume no ticket is aboard before the uplink contact).
+        The uplink instant itself when the lead is 0 or the contact is no longer stored."""
+        lead = self._settings.pull_lead_seconds
+        if lead <= 0:
+            return placed.uplink_at
+        contact = self.gate.contact(node, placed.uplink_contact, now_ns, version)
+        if contact is None:
+            return placed.uplink_at
+        aos_s = -(-contact.aos_ns // NANOS_PER_SECOND)
+        return min(placed.uplink_at, max(placed.uplink_at - lead, aos_s))
 
     def fetch_blob(self, principal: Principal, digest: str, offset: int, max_bytes: int) -> Chunk:
-        node = self._node(principal, "fetch blobs for")
+        node = self._node(principal, "fetch blobs for", cached=True)
         digest_hex = digests.parse(digest)
         size = chunk_size(max_bytes, FETCH_CHUNK_BYTES_MAX)
         if not self.tickets.names_blob(node.id, digest_hex):
@@ -214,7 +274,7 @@ class Agents:
         return request
 
     def open_result(self, principal: Principal, request_id: str, size: int, sha256: bytes) -> int:
-        node = self._node(principal, "downlink results for")
+        node = self._node(principal, "downlink results for", cached=True)
         request = self._own_live_request(node, request_id)
         if len(sha256) != SHA256_BYTES:
             raise InvalidArgumentError(f"sha256 must be {SHA256_BYTES} bytes, got {len(sha256)}")
@@ -230,12 +290,12 @@ class Agents:
     def put_result_chunk(
         self, principal: Principal, request_id: str, offset: int, data: bytes
     ) -> tuple[int, bool]:
-        node = self._node(principal, "downlink results for")
+        node = self._node(principal, "downlink results for", cached=True)
         request = self._own_live_request(node, request_id)
         return self.uploads.put(request.id, request.tenant, offset, data)
 
     def report_receipt(self, principal: Principal, envelope: bytes) -> Settled:
-        node = self._node(principal, "report receipts for")
+        node = self._node(principal, "report receipts for", cached=True)
         return self._receipts.report(node, envelope)
 
     def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:

@@ -1,8 +1,9 @@
 """Tickets: the signed placements the node agents pull at their uplink contact.
 
 Owns:
-- which tickets are due for a node: its PLACED requests whose uplink has begun (with the
-  contact tolerance) and whose start has not come (uplink_at - tolerance <= now < start);
+- which tickets are due for a node: its PLACED requests whose pull window has opened (with the
+  contact tolerance) and whose start has not come (opens_at - tolerance <= now < start;
+  service.py says when a window opens: the uplink instant, or the pull lead before it);
 - making a ticket (docs/agent-format.md T-rules; orbitq.ledger.tickets signs it with the
   ticket key): issuer the broker's origin, subject the node, id the request, not-before the
   issue time minus TICKET_SKEW_SECONDS, expiry the placement's end, the placement's times,
@@ -36,7 +37,7 @@ from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import NodeRecord
 from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
 from orbitq.services.requests.model import BYTES_PER_MB, RequestState, StoredRequest
-from orbitq.services.requests.store import RequestStore
+from orbitq.services.requests.store import PlacedUplink, RequestStore
 from orbitq.services.scheduler.costs import BITS_PER_BYTE, ceil_div
 
 log = logging.getLogger(__name__)
@@ -101,27 +102,66 @@ class Tickets:
 
     # -- pulling -------------------------------------------------------------------------------
 
-    def pull(self, node: NodeRecord, tolerance_seconds: int, limit: int) -> list[StoredTicket]:
+    def pull(
+        self,
+        node: NodeRecord,
+        tolerance_seconds: int,
+        limit: int,
+        opens_at: Callable[[PlacedUplink], int],
+    ) -> list[StoredTicket]:
         """The node's due tickets (made at the first pull, the same bytes after), marked
-        pulled."""
+        pulled. A PLACED request is due from `opens_at(it)` (seconds; the uplink instant, or a
+        lead before it: service.py) less the tolerance, until its start.
+
+        A node polls often and most polls find nothing new: one narrow read of its future
+        placements, one read of the tickets already made for the due ones, a write only for
+        tickets made or pulled for the first time."""
         now_ns = self._now_ns()
         now_s = now_ns // NANOS_PER_SECOND
         due = [
-            request
-            for request in self._store.on_node(
-                node.id, frozenset({RequestState.PLACED}), PLACED_SCANNED_MAX
-            )
-            if request.placement is not None
-            and request.placement.uplink.at - tolerance_seconds <= now_s < request.placement.start
+            placed
+            for placed in self._store.placed_uplinks(node.id, now_s, PLACED_SCANNED_MAX)
+            if opens_at(placed) - tolerance_seconds <= now_s < placed.start
         ][:limit]
-        tickets = []
-        for request in due:
-            ticket = self.current(request.id, request.sequence) or self._make(node, request, now_ns)
-            if ticket is None:
-                continue
-            tickets.append(ticket)
-        self._mark_pulled([(t.request_id, t.placement_sequence) for t in tickets], now_ns)
+        if not due:
+            return []
+        made = self._made([(p.request_id, p.sequence) for p in due])
+        missing = [p.request_id for p in due if (p.request_id, p.sequence) not in made]
+        if missing:
+            for request in self._store.fetch(missing):
+                if request.state is not RequestState.PLACED or request.placement is None:
+                    continue  # moved on since the read above
+                ticket = self.current(request.id, request.sequence) or self._make(
+                    node, request, now_ns
+                )
+                if ticket is not None:
+                    made[(ticket.request_id, ticket.placement_sequence)] = ticket
+        tickets = [
+            made[(p.request_id, p.sequence)] for p in due if (p.request_id, p.sequence) in made
+        ]
+        self._mark_pulled(
+            [(t.request_id, t.placement_sequence) for t in tickets if not t.pulled], now_ns
+        )
         return tickets
+
+    def _made(self, placements: Sequence[tuple[str, int]]) -> dict[tuple[str, int], StoredTicket]:
+        """The tickets already made for these (request id, placement sequence)."""
+        wanted = set(placements)
+        ids = sorted({request_id for request_id, _ in placements})
+        found: dict[tuple[str, int], StoredTicket] = {}
+        with self._engine.connect() as connection:
+            for first in range(0, len(ids), IN_LIST_VALUES_MAX):
+                rows = connection.execute(
+                    sa.select(TICKETS).where(
+                        TICKETS.c.request_id.in_(ids[first : first + IN_LIST_VALUES_MAX])
+                    )
+                )
+                for row in rows:
+                    ticket = _ticket_of(row)
+                    key = (ticket.request_id, ticket.placement_sequence)
+                    if key in wanted:
+                        found[key] = ticket
+        return found
 
     def _make(self, node: NodeRecord, request: StoredRequest, now_ns: int) -> StoredTicket | None:
         agent = node.agent

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from orbitq.ledger.entries import ReceiptEvidence
 from orbitq.ledger.model import (
@@ -221,6 +223,50 @@ class Reservations:
             if settled is not None:
                 done[plan.request.id] = (settled, result.evidence.entry_index)
         return done
+
+    def resolve_attached(
+        self,
+        request: StoredRequest,
+        charge: Cost | None,
+        receipt: bytes | None,
+        attached: Callable[[sa.Connection, Cost | None], None],
+    ) -> bool:
+        """Resolve one ended request's reservation in ONE ledger item: settle `charge` (capped
+        at the reservation) against `receipt` (the envelope, recorded first; the transfers'
+        user_data is its SHA-256, `request.receipt_digest`), or release it when `charge` is
+        None. `attached(connection, settled)` (settled: what the transfers settle; None for a
+        release) is written in the item's own transaction when every transfer succeeds, so
+        the service's rows and the ledger's commit together, in the writer's group commit.
+        True when it committed so; False when the ledger refused a transfer (no attached
+        write; the transfers that did succeed keep their ids, so `settle_receipts` or
+        `release` retried later answers them EXISTS). An error of the attached write is raised
+        as AttachedWriteError, with nothing of the item committed."""
+        user_data = request.receipt_digest if receipt is not None else None
+        plan = self._plan(request, charge, user_data=user_data)
+        amounts = dict.fromkeys(KINDS, 0)
+        for kind, _, length, amount in plan.chains:
+            amounts[kind] = amount if length == 2 else 0
+        settled = (
+            Cost(amounts[Kind.CPU], amounts[Kind.STORAGE], amounts[Kind.LINK])
+            if charge is not None
+            else None
+        )
+        evidence = (
+            ReceiptEvidence(request_id=request.id, node=_node(request), receipt=receipt)
+            if receipt is not None
+            else None
+        )
+
+        def write(connection: sa.Connection) -> None:
+            attached(connection, settled)
+
+        item = CreateTransfers(tuple(plan.transfers), evidence=evidence, attached=write)
+        result = self._writer.apply(item)
+        outcomes = [outcome for outcome in result if isinstance(outcome, Outcome)]
+        if all(outcome.ok for outcome in outcomes):
+            return True
+        _settled(plan, outcomes)  # logs why
+        return False
 
     def settle(self, charges: Sequence[tuple[StoredRequest, Cost]]) -> dict[str, Cost | None]:
         """Post each request's charge (capped at its reservation) and move it to consumed;

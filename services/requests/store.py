@@ -21,7 +21,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
@@ -63,6 +63,16 @@ def new_request_id() -> str:
         value = secrets.randbits(128)
         if 0 < value < 2**128 - 1:
             return f"{value:032x}"
+
+
+class PlacedUplink(NamedTuple):
+    """A PLACED request's uplink and start (RequestStore.placed_uplinks)."""
+
+    request_id: str
+    sequence: int
+    uplink_contact: str
+    uplink_at: int
+    start: int
 
 
 class RequestStore:
@@ -107,13 +117,17 @@ class RequestStore:
         """Make each move whose request is still in one of its expected states, in order, in
         one transaction; per move the request as stored afterwards, or None if it did not
         apply (unknown, or the request had moved on)."""
-        results: list[StoredRequest | None] = []
         if not moves:
-            return results
+            return []
         with self._writing() as connection:
-            for move in moves:
-                results.append(_apply_one(connection, move, now_ns, self._receipt_grace))
-        return results
+            return self.apply_on(connection, moves, now_ns)
+
+    def apply_on(
+        self, connection: sa.Connection, moves: Sequence[Move], now_ns: int
+    ) -> list[StoredRequest | None]:
+        """`apply` through `connection`, in the caller's transaction (ReportReceipt: the ledger
+        group that settles the receipt)."""
+        return [_apply_one(connection, move, now_ns, self._receipt_grace) for move in moves]
 
     def close_reservations(
         self,
@@ -128,29 +142,39 @@ class RequestStore:
         if not settled:
             return
         with self._writing() as connection:
-            for request_id, entry_index in (receipt_entries or {}).items():
-                connection.execute(
-                    sa.update(RECEIPTS)
-                    .where(RECEIPTS.c.request_id == request_id)
-                    .values(entry_index=entry_index)
+            self.close_reservations_on(connection, settled, now_ns, receipt_entries)
+
+    def close_reservations_on(
+        self,
+        connection: sa.Connection,
+        settled: Mapping[str, Cost | None],
+        now_ns: int,
+        receipt_entries: Mapping[str, int] | None = None,
+    ) -> None:
+        """`close_reservations` through `connection`, in the caller's transaction."""
+        for request_id, entry_index in (receipt_entries or {}).items():
+            connection.execute(
+                sa.update(RECEIPTS)
+                .where(RECEIPTS.c.request_id == request_id)
+                .values(entry_index=entry_index)
+            )
+        for request_id, cost in settled.items():
+            values: dict[str, Any] = {
+                "reservation_open": False,
+                "due_s": None,
+                "updated_ns": now_ns,
+            }
+            if cost is not None:
+                values.update(
+                    settled_cpu=cost.cpu, settled_storage=cost.storage, settled_link=cost.link
                 )
-            for request_id, cost in settled.items():
-                values: dict[str, Any] = {
-                    "reservation_open": False,
-                    "due_s": None,
-                    "updated_ns": now_ns,
-                }
-                if cost is not None:
-                    values.update(
-                        settled_cpu=cost.cpu, settled_storage=cost.storage, settled_link=cost.link
-                    )
-                connection.execute(
-                    sa.update(REQUESTS)
-                    .where(REQUESTS.c.id == request_id)
-                    .where(REQUESTS.c.reservation_open)
-                    .where(REQUESTS.c.state.in_([int(s) for s in TERMINAL_STATES]))
-                    .values(values)
-                )
+            connection.execute(
+                sa.update(REQUESTS)
+                .where(REQUESTS.c.id == request_id)
+                .where(REQUESTS.c.reservation_open)
+                .where(REQUESTS.c.state.in_([int(s) for s in TERMINAL_STATES]))
+                .values(values)
+            )
 
     def set_reasons(
         self, updates: Sequence[tuple[str, str, tuple[Rejection, ...]]], now_ns: int
@@ -223,6 +247,32 @@ class RequestStore:
         )
         with self._engine.connect() as connection:
             return [_stored_of(row._mapping) for row in connection.execute(query)]
+
+    def placed_uplinks(self, node: str, after_s: int, limit: int) -> list[PlacedUplink]:
+        """The PLACED requests on `node` whose start is after `after_s`, by start (at most
+        `limit`): what a ticket pull chooses by, read without decoding whole rows (a node
+        polls often; its few due tickets are then read in full)."""
+        query = (
+            sa.select(REQUESTS.c.id, REQUESTS.c.sequence, REQUESTS.c.placement)
+            .where(REQUESTS.c.placed_node == node)
+            .where(REQUESTS.c.state == int(RequestState.PLACED))
+            .where(REQUESTS.c.due_s > after_s)
+            .order_by(REQUESTS.c.due_s, REQUESTS.c.id)
+            .limit(limit)
+        )
+        found: list[PlacedUplink] = []
+        with self._engine.connect() as connection:
+            for request_id, sequence, text in connection.execute(query):
+                if not text:
+                    continue
+                data = json.loads(text)
+                up = data["uplink"]
+                found.append(
+                    PlacedUplink(
+                        str(request_id), int(sequence), up["contact"], up["at"], data["start"]
+                    )
+                )
+        return found
 
     def get(self, request_id: str) -> StoredRequest | None:
         with self._engine.connect() as connection:

@@ -1,10 +1,10 @@
 """kill -9 of the broker mid-settlement, on SQLite and PostgreSQL: a real `orbitq serve` process
 kills itself (SIGKILL, the ORBITQ_CRASH_AFTER_RECEIPTS crash point of
-orbitq.services.agents.receipts) right after it stored the second of two receipts and before it
-settled it, while a real `orbitq agent run` process keeps its outbox. The broker restarts on the
-same data and port; the agent redelivers. No receipt is lost, none settles twice (ReportReceipt
-is idempotent per request: one settling transfer per kind, all carrying the receipt's SHA-256),
-and `orbitq ledger verify` passes."""
+orbitq.services.agents.receipts) right after it stored and settled the second of two receipts
+(one commit) and before the agent heard so, while a real `orbitq agent run` process keeps its
+outbox. The broker restarts on the same data and port; the agent redelivers. No receipt is
+lost, none settles twice (ReportReceipt is idempotent per request: one settling transfer per
+kind, all carrying the receipt's SHA-256), and `orbitq ledger verify` passes."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from orbitq.v1 import constellation_pb2, quota_pb2, quota_pb2_grpc, request_pb2,
 from tests.agent import wat
 from tests.agent.live import EVENT_TIMEOUT_SECONDS, AgentProcess, agent_init, live_world
 
-# Two: the first settles before the crash, the second is stored but not settled when the broker
-# dies. Both tickets were pulled before (the second ran), so nothing after the restart waits on
-# a ticket's uplink window, which a broker down across it would miss (and re-place).
+# Two: the first is acknowledged before the crash, the second is settled but not acknowledged
+# when the broker dies. Both tickets were pulled before (the second ran), so nothing after the
+# restart waits on a ticket's uplink window, which a broker down across it would miss (and
+# re-place).
 REQUESTS = 2
 CRASH_AT = 2
 INPUT = bytes(range(256)) * 16
@@ -163,7 +164,8 @@ def test_a_broker_killed_mid_settlement_loses_no_receipt_and_settles_none_twice(
     settled = Counter((bytes(t.user_data), t.kind) for t in transfers)
     assert {user_data for user_data, _ in settled} == set(digests.values())
     assert set(settled.values()) == {1}, settled
-    # The crash was mid-settlement: the killed broker had stored a receipt it had not settled.
+    # The crash came between the settlement's commit and the answer: the redelivery after the
+    # restart found it settled and settled nothing more (one transfer per kind, above).
     assert f"{CRASH_ENV}={CRASH_AT}: killing" in (tmp_path / "serve-first.log").read_text()
     log = "\n".join(agent.log)
     assert sum(f"receipt {i} signed" in log for i in ids) == REQUESTS

@@ -278,12 +278,13 @@ def test_an_aborted_run_is_refunded(server: ServerHandle, clock: SimulatedClock)
         assert shown.receipt_digest is not None
 
 
-def test_a_receipt_the_ledger_could_not_take_is_settled_once_later(
+def test_a_receipt_the_ledger_could_not_take_is_not_half_taken_and_settles_once_later(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
-    """As after a broker crash between the transition and the ledger: the receipt is kept with
-    the transition, the loop's pass over owed reservations settles it against the receipt, and
-    the agent's retry gets the same answer without a second settlement."""
+    """The receipt's row, the request's end and its settlement are one ledger item: with the
+    ledger unavailable none of them is written (no receipt stored without its settlement); the
+    agent's retry then settles it, and a further retry gets the same answer without a second
+    settlement."""
     with agent_world(server, clock) as world:
         broker = world.broker
         request, envelope, ticket = world.running(output_mb=1)
@@ -293,18 +294,25 @@ def test_a_receipt_the_ledger_could_not_take_is_settled_once_later(
         with pytest.raises(grpc.RpcError) as unavailable:
             world.agent.report(receipt)
         assert unavailable.value.code() is CODE.UNAVAILABLE
-        owed = world.stored(request.id)
-        assert owed.state is S.COMPLETED
-        assert owed.reservation_open
-        assert owed.receipt_digest == hashlib.sha256(receipt).digest()
+        untouched = world.stored(request.id)
+        assert untouched.state is S.RUNNING
+        assert untouched.receipt_digest is None
+        assert untouched.reservation_open
+        assert broker.requests.store.receipt(request.id) is None
         broker.writer.start()
-        assert request.id in broker.scheduling.advance().resolved
+        first = world.agent.report(receipt)
+        settled = world.stored(request.id)
+        assert settled.state is S.COMPLETED
+        assert not settled.reservation_open
+        assert settled.receipt_digest == hashlib.sha256(receipt).digest()
+        assert first.receipt_digest == settled.receipt_digest
         settles = _settle_transfers(broker, request.id)
         assert settles
-        assert all(user_data == owed.receipt_digest for _, user_data, _ in settles.values())
+        assert all(user_data == settled.receipt_digest for _, user_data, _ in settles.values())
         size = broker.store.head().size
         again = world.agent.report(receipt)
-        assert again.receipt_digest == owed.receipt_digest
-        assert again.entry_index > 0
+        assert again.receipt_digest == settled.receipt_digest
+        assert again.entry_index == first.entry_index > 0
         assert broker.store.head().size == size
+        assert _settle_transfers(broker, request.id) == settles
         check_books(broker, {"acme": MINTED})

@@ -14,8 +14,9 @@ import pytest
 
 from orbitq.services.agents import ticket_key
 from orbitq.services.broker import Broker
-from orbitq.services.clock import SimulatedClock
+from orbitq.services.clock import NANOS_PER_SECOND, SimulatedClock, to_ns
 from orbitq.services.requests import RequestState
+from orbitq.services.requests.store import PlacedUplink
 from tests.agents.support import agent_world, module_bytes
 from tests.conftest import ServerHandle
 from tests.requests.sky import at
@@ -125,3 +126,40 @@ def test_the_ticket_key_is_its_own_0600_file_made_by_init_or_on_start(
     finally:
         older.scheduling.close()
         older.engine.dispose()
+
+
+def test_a_ticket_s_pull_window_opens_the_lead_before_its_uplink_but_inside_its_contact(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    """ticket_pull_lead_seconds before the uplink instant, never before the uplink contact's
+    AOS (no earlier contact carries a ticket), the uplink instant itself without a lead or
+    when the contact is no longer stored; and a pull inside that window gets the ticket."""
+    with agent_world(server, clock) as world:
+        request, placement = world.placed()
+        agents = world.broker.agents
+        node = placement.node
+        now_ns = to_ns(clock.now())
+        contact = agents.gate.contact(node, placement.uplink.contact, now_ns)
+        assert contact is not None
+        aos_s = -(-contact.aos_ns // NANOS_PER_SECOND)
+        assert world.broker.config.ticket_pull_lead_seconds == 0  # off by default
+        lead = 300
+        agents._settings = replace(agents._settings, pull_lead_seconds=lead)
+        version = world.broker.constellation.world_version()
+
+        def opens(uplink_at: int, contact_id: str = placement.uplink.contact) -> int:
+            start = uplink_at + 9
+            placed = PlacedUplink(request.id, request.sequence, contact_id, uplink_at, start)
+            return agents._pull_opens(node, placed, now_ns, version)
+
+        assert opens(aos_s + 100) == aos_s  # the contact began less than the lead before
+        assert opens(aos_s + lead + 50) == aos_s + 50  # the lead before the uplink instant
+        assert opens(aos_s + 100, "no-such-contact") == aos_s + 100
+        tolerance = world.broker.config.contact_tolerance_seconds
+        window_opens = opens(placement.uplink.at)
+        assert window_opens <= placement.uplink.at
+        clock.set(at(window_opens - tolerance - 1))
+        assert list(world.agent.pull().tickets) == []
+        clock.set(at(window_opens - tolerance))
+        (signed,) = world.agent.pull().tickets
+        assert signed.request_id == request.id
