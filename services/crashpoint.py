@@ -2,7 +2,8 @@
 
 Owns: `reached(point)`, called at the steps whose interruption matters for durability
 (`submit.committed`: a request and its reservation are durable but the caller has no answer;
-`recovery.found`: a starting broker found an orphan and has not released it yet). It does
+`recovery.found`: a starting broker found an orphan and has not released it yet;
+`receipt.settled`: a usage receipt is stored and settled but its agent has no answer). It does
 nothing unless the environment variable `ORBITQ_CRASH_AT` names the point when the process
 starts:
 

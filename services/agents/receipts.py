@@ -36,9 +36,10 @@ transfers whose user_data is SHA-256 of the receipt). The same receipt again ans
 the request ends on its own and its settlement is retried by the scheduling loop's pass over
 owed reservations and by the agent's retry.
 
-A crash point for tests (tests/agent/test_broker_crash.py): with ORBITQ_CRASH_AFTER_RECEIPTS=N
-in the broker's environment, the process kills itself with SIGKILL right after the Nth receipt it
-accepts is stored and settled (one commit) and before the agent hears so: the agent keeps it in
+A crash point for tests (tests/agent/test_broker_crash.py, orbitq.services.crashpoint): with
+ORBITQ_CRASH_AT=receipt.settled:N in the broker's environment, the process kills itself with
+SIGKILL right after the Nth receipt it accepts is stored and settled (one commit) and before the
+agent hears so: the agent keeps it in
 its outbox and reports it again to the restarted broker, which must answer it without settling
 it twice — kill -9 at the worst moment left, on demand rather than by timing.
 
@@ -49,8 +50,6 @@ Does not own: the receipt format (orbitq.ledger.receipts), the transfers
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,6 +66,7 @@ from orbitq.ledger.receipts import (
     receipt_digest,
 )
 from orbitq.ledger.store import AttachedWriteError
+from orbitq.services import crashpoint
 from orbitq.services.agents.tables import RECEIPT_REFUSALS
 from orbitq.services.agents.tickets import StoredTicket, Tickets
 from orbitq.services.blobs.uploads import ResultUploads
@@ -96,7 +96,6 @@ S = RequestState
 RECEIPT_SKEW_SECONDS = 60
 RECEIPT_BYTES_MAX = 4096
 DETAIL_CHARS_MAX = 500
-CRASH_ENV = "ORBITQ_CRASH_AFTER_RECEIPTS"
 WORKLOAD_OUTCOMES = frozenset(
     {
         RunOutcome.TRAP,
@@ -165,8 +164,6 @@ class ReceiptDesk:
         self._grace = receipt_grace
         self._now_ns = now_ns
         self._announce = announce
-        self._crash_after = _crash_after()
-        self._accepted = 0
 
     def report(self, node: NodeRecord, envelope: bytes) -> Settled:
         """Verify and settle `envelope` from `node`'s agent (see the module docstring)."""
@@ -184,10 +181,7 @@ class ReceiptDesk:
         if request.receipt_digest == digest:
             return self._settle(request)  # the same receipt again: the same answer
         ended, entry_index = self._end(node, request, receipt, envelope, digest)
-        self._accepted += 1
-        if self._accepted == self._crash_after:
-            log.warning("%s=%d: killing the broker before answering", CRASH_ENV, self._accepted)
-            os.kill(os.getpid(), signal.SIGKILL)
+        crashpoint.reached("receipt.settled")
         if entry_index is not None or (not ended.reservation_open and not ended.charged):
             return Settled(ended, digest, entry_index or 0)
         return self._settle(ended)
@@ -420,12 +414,6 @@ class ReceiptDesk:
                     at_ns=self._now_ns(),
                 )
             )
-
-
-def _crash_after() -> int:
-    """The crash point's receipt count (0: none); a value that is not a count is ignored."""
-    value = os.environ.get(CRASH_ENV, "")
-    return int(value) if value.isdigit() else 0
 
 
 def _final_move(

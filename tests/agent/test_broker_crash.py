@@ -1,5 +1,5 @@
 """kill -9 of the broker mid-settlement, on SQLite and PostgreSQL: a real `orbitq serve` process
-kills itself (SIGKILL, the ORBITQ_CRASH_AFTER_RECEIPTS crash point of
+kills itself (SIGKILL, the receipt.settled crash point (ORBITQ_CRASH_AT) of
 orbitq.services.agents.receipts) right after it stored and settled the second of two receipts
 (one commit) and before the agent heard so, while a real `orbitq agent run` process keeps its
 outbox. The broker restarts on the same data and port; the agent redelivers. No receipt is
@@ -23,7 +23,7 @@ from typing import IO
 import grpc
 
 from orbitq.ledger.receipts import receipt_digest
-from orbitq.services.agents.receipts import CRASH_ENV
+from orbitq.services.crashpoint import ENV as CRASH_ENV
 from orbitq.v1 import constellation_pb2, quota_pb2, quota_pb2_grpc, request_pb2, request_pb2_grpc
 from tests.agent import wat
 from tests.agent.live import EVENT_TIMEOUT_SECONDS, AgentProcess, agent_init, live_world
@@ -55,7 +55,7 @@ class Serve:
     ) -> None:
         env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
         if crash:
-            env[CRASH_ENV] = str(CRASH_AT)
+            env[CRASH_ENV] = f"receipt.settled:{CRASH_AT}"
         command = _orbitq("serve", "--data-dir", str(data_dir), "--db", db_url, "--listen", listen)
         command.extend(["--clock", clock, "--log-level", "WARNING"])
         self.process = subprocess.Popen(
@@ -166,7 +166,7 @@ def test_a_broker_killed_mid_settlement_loses_no_receipt_and_settles_none_twice(
     assert set(settled.values()) == {1}, settled
     # The crash came between the settlement's commit and the answer: the redelivery after the
     # restart found it settled and settled nothing more (one transfer per kind, above).
-    assert f"{CRASH_ENV}={CRASH_AT}: killing" in (tmp_path / "serve-first.log").read_text()
+    assert "crash point receipt.settled reached" in (tmp_path / "serve-first.log").read_text()
     log = "\n".join(agent.log)
     assert sum(f"receipt {i} signed" in log for i in ids) == REQUESTS
     assert "link down" in log, log  # the agent saw the broker go away and came back
