@@ -69,29 +69,12 @@ def is_link_down(error: BrokerCallError) -> bool:
     return isinstance(error, FailedPreconditionError) and "contact" in error.details
 
 
-class GrpcLink:
-    """BrokerLink over gRPC with the node's credential (an API key of role node)."""
-
-    def __init__(
-        self,
-        target: str,
-        credential: str,
-        *,
-        tls: TLSConfig | None = None,
-        timeout: float = TIMEOUT_SECONDS_DEFAULT,
-    ) -> None:
-        self._transport = Transport(Settings(target, credential, timeout, tls, RETRY))
-
-    def close(self) -> None:
-        self._transport.close()
+class TypedLink:
+    """The BrokerLink methods over one untyped `_call(method, request)`: a link (over gRPC, or
+    in-process in the simulator) implements only `_call`."""
 
     def _call(self, method: str, request: object) -> object:
-        try:
-            return self._transport.unary("agent", method, request, idempotent=True)
-        except BrokerCallError as error:
-            if is_link_down(error):
-                raise LinkDownError(f"{method}: {error.details}") from None
-            raise
+        raise NotImplementedError
 
     def pull_tickets(self, request: agent_pb2.PullTicketsRequest) -> agent_pb2.PullTicketsResponse:
         response = self._call("PullTickets", request)
@@ -126,6 +109,31 @@ class GrpcLink:
         response = self._call("Heartbeat", request)
         assert isinstance(response, agent_pb2.HeartbeatResponse)
         return response
+
+
+class GrpcLink(TypedLink):
+    """BrokerLink over gRPC with the node's credential (an API key of role node)."""
+
+    def __init__(
+        self,
+        target: str,
+        credential: str,
+        *,
+        tls: TLSConfig | None = None,
+        timeout: float = TIMEOUT_SECONDS_DEFAULT,
+    ) -> None:
+        self._transport = Transport(Settings(target, credential, timeout, tls, RETRY))
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def _call(self, method: str, request: object) -> object:
+        try:
+            return self._transport.unary("agent", method, request, idempotent=True)
+        except BrokerCallError as error:
+            if is_link_down(error):
+                raise LinkDownError(f"{method}: {error.details}") from None
+            raise
 
 
 def enroll(

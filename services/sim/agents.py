@@ -37,7 +37,7 @@ import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orbitq.clients.agent.agent import Agent, AgentSettings
-from orbitq.clients.agent.link import LinkDownError, is_link_down
+from orbitq.clients.agent.link import LinkDownError, TypedLink, is_link_down
 from orbitq.clients.agent.sandbox import Sandbox, runtime
 from orbitq.clients.agent.store import AgentStore
 from orbitq.clients.errors import ERROR_OF_STATUS, InternalError
@@ -55,7 +55,6 @@ from orbitq.services.errors import BrokerError
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.interceptors import STATUS_OF
 from orbitq.services.servicers.agent import NodeAgentServicer
-from orbitq.v1 import agent_pb2
 
 if TYPE_CHECKING:
     from orbitq.services.broker import Broker
@@ -102,7 +101,7 @@ def sim_module() -> bytes:
     return bytes(wasmtime.wat2wasm(SIM_MODULE_WAT))
 
 
-class SimLink:
+class SimLink(TypedLink):
     """BrokerLink in-process: the NodeAgentServicer's methods, as the node's principal."""
 
     def __init__(self, servicer: NodeAgentServicer, principal: Principal) -> None:
@@ -123,40 +122,6 @@ class SimLink:
             raise refused from None
         finally:
             reset_current_principal(token)
-
-    def pull_tickets(self, request: agent_pb2.PullTicketsRequest) -> agent_pb2.PullTicketsResponse:
-        response = self._call("PullTickets", request)
-        assert isinstance(response, agent_pb2.PullTicketsResponse)
-        return response
-
-    def fetch_blob(self, request: agent_pb2.FetchBlobRequest) -> agent_pb2.FetchBlobResponse:
-        response = self._call("FetchBlob", request)
-        assert isinstance(response, agent_pb2.FetchBlobResponse)
-        return response
-
-    def open_result(self, request: agent_pb2.OpenResultRequest) -> agent_pb2.OpenResultResponse:
-        response = self._call("OpenResult", request)
-        assert isinstance(response, agent_pb2.OpenResultResponse)
-        return response
-
-    def put_result_chunk(
-        self, request: agent_pb2.PutResultChunkRequest
-    ) -> agent_pb2.PutResultChunkResponse:
-        response = self._call("PutResultChunk", request)
-        assert isinstance(response, agent_pb2.PutResultChunkResponse)
-        return response
-
-    def report_receipt(
-        self, request: agent_pb2.ReportReceiptRequest
-    ) -> agent_pb2.ReportReceiptResponse:
-        response = self._call("ReportReceipt", request)
-        assert isinstance(response, agent_pb2.ReportReceiptResponse)
-        return response
-
-    def heartbeat(self, request: agent_pb2.HeartbeatRequest) -> agent_pb2.HeartbeatResponse:
-        response = self._call("Heartbeat", request)
-        assert isinstance(response, agent_pb2.HeartbeatResponse)
-        return response
 
 
 @dataclass
