@@ -152,7 +152,7 @@ def _world(broker: Broker) -> None:
 
 def _run(directory: Path, db_url: str | None) -> dict[str, Any]:
     spec = f"shifted:{CLOCK_START.isoformat().replace('+00:00', 'Z')}"
-    result = init_data_dir(directory, origin="bench.orbitq/submit", db_url=db_url, clock_spec=spec)
+    init_data_dir(directory, origin="bench.orbitq/submit", db_url=db_url, clock_spec=spec)
     broker = Broker(load_config(directory))
     broker.start()
     running = build_server(broker, "127.0.0.1:0", extra_handlers=[_empty_handler()])
@@ -181,7 +181,6 @@ def _run(directory: Path, db_url: str | None) -> dict[str, Any]:
             process.start()
             figures[kind] = queue.get(timeout=SECONDS * 10 + 60)
             process.join()
-        del result
         states = Counter(request.state.name for request in broker.requests.store.all())
     finally:
         running.stop(grace=1.0)
