@@ -47,17 +47,22 @@ def _postgres_reachable() -> bool:
     return True
 
 
+def require_postgres() -> None:
+    """Skip the calling PostgreSQL test when no server answers locally; with CI=true, fail."""
+    if not _postgres_reachable():
+        message = f"PostgreSQL is not reachable at {PG_URL}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
+        pytest.skip(message)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a private PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'orbitq.db'}"
         return
-    if not _postgres_reachable():
-        message = f"PostgreSQL is not reachable at {PG_URL}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
-        pytest.skip(message)
+    require_postgres()
     schema = f"t_{secrets.token_hex(6)}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -41,7 +41,7 @@ from orbitq.clients.cli.registry import EXIT_INTEGRITY
 from orbitq.ledger.entries import decode_entry
 from orbitq.ledger.model import Code, Kind, Transfer, TransferFlag
 from orbitq.ledger.store import AccountSpec
-from tests.conftest import IN_CI, PG_URL, _postgres_reachable
+from tests.conftest import PG_URL, require_postgres
 from tests.ledger.evidence_history import build
 
 assert orbitq.ledger.store.tables
@@ -138,11 +138,7 @@ def template(
         yield Template("sqlite", vkey, str(path), admin)
         admin.dispose()
         return
-    if not _postgres_reachable():
-        message = f"PostgreSQL is not reachable at {PG_URL}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
-        pytest.skip(message)
+    require_postgres()
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     schema = f"tpl_{secrets.token_hex(6)}"
     with admin.connect() as conn:
