@@ -10,6 +10,7 @@ BENCHMARKS: tuple[str, ...] = (
     "ledger",
     "ledger_postgres",
     "submit",
+    "rpc_paths",
     "ledger_verify",
     "agent_formats",
     "wasm_metering",

@@ -187,7 +187,7 @@ class Requests:
     ) -> tuple[StoredRequest, bool]:
         """(the request, whether this call created it). See the module docstring."""
         owner = principal.tenant_scope(tenant, "submit requests for")
-        self._tenants.get(owner)
+        self._tenants.require(owner)
         key = _check_key(idempotency_key) or secrets.token_hex(16)
         incoming = spec_rules.normalize(spec)
         existing = self.store.by_key(owner, key)
