@@ -54,6 +54,10 @@ TRANSITIONS: sa.Table = SQLModel.metadata.tables["request_transitions"]
 RECEIPTS: sa.Table = SQLModel.metadata.tables["request_receipts"]
 
 
+# How many requests' moves one write transaction of `RequestStore.apply` makes at most.
+MOVED_REQUESTS_PER_TRANSACTION_MAX = 64
+
+
 class DuplicateKeyError(Exception):
     """The tenant already has a request with this idempotency key."""
 
@@ -115,13 +119,20 @@ class RequestStore:
         connection.execute(sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions])
 
     def apply(self, moves: Sequence[Move], now_ns: int) -> list[StoredRequest | None]:
-        """Make each move whose request is still in one of its expected states, in order, in
-        one transaction; per move the request as stored afterwards, or None if it did not
-        apply (unknown, or the request had moved on)."""
-        if not moves:
-            return []
-        with self._writing() as connection:
-            return self.apply_on(connection, moves, now_ns)
+        """Make each move whose request is still in one of its expected states, in order; per
+        move the request as stored afterwards, or None if it did not apply (unknown, or the
+        request had moved on). All the moves of one request commit together; a batch naming
+        more than MOVED_REQUESTS_PER_TRANSACTION_MAX requests commits in several transactions,
+        so a large scheduling cycle never holds the database's write lock (and the ledger
+        writer behind it) for long. Each move is conditional on its request's state alone, so
+        nothing across requests needs one transaction."""
+        results: list[StoredRequest | None] = [None] * len(moves)
+        for chunk in _chunks_by_request(moves, MOVED_REQUESTS_PER_TRANSACTION_MAX):
+            with self._writing() as connection:
+                stored = self.apply_on(connection, [moves[index] for index in chunk], now_ns)
+            for index, request in zip(chunk, stored, strict=True):
+                results[index] = request
+        return results
 
     def apply_on(
         self, connection: sa.Connection, moves: Sequence[Move], now_ns: int
@@ -394,6 +405,24 @@ class RequestStore:
 
 
 # -- one move ------------------------------------------------------------------------------------
+
+
+def _chunks_by_request(moves: Sequence[Move], requests_max: int) -> list[list[int]]:
+    """Indices of `moves` in chunks naming at most `requests_max` requests each, every move of
+    a request in the chunk of its first, the moves' order kept within a chunk."""
+    chunk_of: dict[str, int] = {}
+    chunks: list[list[int]] = []
+    named = 0
+    for index, move in enumerate(moves):
+        chunk = chunk_of.get(move.request_id)
+        if chunk is None:
+            if not chunks or named >= requests_max:
+                chunks.append([])
+                named = 0
+            chunk = chunk_of[move.request_id] = len(chunks) - 1
+            named += 1
+        chunks[chunk].append(index)
+    return chunks
 
 
 def _apply_moves(
