@@ -31,7 +31,7 @@ SQL dialect (orbitq.ledger.store.dialect).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,7 @@ from orbitq.ledger.store.transactions import write_transaction
 from orbitq.ledger.store.work import (
     EXPIRE_BATCH_MAX,
     AccountSpec,
+    AttachedRows,
     AttachedWrite,
     AttachedWriteError,
     CreateAccounts,
@@ -220,11 +221,10 @@ class WritePath:
                 self._write_evidence(cursor, events, head.size)
                 self._write_balances(cursor, state)
                 self._write_pending(cursor, state)
-                for attached in applied.attached:
-                    try:
-                        attached(conn)
-                    except Exception as error:
-                        raise AttachedWriteError(str(error)) from error
+                try:
+                    _write_attached(conn, applied.attached)
+                except Exception as error:
+                    raise AttachedWriteError(str(error)) from error
                 cursor.execute(
                     sql(
                         "UPDATE ledger_head SET size = ?, last_timestamp_ns = ?,"
@@ -573,3 +573,23 @@ def _touched(state: WorkingSet) -> list[Account]:
     """The accounts whose balances the group may have changed: exactly those it writes back."""
     accounts = state.accounts
     return [accounts[i] for i in state.touched_accounts if i in accounts]
+
+
+def _write_attached(conn: sa.Connection, attached: Sequence[AttachedWrite]) -> None:
+    """The group's attached writes in item order; a run of AttachedRows is inserted as one
+    executemany per table (the tables in the order the run first names them)."""
+    pending: dict[sa.Table, list[Mapping[str, object]]] = {}
+
+    def flush() -> None:
+        for table, rows in pending.items():
+            conn.execute(table.insert(), rows)
+        pending.clear()
+
+    for write in attached:
+        if isinstance(write, AttachedRows):
+            for table, rows in write.inserts:
+                pending.setdefault(table, []).extend(rows)
+        else:
+            flush()
+            write(conn)
+    flush()

@@ -225,7 +225,7 @@ class Requests:
                 owner,
                 cost,
                 timeout,
-                attached=lambda connection: self.store.insert_on(connection, stored, transitions),
+                attached=self.store.insert_rows(stored, transitions),
             )
         except (FailedPreconditionError, AttachedWriteError):
             # A concurrent Submit with this key may have won (the unique key refused our rows,

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from orbitq.ledger.store import AttachedRows
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
 from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
 from orbitq.services.requests.lifecycle import Move, check, due_s
@@ -95,28 +96,32 @@ class RequestStore:
 
     def insert(self, request: StoredRequest, transitions: Sequence[Transition]) -> None:
         """Store a new request and its first transitions, or raise DuplicateKeyError."""
-        assert transitions
-        assert transitions[-1].sequence == request.sequence
-        assert transitions[-1].to_state is request.state
+        rows = self.insert_rows(request, transitions)
         try:
             with self._writing() as connection:
-                self.insert_on(connection, request, transitions)
+                for table, values in rows.inserts:
+                    connection.execute(table.insert(), list(values))
         except sa.exc.IntegrityError:
             if self.by_key(request.tenant, request.idempotency_key) is not None:
                 raise DuplicateKeyError(request.idempotency_key) from None
             raise
 
-    def insert_on(
-        self, connection: sa.Connection, request: StoredRequest, transitions: Sequence[Transition]
-    ) -> None:
-        """Store a new request and its first transitions through `connection`, in the caller's
-        transaction (Submit: the ledger group that reserves for it). A taken (tenant, key)
-        raises sa.exc.IntegrityError."""
+    def insert_rows(
+        self, request: StoredRequest, transitions: Sequence[Transition]
+    ) -> AttachedRows:
+        """A new request and its first transitions as rows for the caller's transaction
+        (Submit: the ledger group that reserves for it, where the rows of the group's Submits
+        go in one insert per table). A taken (tenant, key) fails the insert with
+        sa.exc.IntegrityError."""
         assert transitions
         assert transitions[-1].sequence == request.sequence
         assert transitions[-1].to_state is request.state
-        connection.execute(sa.insert(REQUESTS), [_row_of(request, self._receipt_grace)])
-        connection.execute(sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions])
+        return AttachedRows(
+            (
+                (REQUESTS, (_row_of(request, self._receipt_grace),)),
+                (TRANSITIONS, tuple(_transition_row(t) for t in transitions)),
+            )
+        )
 
     def apply(self, moves: Sequence[Move], now_ns: int) -> list[StoredRequest | None]:
         """Make each move whose request is still in one of its expected states, in order; per
