@@ -1,0 +1,198 @@
+"""Budgets over a period through the real server and SDK, on SQLite and PostgreSQL, with the
+simulated clock crossing period boundaries: the grant at the start, the lapse of exactly the
+unspent, not rolled-over part at the end, rollover, escrow left alone, idempotence across runs
+and a restarted broker, the signed log holding every grant and lapse, and bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orbitq.clients import (
+    AlreadyExistsError,
+    BrokerClient,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransferSpec,
+)
+from orbitq.ledger.audit import audit_store
+from orbitq.ledger.model import Code
+from orbitq.services.broker import Broker
+from orbitq.services.clock import SimulatedClock, to_ns
+from orbitq.services.config import load_config
+from tests.conftest import EPOCH, BrokerHandle, ServerHandle
+from tests.integration.sky import operator, tenant_key
+
+DAY = timedelta(days=1)
+
+
+def _ledger_codes(server: ServerHandle, tenant: str, code: str) -> list[tuple[str, int]]:
+    with operator(server) as admin:
+        page = admin.list_transfers(tenant, code=code, page_size=1000)
+    return [(t.kind, t.amount) for t in reversed(page.items)]
+
+
+def _available(server: ServerHandle, tenant: str) -> dict[str, int]:
+    with operator(server) as admin:
+        return {a.kind: a.available for a in admin.balances(tenant)}
+
+
+def test_a_daily_budget_is_granted_and_the_unspent_part_lapses(
+    server: ServerHandle, broker: BrokerHandle, clock: SimulatedClock
+) -> None:
+    acme = tenant_key(server, "acme")
+    tenant_key(server, "globex")
+    with operator(server) as admin:
+        admin.mint("acme", cpu=40)  # minted tokens never lapse
+        (budget,) = admin.grant_budget("acme", cpu=100, period="day")
+    # The first period opens at once: the day that contains the grant.
+    assert budget.kind == "cpu" and budget.period == "day"
+    assert budget.period_start_ns == to_ns(EPOCH)
+    assert budget.period_end_ns == to_ns(EPOCH + DAY)
+    assert (budget.granted, budget.unspent, budget.lapses, budget.rolls_over) == (100, 100, 100, 0)
+    assert _available(server, "acme")["cpu"] == 140
+    clock.advance(3600)
+    with BrokerClient(server.target, acme) as client:
+        client.transfer("globex", cpu=30)  # spends budget tokens first
+        (seen,) = client.budgets()
+    assert (seen.unspent, seen.lapses) == (70, 70)
+    # Before the end nothing lapses, however often the job runs.
+    server.broker.run_budgets()
+    assert _ledger_codes(server, "acme", "lapse") == []
+    clock.set(EPOCH + DAY + timedelta(seconds=1))
+    report = server.broker.run_budgets()
+    assert (report.lapsed, report.granted) == (1, 1)
+    assert _ledger_codes(server, "acme", "lapse") == [("cpu", 70)]
+    assert _ledger_codes(server, "acme", "grant") == [("cpu", 100), ("cpu", 100)]
+    assert _available(server, "acme")["cpu"] == 40 + 100
+    # Again, and from a second broker on the same database (a restart, or a replica): the
+    # deterministic ids make the ledger answer `exists`; nothing is granted or lapsed twice.
+    assert server.broker.run_budgets().granted == 0
+    config = replace(load_config(broker.data_dir, db_url=server.broker.config.db_url))
+    other = Broker(config, clock)
+    other.writer.start()
+    try:
+        again = other.run_budgets()
+        assert (again.granted, again.lapsed, again.failed) == (0, 0, 0)
+    finally:
+        other.writer.stop()
+        other.engine.dispose()
+    assert _ledger_codes(server, "acme", "grant") == [("cpu", 100), ("cpu", 100)]
+    assert _ledger_codes(server, "acme", "lapse") == [("cpu", 70)]
+    # Every grant and lapse is an entry of the signed log, and the audit passes.
+    server.broker.sign_checkpoint()
+    stored = [
+        item
+        for item in server.broker.store.all_transfers()
+        if item.transfer.code in (Code.GRANT, Code.LAPSE)
+    ]
+    assert len(stored) == 3 and all(item.entry_index >= 0 for item in stored)
+    audit_store(server.broker.store, server.broker.signer.verifier())
+
+
+def test_rollover_carries_at_most_its_share_and_escrow_is_not_touched(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    tenant_key(server, "acme")
+    tenant_key(server, "globex")
+    with operator(server) as admin:
+        admin.grant_budget("acme", storage=1000, link=100, period="week", rollover_percent=50)
+        # 2025-12-06 is a Saturday: the ISO week began on Monday 2025-12-01.
+        budgets = {b.kind: b for b in admin.budgets("acme")}
+        assert budgets["storage"].period_start_ns == to_ns(datetime(2025, 12, 1, tzinfo=UTC))
+        admin.transfer("globex", storage=200, from_tenant="acme")
+        # 90 link tokens reserved (pending, in escrow) at the boundary.
+        accounts = {a.kind: a for a in admin.balances("acme")}
+        escrow = {(a.system, a.kind): a for a in admin.balances(system=True)}
+        (reserved,) = admin.create_transfers(
+            [
+                TransferSpec(
+                    id=0xABC,
+                    debit_account_id=accounts["link"].id,
+                    credit_account_id=escrow[("escrow", "link")].id,
+                    amount=90,
+                    kind="link",
+                    code="reserve",
+                    pending=True,
+                )
+            ]
+        )
+        assert reserved.result == "ok"
+    clock.set(datetime(2025, 12, 8, tzinfo=UTC))
+    server.broker.run_budgets()
+    lapses = dict(_ledger_codes(server, "acme", "lapse"))
+    # storage: 800 unspent, 500 (50 % of 1000) rolls over, 300 lapse.
+    assert lapses["storage"] == 300
+    # link: 100 unspent, 50 roll over, 50 due, but only 10 are available: 10 lapse and the
+    # 40 held in escrow stay with the tenant.
+    assert lapses["link"] == 10
+    with operator(server) as admin:
+        budgets = {b.kind: b for b in admin.budgets("acme")}
+    assert (budgets["storage"].granted, budgets["storage"].carried_in) == (1000, 500)
+    assert budgets["storage"].unspent == 1500
+    # At most 50 % of the grant rolls over again; the rest of the pool would lapse.
+    assert (budgets["storage"].rolls_over, budgets["storage"].lapses) == (500, 1000)
+    assert _available(server, "acme")["storage"] == 1500
+
+
+def test_downtime_skips_whole_periods_without_granting_them(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    tenant_key(server, "acme")
+    with operator(server) as admin:
+        admin.grant_budget("acme", cpu=10, period="day")
+    clock.set(EPOCH + 5 * DAY + timedelta(hours=2))
+    report = server.broker.run_budgets()
+    assert (report.lapsed, report.granted, report.skipped_periods) == (1, 1, 4)
+    assert _ledger_codes(server, "acme", "grant") == [("cpu", 10), ("cpu", 10)]
+    with operator(server) as admin:
+        (budget,) = admin.budgets("acme")
+    assert budget.period_start_ns == to_ns(EPOCH + 5 * DAY)
+
+
+def test_bad_grants_and_who_may_see_budgets(server: ServerHandle) -> None:
+    acme = tenant_key(server, "acme")
+    tenant_key(server, "globex")
+    with operator(server) as admin:
+        admin.grant_budget("acme", cpu=100, period="month")
+        # The same terms again: the same budget, nothing granted twice.
+        (again,) = admin.grant_budget("acme", cpu=100, period="month")
+        assert again.granted == 100
+        with pytest.raises(AlreadyExistsError, match="already has a cpu budget of 100 per month"):
+            admin.grant_budget("acme", cpu=200, period="month")
+        with pytest.raises(InvalidArgumentError, match="rollover_percent 101"):
+            admin._run(  # the SDK checks it too; the broker must as well
+                _raw_grant("acme", 101)
+            )
+        with pytest.raises(InvalidArgumentError, match="period is required"):
+            admin._run(_raw_grant("acme", 0, period=0))
+        with pytest.raises(InvalidArgumentError, match="positive amount"):
+            admin.grant_budget("acme", period="day")
+        with pytest.raises(NotFoundError, match="no tenant named 'nobody'"):
+            admin.grant_budget("nobody", cpu=1, period="day")
+        with pytest.raises(ValueError, match="unknown period 'fortnight'"):
+            admin.grant_budget("acme", cpu=1, period="fortnight")
+        assert [b.tenant for b in admin.budgets()] == ["acme"]
+    assert _ledger_codes(server, "acme", "grant") == [("cpu", 100)]
+    with BrokerClient(server.target, acme) as client:
+        assert [b.kind for b in client.budgets()] == ["cpu"]
+        with pytest.raises(PermissionDeniedError):
+            client.budgets("globex")
+        with pytest.raises(PermissionDeniedError):
+            client.grant_budget("acme", cpu=1, period="day")
+
+
+def _raw_grant(tenant: str, percent: int, period: int = 1) -> object:
+    from orbitq.clients._calls import Call
+    from orbitq.v1 import common_pb2, quota_pb2
+
+    request = quota_pb2.GrantBudgetRequest(
+        tenant=tenant,
+        amounts=common_pb2.Amounts(cpu=5),
+        period=period,  # type: ignore[arg-type]
+        rollover_percent=percent,
+    )
+    return Call("quota", "GrantBudget", request, lambda response: response, idempotent=True)
