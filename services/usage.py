@@ -24,7 +24,6 @@ Does not own: the ledger (read only, through SQL on its tables) or transport.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -142,7 +141,9 @@ class UsageReports:
         if grouping is Grouping.NODE:
             self._by_node(sums, scope, since_ns, until_ns)
         else:
-            for row in self._query(scope, since_ns, until_ns, per_day=grouping is not Grouping.KIND):
+            for row in self._query(
+                scope, since_ns, until_ns, per_day=grouping is not Grouping.KIND
+            ):
                 group = "" if grouping is Grouping.KIND else _label(int(row.day), grouping)
                 sums.add(row.tenant, group, row.kind, row.code, int(row.amount), int(row.rel))
         if len(sums.rows) > REPORT_ROWS_MAX:
@@ -153,7 +154,12 @@ class UsageReports:
         return [sums.rows[key] for key in sorted(sums.rows)]
 
     def _query(
-        self, tenant: str | None, since_ns: int, until_ns: int, *, per_day: bool = False,
+        self,
+        tenant: str | None,
+        since_ns: int,
+        until_ns: int,
+        *,
+        per_day: bool = False,
         per_request: bool = False,
     ) -> list[Any]:
         # The tenant's account is the debit side of every code but grant (treasury -> tenant).
@@ -176,8 +182,9 @@ class UsageReports:
         )
         if tenant is not None:
             where += " AND a.tenant = :tenant"
+        # Only constant column lists and codes are formatted in; values are bound.
         sql = sa.text(
-            f"SELECT {', '.join(columns)}, SUM(t.amount) AS amount, SUM(t.released) AS rel"
+            f"SELECT {', '.join(columns)}, SUM(t.amount) AS amount, SUM(t.released) AS rel"  # noqa: S608
             " FROM ledger_transfers t"
             " JOIN ledger_accounts a ON a.id = (CASE WHEN t.code = :grant"
             " THEN t.credit_account_id ELSE t.debit_account_id END)"
@@ -216,9 +223,7 @@ class UsageReports:
             for first in range(0, len(request_ids), _NODE_LOOKUP_CHUNK):
                 chunk = request_ids[first : first + _NODE_LOOKUP_CHUNK]
                 for row in connection.execute(
-                    sa.select(requests.c.id, requests.c.placed_node).where(
-                        requests.c.id.in_(chunk)
-                    )
+                    sa.select(requests.c.id, requests.c.placed_node).where(requests.c.id.in_(chunk))
                 ):
                     found[row.id] = row.placed_node or ""
         return found
@@ -226,9 +231,11 @@ class UsageReports:
 
 def _is_request(row: Any) -> bool:
     # Grants and lapses carry a budget's id and period (24 bytes), not a request id.
-    return row.code not in (Code.GRANT, Code.LAPSE) and row.request is not None and len(
-        bytes(row.request)
-    ) == 16
+    return (
+        row.code not in (Code.GRANT, Code.LAPSE)
+        and row.request is not None
+        and len(bytes(row.request)) == 16
+    )
 
 
 def _label(day: int, grouping: Grouping) -> str:

@@ -45,6 +45,7 @@ from orbitq.ledger.model import (
     ID_MAX,
     Code,
     Kind,
+    Outcome,
     Result,
     SystemAccount,
     Transfer,
@@ -221,7 +222,7 @@ class Budgets:
         self.run(self._now(), tenant=tenant)
         return [view for view in self._views(tenant) if view.kind in chosen]
 
-    def list(self, principal: Principal, tenant: str) -> list[BudgetView]:
+    def list_budgets(self, principal: Principal, tenant: str) -> list[BudgetView]:
         if tenant or not principal.is_operator:
             tenant = principal.tenant_scope(tenant, "read the budgets of")
             self._tenants.get(tenant)
@@ -280,7 +281,7 @@ class Budgets:
             kind=int(kind),
             code=int(Code.GRANT),
         )
-        (outcome,) = self._writer.apply(CreateTransfers((transfer,)))
+        outcome = self._apply(transfer)
         if outcome.result not in (Result.OK, Result.EXISTS):
             log.error(
                 "budget %s: the grant of the period at %s was refused (%s)",
@@ -347,7 +348,7 @@ class Budgets:
                 kind=int(kind),
                 code=int(Code.LAPSE),
             )
-            (outcome,) = self._writer.apply(CreateTransfers((transfer,)))
+            outcome = self._apply(transfer)
             if outcome.result is Result.OK:
                 report.lapsed += 1
             if outcome.stored is not None and outcome.result in (Result.OK, Result.EXISTS):
@@ -369,6 +370,11 @@ class Budgets:
                 .values(closed=True, lapsed=lapsed, carried_out=carried)
             )
         return self._latest(row.id)
+
+    def _apply(self, transfer: Transfer) -> Outcome:
+        (outcome,) = self._writer.apply(CreateTransfers((transfer,)))
+        assert isinstance(outcome, Outcome)
+        return outcome
 
     def spent(self, account_id: int, since_ns: int, until_ns: int) -> int:
         """Tokens that left the account, posted, during [since, until): settlements,

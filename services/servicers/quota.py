@@ -105,7 +105,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
     def ListBudgets(
         self, request: quota_pb2.ListBudgetsRequest, context: grpc.ServicerContext
     ) -> quota_pb2.ListBudgetsResponse:
-        budgets = self._budgets.list(current_principal(), request.tenant)
+        budgets = self._budgets.list_budgets(current_principal(), request.tenant)
         return quota_pb2.ListBudgetsResponse(budgets=[_budget(b) for b in budgets])
 
     def GetUsageReport(

@@ -68,8 +68,13 @@ def test_month_lengths_and_leap_years() -> None:
 amounts = st.integers(min_value=0, max_value=2**62)
 
 
-@given(amounts, amounts, amounts, st.integers(min_value=-(2**40), max_value=2**62),
-       st.integers(min_value=0, max_value=100))
+@given(
+    amounts,
+    amounts,
+    amounts,
+    st.integers(min_value=-(2**40), max_value=2**62),
+    st.integers(min_value=0, max_value=100),
+)
 def test_closing_splits_exactly_what_is_unspent(
     granted: int, carried_in: int, spent: int, available: int, percent: int
 ) -> None:

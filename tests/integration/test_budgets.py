@@ -18,11 +18,13 @@ from orbitq.clients import (
     PermissionDeniedError,
     TransferSpec,
 )
+from orbitq.clients._calls import Call
 from orbitq.ledger.audit import audit_store
 from orbitq.ledger.model import Code
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
 from orbitq.services.config import load_config
+from orbitq.v1 import common_pb2, quota_pb2
 from tests.conftest import EPOCH, BrokerHandle, ServerHandle
 from tests.integration.sky import operator, tenant_key
 
@@ -49,7 +51,7 @@ def test_a_daily_budget_is_granted_and_the_unspent_part_lapses(
         admin.mint("acme", cpu=40)  # minted tokens never lapse
         (budget,) = admin.grant_budget("acme", cpu=100, period="day")
     # The first period opens at once: the day that contains the grant.
-    assert budget.kind == "cpu" and budget.period == "day"
+    assert (budget.kind, budget.period) == ("cpu", "day")
     assert budget.period_start_ns == to_ns(EPOCH)
     assert budget.period_end_ns == to_ns(EPOCH + DAY)
     assert (budget.granted, budget.unspent, budget.lapses, budget.rolls_over) == (100, 100, 100, 0)
@@ -89,7 +91,8 @@ def test_a_daily_budget_is_granted_and_the_unspent_part_lapses(
         for item in server.broker.store.all_transfers()
         if item.transfer.code in (Code.GRANT, Code.LAPSE)
     ]
-    assert len(stored) == 3 and all(item.entry_index >= 0 for item in stored)
+    assert len(stored) == 3
+    assert all(item.entry_index >= 0 for item in stored)
     audit_store(server.broker.store, server.broker.signer.verifier())
 
 
@@ -185,10 +188,8 @@ def test_bad_grants_and_who_may_see_budgets(server: ServerHandle) -> None:
             client.grant_budget("acme", cpu=1, period="day")
 
 
-def _raw_grant(tenant: str, percent: int, period: int = 1) -> object:
-    from orbitq.clients._calls import Call
-    from orbitq.v1 import common_pb2, quota_pb2
-
+def _raw_grant(tenant: str, percent: int, period: int = 1) -> Call[object]:
+    """A GrantBudget the SDK would refuse to send (it checks the same things)."""
     request = quota_pb2.GrantBudgetRequest(
         tenant=tenant,
         amounts=common_pb2.Amounts(cpu=5),

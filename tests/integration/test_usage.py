@@ -19,6 +19,7 @@ from orbitq.clients import (
     PermissionDeniedError,
     RequestSpec,
     TransferRecord,
+    UsageRow,
 )
 from orbitq.clients.cli.main import EXIT_BROKER_ERROR, main
 from orbitq.services.clock import SimulatedClock, to_ns
@@ -56,9 +57,12 @@ def _history(server: ServerHandle, tenant: str) -> list[TransferRecord]:
     return [t for t in page.items if t.debit_account_id in own or t.code == "grant"]
 
 
-def _expected(records: list[TransferRecord], group_of: dict[str, str] | None = None) -> Counter:
+Sums = Counter[tuple[str, str, str]]
+
+
+def _expected(records: list[TransferRecord], group_of: dict[str, str] | None = None) -> Sums:
     """The ledger summed here, independently of the broker's SQL."""
-    sums: Counter[tuple[str, str, str]] = Counter()
+    sums: Sums = Counter()
     reservations = {record.id: record.amount for record in records if record.code == "reserve"}
     for record in records:
         day = datetime.fromtimestamp(record.timestamp_ns // 10**9, UTC).date().isoformat()
@@ -82,13 +86,13 @@ def _expected(records: list[TransferRecord], group_of: dict[str, str] | None = N
     return sums
 
 
-def _report_sums(rows: list[object]) -> Counter:
-    sums: Counter[tuple[str, str, str]] = Counter()
+def _report_sums(rows: list[UsageRow]) -> Sums:
+    sums: Sums = Counter()
     for row in rows:
         for column in ("reserved", "settled", "released", "refunded", "granted", "lapsed"):
             value = getattr(row, column)
             if value:
-                sums[(row.group, row.kind, column)] += value  # type: ignore[attr-defined]
+                sums[(row.group, row.kind, column)] += value
     return sums
 
 
@@ -106,7 +110,8 @@ def _run_requests(server: ServerHandle, clock: SimulatedClock) -> tuple[str, str
         first = acme.submit(job("one")).request
         server.broker.scheduling.run_cycle()
         placed = acme.get_request(first.id)
-        assert placed.state == "placed" and placed.placement is not None
+        assert placed.state == "placed"
+        assert placed.placement is not None
         clock.set(placed.placement.start)
         server.broker.scheduling.advance()
         clock.set(placed.placement.finish)
@@ -124,7 +129,7 @@ def _run_requests(server: ServerHandle, clock: SimulatedClock) -> tuple[str, str
 def test_report_totals_equal_the_ledger_by_day_kind_and_node(
     server: ServerHandle, clock: SimulatedClock
 ) -> None:
-    key, node = _run_requests(server, clock)
+    _, node = _run_requests(server, clock)
     records = _history(server, "acme")
     with operator(server) as admin:
         by_day = admin.usage_report(since_ns=SINCE, until_ns=UNTIL, by="day", tenant="acme")
@@ -133,25 +138,28 @@ def test_report_totals_equal_the_ledger_by_day_kind_and_node(
         by_node = admin.usage_report(since_ns=SINCE, until_ns=UNTIL, by="node", tenant="acme")
     expected = _expected(records)
     assert _report_sums(by_day) == expected
-    assert {row.group for row in by_day} == {EPOCH.date().isoformat(), (EPOCH + DAY).date().isoformat()}
+    assert {row.group for row in by_day} == {
+        EPOCH.date().isoformat(),
+        (EPOCH + DAY).date().isoformat(),
+    }
     # Something of every column the test made happen.
     columns = {column for (_, _, column) in expected}
     assert {"reserved", "settled", "released", "granted", "lapsed"} <= columns
     # Each request's reservation is settled or released in full: reserved = settled + released.
-    totals = Counter()
+    totals: Counter[tuple[str, str]] = Counter()
     for (_, kind, column), value in expected.items():
         totals[(kind, column)] += value
     for kind in ("cpu", "storage", "link"):
         assert totals[(kind, "reserved")] == totals[(kind, "settled")] + totals[(kind, "released")]
     # By kind: one row per tenant and kind; globex did nothing but receive a mint.
     assert {row.tenant for row in everyone} == {"acme"}
-    kind_sums = Counter()
+    kind_sums: Counter[tuple[str, str]] = Counter()
     for row in everyone:
         kind_sums[(row.kind, "reserved")] += row.reserved
     assert kind_sums[("cpu", "reserved")] == totals[("cpu", "reserved")]
     # By week: 2025-12-06 and 12-07 are in the ISO week of Monday 2025-12-01.
     assert {row.group for row in by_week} == {"2025-12-01"}
-    week = Counter()
+    week: Sums = Counter()
     for (_, kind, column), value in expected.items():
         week[("2025-12-01", kind, column)] += value
     assert _report_sums(by_week) == week
@@ -160,7 +168,7 @@ def test_report_totals_equal_the_ledger_by_day_kind_and_node(
     groups = {row.group for row in by_node}
     assert groups == {node, ""}
     on_node = {row.kind: row for row in by_node if row.group == node}
-    assert on_node["cpu"].settled == 600 and on_node["cpu"].reserved == 600
+    assert (on_node["cpu"].settled, on_node["cpu"].reserved) == (600, 600)
 
 
 def test_tenants_see_only_themselves_and_bad_ranges_are_refused(
@@ -180,7 +188,9 @@ def test_tenants_see_only_themselves_and_bad_ranges_are_refused(
         with pytest.raises(InvalidArgumentError, match="until must be after since"):
             acme.usage_report(since_ns=UNTIL, until_ns=SINCE)
         with pytest.raises(InvalidArgumentError, match="at most 366 days"):
-            acme.usage_report(since_ns=SINCE, until_ns=SINCE + to_ns(EPOCH + 367 * DAY) - to_ns(EPOCH))
+            acme.usage_report(
+                since_ns=SINCE, until_ns=SINCE + to_ns(EPOCH + 367 * DAY) - to_ns(EPOCH)
+            )
         with pytest.raises(InvalidArgumentError, match="give both since and until"):
             acme.usage_report(since_ns=0, until_ns=UNTIL)
         with pytest.raises(ValueError, match="unknown grouping 'year'"):
@@ -196,7 +206,10 @@ def test_cli_report_as_table_json_and_csv(
         return main([*args, "--target", server.target, "--api-key", key])
 
     assert run(op, "tenant", "create", "acme") == 0
-    assert run(op, "quota", "grant", "acme", "--cpu", "7200", "--period", "day", "--rollover", "10%") == 0
+    assert (
+        run(op, "quota", "grant", "acme", "--cpu", "7200", "--period", "day", "--rollover", "10%")
+        == 0
+    )
     assert "7,200 cpu per day (rollover 10%)" in capsys.readouterr().out
     clock.set(EPOCH + DAY)
     server.broker.run_budgets()
