@@ -24,6 +24,7 @@ from orbitq.ledger.model import Code
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock, to_ns
 from orbitq.services.config import load_config
+from orbitq.services.scheduling.placing import tenant_usage
 from orbitq.v1 import common_pb2, quota_pb2
 from tests.conftest import EPOCH, BrokerHandle, ServerHandle
 from tests.integration.sky import operator, tenant_key
@@ -94,6 +95,9 @@ def test_a_daily_budget_is_granted_and_the_unspent_part_lapses(
     assert len(stored) == 3
     assert all(item.entry_index >= 0 for item in stored)
     audit_store(server.broker.store, server.broker.signer.verifier())
+    # Fair share counts what tenants consumed (settled requests), not what they were granted:
+    # acme's budget gives it no place in the scheduler's order.
+    assert tenant_usage(server.broker.requests.store, to_ns(clock.now())) == {}
 
 
 def test_rollover_carries_at_most_its_share_and_escrow_is_not_touched(
@@ -180,6 +184,22 @@ def test_bad_grants_and_who_may_see_budgets(server: ServerHandle) -> None:
             admin.grant_budget("acme", cpu=1, period="fortnight")
         assert [b.tenant for b in admin.budgets()] == ["acme"]
     assert _ledger_codes(server, "acme", "grant") == [("cpu", 100)]
+    with operator(server) as admin:
+        accounts = {a.kind: a.id for a in admin.balances("acme")}
+        treasury = {a.kind: a.id for a in admin.balances(system=True) if a.system == "treasury"}
+        for code in ("grant", "lapse"):
+            with pytest.raises(InvalidArgumentError, match=f"code {code} is reserved for budgets"):
+                admin.create_transfers(
+                    [
+                        TransferSpec(
+                            debit_account_id=treasury["cpu"],
+                            credit_account_id=accounts["cpu"],
+                            amount=1,
+                            kind="cpu",
+                            code=code,
+                        )
+                    ]
+                )
     with BrokerClient(server.target, acme) as client:
         assert [b.kind for b in client.budgets()] == ["cpu"]
         with pytest.raises(PermissionDeniedError):
