@@ -5,6 +5,7 @@ and a restarted broker, the signed log holding every grant and lapse, and bad in
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -217,3 +218,41 @@ def _raw_grant(tenant: str, percent: int, period: int = 1) -> Call[object]:
         rollover_percent=percent,
     )
     return Call("quota", "GrantBudget", request, lambda response: response, idempotent=True)
+
+
+def test_two_brokers_closing_the_same_period_at_once_lapse_it_once(
+    server: ServerHandle, broker: BrokerHandle, clock: SimulatedClock
+) -> None:
+    tenant_key(server, "acme")
+    with operator(server) as admin:
+        admin.grant_budget("acme", cpu=100, storage=50, link=10, period="day", rollover_percent=20)
+    clock.set(EPOCH + DAY)
+    config = replace(load_config(broker.data_dir, db_url=server.broker.config.db_url))
+    other = Broker(config, clock)
+    other.writer.start()
+    try:
+        start = threading.Barrier(2)
+        reports = []
+
+        def run(instance: Broker) -> None:
+            start.wait(timeout=30)
+            reports.append(instance.run_budgets())
+
+        threads = [threading.Thread(target=run, args=(b,)) for b in (server.broker, other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(reports) == 2
+        assert sum(r.failed for r in reports) == 0
+    finally:
+        other.writer.stop()
+        other.engine.dispose()
+    # Per kind: two grants (the first day's, the second day's) and one lapse of 80 % of it.
+    lapses = sorted(_ledger_codes(server, "acme", "lapse"))
+    assert lapses == [("cpu", 80), ("link", 8), ("storage", 40)]
+    assert len(_ledger_codes(server, "acme", "grant")) == 6
+    with operator(server) as admin:
+        budgets = {b.kind: b for b in admin.budgets("acme")}
+    assert budgets["cpu"].carried_in == 20
+    assert budgets["cpu"].period_start_ns == to_ns(EPOCH + DAY)

@@ -229,6 +229,24 @@ def test_cli_report_as_table_json_and_csv(
     assert run(op, *base, "--by", "kind") == 0
     table = capsys.readouterr().out.splitlines()
     assert table[1].split()[:4] == ["TENANT", "GROUP", "KIND", "RESERVED"]
+    assert run(op, "quota", "budgets") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "TENANT",
+        "KIND",
+        "AMOUNT",
+        "PERIOD",
+        "ROLLOVER",
+        "UNSPENT",
+        "LAPSES",
+        "AT",
+    ]
+    # The pool of the 7th: 7,200 granted + 720 rolled in; at most 720 roll over again.
+    assert lines[1].split()[:7] == ["acme", "cpu", "7,200", "day", "10%", "7,920", "7,200"]
+    assert run(op, "quota", "budgets", "acme", "--json") == 0
+    (budget,) = json.loads(capsys.readouterr().out)["budgets"]
+    assert (budget["carried_in"], budget["rolls_over"]) == (720, 720)
+    assert budget["period_end"] == "2025-12-08T00:00:00Z"
     assert run(op, "quota", "balance", "acme") == 0
     balance = capsys.readouterr().out
     assert "lapse at the end of the current period" in balance
