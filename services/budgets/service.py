@@ -1,8 +1,14 @@
 """Budgets over a period: grant, list, and the job that opens and closes periods.
 
-Owns: the `budgets` and `budget_periods` rows, who may grant and read them (operators grant;
-a tenant reads only its own), and `run(now)`, which every broker runs on an interval
-(APScheduler) and at start:
+Owns: the `budgets` and `budget_periods` rows, who may grant and read them, and `run(now)`,
+which every broker runs on an interval (APScheduler) and at start:
+
+| method | operator | tenant key | node key |
+| --- | --- | --- | --- |
+| `grant` | yes | no | no |
+| `list_budgets` | every tenant's, or one's | its own tenant's | no |
+
+The job:
 
 - a period whose end has passed is **closed**: its unspent, not rolled-over tokens go back
   tenant -> treasury as one transfer of code `lapse` (orbitq.services.budgets.periods.close
