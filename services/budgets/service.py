@@ -239,7 +239,7 @@ class Budgets:
     def run(self, now: datetime, *, tenant: str | None = None) -> BudgetRunReport:
         """Close every period that ended by `now` and open the period containing `now`."""
         report = BudgetRunReport()
-        for row in self._budgets(tenant, BUDGETS_PER_RUN_MAX):
+        for row in self._due(to_ns(now), tenant, BUDGETS_PER_RUN_MAX):
             try:
                 self._advance(row, now, report)
             except Exception:
@@ -410,6 +410,26 @@ class Budgets:
 
     def _budgets(self, tenant: str | None, limit: int) -> list[Any]:
         query = sa.select(BUDGETS).order_by(BUDGETS.c.tenant, BUDGETS.c.kind).limit(limit)
+        if tenant is not None:
+            query = query.where(BUDGETS.c.tenant == tenant)
+        with self._engine.connect() as connection:
+            return list(connection.execute(query).all())
+
+    def _due(self, now_ns: int, tenant: str | None, limit: int) -> list[Any]:
+        """Budgets with no open period still running at `now_ns`: between boundaries the job
+        reads one indexed query and nothing else."""
+        running = (
+            sa.select(PERIODS.c.budget_id)
+            .where(PERIODS.c.budget_id == BUDGETS.c.id)
+            .where(PERIODS.c.closed.is_(False))
+            .where(PERIODS.c.end_ns > now_ns)
+        )
+        query = (
+            sa.select(BUDGETS)
+            .where(~running.exists())
+            .order_by(BUDGETS.c.tenant, BUDGETS.c.kind)
+            .limit(limit)
+        )
         if tenant is not None:
             query = query.where(BUDGETS.c.tenant == tenant)
         with self._engine.connect() as connection:
