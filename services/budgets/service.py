@@ -188,6 +188,19 @@ class Budgets:
         chosen = check_amounts(amounts)
         self._tenants.get(tenant)
         self._quota.account_ids(tenant)  # the accounts exist before any grant
+        try:
+            self._insert(tenant, chosen, period, rollover_percent)
+        except sa.exc.IntegrityError:
+            # Another grant for the same tenant and kind committed between our read and our
+            # insert (PostgreSQL; SQLite serialises writers): check the terms against it.
+            self._insert(tenant, chosen, period, rollover_percent)
+        # The first period opens now, not at the next interval of the job.
+        self.run(self._now(), tenant=tenant)
+        return [view for view in self._views(tenant) if view.kind in chosen]
+
+    def _insert(
+        self, tenant: str, chosen: Mapping[Kind, int], period: int, rollover_percent: int
+    ) -> None:
         now_ns = to_ns(self._now())
         with write_transaction(self._engine) as connection:
             existing = {
@@ -224,9 +237,6 @@ class Budgets:
                         created_ns=now_ns,
                     )
                 )
-        # The first period opens now, not at the next interval of the job.
-        self.run(self._now(), tenant=tenant)
-        return [view for view in self._views(tenant) if view.kind in chosen]
 
     def list_budgets(self, principal: Principal, tenant: str) -> list[BudgetView]:
         if tenant or not principal.is_operator:

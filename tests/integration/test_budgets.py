@@ -256,3 +256,24 @@ def test_two_brokers_closing_the_same_period_at_once_lapse_it_once(
         budgets = {b.kind: b for b in admin.budgets("acme")}
     assert budgets["cpu"].carried_in == 20
     assert budgets["cpu"].period_start_ns == to_ns(EPOCH + DAY)
+
+
+def test_the_same_grant_twice_at_once_makes_one_budget(server: ServerHandle) -> None:
+    tenant_key(server, "acme")
+    start = threading.Barrier(4)
+    answers: list[str] = []
+
+    def grant() -> None:
+        with operator(server) as admin:
+            start.wait(timeout=30)
+            (budget,) = admin.grant_budget("acme", link=60, period="week")
+            answers.append(budget.id)
+
+    threads = [threading.Thread(target=grant) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == 4
+    assert len(set(answers)) == 1
+    assert _ledger_codes(server, "acme", "grant") == [("link", 60)]
