@@ -274,12 +274,14 @@ class AsyncBrokerClient:
         link: int = 0,
         period: str = "month",
         rollover_percent: int = 0,
+        replace: bool = False,
     ) -> list[Budget]:
         """Operator: a budget per kind given, granted at the start of every `period` (day,
         week, month; UTC) and lapsing at its end, but up to `rollover_percent` % of the grant
-        carries over if unspent. The same terms again return the existing budgets."""
+        carries over if unspent. The same terms again return the existing budgets; other terms
+        need `replace` and apply from the next period."""
         return await self._run(
-            _calls.grant_budget(tenant, cpu, storage, link, period, rollover_percent)
+            _calls.grant_budget(tenant, cpu, storage, link, period, rollover_percent, replace)
         )
 
     async def budgets(self, tenant: str = "") -> list[Budget]:

@@ -168,7 +168,13 @@ def transfer(
 
 
 def grant_budget(
-    tenant: str, cpu: int, storage: int, link: int, period: str, rollover_percent: int
+    tenant: str,
+    cpu: int,
+    storage: int,
+    link: int,
+    period: str,
+    rollover_percent: int,
+    replace: bool,
 ) -> Call[list[Budget]]:
     if not 0 <= rollover_percent <= 100:
         raise ValueError(f"rollover_percent {rollover_percent} is outside 0-100")
@@ -177,6 +183,7 @@ def grant_budget(
         amounts=_amounts(cpu, storage, link),
         period=period_value(period),  # type: ignore[arg-type]
         rollover_percent=rollover_percent,
+        replace=replace,
     )
     # Safe to retry: the same terms again return the existing budgets.
     return Call(

@@ -275,11 +275,15 @@ class BrokerClient:
         link: int = 0,
         period: str = "month",
         rollover_percent: int = 0,
+        replace: bool = False,
     ) -> list[Budget]:
         """Operator: a budget per kind given, granted at the start of every `period` (day,
         week, month; UTC) and lapsing at its end, but up to `rollover_percent` % of the grant
-        carries over if unspent. The same terms again return the existing budgets."""
-        return self._run(_calls.grant_budget(tenant, cpu, storage, link, period, rollover_percent))
+        carries over if unspent. The same terms again return the existing budgets; other terms
+        need `replace` and apply from the next period."""
+        return self._run(
+            _calls.grant_budget(tenant, cpu, storage, link, period, rollover_percent, replace)
+        )
 
     def budgets(self, tenant: str = "") -> list[Budget]:
         """Budgets with their current period (your own; operators: any tenant's, or all)."""

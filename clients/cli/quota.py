@@ -78,6 +78,11 @@ def register(tree: CommandTree) -> None:
         metavar="none|N%",
         help="share of a period's grant that carries over if unspent (default: none)",
     )
+    grant.add_argument(
+        "--replace",
+        action="store_true",
+        help="change the terms of existing budgets of these kinds, from the next period",
+    )
     budgets = tree.add(
         "quota budgets",
         "budgets and their current period (default: your own; operators: every tenant's)",
@@ -227,6 +232,7 @@ def _grant(args: argparse.Namespace) -> int:
             link=args.link,
             period=args.period,
             rollover_percent=args.rollover,
+            replace=args.replace,
         )
     if args.json:
         print_json({"budgets": [_budget_json(budget) for budget in budgets]})

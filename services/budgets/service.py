@@ -139,6 +139,7 @@ class _Open:
     end_ns: int
     granted: int
     carried_in: int
+    rollover_percent: int
     closed: bool
     carried_out: int
 
@@ -169,9 +170,11 @@ class Budgets:
         amounts: Mapping[Kind, int],
         period: int,
         rollover_percent: int,
+        replace: bool = False,
     ) -> list[BudgetView]:
         """Create one budget per kind of `amounts` (operator). The same terms again return the
-        existing budgets; other terms for a kind that has a budget are ALREADY_EXISTS."""
+        existing budgets; other terms for a kind that has a budget are ALREADY_EXISTS, unless
+        `replace`: then they apply from the next period (the current one closes as granted)."""
         principal.require_operator("granting budgets")
         if not tenant:
             raise InvalidArgumentError("tenant is required")
@@ -189,17 +192,22 @@ class Budgets:
         self._tenants.get(tenant)
         self._quota.account_ids(tenant)  # the accounts exist before any grant
         try:
-            self._insert(tenant, chosen, period, rollover_percent)
+            self._insert(tenant, chosen, period, rollover_percent, replace)
         except sa.exc.IntegrityError:
             # Another grant for the same tenant and kind committed between our read and our
             # insert (PostgreSQL; SQLite serialises writers): check the terms against it.
-            self._insert(tenant, chosen, period, rollover_percent)
+            self._insert(tenant, chosen, period, rollover_percent, replace)
         # The first period opens now, not at the next interval of the job.
         self.run(self._now(), tenant=tenant)
         return [view for view in self._views(tenant) if view.kind in chosen]
 
     def _insert(
-        self, tenant: str, chosen: Mapping[Kind, int], period: int, rollover_percent: int
+        self,
+        tenant: str,
+        chosen: Mapping[Kind, int],
+        period: int,
+        rollover_percent: int,
+        replace: bool,
     ) -> None:
         now_ns = to_ns(self._now())
         with write_transaction(self._engine) as connection:
@@ -213,16 +221,20 @@ class Budgets:
                 row = existing.get(kind)
                 if row is None:
                     continue
-                if (row.amount, row.period, row.rollover_percent) != (
-                    amount,
-                    period,
-                    rollover_percent,
-                ):
+                terms = (amount, period, rollover_percent)
+                if (row.amount, row.period, row.rollover_percent) == terms:
+                    continue
+                if not replace:
                     raise AlreadyExistsError(
                         f"{tenant} already has a {kind.label} budget of {row.amount:,} per"
                         f" {Period(row.period).label} (rollover {row.rollover_percent} %);"
-                        " budgets cannot be changed yet"
+                        " replace its terms (from the next period) with replace / --replace"
                     )
+                connection.execute(
+                    sa.update(BUDGETS)
+                    .where(BUDGETS.c.id == row.id)
+                    .values(amount=amount, period=period, rollover_percent=rollover_percent)
+                )
             for kind, amount in sorted(chosen.items()):
                 if kind in existing:
                     continue
@@ -271,9 +283,8 @@ class Budgets:
         first = period_start(from_ns(row.created_ns), period)
         start = period_start(now, period)
         if current is not None:
-            start = max(start, from_ns(current.end_ns))
-            skipped = _periods_between(from_ns(current.end_ns), start, period)
-            report.skipped_periods += skipped
+            start = max(start, _first_start_from(from_ns(current.end_ns), period))
+            report.skipped_periods += _periods_between(from_ns(current.end_ns), start, period)
         else:
             start = max(start, first)
         start_ns = to_ns(start)
@@ -318,6 +329,7 @@ class Budgets:
                 "end_ns": end_ns,
                 "granted": row.amount,
                 "carried_in": carried_in,
+                "rollover_percent": row.rollover_percent,
                 "closed": False,
                 "lapsed": 0,
                 "carried_out": 0,
@@ -333,7 +345,7 @@ class Budgets:
         # period has ended (later transfers get later ledger timestamps), so every run and
         # every replica computes the same; only the lapse also depends on the balance now.
         carried = close(
-            current.granted, current.carried_in, spent, AMOUNT_MAX, row.rollover_percent
+            current.granted, current.carried_in, spent, AMOUNT_MAX, current.rollover_percent
         ).carried
         lapsed: int | None = None
         attempt = 0
@@ -350,7 +362,11 @@ class Budgets:
                 continue
             (account,) = [a for a in self._store.accounts_of(row.tenant) if a.kind is kind]
             closing = close(
-                current.granted, current.carried_in, spent, account.available, row.rollover_percent
+                current.granted,
+                current.carried_in,
+                spent,
+                account.available,
+                current.rollover_percent,
             )
             if closing.lapsed == 0:
                 lapsed = 0
@@ -460,6 +476,7 @@ class Budgets:
             found.end_ns,
             found.granted,
             found.carried_in,
+            found.rollover_percent,
             bool(found.closed),
             found.carried_out,
         )
@@ -486,7 +503,7 @@ class Budgets:
                     current.carried_in,
                     spent,
                     account.available,
-                    row.rollover_percent,
+                    current.rollover_percent,
                 )
                 view = BudgetView(
                     **{
@@ -504,10 +521,17 @@ class Budgets:
         return views
 
 
+def _first_start_from(instant: datetime, period: Period) -> datetime:
+    """The first start of a `period` at or after `instant` (the end of a period of another
+    length, after a change of terms; otherwise `instant` itself)."""
+    start = period_start(instant, period)
+    return start if start == instant else next_start(start, period)
+
+
 def _periods_between(end: datetime, start: datetime, period: Period) -> int:
     """How many whole periods lie in [end, start) (both period starts); bounded by the
     calendar (a broker down for years counts years of days, without granting any)."""
-    if start <= end:
+    if start <= end or period_start(end, period) != end:
         return 0
     days = (start - end).days
     if period is Period.DAY:

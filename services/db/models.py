@@ -518,6 +518,8 @@ class BudgetPeriodRow(SQLModel, table=True):
     end_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     granted: int = Field(sa_column=Column(BigInteger, nullable=False))
     carried_in: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The budget's rollover when the period opened: a change of terms applies from the next.
+    rollover_percent: int = Field(sa_column=Column(SmallInteger, nullable=False))
     closed: bool = Field(sa_column=Column(Boolean, nullable=False))
     lapsed: int = Field(sa_column=Column(BigInteger, nullable=False))
     carried_out: int = Field(sa_column=Column(BigInteger, nullable=False))

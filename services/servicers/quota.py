@@ -99,6 +99,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             convert.amounts(request.amounts),
             int(request.period),
             request.rollover_percent,
+            request.replace,
         )
         return quota_pb2.GrantBudgetResponse(budgets=[_budget(b) for b in budgets])
 

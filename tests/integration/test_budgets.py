@@ -277,3 +277,43 @@ def test_the_same_grant_twice_at_once_makes_one_budget(server: ServerHandle) -> 
     assert len(answers) == 4
     assert len(set(answers)) == 1
     assert _ledger_codes(server, "acme", "grant") == [("link", 60)]
+
+
+def test_replaced_terms_apply_from_the_next_period(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    tenant_key(server, "acme")
+    with operator(server) as admin:
+        admin.grant_budget("acme", cpu=100, link=10, period="day")
+        (cpu,) = admin.grant_budget(
+            "acme", cpu=300, period="day", rollover_percent=50, replace=True
+        )
+        # The current period keeps its grant and its terms: all 100 lapse at its end.
+        assert (cpu.amount, cpu.rollover_percent) == (300, 50)
+        assert (cpu.granted, cpu.lapses, cpu.rolls_over) == (100, 100, 0)
+        # A month instead of a day: the first month starts at or after the day's end.
+        admin.grant_budget("acme", link=40, period="month", replace=True)
+    clock.set(EPOCH + DAY)
+    server.broker.run_budgets()
+    assert sorted(_ledger_codes(server, "acme", "lapse")) == [("cpu", 100), ("link", 10)]
+    with operator(server) as admin:
+        budgets = {b.kind: b for b in admin.budgets("acme")}
+    assert (budgets["cpu"].granted, budgets["cpu"].rolls_over) == (300, 150)
+    # No link period runs until 2026-01-01 (no grant for the rest of December).
+    assert (budgets["link"].period_start_ns, budgets["link"].granted) == (0, 0)
+    clock.set(datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC))
+    server.broker.run_budgets()
+    with operator(server) as admin:
+        budgets = {b.kind: b for b in admin.budgets("acme")}
+    assert budgets["link"].period_start_ns == to_ns(datetime(2026, 1, 1, tzinfo=UTC))
+    assert budgets["link"].period_end_ns == to_ns(datetime(2026, 2, 1, tzinfo=UTC))
+    assert budgets["link"].granted == 40
+    # cpu: day 1 (100), day 2 (300), then 2026-01-01 after the skipped days (300); link: day 1
+    # (10), then its first month (40).
+    assert _ledger_codes(server, "acme", "grant") == [
+        ("cpu", 100),
+        ("link", 10),
+        ("cpu", 300),
+        ("cpu", 300),
+        ("link", 40),
+    ]

@@ -702,11 +702,18 @@ class GrantBudgetRequest(_message.Message):
     AMOUNTS_FIELD_NUMBER: _builtins.int
     PERIOD_FIELD_NUMBER: _builtins.int
     ROLLOVER_PERCENT_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     period: Global___BudgetPeriod.ValueType
     rollover_percent: _builtins.int
     """Share of a period's grant (0-100 %) that may carry into the next period if unspent;
     0 = nothing rolls over.
+    """
+    replace: _builtins.bool
+    """Change the terms of the tenant's existing budgets of these kinds (without it, other terms
+    are ALREADY_EXISTS). The current period keeps its grant and closes as granted; the new
+    terms apply from the next period (of the new length: the first one that starts at or
+    after the current period's end).
     """
     @_builtins.property
     def amounts(self) -> _common_pb2.Amounts:
@@ -719,10 +726,11 @@ class GrantBudgetRequest(_message.Message):
         amounts: _common_pb2.Amounts | None = ...,
         period: Global___BudgetPeriod.ValueType = ...,
         rollover_percent: _builtins.int = ...,
+        replace: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "period", b"period", "rollover_percent", b"rollover_percent", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "period", b"period", "replace", b"replace", "rollover_percent", b"rollover_percent", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("end_ns", sa.BigInteger, nullable=False),
         sa.Column("granted", sa.BigInteger, nullable=False),
         sa.Column("carried_in", sa.BigInteger, nullable=False),
+        sa.Column("rollover_percent", sa.SmallInteger, nullable=False),
         sa.Column("closed", sa.Boolean, nullable=False),
         sa.Column("lapsed", sa.BigInteger, nullable=False),
         sa.Column("carried_out", sa.BigInteger, nullable=False),
