@@ -19,6 +19,7 @@ from orbitq.clients import (
     PermissionDeniedError,
     RequestSpec,
     TransferRecord,
+    TransferSpec,
     UsageRow,
 )
 from orbitq.clients.cli.main import EXIT_BROKER_ERROR, main
@@ -123,6 +124,28 @@ def _run_requests(server: ServerHandle, clock: SimulatedClock) -> tuple[str, str
             job("two").__class__(**{**job("two").__dict__, "deadline": EPOCH + DAY + 6 * HOUR})
         ).request
         acme.cancel_request(second.id)
+    # Operator-made reservations: one refunded, one left to expire by its timeout.
+    with operator(server) as admin:
+        cpu = {a.kind: a.id for a in admin.balances("acme")}["cpu"]
+        escrow = next(
+            a.id for a in admin.balances(system=True) if (a.system, a.kind) == ("escrow", "cpu")
+        )
+        reserve = {"debit_account_id": cpu, "credit_account_id": escrow, "kind": "cpu"}
+        made = admin.create_transfers(
+            [
+                TransferSpec(id=0xA1, amount=7, code="reserve", pending=True, **reserve),
+                TransferSpec(
+                    id=0xA2, amount=5, code="reserve", pending=True, timeout_seconds=60, **reserve
+                ),
+            ]
+        )
+        assert [o.result for o in made] == ["ok", "ok"]
+        (refund,) = admin.create_transfers(
+            [TransferSpec(id=0xA3, pending_id=0xA1, code="refund", void_pending=True)]
+        )
+        assert refund.result == "ok"
+    clock.advance(120)
+    server.broker.expire_due()
     return key, placed.placement.node
 
 
@@ -144,13 +167,15 @@ def test_report_totals_equal_the_ledger_by_day_kind_and_node(
     }
     # Something of every column the test made happen.
     columns = {column for (_, _, column) in expected}
-    assert {"reserved", "settled", "released", "granted", "lapsed"} <= columns
-    # Each request's reservation is settled or released in full: reserved = settled + released.
+    assert columns == {"reserved", "settled", "released", "refunded", "granted", "lapsed"}
+    # Every reservation ended settled, released (or expired) or refunded, in full.
     totals: Counter[tuple[str, str]] = Counter()
     for (_, kind, column), value in expected.items():
         totals[(kind, column)] += value
     for kind in ("cpu", "storage", "link"):
-        assert totals[(kind, "reserved")] == totals[(kind, "settled")] + totals[(kind, "released")]
+        ended = totals[(kind, "settled")] + totals[(kind, "released")] + totals[(kind, "refunded")]
+        assert totals[(kind, "reserved")] == ended
+    assert (totals[("cpu", "refunded")], totals[("storage", "refunded")]) == (7, 0)
     # By kind: one row per tenant and kind; globex did nothing but receive a mint.
     assert {row.tenant for row in everyone} == {"acme"}
     kind_sums: Counter[tuple[str, str]] = Counter()
