@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,13 +131,13 @@ def _run_requests(server: ServerHandle, clock: SimulatedClock) -> tuple[str, str
         escrow = next(
             a.id for a in admin.balances(system=True) if (a.system, a.kind) == ("escrow", "cpu")
         )
-        reserve = {"debit_account_id": cpu, "credit_account_id": escrow, "kind": "cpu"}
+        reserve = TransferSpec(
+            debit_account_id=cpu, credit_account_id=escrow, kind="cpu", code="reserve", pending=True
+        )
         made = admin.create_transfers(
             [
-                TransferSpec(id=0xA1, amount=7, code="reserve", pending=True, **reserve),
-                TransferSpec(
-                    id=0xA2, amount=5, code="reserve", pending=True, timeout_seconds=60, **reserve
-                ),
+                replace(reserve, id=0xA1, amount=7),
+                replace(reserve, id=0xA2, amount=5, timeout_seconds=60),
             ]
         )
         assert [o.result for o in made] == ["ok", "ok"]
