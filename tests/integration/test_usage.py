@@ -121,9 +121,7 @@ def _run_requests(server: ServerHandle, clock: SimulatedClock) -> tuple[str, str
         assert acme.get_request(first.id).state == "completed"
         clock.set(EPOCH + DAY + HOUR)
         server.broker.run_budgets()
-        second = acme.submit(
-            job("two").__class__(**{**job("two").__dict__, "deadline": EPOCH + DAY + 6 * HOUR})
-        ).request
+        second = acme.submit(replace(job("two"), deadline=EPOCH + DAY + 6 * HOUR)).request
         acme.cancel_request(second.id)
     # Operator-made reservations: one refunded, one left to expire by its timeout.
     with operator(server) as admin:
