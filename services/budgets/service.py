@@ -39,7 +39,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -309,6 +309,14 @@ class Budgets:
             code=int(Code.GRANT),
         )
         outcome = self._apply(transfer)
+        granted = outcome.stored.transfer.amount if outcome.stored is not None else 0
+        if outcome.result.name.startswith("EXISTS_WITH_DIFFERENT"):
+            # Granted already, on other terms (a run that crashed before writing the period's
+            # row, then a change of terms): the ledger's grant is the period's.
+            stored = self._store.transfer(transfer.id)
+            if stored is not None and stored.result is Result.OK:
+                outcome = replace(outcome, result=Result.EXISTS, stored=stored)
+                granted = stored.transfer.amount
         if outcome.result not in (Result.OK, Result.EXISTS):
             log.error(
                 "budget %s: the grant of the period at %s was refused (%s)",
@@ -327,7 +335,7 @@ class Budgets:
                 "budget_id": row.id,
                 "start_ns": start_ns,
                 "end_ns": end_ns,
-                "granted": row.amount,
+                "granted": granted,
                 "carried_in": carried_in,
                 "rollover_percent": row.rollover_percent,
                 "closed": False,

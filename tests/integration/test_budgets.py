@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from orbitq.clients import (
     AlreadyExistsError,
@@ -317,3 +318,18 @@ def test_replaced_terms_apply_from_the_next_period(
         ("cpu", 300),
         ("link", 40),
     ]
+
+
+def test_a_lost_period_row_is_rebuilt_from_the_ledger(server: ServerHandle) -> None:
+    """A run that granted and died before writing the period's row (then a change of terms):
+    the next run finds the grant in the ledger and grants nothing again."""
+    tenant_key(server, "acme")
+    with operator(server) as admin:
+        admin.grant_budget("acme", cpu=100, period="day")
+    with server.broker.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM budget_periods"))
+    with operator(server) as admin:
+        admin.grant_budget("acme", cpu=300, period="day", replace=True)
+        (budget,) = admin.budgets("acme")
+    assert (budget.amount, budget.granted, budget.period_start_ns) == (300, 100, to_ns(EPOCH))
+    assert _ledger_codes(server, "acme", "grant") == [("cpu", 100)]
