@@ -181,7 +181,12 @@ class UsageReports:
             " AND t.timestamp_ns >= :since AND t.timestamp_ns < :until"
         )
         if tenant is not None:
-            where += " AND a.tenant = :tenant"
+            # Through the (account, timestamp) indexes: only this tenant's transfers are read.
+            where += (
+                " AND a.tenant = :tenant AND (t.debit_account_id IN (SELECT id FROM"
+                " ledger_accounts WHERE tenant = :tenant) OR t.credit_account_id IN (SELECT id"
+                " FROM ledger_accounts WHERE tenant = :tenant))"
+            )
         # Only constant column lists and codes are formatted in; values are bound.
         sql = sa.text(
             f"SELECT {', '.join(columns)}, SUM(t.amount) AS amount, SUM(t.released) AS rel"  # noqa: S608
