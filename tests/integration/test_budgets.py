@@ -5,6 +5,7 @@ and a restarted broker, the signed log holding every grant and lapse, and bad in
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -333,3 +334,40 @@ def test_a_lost_period_row_is_rebuilt_from_the_ledger(server: ServerHandle) -> N
         (budget,) = admin.budgets("acme")
     assert (budget.amount, budget.granted, budget.period_start_ns) == (300, 100, to_ns(EPOCH))
     assert _ledger_codes(server, "acme", "grant") == [("cpu", 100)]
+
+
+@pytest.mark.parametrize("percent", [0, 35, 100])
+def test_many_periods_against_a_model_of_the_books(
+    server: ServerHandle, clock: SimulatedClock, percent: int
+) -> None:
+    """Twelve days of seeded spending (some days over the budget, paid from minted tokens):
+    every day's lapse, and the balance after it, equal a model of the rule kept here."""
+    rng = random.Random(percent)
+    tenant_key(server, "acme")
+    tenant_key(server, "globex")
+    grant, minted = 1000, 5000
+    with operator(server) as admin:
+        admin.mint("acme", cpu=minted)
+        admin.grant_budget("acme", cpu=grant, period="day", rollover_percent=percent)
+    balance, carried = minted + grant, 0
+    expected: list[tuple[str, int]] = []
+    for day in range(1, 13):
+        spend = min(balance, rng.choice([0, 100, 700, 1000, 1600]))
+        if spend:
+            with operator(server) as admin:
+                admin.transfer("globex", cpu=spend, from_tenant="acme")
+        balance -= spend
+        clock.set(EPOCH + day * DAY + timedelta(minutes=rng.randrange(0, 600)))
+        server.broker.run_budgets()
+        unspent = max(0, grant + carried - spend)
+        carried = min(unspent, grant * percent // 100)
+        lapse = min(unspent - carried, balance)
+        balance += grant - lapse
+        if lapse:
+            expected.append(("cpu", lapse))  # nothing lapsing writes no transfer
+        assert _ledger_codes(server, "acme", "lapse") == expected, f"day {day}"
+        assert _available(server, "acme")["cpu"] == balance, f"day {day}"
+        with operator(server) as admin:
+            (budget,) = admin.budgets("acme")
+        assert (budget.granted, budget.carried_in) == (grant, carried)
+    assert len(_ledger_codes(server, "acme", "grant")) == 13
