@@ -37,6 +37,7 @@ from orbitq.clients.models import (
     AccountCreation,
     Amounts,
     ApiKey,
+    Budget,
     Checkpoint,
     Contact,
     ContactPlanReport,
@@ -68,6 +69,7 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    UsageRow,
     VerifiedReceipt,
 )
 
@@ -82,6 +84,7 @@ __all__ = [
     "BrokerClient",
     "BrokerIntegrityError",
     "BrokerKeyChangedError",
+    "Budget",
     "Checkpoint",
     "CheckpointSignatureError",
     "ConfigurationError",
@@ -132,6 +135,7 @@ __all__ = [
     "UnavailableError",
     "UnimplementedError",
     "UpsertedStation",
+    "UsageRow",
     "VerifiedReceipt",
     "format_id",
     "new_id",

@@ -39,6 +39,7 @@ from orbitq.clients.ids import IdLike
 from orbitq.clients.models import (
     Account,
     ApiKey,
+    Budget,
     Checkpoint,
     Contact,
     ContactPlanReport,
@@ -63,6 +64,7 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    UsageRow,
     VerifiedReceipt,
 )
 
@@ -262,6 +264,36 @@ class AsyncBrokerClient:
     async def create_transfers(self, transfers: Sequence[TransferSpec]) -> list[TransferOutcome]:
         """Operator batch with the full two-phase semantics; one outcome per transfer."""
         return await self._run(_calls.create_transfers(transfers))
+
+    async def grant_budget(
+        self,
+        tenant: str,
+        *,
+        cpu: int = 0,
+        storage: int = 0,
+        link: int = 0,
+        period: str = "month",
+        rollover_percent: int = 0,
+        replace: bool = False,
+    ) -> list[Budget]:
+        """Operator: a budget per kind given, granted at the start of every `period` (day,
+        week, month; UTC) and lapsing at its end, but up to `rollover_percent` % of the grant
+        carries over if unspent. The same terms again return the existing budgets; other terms
+        need `replace` and apply from the next period."""
+        return await self._run(
+            _calls.grant_budget(tenant, cpu, storage, link, period, rollover_percent, replace)
+        )
+
+    async def budgets(self, tenant: str = "") -> list[Budget]:
+        """Budgets with their current period (your own; operators: any tenant's, or all)."""
+        return await self._run(_calls.list_budgets(tenant))
+
+    async def usage_report(
+        self, *, since_ns: int, until_ns: int, by: str = "day", tenant: str = ""
+    ) -> list[UsageRow]:
+        """Reserved, settled, released, refunded, granted and lapsed tokens per tenant, group
+        (`by`: day, week, month, node or kind) and kind over [since_ns, until_ns)."""
+        return await self._run(_calls.usage_report(tenant, since_ns, until_ns, by))
 
     # -- the constellation ---------------------------------------------------------------------
 

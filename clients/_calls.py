@@ -22,6 +22,7 @@ from orbitq.clients.models import (
     Account,
     Amounts,
     ApiKey,
+    Budget,
     Contact,
     ContactPlanReport,
     EnrollmentToken,
@@ -42,9 +43,12 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    UsageRow,
     code_value,
+    grouping_value,
     kind_value,
     node_state_value,
+    period_value,
     request_state_value,
 )
 from orbitq.ledger.errors import LedgerIntegrityError
@@ -161,6 +165,60 @@ def transfer(
         id=id_bytes(id or new_id()),
     )
     return Call("quota", "Transfer", request, _outcomes, idempotent=True)
+
+
+def grant_budget(
+    tenant: str,
+    cpu: int,
+    storage: int,
+    link: int,
+    period: str,
+    rollover_percent: int,
+    replace: bool,
+) -> Call[list[Budget]]:
+    if not 0 <= rollover_percent <= 100:
+        raise ValueError(f"rollover_percent {rollover_percent} is outside 0-100")
+    request = quota_pb2.GrantBudgetRequest(
+        tenant=tenant,
+        amounts=_amounts(cpu, storage, link),
+        period=period_value(period),  # type: ignore[arg-type]
+        rollover_percent=rollover_percent,
+        replace=replace,
+    )
+    # Safe to retry: the same terms again return the existing budgets.
+    return Call(
+        "quota",
+        "GrantBudget",
+        request,
+        lambda response: [Budget.from_proto(b) for b in response.budgets],
+        idempotent=True,
+    )
+
+
+def list_budgets(tenant: str) -> Call[list[Budget]]:
+    return Call(
+        "quota",
+        "ListBudgets",
+        quota_pb2.ListBudgetsRequest(tenant=tenant),
+        lambda response: [Budget.from_proto(b) for b in response.budgets],
+        idempotent=True,
+    )
+
+
+def usage_report(tenant: str, since_ns: int, until_ns: int, by: str) -> Call[list[UsageRow]]:
+    request = quota_pb2.GetUsageReportRequest(
+        tenant=tenant,
+        since_ns=since_ns,
+        until_ns=until_ns,
+        by=grouping_value(by),  # type: ignore[arg-type]
+    )
+    return Call(
+        "quota",
+        "GetUsageReport",
+        request,
+        lambda response: [UsageRow.from_proto(r) for r in response.rows],
+        idempotent=True,
+    )
 
 
 def list_transfers(

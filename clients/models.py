@@ -955,3 +955,97 @@ class VerifiedReceipt:
     settlements: tuple[TransferRecord, ...]
     #: The newest checkpoint the entries were proved in.
     checkpoint: Checkpoint
+
+
+# -- budgets and usage ---------------------------------------------------------------------------
+
+BUDGET_PERIODS = ("day", "week", "month")
+USAGE_GROUPINGS = ("day", "week", "month", "node", "kind")
+
+
+def _label_value(enum: Any, prefix: str, label: str, choices: tuple[str, ...], what: str) -> int:
+    if label not in choices:
+        raise ValueError(f"unknown {what} {label!r}: use one of {', '.join(choices)}")
+    return int(enum.Value(prefix + label.upper()))
+
+
+def period_value(label: str) -> int:
+    return _label_value(quota_pb2.BudgetPeriod, "BUDGET_PERIOD_", label, BUDGET_PERIODS, "period")
+
+
+def grouping_value(label: str) -> int:
+    return _label_value(
+        quota_pb2.UsageGrouping, "USAGE_GROUPING_", label, USAGE_GROUPINGS, "grouping"
+    )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget of one kind, granted every period, with its current period (times in
+    nanoseconds since the Unix epoch; 0 when no period is open)."""
+
+    id: str
+    tenant: str
+    kind: str
+    amount: int
+    period: str
+    rollover_percent: int
+    created_ns: int
+    period_start_ns: int
+    period_end_ns: int
+    granted: int
+    carried_in: int
+    #: Budget tokens of the current period not spent yet.
+    unspent: int
+    #: At most this many lapse at period_end_ns; up to `rolls_over` carry into the next period.
+    lapses: int
+    rolls_over: int
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.Budget) -> Budget:
+        return cls(
+            id=message.id,
+            tenant=message.tenant,
+            kind=kind_label(message.kind),
+            amount=message.amount,
+            period=_enum_label(quota_pb2.BudgetPeriod, message.period, "BUDGET_PERIOD_"),
+            rollover_percent=message.rollover_percent,
+            created_ns=message.created_ns,
+            period_start_ns=message.period_start_ns,
+            period_end_ns=message.period_end_ns,
+            granted=message.granted,
+            carried_in=message.carried_in,
+            unspent=message.unspent,
+            lapses=message.lapses,
+            rolls_over=message.rolls_over,
+        )
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Sums of one tenant, group and kind over a report's range."""
+
+    tenant: str
+    #: A date (the first day of the day, week or month), a node id, or "" (by kind).
+    group: str
+    kind: str
+    reserved: int
+    settled: int
+    released: int
+    refunded: int
+    granted: int
+    lapsed: int
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.UsageRow) -> UsageRow:
+        return cls(
+            tenant=message.tenant,
+            group=message.group,
+            kind=kind_label(message.kind),
+            reserved=message.reserved,
+            settled=message.settled,
+            released=message.released,
+            refunded=message.refunded,
+            granted=message.granted,
+            lapsed=message.lapsed,
+        )

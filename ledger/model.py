@@ -77,6 +77,8 @@ class Code(IntEnum):
     CONSUME = 7
     REFUND = 8
     ADJUST = 9
+    GRANT = 10
+    LAPSE = 11
 
 
 class TransferFlag(IntFlag):

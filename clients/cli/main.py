@@ -30,6 +30,7 @@ EXIT_BROKER_ERROR = 3
 _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.tenant",
     "orbitq.clients.cli.quota",
+    "orbitq.clients.cli.usage",
     "orbitq.clients.cli.ledger",
     "orbitq.clients.cli.constellation",
     "orbitq.clients.cli.requests",

@@ -43,6 +43,9 @@ EXPECTED_METHODS = {
         "Transfer",
         "ListTransfers",
         "CreateTransfers",
+        "GrantBudget",
+        "ListBudgets",
+        "GetUsageReport",
     },
     "orbitq.v1.RequestService": {
         "Quote",
