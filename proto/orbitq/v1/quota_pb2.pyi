@@ -62,6 +62,8 @@ class _TransferCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfer
     TRANSFER_CODE_CONSUME: _TransferCode.ValueType  # 7
     TRANSFER_CODE_REFUND: _TransferCode.ValueType  # 8
     TRANSFER_CODE_ADJUST: _TransferCode.ValueType  # 9
+    TRANSFER_CODE_CANCEL_FEE: _TransferCode.ValueType  # 10
+    """Charged for cancelling a placed request after its cut-off (a share of its link tokens)."""
 
 class TransferCode(_TransferCode, metaclass=_TransferCodeEnumTypeWrapper):
     """Why a transfer happened. Values are stable; new codes are only ever appended."""
@@ -76,6 +78,8 @@ TRANSFER_CODE_EXPIRE: TransferCode.ValueType  # 6
 TRANSFER_CODE_CONSUME: TransferCode.ValueType  # 7
 TRANSFER_CODE_REFUND: TransferCode.ValueType  # 8
 TRANSFER_CODE_ADJUST: TransferCode.ValueType  # 9
+TRANSFER_CODE_CANCEL_FEE: TransferCode.ValueType  # 10
+"""Charged for cancelling a placed request after its cut-off (a share of its link tokens)."""
 Global___TransferCode: _TypeAlias = TransferCode  # noqa: Y015
 
 class _CreateTransferResult:

@@ -1,0 +1,118 @@
+"""A throwaway copy of the scheduler's world, for questions: never the leader's live one.
+
+Owns: `build` — a fresh `Scheduler` holding the stored nodes and stations, the stored contacts
+from the earliest live uplink (or now) to the contact plan's horizon end, and every stored
+PLACED or RUNNING placement reserved again; built the way the leader's world sync rebuilds its
+own (orbitq.services.scheduling.world_sync: the same conversions, the same rule that a contact
+cut at the horizon's end is left out), so a probe on it runs the scheduler's own feasibility
+against the same occupancy. Nothing is written: the copy is dropped after the question.
+
+Bounds (each question pays for one build): at most CONTACTS_MAX contacts are read (the rest of
+the plan is cut off and `truncated` says so) and at most PLACEMENTS_MAX live placements are
+reserved (oldest first; more means the copy looks emptier than the real schedule: `truncated`).
+The scheduler's config for probes examines at most NODES_MAX nodes per walk, preempts and
+repacks nothing (an answer never counts on displacing someone's placed work) and does not
+rotate (the same question gets the same answer).
+
+Does not own: what is asked of the copy (probe.py) or the stored world (the constellation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from orbitq.services.clock import NANOS_PER_SECOND, from_ns
+from orbitq.services.constellation import Constellation
+from orbitq.services.requests.model import PLACED_STATES
+from orbitq.services.requests.store import RequestStore
+from orbitq.services.scheduler import Contact, Scheduler, SchedulerConfig
+from orbitq.services.scheduler.world import WORLD_NODES_MAX
+from orbitq.services.scheduling.convert import (
+    scheduler_contact,
+    scheduler_node,
+    scheduler_stations,
+)
+
+CONTACTS_MAX = 500_000
+PLACEMENTS_MAX = 50_000
+NODES_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """The copy and what went into it."""
+
+    scheduler: Scheduler
+    nodes: int
+    contacts: int
+    placements: int
+    # Known contacts end here (seconds): a deadline past it gains no contact.
+    contacts_until: int
+    # Contacts or placements were left out at the bounds above.
+    truncated: bool
+
+
+def probe_config(agents_required: bool, nodes: int) -> SchedulerConfig:
+    examine = max(1, min(nodes, NODES_MAX, WORLD_NODES_MAX))
+    return SchedulerConfig(
+        nodes_to_examine_max=examine,
+        feasible_nodes_to_score=min(8, examine),
+        preemption=False,
+        repack_attempts_per_cycle_max=0,
+        rotate=False,
+        agents_required=agents_required,
+    )
+
+
+def build(
+    constellation: Constellation, store: RequestStore, now_s: int, *, agents_required: bool
+) -> Scratch:
+    nodes = [scheduler_node(record) for record in constellation.nodes()]
+    stations = scheduler_stations(constellation.stations())
+    node_ids = {node.id for node in nodes}
+    station_ids = {station.id for station in stations}
+    live = store.in_states(PLACED_STATES, limit=PLACEMENTS_MAX + 1)
+    truncated = len(live) > PLACEMENTS_MAX
+    live = live[:PLACEMENTS_MAX]
+    start = min([now_s] + [r.placement.uplink.at for r in live if r.placement is not None])
+    contacts: list[Contact] = []
+    for contact in _planned(constellation, start, now_s):
+        if contact.node in node_ids and contact.station in station_ids:
+            if len(contacts) >= CONTACTS_MAX:
+                truncated = True
+                break
+            contacts.append(contact)
+    scheduler = Scheduler(probe_config(agents_required, len(nodes)))
+    scheduler.set_world(nodes, stations, contacts)
+    placed = 0
+    # As the leader restores them: running work first, then by priority.
+    live.sort(key=lambda r: (r.state.name != "RUNNING", -r.spec.priority, r.submitted_ns))
+    for request in live:
+        assert request.placement is not None
+        if scheduler.place_existing(request.request(), request.placement).ok:
+            placed += 1
+    return Scratch(
+        scheduler,
+        len(nodes),
+        len(contacts),
+        placed,
+        max((c.end for c in contacts), default=now_s),
+        truncated,
+    )
+
+
+def _planned(constellation: Constellation, start_s: int, now_s: int) -> Iterator[Contact]:
+    """The stored contacts overlapping [start_s, the plan's horizon end), in whole seconds,
+    without those cut at the horizon's end (world_sync's rule)."""
+    horizon_end_ns = constellation.plan().horizon_end_ns
+    end_s = max(horizon_end_ns // NANOS_PER_SECOND, now_s) + 1
+    for batch in constellation.iter_contacts_between(
+        from_ns(start_s * NANOS_PER_SECOND), from_ns(end_s * NANOS_PER_SECOND)
+    ):
+        for stored in batch:
+            if stored.los_ns >= horizon_end_ns:
+                continue
+            contact = scheduler_contact(stored)
+            if contact is not None:
+                yield contact
