@@ -494,7 +494,9 @@ def eta_json(eta: Eta) -> dict[str, Any]:
         "fits": eta.fits,
         "planned": eta.planned,
         "placement": None if eta.placement is None else placement_json(eta.placement),
-        "reasons": [{"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes} for r in eta.reasons],
+        "reasons": [
+            {"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes} for r in eta.reasons
+        ],
         "summary": eta.summary,
         "later_deadline_seconds": (
             int(eta.later_deadline.total_seconds()) if eta.later_deadline is not None else None

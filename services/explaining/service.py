@@ -226,12 +226,12 @@ def _answer(scratch: Scratch, request: Request, now_s: int, short: Cost) -> Eta:
     stations, _ = probes.stations_to_allow(scheduler, request, now_s)
     options = []
     if search.extra_seconds is not None:
-        options.append(f"the deadline is {duration(search.extra_seconds)} later")
+        options.append(f"if the deadline is {duration(search.extra_seconds)} later")
     if stations:
         plural = "s" if len(stations) > 1 else ""
         options.append(f"with station{plural} {', '.join(stations)} allowed")
     if options:
-        advice = "fits if " + ", or ".join(options)
+        advice = "fits " + ", or ".join(options)
     else:
         advice = (
             f"no later deadline (searched {duration(search.searched_seconds)}) and no other"
