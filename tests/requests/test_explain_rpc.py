@@ -90,16 +90,22 @@ def test_a_request_that_misses_its_deadline_is_told_how_much_later_fits(
         assert waiting.state in ("pending", "unschedulable")
         explanation = acme.explain_request(waiting.id)
         eta = explanation.eta
-        assert not eta.fits and not eta.planned and eta.placement is None
+        assert not eta.fits
+        assert not eta.planned
+        assert eta.placement is None
         # Each plugin's reason with the nodes it turned away: all 20 nodes are accounted for.
-        assert eta.reasons and sum(r.nodes for r in eta.reasons) == 20
+        assert eta.reasons
+        assert sum(r.nodes for r in eta.reasons) == 20
         assert {r.plugin for r in eta.reasons} <= {"uplink", "downlink", "capacity"}
         later = eta.later_deadline
-        assert later is not None and later > timedelta(0)
+        assert later is not None
+        assert later > timedelta(0)
         assert later.total_seconds() % 60 == 0
         minutes = int(later.total_seconds() // 60)
         assert eta.advice.startswith(f"fits if the deadline is {minutes} min later")
-        assert eta.nodes == 20 and eta.contacts > 0 and eta.probes > 1
+        assert eta.nodes == 20
+        assert eta.contacts > 0
+        assert eta.probes > 1
         assert explanation.terms.cutoff is None  # not placed: free to cancel
         # The counterfactual is the real scheduler's: one minute less still does not fit ...
         almost = placed(server, acme, job(name="almost", deadline=deadline + later - MINUTE))
@@ -136,15 +142,19 @@ def test_a_request_held_back_by_its_stations_is_told_which_to_allow(
 def test_a_placed_request_shows_its_planned_times_and_terms(server: ServerHandle) -> None:
     with world_and_tenant(server) as acme:
         request = placed(server, acme, job(not_before=EPOCH + 2 * HOUR))
-        assert request.state == "placed" and request.placement is not None
+        assert request.state == "placed"
+        assert request.placement is not None
         explanation = acme.explain_request(request.id)
         eta, terms = explanation.eta, explanation.terms
-        assert eta.fits and eta.planned and eta.placement is not None
+        assert eta.fits
+        assert eta.planned
+        assert eta.placement is not None
         assert same_plan(eta.placement, request.placement)
         assert eta.probes == 0  # the stored plan: nothing computed
         assert terms.cutoff == request.placement.uplink_at - CUTOFF
         assert (terms.cutoff_seconds, terms.fee_percent) == (900, 100)
-        assert terms.fee.link == FEE_LINK and terms.fee.cpu == terms.fee.storage == 0
+        assert terms.fee.link == FEE_LINK
+        assert terms.fee.cpu == terms.fee.storage == 0
         assert terms.due_now.link == 0  # the cut-off is ahead
 
 
@@ -153,8 +163,11 @@ def test_quote_gives_the_eta_the_terms_and_the_tokens_short(server: ServerHandle
         quote = acme.quote(job(not_before=EPOCH + 2 * HOUR), eta=True)
         assert quote.cost.cpu == 600
         eta, terms = quote.eta, quote.terms
-        assert eta is not None and terms is not None
-        assert eta.fits and not eta.planned and eta.placement is not None
+        assert eta is not None
+        assert terms is not None
+        assert eta.fits
+        assert not eta.planned
+        assert eta.placement is not None
         plan = eta.placement
         assert EPOCH + 2 * HOUR <= plan.uplink_at < plan.uplink_end <= plan.start
         assert plan.end - plan.start == timedelta(seconds=600)
@@ -162,13 +175,16 @@ def test_quote_gives_the_eta_the_terms_and_the_tokens_short(server: ServerHandle
         assert (eta.short.cpu, eta.short.storage, eta.short.link) == (500, 0, 0)
         assert eta.advice.startswith("fits now: node ")
         assert "Submit would be refused: cpu 500 tokens short" in eta.advice
-        assert terms.cutoff == plan.uplink_at - CUTOFF and terms.fee.link == FEE_LINK
+        assert terms.cutoff == plan.uplink_at - CUTOFF
+        assert terms.fee.link == FEE_LINK
         # Without eta: only the cost, as before.
         plain = acme.quote(job())
-        assert plain.eta is None and plain.terms is None
+        assert plain.eta is None
+        assert plain.terms is None
         # A deadline no placement can meet: the smallest change, before submission.
         tight = acme.quote(job(deadline=EPOCH + HOUR), eta=True)
-        assert tight.eta is not None and not tight.eta.fits
+        assert tight.eta is not None
+        assert not tight.eta.fits
         assert tight.eta.later_deadline is not None
         assert tight.eta.advice.startswith("fits if the deadline is")
         assert "Submit needs cpu 500 tokens more" in tight.eta.advice
@@ -181,7 +197,8 @@ def test_cancelling_before_the_cut_off_is_free_and_after_it_costs_the_fee(
     with world_and_tenant(server) as acme:
         early = placed(server, acme, job(name="early", not_before=EPOCH + 2 * HOUR))
         late = placed(server, acme, job(name="late", not_before=EPOCH + 3 * HOUR))
-        assert early.placement is not None and late.placement is not None
+        assert early.placement is not None
+        assert late.placement is not None
         assert early.state == late.state == "placed"
         # Before the cut-off: free, everything released.
         clock.set(early.placement.uplink_at - CUTOFF - timedelta(seconds=1))
@@ -192,7 +209,8 @@ def test_cancelling_before_the_cut_off_is_free_and_after_it_costs_the_fee(
         # At the cut-off (still placed, not yet uplinked): the fee.
         clock.set(late.placement.uplink_at - CUTOFF)
         before = acme.explain_request(late.id).terms
-        assert before.due_now.link == FEE_LINK and "past its cut-off" in before.summary
+        assert before.due_now.link == FEE_LINK
+        assert "past its cut-off" in before.summary
         charged = acme.cancel(late.id)
         assert charged.request.state == "cancelled"
         assert (charged.charged.cpu, charged.charged.storage) == (0, 0)
@@ -230,5 +248,6 @@ def test_an_ended_request_says_nothing_will_be_placed(server: ServerHandle) -> N
         request = acme.submit(job()).request
         acme.cancel_request(request.id)
         eta = acme.explain_request(request.id).eta
-    assert not eta.fits and eta.placement is None
+    assert not eta.fits
+    assert eta.placement is None
     assert eta.advice.startswith("it is cancelled: nothing will be placed")
