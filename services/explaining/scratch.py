@@ -7,6 +7,9 @@ own (orbitq.services.scheduling.world_sync: the same conversions, the same rule 
 cut at the horizon's end is left out), so a probe on it runs the scheduler's own feasibility
 against the same occupancy. Nothing is written: the copy is dropped after the question.
 
+The stored contacts are read once per world version (`ContactCache`), since they change only
+with it; nodes, stations and live placements are read for every question.
+
 Bounds (each question pays for one build): at most CONTACTS_MAX contacts are read (the rest of
 the plan is cut off and `truncated` says so) and at most PLACEMENTS_MAX live placements are
 reserved (oldest first; more means the copy looks emptier than the real schedule: `truncated`).
@@ -19,11 +22,12 @@ Does not own: what is asked of the copy (probe.py) or the stored world (the cons
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from orbitq.services.clock import NANOS_PER_SECOND, from_ns
-from orbitq.services.constellation import Constellation
+from orbitq.services.constellation import Constellation, WorldVersion
 from orbitq.services.requests.model import PLACED_STATES
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Contact, Scheduler, SchedulerConfig
@@ -65,8 +69,50 @@ def probe_config(agents_required: bool, nodes: int) -> SchedulerConfig:
     )
 
 
+class ContactCache:
+    """The plan's contacts as the scheduler takes them, read once per world version.
+
+    Reading and converting the stored contacts is half of a build's cost (about 1 s for 30,000
+    contacts on SQLite), and they only change when the world version does (a refresh, a booked
+    plan, a node or station change: one row to compare). One entry: the contacts from the
+    `start` it was read for; a later question with a later start filters it, an earlier start
+    (time went back) or a new version reads again. Thread-safe; at most CONTACTS_MAX held."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[WorldVersion, int] | None = None
+        self._contacts: list[Contact] = []
+        self._truncated = False
+
+    def between(
+        self, constellation: Constellation, start_s: int, now_s: int
+    ) -> tuple[list[Contact], bool]:
+        """Contacts overlapping [start_s, horizon end) and whether CONTACTS_MAX cut them."""
+        version = constellation.world_version()
+        with self._lock:
+            key = self._key
+            if key is not None and key[0] == version and key[1] <= start_s:
+                kept = [c for c in self._contacts if c.end > start_s]
+                return kept, self._truncated
+        contacts: list[Contact] = []
+        truncated = False
+        for contact in _planned(constellation, start_s, now_s):
+            if len(contacts) >= CONTACTS_MAX:
+                truncated = True
+                break
+            contacts.append(contact)
+        with self._lock:
+            self._key, self._contacts, self._truncated = (version, start_s), contacts, truncated
+        return contacts, truncated
+
+
 def build(
-    constellation: Constellation, store: RequestStore, now_s: int, *, agents_required: bool
+    constellation: Constellation,
+    store: RequestStore,
+    now_s: int,
+    *,
+    agents_required: bool,
+    cache: ContactCache | None = None,
 ) -> Scratch:
     nodes = [scheduler_node(record) for record in constellation.nodes()]
     stations = scheduler_stations(constellation.stations())
@@ -76,13 +122,9 @@ def build(
     truncated = len(live) > PLACEMENTS_MAX
     live = live[:PLACEMENTS_MAX]
     start = min([now_s] + [r.placement.uplink.at for r in live if r.placement is not None])
-    contacts: list[Contact] = []
-    for contact in _planned(constellation, start, now_s):
-        if contact.node in node_ids and contact.station in station_ids:
-            if len(contacts) >= CONTACTS_MAX:
-                truncated = True
-                break
-            contacts.append(contact)
+    planned, cut = (cache or ContactCache()).between(constellation, start, now_s)
+    truncated = truncated or cut
+    contacts = [c for c in planned if c.node in node_ids and c.station in station_ids]
     scheduler = Scheduler(probe_config(agents_required, len(nodes)))
     scheduler.set_world(nodes, stations, contacts)
     placed = 0

@@ -43,7 +43,7 @@ from orbitq.services.errors import (
     ResourceExhaustedError,
 )
 from orbitq.services.explaining import probe as probes
-from orbitq.services.explaining.scratch import Scratch, build
+from orbitq.services.explaining.scratch import ContactCache, Scratch, build
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.quota import Quota
 from orbitq.services.requests import (
@@ -118,6 +118,7 @@ class Explainer:
         self._now = now
         self._agents_required = agents_required
         self._slots = threading.BoundedSemaphore(EXPLAINS_AT_ONCE_MAX)
+        self._contacts = ContactCache()
 
     def explain(self, principal: Principal, request_id: str) -> Explanation:
         principal.require_role(Role.OPERATOR, Role.TENANT, action="explaining service requests")
@@ -175,6 +176,7 @@ class Explainer:
                 self._requests.store,
                 now_s,
                 agents_required=self._agents_required,
+                cache=self._contacts,
             )
             return _answer(scratch, request, now_s, short)
 
