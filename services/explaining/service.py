@@ -63,7 +63,8 @@ EXPLAIN_WAIT_SECONDS = 10.0
 QUOTE_REQUEST_ID = "quote"
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _PLANNED = frozenset({RequestState.PLACED, RequestState.RUNNING, RequestState.COMPLETED})
-_COMPUTED = frozenset({RequestState.PENDING, RequestState.UNSCHEDULABLE})
+# SUBMITTED is stored with PENDING in one transaction; listed for completeness.
+_COMPUTED = frozenset({RequestState.SUBMITTED, RequestState.PENDING, RequestState.UNSCHEDULABLE})
 NONE_SHORT = Cost(0, 0, 0)
 
 
