@@ -17,6 +17,7 @@ BENCHMARKS: tuple[str, ...] = (
     "contacts",
     "scheduler",
     "sim_agents",
+    "explain",
 )
 
 
