@@ -218,6 +218,9 @@ def _answer(scratch: Scratch, request: Request, now_s: int, short: Cost) -> Eta:
         placements=scratch.placements,
         truncated=scratch.truncated,
     )
+    # Placed meanwhile (the cycle ran between reading the request and the copy): its own
+    # placement is not in its way.
+    scheduler.release(request.id)
     first = probes.probe(scheduler, request, now_s)
     if first.placement is not None:
         advice = "fits now: " + _planned_advice(first.placement)
