@@ -13,9 +13,11 @@ with it; nodes, stations and live placements are read for every question.
 Bounds (each question pays for one build): at most CONTACTS_MAX contacts are read (the rest of
 the plan is cut off and `truncated` says so) and at most PLACEMENTS_MAX live placements are
 reserved (oldest first; more means the copy looks emptier than the real schedule: `truncated`).
-The scheduler's config for probes examines at most NODES_MAX nodes per walk, preempts and
-repacks nothing (an answer never counts on displacing someone's placed work) and does not
-rotate (the same question gets the same answer).
+The scheduler for probes has the standard plugins but one score, `EarliestFinish` (the ETA is
+the earliest completion among up to NODES_TO_SCORE feasible nodes, where the live scheduler
+also weighs packing), examines at most NODES_MAX nodes per walk, preempts and repacks nothing
+(an answer never counts on displacing someone's placed work) and does not rotate (the same
+question gets the same answer).
 
 Does not own: what is asked of the copy (probe.py) or the stored world (the constellation).
 """
@@ -23,14 +25,15 @@ Does not own: what is asked of the copy (probe.py) or the stored world (the cons
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from orbitq.services.clock import NANOS_PER_SECOND, from_ns
 from orbitq.services.constellation import Constellation, WorldVersion
 from orbitq.services.requests.model import PLACED_STATES
 from orbitq.services.requests.store import RequestStore
-from orbitq.services.scheduler import Contact, Scheduler, SchedulerConfig
+from orbitq.services.scheduler import Contact, Scheduler, SchedulerConfig, default_profile
+from orbitq.services.scheduler.framework import SCORE_MAX, Draft, RequestContext
 from orbitq.services.scheduler.world import WORLD_NODES_MAX
 from orbitq.services.scheduling.convert import (
     scheduler_contact,
@@ -41,6 +44,9 @@ from orbitq.services.scheduling.convert import (
 CONTACTS_MAX = 500_000
 PLACEMENTS_MAX = 50_000
 NODES_MAX = 20_000
+# Feasible nodes compared for the earliest completion (once one fits, at most this many are
+# examined in all: the live scheduler's own bound).
+NODES_TO_SCORE = 64
 
 
 @dataclass(frozen=True)
@@ -57,16 +63,34 @@ class Scratch:
     truncated: bool
 
 
+class EarliestFinish:
+    """Score: only the drafts that finish soonest (the ETA is the earliest completion the
+    world allows, not the one the live scheduler's packing would prefer)."""
+
+    name = "earliest_finish"
+
+    def score(self, ctx: RequestContext, drafts: Sequence[Draft]) -> list[int]:
+        soonest = min(draft.finish for draft in drafts)
+        return [SCORE_MAX if draft.finish == soonest else 0 for draft in drafts]
+
+
 def probe_config(agents_required: bool, nodes: int) -> SchedulerConfig:
     examine = max(1, min(nodes, NODES_MAX, WORLD_NODES_MAX))
+    scored = min(NODES_TO_SCORE, examine)
     return SchedulerConfig(
         nodes_to_examine_max=examine,
-        feasible_nodes_to_score=min(8, examine),
+        feasible_nodes_to_score=scored,
+        nodes_to_examine_once_fitting_max=max(scored, NODES_TO_SCORE),
         preemption=False,
         repack_attempts_per_cycle_max=0,
         rotate=False,
         agents_required=agents_required,
     )
+
+
+def probe_scheduler(agents_required: bool, nodes: int) -> Scheduler:
+    profile = default_profile(((EarliestFinish(), 1),), agents_required=agents_required)
+    return Scheduler(probe_config(agents_required, nodes), profile)
 
 
 class ContactCache:
@@ -125,7 +149,7 @@ def build(
     planned, cut = (cache or ContactCache()).between(constellation, start, now_s)
     truncated = truncated or cut
     contacts = [c for c in planned if c.node in node_ids and c.station in station_ids]
-    scheduler = Scheduler(probe_config(agents_required, len(nodes)))
+    scheduler = probe_scheduler(agents_required, len(nodes))
     scheduler.set_world(nodes, stations, contacts)
     placed = 0
     # As the leader restores them: running work first, then by priority.

@@ -141,6 +141,9 @@ def test_a_request_held_back_by_its_stations_is_told_which_to_allow(
 
 def test_a_placed_request_shows_its_planned_times_and_terms(server: ServerHandle) -> None:
     with world_and_tenant(server) as acme:
+        quoted = acme.quote(job(not_before=EPOCH + 2 * HOUR), eta=True).eta
+        assert quoted is not None
+        assert quoted.placement is not None
         request = placed(server, acme, job(not_before=EPOCH + 2 * HOUR))
         assert request.state == "placed"
         assert request.placement is not None
@@ -151,6 +154,9 @@ def test_a_placed_request_shows_its_planned_times_and_terms(server: ServerHandle
         assert eta.placement is not None
         assert same_plan(eta.placement, request.placement)
         assert eta.probes == 0  # the stored plan: nothing computed
+        # The quoted ETA was the earliest completion over every node; the live cycle, which
+        # also weighs packing, finishes no sooner.
+        assert quoted.placement.finish <= request.placement.finish
         assert terms.cutoff == request.placement.uplink_at - CUTOFF
         assert (terms.cutoff_seconds, terms.fee_percent) == (900, 100)
         assert terms.fee.link == FEE_LINK
