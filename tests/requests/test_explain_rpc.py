@@ -25,6 +25,7 @@ from orbitq.clients import (
     ServiceRequest,
 )
 from orbitq.clients.errors import InvalidArgumentError
+from orbitq.ledger.audit import audit_store
 from orbitq.ledger.model import Kind
 from orbitq.services.clock import SimulatedClock
 from tests.conftest import EPOCH, ServerHandle
@@ -232,6 +233,10 @@ def test_cancelling_before_the_cut_off_is_free_and_after_it_costs_the_fee(
     with operator(server) as admin:
         link = {a.kind: a.available for a in admin.balances("acme")}["link"]
     assert link == MINTED[Kind.LINK] - FEE_LINK
+    # The fee is in the signed log, and the full audit (ledger verify's) accepts it.
+    broker.sign_checkpoint()
+    report = audit_store(broker.store, broker.signer.verifier())
+    assert report.transfers > 0
 
 
 def test_explain_refuses_unknown_ids_and_other_tenants_requests(server: ServerHandle) -> None:
