@@ -18,6 +18,7 @@ BENCHMARKS: tuple[str, ...] = (
     "contacts",
     "scheduler",
     "sim_agents",
+    "explain",
 )
 
 

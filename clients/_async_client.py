@@ -40,11 +40,13 @@ from orbitq.clients.models import (
     Account,
     ApiKey,
     Budget,
+    Cancellation,
     Checkpoint,
     Contact,
     ContactPlanReport,
     EnrollmentToken,
     Evidence,
+    Explanation,
     ImportReport,
     IssuedApiKey,
     LedgerEntry,
@@ -416,9 +418,19 @@ class AsyncBrokerClient:
 
     # -- service requests ----------------------------------------------------------------------
 
-    async def quote(self, spec: RequestSpec) -> Quote:
-        """What `spec` would cost: `cost` is what submit reserves, `minimum` the least."""
-        return await self._run(_calls.quote(spec))
+    async def quote(self, spec: RequestSpec, *, eta: bool = False, tenant: str = "") -> Quote:
+        """What `spec` would cost: `cost` is what submit reserves, `minimum` the least. With
+        `eta`, also where it would fit in the current world, or why not and the smallest change
+        that fits (`Quote.eta`; `short` counts the tokens missing from your balance, or from
+        `tenant`'s for an operator), and its cancellation terms (`Quote.terms`)."""
+        return await self._run(_calls.quote(spec, eta, tenant))
+
+    async def explain_request(self, request_id: str) -> Explanation:
+        """Why a request is where it is: a placed one's planned uplink, run and downlink; a
+        pending or unschedulable one's reasons per scheduler plugin, the earliest placement the
+        current world allows, or the smallest change that fits; and its cancellation terms.
+        NotFoundError for an unknown id, PermissionDeniedError for another tenant's."""
+        return await self._run(_calls.explain_request(request_id))
 
     async def submit(
         self, spec: RequestSpec, *, idempotency_key: str | None = None, tenant: str = ""
@@ -447,6 +459,11 @@ class AsyncBrokerClient:
     async def cancel_request(self, request_id: str) -> ServiceRequest:
         """Cancel before it runs (the reservation is released); later: FailedPrecondition."""
         return await self._run(_calls.cancel_request(request_id))
+
+    async def cancel(self, request_id: str) -> Cancellation:
+        """`cancel_request`, answered with what cancelling charged (a placed request past its
+        cut-off pays its fee, `terms.fee`) and the terms it was cancelled under."""
+        return await self._run(_calls.cancel(request_id))
 
     async def push_workload(self, module: bytes, *, tenant: str = "") -> PushedBlob:
         """Store a WebAssembly (WASI preview 1) module once; requests name it by the digest.

@@ -23,10 +23,14 @@ from orbitq.clients.models import (
     Amounts,
     ApiKey,
     Budget,
+    Cancellation,
+    CancellationTerms,
     Contact,
     ContactPlanReport,
     EnrollmentToken,
+    Eta,
     Evidence,
+    Explanation,
     ImportReport,
     IssuedApiKey,
     Node,
@@ -573,15 +577,31 @@ def _request(response: Any) -> ServiceRequest:
     return ServiceRequest.from_proto(response.request)
 
 
-def quote(spec: RequestSpec) -> Call[Quote]:
+def quote(spec: RequestSpec, eta: bool, tenant: str) -> Call[Quote]:
     return Call(
         "request",
         "Quote",
-        request_pb2.QuoteRequest(spec=request_spec(spec)),
+        request_pb2.QuoteRequest(spec=request_spec(spec), eta=eta, tenant=tenant),
         lambda response: Quote(
             Amounts.from_proto(response.cost.amounts),
             Amounts.from_proto(response.minimum.amounts),
             response.cost.explanation,
+            Eta.from_proto(response.eta) if response.HasField("eta") else None,
+            CancellationTerms.from_proto(response.terms) if response.HasField("terms") else None,
+        ),
+        idempotent=True,
+    )
+
+
+def explain_request(request_id: str) -> Call[Explanation]:
+    return Call(
+        "request",
+        "ExplainRequest",
+        request_pb2.ExplainRequestRequest(id=request_id),
+        lambda response: Explanation(
+            ServiceRequest.from_proto(response.request),
+            Eta.from_proto(response.eta),
+            CancellationTerms.from_proto(response.terms),
         ),
         idempotent=True,
     )
@@ -641,6 +661,21 @@ def cancel_request(request_id: str) -> Call[ServiceRequest]:
         "CancelRequest",
         request_pb2.CancelRequestRequest(id=request_id),
         _request,
+        idempotent=True,
+    )
+
+
+def cancel(request_id: str) -> Call[Cancellation]:
+    # As cancel_request, with what it charged: a retry returns the same charge.
+    return Call(
+        "request",
+        "CancelRequest",
+        request_pb2.CancelRequestRequest(id=request_id),
+        lambda response: Cancellation(
+            ServiceRequest.from_proto(response.request),
+            Amounts.from_proto(response.charged),
+            CancellationTerms.from_proto(response.terms),
+        ),
         idempotent=True,
     )
 

@@ -49,12 +49,14 @@ from orbitq.services.config import (
 from orbitq.services.constellation import Constellation, RefreshReport, check_horizon
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
+from orbitq.services.explaining import Explainer
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
 from orbitq.services.requests import GRACE_SECONDS, Requests
 from orbitq.services.requests.recovery import RecoveryReport, recover
 from orbitq.services.requests.store import new_request_id
+from orbitq.services.requests.terms import CancelTerms
 from orbitq.services.scheduler import SchedulerConfig
 from orbitq.services.scheduling import (
     AdvanceReport,
@@ -180,6 +182,14 @@ class Broker:
             request_ids=request_ids or new_request_id,
             receipt_grace=config.receipt_grace_seconds if receipts else None,
             blobs=self.blob_store,
+            terms=CancelTerms(config.cancel_cutoff_seconds, config.cancel_fee_percent),
+        )
+        self.explainer = Explainer(
+            self.requests,
+            self.constellation,
+            self.quota,
+            self.clock.now,
+            agents_required=receipts,
         )
         self.agents = Agents(
             self.engine,

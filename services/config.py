@@ -93,6 +93,11 @@ class BrokerConfig:
     streams_max: int = 32
     streams_per_peer_max: int = 16
     stream_seconds_max: float = 1800.0
+    # Cancellation terms (orbitq.services.requests.terms): cancelling a placed request is free
+    # until this long before its uplink instant (AWS Ground Station's 15 minutes); after that
+    # it costs this share (0..100) of the link tokens of its placement.
+    cancel_cutoff_seconds: int = 900
+    cancel_fee_percent: int = 100
 
     @property
     def key_path(self) -> Path:
@@ -160,7 +165,13 @@ def load_config(
         streams_max=_whole(stored, "streams_max", 32),
         streams_per_peer_max=_whole(stored, "streams_per_peer_max", 16),
         stream_seconds_max=_number(stored, "stream_seconds_max", 1800.0),
+        cancel_cutoff_seconds=_whole(stored, "cancel_cutoff_seconds", 900, low=0),
+        cancel_fee_percent=_whole(stored, "cancel_fee_percent", 100, low=0),
     )
+    if config.cancel_fee_percent > 100:
+        raise ValueError(
+            f"{CONFIG_FILE}: cancel_fee_percent must be in 0..100, got {config.cancel_fee_percent}"
+        )
     if config.ticket_pull_lead_seconds > TICKET_PULL_LEAD_SECONDS_MAX:
         raise ValueError(
             f"{CONFIG_FILE}: ticket_pull_lead_seconds must be at most"

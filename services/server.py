@@ -146,7 +146,7 @@ def build_server(
         ConstellationServicer(broker.constellation, broker.agents), server
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(
-        RequestServicer(broker.requests, broker.blobs, broker.agents), server
+        RequestServicer(broker.requests, broker.blobs, broker.agents, broker.explainer), server
     )
     agent_pb2_grpc.add_NodeAgentServiceServicer_to_server(NodeAgentServicer(broker.agents), server)
     health_servicer = health.HealthServicer()

@@ -7,7 +7,7 @@ of at most `REPORT_DAYS_MAX` days, the transfers by code —
 | column | transfers |
 | --- | --- |
 | reserved | `reserve` (pending tenant -> escrow) |
-| settled | `settle` (posted part of a reservation) |
+| settled | `settle` (posted part of a reservation) and `cancel_fee` (a late cancellation's fee) |
 | released | `release` and `expire` voids, and the unused rest of each `settle` |
 | refunded | `refund` voids (the operator failed the request) |
 | granted, lapsed | `grant` and `lapse` (budgets, orbitq.services.budgets) |
@@ -46,6 +46,7 @@ _EPOCH = date(1970, 1, 1)
 _CODES = (
     Code.RESERVE,
     Code.SETTLE,
+    Code.CANCEL_FEE,
     Code.RELEASE,
     Code.EXPIRE,
     Code.REFUND,
@@ -79,7 +80,8 @@ class UsageRow:
     def add(self, code: int, amount: int, released: int) -> None:
         if code == Code.RESERVE:
             self.reserved += amount
-        elif code == Code.SETTLE:
+        elif code in (Code.SETTLE, Code.CANCEL_FEE):
+            # A cancellation fee is posted from escrow like a settlement: a charge.
             self.settled += amount
             self.released += released - amount
         elif code in (Code.RELEASE, Code.EXPIRE):

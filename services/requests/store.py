@@ -372,12 +372,17 @@ class RequestStore:
         with self._engine.connect() as connection:
             return [_stored_of(row._mapping) for row in connection.execute(query)]
 
-    def in_states(self, states: frozenset[RequestState]) -> list[StoredRequest]:
+    def in_states(
+        self, states: frozenset[RequestState], limit: int | None = None
+    ) -> list[StoredRequest]:
+        """Requests in `states`, oldest first (at most `limit`, when given)."""
         query = (
             sa.select(REQUESTS)
             .where(REQUESTS.c.state.in_([int(s) for s in states]))
             .order_by(REQUESTS.c.submitted_ns, REQUESTS.c.id)
         )
+        if limit is not None:
+            query = query.limit(limit)
         with self._engine.connect() as connection:
             return [_stored_of(row._mapping) for row in connection.execute(query)]
 

@@ -223,6 +223,15 @@ def quote(w: World, s: Subject) -> Message:
     return request_pb2.QuoteRequest(spec=spec_to_proto(w.spec(s.tenant)))
 
 
+def quote_eta(w: World, s: Subject) -> Message:
+    # Where it would fit, with the shortfall counted against the subject tenant's balance.
+    return request_pb2.QuoteRequest(spec=spec_to_proto(w.spec(s.tenant)), eta=True, tenant=s.tenant)
+
+
+def explain_request(w: World, s: Subject) -> Message:
+    return request_pb2.ExplainRequestRequest(id=w.requests[s.tenant])
+
+
 def submit(w: World, s: Subject) -> Message:
     return request_pb2.SubmitRequest(
         spec=spec_to_proto(w.spec(s.tenant)), tenant=s.tenant, idempotency_key=w.fresh("submit-")
@@ -422,6 +431,8 @@ TABLE = (
         ("Quote",             quote,             OK,    OK,     OK,     DENIED, DENIED, NO_KEY),
         ("Submit",            submit,            OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("GetRequest",        get_request,       OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
+        # The rule (14): asking about another tenant's request is PERMISSION_DENIED.
+        ("ExplainRequest",    explain_request,   OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("ListRequests",      list_requests,     OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("CancelRequest",     cancel_request,    OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
         ("WatchRequest",      watch_request,     OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
@@ -472,6 +483,10 @@ VARIANTS = (
     *service(
         "Quota",
         ("GetBalances",       system_balances,   OK,    DENIED, DENIED, DENIED, DENIED, NO_KEY),
+    ),
+    *service(
+        "Request",
+        ("Quote",             quote_eta,         OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
     ),
     *service(
         "Ledger",

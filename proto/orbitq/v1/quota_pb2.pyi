@@ -66,6 +66,8 @@ class _TransferCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfer
     """A budget's tokens for one period, treasury -> tenant, at the period's start."""
     TRANSFER_CODE_LAPSE: _TransferCode.ValueType  # 11
     """A budget's unspent, not rolled-over tokens, tenant -> treasury, at the period's end."""
+    TRANSFER_CODE_CANCEL_FEE: _TransferCode.ValueType  # 12
+    """Charged for cancelling a placed request after its cut-off (a share of its link tokens)."""
 
 class TransferCode(_TransferCode, metaclass=_TransferCodeEnumTypeWrapper):
     """Why a transfer happened. Values are stable; new codes are only ever appended."""
@@ -84,6 +86,8 @@ TRANSFER_CODE_GRANT: TransferCode.ValueType  # 10
 """A budget's tokens for one period, treasury -> tenant, at the period's start."""
 TRANSFER_CODE_LAPSE: TransferCode.ValueType  # 11
 """A budget's unspent, not rolled-over tokens, tenant -> treasury, at the period's end."""
+TRANSFER_CODE_CANCEL_FEE: TransferCode.ValueType  # 12
+"""Charged for cancelling a placed request after its cut-off (a share of its link tokens)."""
 Global___TransferCode: _TypeAlias = TransferCode  # noqa: Y015
 
 class _CreateTransferResult:
