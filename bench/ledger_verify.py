@@ -15,12 +15,11 @@ leaf, in the same run: the rate no verifier that hashes each leaf once can beat 
 the audit hashes twice per leaf, the leaf and amortised one node, so its own hashing ceiling is
 about half of it).
 
-Where the time goes, per entry (a 2-core machine, CPython 3.11): SQLite hands over the entry row
-(~0.6 us) and the 14-column transfer row (~1.4 us) as Python objects; the two SHA-256 calls
-(~0.6 us, page at a time, orbitq.ledger._page_hashes); protobuf decode and a dozen field reads
-(~1.3 us) to compare the row with its entry (V9); the replay (~0.3 us). The first and the last
-two are per-entry Python objects that the DBAPI and protobuf make: they, not hashing, bound
-the audit (docs/ledger-format.md, "The offline audit").
+Where the time goes, per entry (CPU us, a 2-core machine, CPython 3.11): SQLite hands over the
+entry row (~0.6) and the 14-column transfer row (~1.4) as Python objects; the two SHA-256
+calls (~0.85, at hashlib's per-call floor); protobuf decode and the dozen field reads that
+compare the row with its entry (V9, ~1.4); the replay and the loop (~1.1). The per-value
+Python objects, not hashing, bound the audit (docs/ledger-format.md, "The offline audit").
 
 Environment: ORBITQ_BENCH_LEDGER_ENTRIES overrides ENTRIES (e.g. for a quick run).
 """
