@@ -240,6 +240,13 @@ class Quota:
                     f"transfer {index}: code {label} is reserved for budgets"
                     " (orbitq quota grant); use mint or adjust"
                 )
+            if transfer.code == Code.CANCEL_FEE:
+                # Only a cancellation past its cut-off charges one (usage reports count it as
+                # a charge): a hand-made one would be a charge no request explains.
+                raise InvalidArgumentError(
+                    f"transfer {index}: code cancel_fee is reserved for cancellations past"
+                    " their cut-off; use settle or adjust"
+                )
         result = self._writer.apply(CreateTransfers(tuple(transfers)))
         return _outcomes(result)
 

@@ -73,7 +73,9 @@ class Closing:
     """What becomes of a period's budget tokens at its end.
 
     `unspent` = granted + carried_in - spent (not below 0): the budget's tokens are spent
-    first, before tokens the tenant holds from mints or transfers, which never lapse.
+    first, before tokens the tenant holds from mints or transfers, which never lapse. `spent`
+    is net (Budgets.spent) and may be negative: tokens reserved in an earlier period and
+    released in this one are budget tokens again.
     `carried` = min(unspent, the rollover cap): they join the next period's budget.
     `lapsed` = the rest, but never more than the account has available when the period is
     closed (tokens reserved by requests sit in escrow and are not touched: `kept` is what
@@ -89,7 +91,7 @@ class Closing:
 def close(
     granted: int, carried_in: int, spent: int, available: int, rollover_percent: int
 ) -> Closing:
-    assert min(granted, carried_in, spent) >= 0
+    assert min(granted, carried_in) >= 0
     unspent = max(0, granted + carried_in - spent)
     carried = min(unspent, rollover_cap(granted, rollover_percent))
     due = unspent - carried

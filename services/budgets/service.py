@@ -417,14 +417,27 @@ class Budgets:
         return outcome
 
     def spent(self, account_id: int, since_ns: int, until_ns: int) -> int:
-        """Tokens that left the account, posted, during [since, until): settlements,
-        transfers out, anything but a lapse (pending reservations are not spent yet)."""
-        not_posted = int(TransferFlag.PENDING | TransferFlag.VOID_PENDING)
+        """What the period took from the account, net: the change of its debits (pending and
+        posted) during [since, until), a lapse aside. A reservation counts when it is made
+        (the tokens left the tenant's hands then), its settlement only for what it releases
+        (negative), a void or an expiry for all it releases: tokens that come back count in
+        the period they return, so a reservation across a period's end neither hides budget
+        tokens from the lapse nor makes minted ones lapse in its place. May be negative."""
+        pending, post, void = (
+            int(TransferFlag.PENDING),
+            int(TransferFlag.POST_PENDING),
+            int(TransferFlag.VOID_PENDING),
+        )
+        # The same effect per transfer as the ledger's replay (orbitq.ledger.invariants
+        # effect_of): pending +amount; post +amount - released; void -released; else +amount.
         query = sa.text(
-            "SELECT COALESCE(SUM(amount), 0) FROM ledger_transfers"
+            "SELECT COALESCE(SUM(CASE"
+            " WHEN (flags & :pending) <> 0 THEN amount"
+            " WHEN (flags & :post) <> 0 THEN amount - released"
+            " WHEN (flags & :void) <> 0 THEN -released"
+            " ELSE amount END), 0) FROM ledger_transfers"
             " WHERE debit_account_id = :account AND result = :ok"
-            " AND timestamp_ns >= :since AND timestamp_ns < :until"
-            " AND (flags & :not_posted) = 0 AND code <> :lapse"
+            " AND timestamp_ns >= :since AND timestamp_ns < :until AND code <> :lapse"
         )
         with self._engine.connect() as connection:
             value = connection.execute(
@@ -434,7 +447,9 @@ class Budgets:
                     "ok": int(Result.OK),
                     "since": since_ns,
                     "until": until_ns,
-                    "not_posted": not_posted,
+                    "pending": pending,
+                    "post": post,
+                    "void": void,
                     "lapse": int(Code.LAPSE),
                 },
             ).scalar_one()

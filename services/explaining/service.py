@@ -119,6 +119,10 @@ class Explainer:
         self._now = now
         self._agents_required = agents_required
         self._slots = threading.BoundedSemaphore(EXPLAINS_AT_ONCE_MAX)
+        # API keys with a computation in flight (at most EXPLAINS_AT_ONCE_MAX plus those
+        # waiting for a slot, each bounded by the server's worker threads).
+        self._callers: set[str] = set()
+        self._callers_lock = threading.Lock()
         self._contacts = ContactCache()
 
     def explain(self, principal: Principal, request_id: str) -> Explanation:
@@ -139,7 +143,7 @@ class Explainer:
         if stored.state in _PLANNED and stored.placement is not None:
             eta = Eta(stored.placement, planned=True, advice=_planned_advice(stored.placement))
         elif stored.state in _COMPUTED:
-            eta = self._compute(stored.request(), now_s, NONE_SHORT)
+            eta = self._compute(principal, stored.request(), now_s, NONE_SHORT)
         else:
             eta = Eta(
                 None,
@@ -164,14 +168,14 @@ class Explainer:
         now_s = self._now_s()
         checked = spec_rules.validate(spec, now_s)  # not_before resolved as Submit would
         request = checked.request(QUOTE_REQUEST_ID, owner or QUOTE_REQUEST_ID, now_s)
-        computed = self._compute(request, now_s, short)
+        computed = self._compute(principal, request, now_s, short)
         terms = self._requests.terms.of(request, computed.placement, result.maximum.link)
         return result, Explanation(None, computed, terms, now_s)
 
     # -- computing ------------------------------------------------------------------------------
 
-    def _compute(self, request: Request, now_s: int, short: Cost) -> Eta:
-        with self._slot():
+    def _compute(self, principal: Principal, request: Request, now_s: int, short: Cost) -> Eta:
+        with self._slot(principal):
             scratch = build(
                 self._constellation,
                 self._requests.store,
@@ -182,16 +186,29 @@ class Explainer:
             return _answer(scratch, request, now_s, short)
 
     @contextmanager
-    def _slot(self) -> Iterator[None]:
-        if not self._slots.acquire(timeout=EXPLAIN_WAIT_SECONDS):
-            raise ResourceExhaustedError(
-                f"the broker computes at most {EXPLAINS_AT_ONCE_MAX} explanations or quoted"
-                " ETAs at once; try again shortly"
-            )
+    def _slot(self, principal: Principal) -> Iterator[None]:
+        # One computation at a time per API key: a caller in a loop holds at most one of the
+        # slots, so the others stay for everyone else.
+        with self._callers_lock:
+            if principal.key_id in self._callers:
+                raise ResourceExhaustedError(
+                    f"API key {principal.key_id} already has an explanation or quoted ETA being"
+                    " computed; wait for it (one at a time per key)"
+                )
+            self._callers.add(principal.key_id)
         try:
-            yield
+            if not self._slots.acquire(timeout=EXPLAIN_WAIT_SECONDS):
+                raise ResourceExhaustedError(
+                    f"the broker computes at most {EXPLAINS_AT_ONCE_MAX} explanations or quoted"
+                    " ETAs at once; try again shortly"
+                )
+            try:
+                yield
+            finally:
+                self._slots.release()
         finally:
-            self._slots.release()
+            with self._callers_lock:
+                self._callers.discard(principal.key_id)
 
     def _short(self, tenant: str, cost: Cost) -> Cost:
         accounts = self._quota.tenant_accounts(tenant)

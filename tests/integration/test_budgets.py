@@ -136,9 +136,9 @@ def test_rollover_carries_at_most_its_share_and_escrow_is_not_touched(
     lapses = dict(_ledger_codes(server, "acme", "lapse"))
     # storage: 800 unspent, 500 (50 % of 1000) rolls over, 300 lapse.
     assert lapses["storage"] == 300
-    # link: 100 unspent, 50 roll over, 50 due, but only 10 are available: 10 lapse and the
-    # 40 held in escrow stay with the tenant.
-    assert lapses["link"] == 10
+    # link: the 90 reserved were spent in this period (they left the tenant's hands), so 10
+    # are unspent, all within the 50 % rollover: nothing lapses and 10 carry over.
+    assert "link" not in lapses
     with operator(server) as admin:
         budgets = {b.kind: b for b in admin.budgets("acme")}
     assert (budgets["storage"].granted, budgets["storage"].carried_in) == (1000, 500)
@@ -146,6 +146,61 @@ def test_rollover_carries_at_most_its_share_and_escrow_is_not_touched(
     # At most 50 % of the grant rolls over again; the rest of the pool would lapse.
     assert (budgets["storage"].rolls_over, budgets["storage"].lapses) == (500, 1000)
     assert _available(server, "acme")["storage"] == 1500
+    assert (budgets["link"].granted, budgets["link"].carried_in) == (100, 10)
+
+
+def test_a_reservation_across_the_period_end_counts_where_its_tokens_move(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    """Reserved at 23:59 and released after midnight: spent on day 1 (nothing of the budget
+    is left to lapse then), back on day 2, where the returned tokens lapse if unused — a
+    reservation across the boundary neither rolls budget tokens over nor lapses minted ones."""
+    tenant_key(server, "acme")
+    with operator(server) as admin:
+        admin.mint("acme", cpu=50)  # minted: never lapse
+        admin.grant_budget("acme", cpu=100, period="day")
+        accounts = {a.kind: a for a in admin.balances("acme")}
+        escrow = {(a.system, a.kind): a for a in admin.balances(system=True)}
+        clock.set(EPOCH + DAY - timedelta(seconds=60))
+        (reserved,) = admin.create_transfers(
+            [
+                TransferSpec(
+                    id=0xDEF,
+                    debit_account_id=accounts["cpu"].id,
+                    credit_account_id=escrow[("escrow", "cpu")].id,
+                    amount=100,
+                    kind="cpu",
+                    code="reserve",
+                    pending=True,
+                )
+            ]
+        )
+        assert reserved.result == "ok"
+        clock.set(EPOCH + DAY + timedelta(seconds=1))
+        server.broker.run_budgets()
+        # Day 1: the 100 budget tokens left in the reservation; the 50 minted stay.
+        assert _ledger_codes(server, "acme", "lapse") == []
+        assert _available(server, "acme")["cpu"] == 50 + 100
+        (released,) = admin.create_transfers(
+            [
+                TransferSpec(
+                    id=0xDF0,
+                    debit_account_id=accounts["cpu"].id,
+                    credit_account_id=escrow[("escrow", "cpu")].id,
+                    amount=0,
+                    kind="cpu",
+                    code="release",
+                    pending_id=0xDEF,
+                    void_pending=True,
+                )
+            ]
+        )
+        assert released.result == "ok"
+    clock.set(EPOCH + 2 * DAY + timedelta(seconds=1))
+    server.broker.run_budgets()
+    # Day 2: its grant of 100 unspent and the 100 returned: all 200 lapse; the minted 50 stay.
+    assert _ledger_codes(server, "acme", "lapse") == [("cpu", 200)]
+    assert _available(server, "acme")["cpu"] == 50 + 100
 
 
 def test_downtime_skips_whole_periods_without_granting_them(
@@ -203,6 +258,19 @@ def test_bad_grants_and_who_may_see_budgets(server: ServerHandle) -> None:
                         )
                     ]
                 )
+        # Nor may an operator hand-make a cancellation fee (a charge no request explains).
+        with pytest.raises(InvalidArgumentError, match="code cancel_fee is reserved"):
+            admin.create_transfers(
+                [
+                    TransferSpec(
+                        debit_account_id=accounts["cpu"],
+                        credit_account_id=treasury["cpu"],
+                        amount=1,
+                        kind="cpu",
+                        code="cancel_fee",
+                    )
+                ]
+            )
     with BrokerClient(server.target, acme) as client:
         assert [b.kind for b in client.budgets()] == ["cpu"]
         with pytest.raises(PermissionDeniedError):

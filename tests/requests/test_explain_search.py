@@ -8,8 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from orbitq.services.auth import Principal
+from orbitq.services.errors import ResourceExhaustedError
 from orbitq.services.explaining import probe as probes
 from orbitq.services.explaining.scratch import build
+from orbitq.services.identity.api_keys import Role
 from orbitq.services.requests import DEADLINE_AHEAD_SECONDS_MAX
 from tests.conftest import BrokerHandle
 from tests.requests.sky import HOUR, OPERATOR, T0, add_tenant, build_world, spec
@@ -60,3 +63,21 @@ def test_the_later_deadline_is_the_least_minute_that_fits(broker: BrokerHandle) 
     assert explained.eta.probes > 1
     assert b.scheduling.scheduler.placements() == live
     assert {r.id: (r.state, r.sequence) for r in b.requests.store.all()} == stored
+
+
+def test_one_computation_at_a_time_per_key(broker: BrokerHandle) -> None:
+    """A caller in a loop holds at most one of the explainer's slots: its second concurrent
+    question is refused at once, while another key still gets the other slot."""
+    explainer = broker.broker.explainer
+    looping = Principal("k-loop", Role.TENANT, "acme")
+    other = Principal("k-other", Role.TENANT, "globex")
+    with explainer._slot(looping):
+        with (
+            pytest.raises(ResourceExhaustedError, match="one at a time per key"),
+            explainer._slot(looping),
+        ):
+            pass
+        with explainer._slot(other):
+            pass
+    with explainer._slot(looping):  # released: the key may ask again
+        pass
