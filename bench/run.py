@@ -16,6 +16,7 @@ BENCHMARKS: tuple[str, ...] = (
     "receipt_settlement",
     "contacts",
     "scheduler",
+    "scheduler_cpsat",
     "sim_agents",
 )
 

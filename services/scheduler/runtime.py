@@ -98,7 +98,7 @@ class SchedulerConfig:
     rotate: bool = True
     """Start each request's walk where the previous one stopped (spreads load)."""
     repack_attempts_per_cycle_max: int = REPACK_ATTEMPTS_PER_CYCLE_MAX
-    """Requests that may move this cycle's placements to make room (0 disables)."""
+    """Requests that may move placements to make room, per cycle (0 disables)."""
     repack_nodes_max: int = REPACK_NODES_MAX
     repack_earlier: bool = True
     """Repacking may also move placements announced in earlier cycles (each is reported in
@@ -107,7 +107,7 @@ class SchedulerConfig:
     """How often one request's announced placement may be taken away (preempted or moved)
     while this scheduler runs: no request is shuffled without end."""
     displace_guard_seconds: int = 0
-    """A placement whose uplink begins before now + this is never displaced nor moved: its
+    """A placement whose uplink begins by now + this is never displaced nor moved: its
     ticket may already be aboard. The broker sets it to the ticket pull lead plus the contact
     tolerance plus a margin for the cycle's own duration (docs/scheduler.md, "The online
     policy"); 0 protects only placements whose uplink has begun."""
