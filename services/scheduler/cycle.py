@@ -199,6 +199,8 @@ class Cycle:
                         self.scheduler._count_take(victim_id)  # an announced placement
                     if victim_id not in self.displaced:
                         self.displaced.append(victim_id)
+                    if victim_id in self.moved:  # moved earlier this cycle, now preempted
+                        self.moved.remove(victim_id)
                     self.placed.pop(victim_id, None)
                     key = queue_key(victim.request, self.usage)
                     heapq.heappush(self.queue, (key, victim.request))

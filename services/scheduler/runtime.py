@@ -170,7 +170,6 @@ class Scheduler:
         self._failed: dict[str, _Failure] = {}
         self._bookings_version = 0
         self._links = LinkIndex(0)
-        self._cycle: Cycle | None = None
         # How often each request's announced placement was taken away (preempted or moved):
         # at most `takes_per_request_max` while this scheduler runs (no ping-pong;
         # docs/scheduler.md, "The online policy"). Kept for booked and pending requests only.
@@ -336,11 +335,7 @@ class Scheduler:
             self._generation += 1  # time went back: earlier failures prove nothing
         self._now = now
         self._cycles += 1
-        self._cycle = Cycle(self, now, tenant_usage or {})
-        try:
-            result = self._cycle.run(pending)
-        finally:
-            self._cycle = None
+        result = Cycle(self, now, tenant_usage or {}).run(pending)
         still = {u.request for u in result.pending}
         self._failed = {rid: f for rid, f in self._failed.items() if rid in still}
         self._taken = {
