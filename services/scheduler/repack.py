@@ -78,17 +78,31 @@ class LinkIndex:
             self._segments[station] = [s for s in segments if self._serials.get(s[2]) == s[3]]
         self._stale = 0
 
-    def holders(self, station: int, start: int, end: int) -> set[str]:
-        """Bookings with a link segment at `station` overlapping [start, end)."""
+    def holders(
+        self,
+        station: int,
+        start: int,
+        end: int,
+        accept: Callable[[Booking], bool],
+        found: set[str],
+        limit: int,
+    ) -> bool:
+        """Add to `found` the bookings `accept`ed with a link segment at `station` overlapping
+        [start, end); False, stopping at once, when `found` grows beyond `limit` (a busy
+        station holds many bookings: the scan stops as soon as the answer is known)."""
         segments = self._segments[station]
-        out: set[str] = set()
+        bookings = self.bookings
         index = bisect_left(segments, (start - self._longest,))
         while index < len(segments) and segments[index][0] < end:
             _, seg_end, request_id, serial = segments[index]
-            if seg_end > start and self._serials.get(request_id) == serial:
-                out.add(request_id)
             index += 1
-        return out
+            if seg_end <= start or request_id in found or self._serials.get(request_id) != serial:
+                continue
+            if accept(bookings[request_id]):
+                found.add(request_id)
+                if len(found) > limit:
+                    return False
+        return True
 
 
 def in_the_way(
@@ -106,6 +120,8 @@ def in_the_way(
     for request_id, booking in on_node.items():
         if booking.finish > window_start and booking.uplink.start < window_end and movable(booking):
             found.add(request_id)
+    if len(found) > REPACK_VICTIMS_MAX:
+        return None
     starts, ends = node.contact_starts, node.contact_ends
     stations = node.contact_stations
     position = node.first_contact_ending_after(window_start)
@@ -115,13 +131,9 @@ def in_the_way(
         if (ctx.allowed_stations >> station) & 1:
             start = max(starts[position], window_start)
             end = min(ends[position], window_end)
-            if start < end:
-                for holder in index.holders(station, start, end) - found:
-                    if movable(index.bookings[holder]):
-                        found.add(holder)
-        if len(found) > REPACK_VICTIMS_MAX:
-            return None
+            if start < end and not index.holders(
+                station, start, end, movable, found, REPACK_VICTIMS_MAX
+            ):
+                return None
         position += 1
-    if len(found) > REPACK_VICTIMS_MAX:
-        return None
     return [index.bookings[request_id] for request_id in sorted(found)]
