@@ -110,6 +110,7 @@ class Cycle:
         self.waiting: dict[str, tuple[Unplaced, Request]] = {}
         self.budget = Budget(scheduler.config)
         self.repacks_left = scheduler.config.repack_attempts_per_cycle_max
+        self.earlier_repacks_left = scheduler.config.repack_earlier_tries_per_cycle_max
         self.examined = 0
 
     def run(self, pending: Sequence[Request]) -> CycleResult:

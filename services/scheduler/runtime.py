@@ -74,6 +74,9 @@ BLOCKED_NODES_MAX = 32  # nodes remembered per request as candidates for preempt
 FEASIBLE_NODES_TO_SCORE = 8
 NODES_TO_EXAMINE_ONCE_FITTING_MAX = 64
 DISPLACE_GUARD_SECONDS_MAX = 86_400
+REPACK_EARLIER_TRIES_PER_CYCLE_MAX = (
+    16  # repacking dry runs per cycle that move announced placements
+)
 TAKES_PER_REQUEST_MAX = 2  # announced placements taken away from one request (no ping-pong)
 
 
@@ -103,6 +106,8 @@ class SchedulerConfig:
     repack_earlier: bool = True
     """Repacking may also move placements announced in earlier cycles (each is reported in
     `CycleResult.moved`), not only this cycle's."""
+    repack_earlier_tries_per_cycle_max: int = REPACK_EARLIER_TRIES_PER_CYCLE_MAX
+    """Repacking dry runs per cycle that would move announced placements."""
     takes_per_request_max: int = TAKES_PER_REQUEST_MAX
     """How often one request's announced placement may be taken away (preempted or moved)
     while this scheduler runs: no request is shuffled without end."""
@@ -126,6 +131,7 @@ class SchedulerConfig:
         assert 1 <= self.repack_nodes_max <= WORLD_NODES_MAX
         assert 0 <= self.displace_guard_seconds <= DISPLACE_GUARD_SECONDS_MAX
         assert 0 <= self.takes_per_request_max <= 100
+        assert 0 <= self.repack_earlier_tries_per_cycle_max <= 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,8 +479,12 @@ class Scheduler:
             if not victims:
                 continue
             announced = sum(1 for victim in victims if not cycle.placed_now(victim))
-            if announced > cycle.budget.displacements_left:
-                continue
+            if announced:
+                # Moving announced placements: within the budget, and a bounded number of
+                # dry runs per cycle (each re-places its victims with full walks).
+                if announced > cycle.budget.displacements_left or cycle.earlier_repacks_left <= 0:
+                    continue
+                cycle.earlier_repacks_left -= 1
             tried_nodes += 1
             victims.sort(key=lambda booking: queue_key(booking.request, usage))
             moved = self._try_repack(ctx, node, victims)

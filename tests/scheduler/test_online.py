@@ -97,10 +97,11 @@ def test_moves_of_announced_placements_stay_within_the_cycle_budget() -> None:
     result = scheduler.run_cycle([_needs_pass(1, "tight")], now=0)
     assert result.moved == ()
     assert _pass_of(scheduler, "first") == "d1"
-    # Repacking earlier placements can also be turned off alone.
-    scheduler = scheduler_for(world, repack_earlier=False)
-    scheduler.run_cycle([FLEXIBLE], now=0)
-    assert scheduler.run_cycle([_needs_pass(1, "tight")], now=0).moved == ()
+    # Repacking earlier placements can also be turned off alone, or left no dry runs.
+    for config in ({"repack_earlier": False}, {"repack_earlier_tries_per_cycle_max": 0}):
+        scheduler = scheduler_for(world, **config)
+        scheduler.run_cycle([FLEXIBLE], now=0)
+        assert scheduler.run_cycle([_needs_pass(1, "tight")], now=0).moved == ()
 
 
 def test_one_request_is_taken_away_at_most_twice() -> None:
