@@ -17,6 +17,7 @@ BENCHMARKS: tuple[str, ...] = (
     "receipt_settlement",
     "contacts",
     "scheduler",
+    "scheduler_cpsat",
     "sim_agents",
     "explain",
 )

@@ -67,6 +67,7 @@ from orbitq.services.scheduling import (
     ReceiptDeadline,
     SchedulingLoop,
     TicketStart,
+    displace_guard_seconds,
 )
 from orbitq.services.tenants import IssuedKey, Tenants
 from orbitq.services.usage import UsageReports
@@ -216,7 +217,12 @@ class Broker:
             self.requests.hub,
             LeaderLock(self.engine),
             self.clock.now,
-            config=SchedulerConfig(agents_required=receipts),
+            config=SchedulerConfig(
+                agents_required=receipts,
+                displace_guard_seconds=displace_guard_seconds(
+                    config.ticket_pull_lead_seconds, config.contact_tolerance_seconds
+                ),
+            ),
             start=TicketStart(self.agents.tickets) if receipts else ClockStart(),
             completion=(
                 ReceiptDeadline(config.receipt_grace_seconds) if receipts else ClockCompletion()

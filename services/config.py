@@ -70,8 +70,9 @@ class BrokerConfig:
     contact_tolerance_seconds: int = 5
     # A ticket may be pulled this long before its uplink instant, inside its uplink contact
     # (at most TICKET_PULL_LEAD_SECONDS_MAX; 0: from the uplink instant on). Off by default:
-    # the scheduler may still preempt or re-place a request before its uplink instant, which
-    # leaves an early-pulled ticket stale aboard (docs/agent.md, "Tickets").
+    # preemption and moves respect it (the scheduler's guard), but re-placement after a world
+    # change or a node going down may still leave an early-pulled ticket stale aboard
+    # (docs/agent.md, "Tickets").
     ticket_pull_lead_seconds: int = 0
     # A usage receipt may come this long after the request's deadline; without one by then the
     # run is the operator's fault and the reservation is refunded. Below the ledger's grace
