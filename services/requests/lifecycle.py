@@ -78,7 +78,10 @@ class Move:
     PENDING clears it. `settled` is the charge owed at COMPLETED (and at FAILED by the
     workload, from its receipt; at CANCELLED, the cancellation fee, if any). `reasons` are
     the scheduler's per-plugin reasons of an UNSCHEDULABLE verdict. `fault` says who caused a
-    FAILED request; `receipt` is the usage receipt it ended by, stored with the transition."""
+    FAILED request; `receipt` is the usage receipt it ended by, stored with the transition.
+    `sequence`, when given, must also still be the request's: a move worked out from one
+    version of the request (a cancellation's fee, from its placement) does not apply to a later
+    one in the same state (placed again elsewhere)."""
 
     request_id: str
     expected: frozenset[RequestState]
@@ -90,6 +93,7 @@ class Move:
     reasons: tuple[Rejection, ...] = ()
     fault: Fault = Fault.NONE
     receipt: ReceiptFacts | None = None
+    sequence: int | None = None
 
     def __post_init__(self) -> None:
         assert self.expected

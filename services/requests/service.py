@@ -326,7 +326,8 @@ class Requests:
             if fee != NO_COST:
                 cutoff = rfc3339(terms.cutoff or 0)
                 reason += f" after its cut-off ({cutoff}): fee link {fee.link:,}"
-            # Expected: exactly the state the fee was worked out for (placed or not).
+            # Expected: exactly the request the fee was worked out for (its state, and its
+            # sequence: a request moved and placed again in between has other terms).
             (moved,) = self.store.apply(
                 [
                     Move(
@@ -335,6 +336,7 @@ class Requests:
                         S.CANCELLED,
                         reason,
                         settled=fee if fee != NO_COST else None,
+                        sequence=request.sequence,
                     )
                 ],
                 now_ns,

@@ -453,7 +453,7 @@ def _apply_moves(
             results.append(None)
             continue
         state = RequestState(current["state"])
-        if state not in move.expected:
+        if state not in move.expected or move.sequence not in (None, current["sequence"]):
             results.append(None)
             continue
         check(state, move.to)
