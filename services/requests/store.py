@@ -54,6 +54,32 @@ REQUESTS: sa.Table = SQLModel.metadata.tables["requests"]
 TRANSITIONS: sa.Table = SQLModel.metadata.tables["request_transitions"]
 RECEIPTS: sa.Table = SQLModel.metadata.tables["request_receipts"]
 
+# close_reservations' statements, built once (bound names differ from the columns: SQLAlchemy
+# reserves those for the SET clause).
+_RECEIPT_ENTRY_UPDATE = (
+    sa.update(RECEIPTS)
+    .where(RECEIPTS.c.request_id == sa.bindparam("guard_id"))
+    .values(entry_index=sa.bindparam("new_entry_index"))
+)
+_CLOSING = (
+    sa.update(REQUESTS)
+    .where(REQUESTS.c.id == sa.bindparam("guard_id"))
+    .where(REQUESTS.c.reservation_open)
+    # Not IN (...): an IN list binds as an "expanding" parameter, which executemany refuses.
+    .where(sa.or_(*(REQUESTS.c.state == int(state) for state in sorted(TERMINAL_STATES))))
+)
+_CLOSE_VOIDED = _CLOSING.values(
+    reservation_open=False, due_s=None, updated_ns=sa.bindparam("new_updated_ns")
+)
+_CLOSE_CHARGED = _CLOSING.values(
+    reservation_open=False,
+    due_s=None,
+    updated_ns=sa.bindparam("new_updated_ns"),
+    settled_cpu=sa.bindparam("new_settled_cpu"),
+    settled_storage=sa.bindparam("new_settled_storage"),
+    settled_link=sa.bindparam("new_settled_link"),
+)
+
 
 # How many requests' moves one write transaction of `RequestStore.apply` makes at most.
 MOVED_REQUESTS_PER_TRANSACTION_MAX = 64
@@ -168,30 +194,34 @@ class RequestStore:
         now_ns: int,
         receipt_entries: Mapping[str, int] | None = None,
     ) -> None:
-        """`close_reservations` through `connection`, in the caller's transaction."""
-        for request_id, entry_index in (receipt_entries or {}).items():
-            connection.execute(
-                sa.update(RECEIPTS)
-                .where(RECEIPTS.c.request_id == request_id)
-                .values(entry_index=entry_index)
-            )
-        for request_id, cost in settled.items():
-            values: dict[str, Any] = {
-                "reservation_open": False,
-                "due_s": None,
-                "updated_ns": now_ns,
+        """`close_reservations` through `connection`, in the caller's transaction: one
+        executemany per statement shape (statements built once), not a statement per request."""
+        entries = [
+            {"guard_id": request_id, "new_entry_index": entry_index}
+            for request_id, entry_index in (receipt_entries or {}).items()
+        ]
+        if entries:
+            connection.execute(_RECEIPT_ENTRY_UPDATE, entries)
+        charged = [
+            {
+                "guard_id": request_id,
+                "new_updated_ns": now_ns,
+                "new_settled_cpu": cost.cpu,
+                "new_settled_storage": cost.storage,
+                "new_settled_link": cost.link,
             }
-            if cost is not None:
-                values.update(
-                    settled_cpu=cost.cpu, settled_storage=cost.storage, settled_link=cost.link
-                )
-            connection.execute(
-                sa.update(REQUESTS)
-                .where(REQUESTS.c.id == request_id)
-                .where(REQUESTS.c.reservation_open)
-                .where(REQUESTS.c.state.in_([int(s) for s in TERMINAL_STATES]))
-                .values(values)
-            )
+            for request_id, cost in settled.items()
+            if cost is not None
+        ]
+        voided = [
+            {"guard_id": request_id, "new_updated_ns": now_ns}
+            for request_id, cost in settled.items()
+            if cost is None
+        ]
+        if charged:
+            connection.execute(_CLOSE_CHARGED, charged)
+        if voided:
+            connection.execute(_CLOSE_VOIDED, voided)
 
     def set_reasons(
         self, updates: Sequence[tuple[str, str, tuple[Rejection, ...]]], now_ns: int
