@@ -224,6 +224,85 @@ class World:
             self._seeing.clear()
         return added
 
+    def remove_contacts(self, ids: Iterable[str]) -> int:
+        """Forget the contacts with these ids (unknown ids are skipped); returns how many.
+
+        Incremental: only the nodes and stations that held one are re-indexed, so a moved
+        contact (removed, then added with its new window) costs O(that node's and station's
+        contacts), not a rebuild. Bookings on a removed contact are the runtime's to release
+        first. A station's `longest` stays an upper bound (it only widens a bisection)."""
+        per_node: dict[int, set[str]] = {}
+        per_station: dict[int, set[tuple[int, int]]] = {}
+        for contact_id in ids:
+            ref = self.contacts.pop(contact_id, None)
+            if ref is None:
+                continue
+            per_node.setdefault(ref.node, set()).add(contact_id)
+            per_station.setdefault(ref.station, set()).add((ref.start, ref.node))
+        if not per_node:
+            return 0
+        removed = 0
+        for node, gone in per_node.items():
+            info = self.nodes[node]
+            info.set_contacts([item for item in info.contact_tuples() if item[3] not in gone])
+            removed += len(gone)
+        for station, pairs in per_station.items():
+            self._remove_from_station(self.stations[station], pairs)
+        # The latest end left: each node's running maximum ends with its own latest end.
+        self.contacts_until = max(
+            (info.contact_max_ends[-1] for info in self.nodes if info.contact_max_ends),
+            default=0,
+        )
+        self._seeing.clear()
+        return removed
+
+    @staticmethod
+    def _remove_from_station(place: StationInfo, pairs: set[tuple[int, int]]) -> None:
+        """Drop one (start, node) entry per pair from the station's by-start lists (a node
+        has at most one contact per station starting at an instant: its radio is one)."""
+        starts, nodes = place.contact_starts, place.contact_nodes
+        for start, node in sorted(pairs, reverse=True):  # from the end: indices stay valid
+            index = bisect_left(starts, start)
+            while index < len(starts) and starts[index] == start:
+                if nodes[index] == node:
+                    del starts[index]
+                    del nodes[index]
+                    break
+                index += 1
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything the plugins read, in a comparable form (two worlds with equal
+        fingerprints place requests identically); tests compare an incrementally updated
+        world with a rebuilt one. A station's `longest` is left out: it is an upper bound."""
+        nodes = tuple(
+            (
+                info.node,
+                tuple(info.contact_tuples()),
+                tuple(info.contact_max_ends),
+                info.station_mask,
+                tuple(info.cpu.times),
+                tuple(info.cpu.levels),
+                tuple(info.storage.times),
+                tuple(info.storage.levels),
+                tuple(info.radio.times),
+                tuple(info.radio.levels),
+            )
+            for info in self.nodes
+        )
+        stations = tuple(
+            (
+                place.station,
+                tuple(place.contact_starts),
+                tuple(sorted(zip(place.contact_starts, place.contact_nodes, strict=True))),
+                tuple(place.antennas.times),
+                tuple(place.antennas.levels),
+            )
+            for place in self.stations
+        )
+        contacts = tuple(sorted(self.contacts.items()))
+        labels = tuple(sorted((pair, tuple(nodes)) for pair, nodes in self._label_index.items()))
+        return nodes, stations, contacts, self.contacts_until, labels
+
     def prune_contacts(self, before: int) -> int:
         """Forget each node's leading contacts that all ended by `before`; returns how many.
 
