@@ -30,6 +30,7 @@ CONTACTS_PER_NODE_MAX = 20_000
 RADIO_CAPACITY = 1
 SEEING_CACHE_MAX = 1024  # station selectors remembered by nodes_seeing
 SLOT_ALTERNATIONS_MAX = 64  # antenna and radio searches taking turns until they agree
+STATION_INSERTS_MAX = 64  # more new contacts at a station at once: one merge instead
 
 
 @dataclass(slots=True)
@@ -217,6 +218,10 @@ class World:
             info.set_contacts(info.contact_tuples() + items)
         for station, pairs in per_station.items():
             place = self.stations[station]
+            if len(pairs) <= STATION_INSERTS_MAX:  # a few (a moved contact): O(log n) + memmove
+                for start, node in pairs:
+                    self._insert_into_station(place, start, node)
+                continue
             merged = sorted([*zip(place.contact_starts, place.contact_nodes, strict=True), *pairs])
             place.contact_starts = [start for start, _ in merged]
             place.contact_nodes = [node for _, node in merged]
@@ -233,10 +238,12 @@ class World:
         first. A station's `longest` stays an upper bound (it only widens a bisection)."""
         per_node: dict[int, set[str]] = {}
         per_station: dict[int, set[tuple[int, int]]] = {}
+        latest = False
         for contact_id in ids:
             ref = self.contacts.pop(contact_id, None)
             if ref is None:
                 continue
+            latest = latest or ref.end >= self.contacts_until
             per_node.setdefault(ref.node, set()).add(contact_id)
             per_station.setdefault(ref.station, set()).add((ref.start, ref.node))
         if not per_node:
@@ -248,13 +255,23 @@ class World:
             removed += len(gone)
         for station, pairs in per_station.items():
             self._remove_from_station(self.stations[station], pairs)
-        # The latest end left: each node's running maximum ends with its own latest end.
-        self.contacts_until = max(
-            (info.contact_max_ends[-1] for info in self.nodes if info.contact_max_ends),
-            default=0,
-        )
+        if latest:  # the latest end left: each node's running maximum ends with its own
+            self.contacts_until = max(
+                (info.contact_max_ends[-1] for info in self.nodes if info.contact_max_ends),
+                default=0,
+            )
         self._seeing.clear()
         return removed
+
+    @staticmethod
+    def _insert_into_station(place: StationInfo, start: int, node: int) -> None:
+        """Insert (start, node) where a sort by (start, node) would put it."""
+        starts, nodes = place.contact_starts, place.contact_nodes
+        index = bisect_left(starts, start)
+        while index < len(starts) and starts[index] == start and nodes[index] < node:
+            index += 1
+        starts.insert(index, start)
+        nodes.insert(index, node)
 
     @staticmethod
     def _remove_from_station(place: StationInfo, pairs: set[tuple[int, int]]) -> None:
@@ -292,8 +309,7 @@ class World:
         stations = tuple(
             (
                 place.station,
-                tuple(place.contact_starts),
-                tuple(sorted(zip(place.contact_starts, place.contact_nodes, strict=True))),
+                tuple(zip(place.contact_starts, place.contact_nodes, strict=True)),
                 tuple(place.antennas.times),
                 tuple(place.antennas.levels),
             )
