@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import scheduler_world as worlds
-from orbitq.services.auth import Principal, Role
-from orbitq.services.constellation import Constellation, NodeImport
+from orbitq.services.auth import Principal
+from orbitq.services.constellation import Constellation, NodeImport, NodeState
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
+from orbitq.services.identity.api_keys import Role
+from orbitq.services.orbits import load_bundled_stations
 from orbitq.services.orbits.omm import omm_record
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.requests.watch import TransitionHub
@@ -60,7 +62,7 @@ def state_change_cost(nodes: int, changes: int, directory: Path) -> dict[str, An
             text = json.dumps([omm_record(element) for element in chunk])
             constellation.import_nodes(OPERATOR, NodeImport(text=text, fmt="omm-json"))
         imported = time.perf_counter() - began
-        for site in worlds.load_bundled_stations()[:20]:
+        for site in load_bundled_stations()[:20]:
             constellation.upsert_station(OPERATOR, site)
         scheduler = Scheduler()
         sync = WorldSync(scheduler, constellation, Moves(RequestStore(engine), TransitionHub()))
@@ -79,7 +81,7 @@ def state_change_cost(nodes: int, changes: int, directory: Path) -> dict[str, An
         syncs: list[float] = []
         for step in range(changes):
             node = ids[(step * 7919) % len(ids)]
-            state = "degraded" if step % 2 == 0 else "ready"
+            state: NodeState = "degraded" if step % 2 == 0 else "ready"
             if state == "ready":
                 node = ids[((step - 1) * 7919) % len(ids)]
             began = time.perf_counter()

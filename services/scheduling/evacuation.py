@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Set
 
 from orbitq.services.requests.lifecycle import Move
-from orbitq.services.requests.model import PLACED_STATES, Fault, RequestState
-from orbitq.services.requests.store import RequestStore, StoredRequest
+from orbitq.services.requests.model import PLACED_STATES, Fault, RequestState, StoredRequest
+from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Scheduler, rfc3339
 
 S = RequestState

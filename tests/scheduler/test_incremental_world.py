@@ -114,9 +114,9 @@ def test_incremental_updates_equal_a_rebuild(steps: list[tuple[str, int, object,
         world = scheduler.world
         if kind == "state":
             assert isinstance(b, str)
-            before = {p.request for p in scheduler.placements()}
+            placed = {p.request for p in scheduler.placements()}
             gone = scheduler.set_node_state(f"n{a}", b, now)  # type: ignore[arg-type]
-            assert set(gone) <= before
+            assert set(gone) <= placed
         elif kind in ("move", "remove"):
             ids = sorted(world.contacts)
             contact_id = ids[a % len(ids)]
@@ -141,10 +141,10 @@ def test_incremental_updates_equal_a_rebuild(steps: list[tuple[str, int, object,
                 for p in scheduler.placements()
                 if contact_id in {p.uplink.contact, *(s.contact for s in p.downlink)}
             }
-            before = {p.request: p for p in scheduler.placements()}
+            earlier = {p.request: p for p in scheduler.placements()}
             lost = scheduler.replace_contacts([contact_id], added)
             assert set(lost) <= users, "only placements on the changed contact may go"
-            for request_id, placement in before.items():
+            for request_id, placement in earlier.items():
                 if request_id not in lost:
                     assert scheduler.placement(request_id) == placement, "kept placements stay put"
             assert all(scheduler.placement(request_id) is None for request_id in lost)
@@ -165,9 +165,9 @@ def test_incremental_updates_equal_a_rebuild(steps: list[tuple[str, int, object,
             issued += a
             scheduler.run_cycle(batch, now)
         else:
-            placed = sorted(p.request for p in scheduler.placements())
-            if placed:
-                assert scheduler.release(placed[a % len(placed)])
+            ordered = sorted(p.request for p in scheduler.placements())
+            if ordered:
+                assert scheduler.release(ordered[a % len(ordered)])
         assert scheduler.world.fingerprint() == _rebuilt(scheduler).world.fingerprint()
 
 

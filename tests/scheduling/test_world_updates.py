@@ -118,7 +118,7 @@ def test_an_imported_contact_plan_is_applied_without_a_rebuild(broker: BrokerHan
     # Every request is placed on the new plan (again, where its contact moved).
     for request_id in ids:
         request = stored(b, request_id)
-        assert request.state is S.PLACED, request.reasons
+        assert request.state is S.PLACED, request.reason
         assert request.placement is not None
         for contact in (
             request.placement.uplink.contact,
