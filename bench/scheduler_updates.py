@@ -18,6 +18,7 @@ contact on a world with a day of contacts and placements).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ def _now() -> datetime:
 
 def state_change_cost(nodes: int, changes: int, directory: Path) -> dict[str, Any]:
     assert 1 <= changes <= CHANGES_MAX
-    path = directory / f"state-change-{nodes}.sqlite"
+    path = directory / f"state-change-{nodes}-{os.getpid()}.sqlite"
     path.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{path}")
     try:
