@@ -74,7 +74,7 @@ PRUNE_EVERY_CYCLES = 12
 PROBE_CYCLE = DAY // CYCLE_SECONDS // 2  # the update costs are measured at noon
 HORIZON_HOURS_30K = 10  # requests need contacts up to ~8.5 h after they arrive
 STATE_CHANGES = 40
-PART_SECONDS_MAX = 1_800
+PART_SECONDS_MAX = 3_600
 QUALITY_HOURS = 6
 
 
@@ -174,6 +174,8 @@ def _simulate(
             scheduler.add_contacts(plan.contacts(known_until, now + horizon))
             known_until = now + horizon
             adding += time.perf_counter() - began
+        if cycle % PRUNE_EVERY_CYCLES == 0:  # progress, hourly, on stderr
+            print(f"{cycle // PRUNE_EVERY_CYCLES} h: {len(placed)} placed", file=sys.stderr)
         if not burst and cycle == PROBE_CYCLE:
             probed = update_costs(scheduler, now, seed=7)
         while index < len(arrivals) and (burst or arrivals[index].submitted_at <= now):
