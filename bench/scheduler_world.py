@@ -67,8 +67,14 @@ def nodes_of(elements: Sequence[ElementSet], seed: int) -> list[Node]:
     return out
 
 
-def stations_of(sites: Sequence[GroundStation]) -> list[Station]:
-    return [Station(site.id, site.antennas, dict(site.labels)) for site in sites]
+def stations_of(sites: Sequence[GroundStation], antenna_scale: int = 1) -> list[Station]:
+    """The scheduler's stations; `antenna_scale` multiplies each one's antennas (at most 64):
+    a constellation five times larger builds out its ground network, or its link time per
+    request shrinks and the benchmark measures saturated stations, not the scheduler."""
+    return [
+        Station(site.id, min(64, site.antennas * antenna_scale), dict(site.labels))
+        for site in sites
+    ]
 
 
 def contacts_of(windows: Sequence[ContactWindow]) -> list[Contact]:
