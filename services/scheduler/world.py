@@ -72,6 +72,23 @@ class NodeInfo:
         self.contact_max_ends = max_ends
         self.station_mask = mask
 
+    def append_contacts(self, ordered: Sequence[tuple[int, int, int, str]]) -> None:
+        """Add (start, end, station index, id) tuples that sort after every known one: the
+        hourly roll of the horizon costs O(new), not a re-sort of the node's list."""
+        assert len(self.contact_starts) + len(ordered) <= CONTACTS_PER_NODE_MAX
+        running = self.contact_max_ends[-1] if self.contact_max_ends else 0
+        mask = self.station_mask
+        for start, end, station, contact_id in ordered:
+            assert start < end
+            running = max(running, end)
+            self.contact_starts.append(start)
+            self.contact_ends.append(end)
+            self.contact_stations.append(station)
+            self.contact_ids.append(contact_id)
+            self.contact_max_ends.append(running)
+            mask |= 1 << station
+        self.station_mask = mask
+
     def contact_tuples(self) -> list[tuple[int, int, int, str]]:
         return list(
             zip(
@@ -215,9 +232,26 @@ class World:
             added += 1
         for node, items in per_node.items():
             info = self.nodes[node]
-            info.set_contacts(info.contact_tuples() + items)
+            items.sort()
+            if info.contact_starts and items[0] > (
+                info.contact_starts[-1],
+                info.contact_ends[-1],
+                info.contact_stations[-1],
+                info.contact_ids[-1],
+            ):
+                info.append_contacts(items)  # the horizon rolled: all after what is known
+            else:
+                info.set_contacts(info.contact_tuples() + items)
         for station, pairs in per_station.items():
             place = self.stations[station]
+            pairs.sort()
+            if place.contact_starts and pairs[0] >= (
+                place.contact_starts[-1],
+                place.contact_nodes[-1],
+            ):
+                place.contact_starts.extend(start for start, _ in pairs)
+                place.contact_nodes.extend(node for _, node in pairs)
+                continue  # the horizon rolled: all after what the station knows
             if len(pairs) <= STATION_INSERTS_MAX:  # a few (a moved contact): O(log n) + memmove
                 for start, node in pairs:
                     self._insert_into_station(place, start, node)
