@@ -10,13 +10,16 @@ BENCHMARKS: tuple[str, ...] = (
     "ledger",
     "ledger_postgres",
     "submit",
+    "rpc_paths",
     "ledger_verify",
     "agent_formats",
     "wasm_metering",
     "receipt_settlement",
     "contacts",
     "scheduler",
+    "scheduler_cpsat",
     "sim_agents",
+    "explain",
 )
 
 

@@ -22,10 +22,15 @@ from orbitq.clients.models import (
     Account,
     Amounts,
     ApiKey,
+    Budget,
+    Cancellation,
+    CancellationTerms,
     Contact,
     ContactPlanReport,
     EnrollmentToken,
+    Eta,
     Evidence,
+    Explanation,
     ImportReport,
     IssuedApiKey,
     Node,
@@ -42,9 +47,12 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    UsageRow,
     code_value,
+    grouping_value,
     kind_value,
     node_state_value,
+    period_value,
     request_state_value,
 )
 from orbitq.ledger.errors import LedgerIntegrityError
@@ -161,6 +169,60 @@ def transfer(
         id=id_bytes(id or new_id()),
     )
     return Call("quota", "Transfer", request, _outcomes, idempotent=True)
+
+
+def grant_budget(
+    tenant: str,
+    cpu: int,
+    storage: int,
+    link: int,
+    period: str,
+    rollover_percent: int,
+    replace: bool,
+) -> Call[list[Budget]]:
+    if not 0 <= rollover_percent <= 100:
+        raise ValueError(f"rollover_percent {rollover_percent} is outside 0-100")
+    request = quota_pb2.GrantBudgetRequest(
+        tenant=tenant,
+        amounts=_amounts(cpu, storage, link),
+        period=period_value(period),  # type: ignore[arg-type]
+        rollover_percent=rollover_percent,
+        replace=replace,
+    )
+    # Safe to retry: the same terms again return the existing budgets.
+    return Call(
+        "quota",
+        "GrantBudget",
+        request,
+        lambda response: [Budget.from_proto(b) for b in response.budgets],
+        idempotent=True,
+    )
+
+
+def list_budgets(tenant: str) -> Call[list[Budget]]:
+    return Call(
+        "quota",
+        "ListBudgets",
+        quota_pb2.ListBudgetsRequest(tenant=tenant),
+        lambda response: [Budget.from_proto(b) for b in response.budgets],
+        idempotent=True,
+    )
+
+
+def usage_report(tenant: str, since_ns: int, until_ns: int, by: str) -> Call[list[UsageRow]]:
+    request = quota_pb2.GetUsageReportRequest(
+        tenant=tenant,
+        since_ns=since_ns,
+        until_ns=until_ns,
+        by=grouping_value(by),  # type: ignore[arg-type]
+    )
+    return Call(
+        "quota",
+        "GetUsageReport",
+        request,
+        lambda response: [UsageRow.from_proto(r) for r in response.rows],
+        idempotent=True,
+    )
 
 
 def list_transfers(
@@ -515,15 +577,31 @@ def _request(response: Any) -> ServiceRequest:
     return ServiceRequest.from_proto(response.request)
 
 
-def quote(spec: RequestSpec) -> Call[Quote]:
+def quote(spec: RequestSpec, eta: bool, tenant: str) -> Call[Quote]:
     return Call(
         "request",
         "Quote",
-        request_pb2.QuoteRequest(spec=request_spec(spec)),
+        request_pb2.QuoteRequest(spec=request_spec(spec), eta=eta, tenant=tenant),
         lambda response: Quote(
             Amounts.from_proto(response.cost.amounts),
             Amounts.from_proto(response.minimum.amounts),
             response.cost.explanation,
+            Eta.from_proto(response.eta) if response.HasField("eta") else None,
+            CancellationTerms.from_proto(response.terms) if response.HasField("terms") else None,
+        ),
+        idempotent=True,
+    )
+
+
+def explain_request(request_id: str) -> Call[Explanation]:
+    return Call(
+        "request",
+        "ExplainRequest",
+        request_pb2.ExplainRequestRequest(id=request_id),
+        lambda response: Explanation(
+            ServiceRequest.from_proto(response.request),
+            Eta.from_proto(response.eta),
+            CancellationTerms.from_proto(response.terms),
         ),
         idempotent=True,
     )
@@ -583,6 +661,21 @@ def cancel_request(request_id: str) -> Call[ServiceRequest]:
         "CancelRequest",
         request_pb2.CancelRequestRequest(id=request_id),
         _request,
+        idempotent=True,
+    )
+
+
+def cancel(request_id: str) -> Call[Cancellation]:
+    # As cancel_request, with what it charged: a retry returns the same charge.
+    return Call(
+        "request",
+        "CancelRequest",
+        request_pb2.CancelRequestRequest(id=request_id),
+        lambda response: Cancellation(
+            ServiceRequest.from_proto(response.request),
+            Amounts.from_proto(response.charged),
+            CancellationTerms.from_proto(response.terms),
+        ),
         idempotent=True,
     )
 

@@ -40,11 +40,14 @@ from orbitq.clients.ids import IdLike
 from orbitq.clients.models import (
     Account,
     ApiKey,
+    Budget,
+    Cancellation,
     Checkpoint,
     Contact,
     ContactPlanReport,
     EnrollmentToken,
     Evidence,
+    Explanation,
     ImportReport,
     IssuedApiKey,
     LedgerEntry,
@@ -64,6 +67,7 @@ from orbitq.clients.models import (
     TransferSpec,
     Transition,
     UpsertedStation,
+    UsageRow,
     VerifiedReceipt,
 )
 
@@ -264,6 +268,36 @@ class BrokerClient:
         """Operator batch with the full two-phase semantics; one outcome per transfer."""
         return self._run(_calls.create_transfers(transfers))
 
+    def grant_budget(
+        self,
+        tenant: str,
+        *,
+        cpu: int = 0,
+        storage: int = 0,
+        link: int = 0,
+        period: str = "month",
+        rollover_percent: int = 0,
+        replace: bool = False,
+    ) -> list[Budget]:
+        """Operator: a budget per kind given, granted at the start of every `period` (day,
+        week, month; UTC) and lapsing at its end, but up to `rollover_percent` % of the grant
+        carries over if unspent. The same terms again return the existing budgets; other terms
+        need `replace` and apply from the next period."""
+        return self._run(
+            _calls.grant_budget(tenant, cpu, storage, link, period, rollover_percent, replace)
+        )
+
+    def budgets(self, tenant: str = "") -> list[Budget]:
+        """Budgets with their current period (your own; operators: any tenant's, or all)."""
+        return self._run(_calls.list_budgets(tenant))
+
+    def usage_report(
+        self, *, since_ns: int, until_ns: int, by: str = "day", tenant: str = ""
+    ) -> list[UsageRow]:
+        """Reserved, settled, released, refunded, granted and lapsed tokens per tenant, group
+        (`by`: day, week, month, node or kind) and kind over [since_ns, until_ns)."""
+        return self._run(_calls.usage_report(tenant, since_ns, until_ns, by))
+
     # -- the constellation ---------------------------------------------------------------------
 
     def import_nodes(
@@ -383,9 +417,19 @@ class BrokerClient:
 
     # -- service requests ----------------------------------------------------------------------
 
-    def quote(self, spec: RequestSpec) -> Quote:
-        """What `spec` would cost: `cost` is what submit reserves, `minimum` the least."""
-        return self._run(_calls.quote(spec))
+    def quote(self, spec: RequestSpec, *, eta: bool = False, tenant: str = "") -> Quote:
+        """What `spec` would cost: `cost` is what submit reserves, `minimum` the least. With
+        `eta`, also where it would fit in the current world, or why not and the smallest change
+        that fits (`Quote.eta`; `short` counts the tokens missing from your balance, or from
+        `tenant`'s for an operator), and its cancellation terms (`Quote.terms`)."""
+        return self._run(_calls.quote(spec, eta, tenant))
+
+    def explain_request(self, request_id: str) -> Explanation:
+        """Why a request is where it is: a placed one's planned uplink, run and downlink; a
+        pending or unschedulable one's reasons per scheduler plugin, the earliest placement the
+        current world allows, or the smallest change that fits; and its cancellation terms.
+        NotFoundError for an unknown id, PermissionDeniedError for another tenant's."""
+        return self._run(_calls.explain_request(request_id))
 
     def submit(
         self, spec: RequestSpec, *, idempotency_key: str | None = None, tenant: str = ""
@@ -414,6 +458,11 @@ class BrokerClient:
     def cancel_request(self, request_id: str) -> ServiceRequest:
         """Cancel before it runs (the reservation is released); later: FailedPrecondition."""
         return self._run(_calls.cancel_request(request_id))
+
+    def cancel(self, request_id: str) -> Cancellation:
+        """`cancel_request`, answered with what cancelling charged (a placed request past its
+        cut-off pays its fee, `terms.fee`) and the terms it was cancelled under."""
+        return self._run(_calls.cancel(request_id))
 
     def push_workload(self, module: bytes, *, tenant: str = "") -> PushedBlob:
         """Store a WebAssembly (WASI preview 1) module once; requests name it by the digest.

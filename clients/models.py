@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -870,13 +870,115 @@ class Submitted:
 
 
 @dataclass(frozen=True)
+class Eta:
+    """When a request runs or could run, computed by the scheduler's own cycle on a copy of the
+    current world, or why not and the smallest change that fits. A later submission can still
+    take the slot."""
+
+    #: It fits: `placement` is where (`planned`: its stored placement, else computed now).
+    fits: bool
+    planned: bool
+    placement: Placement | None
+    #: Why it does not fit: each scheduler plugin's reason and the nodes it turned away.
+    reasons: tuple[PlacementReason, ...]
+    summary: str
+    #: The least extra time before the deadline that fits (None: none within `searched`).
+    later_deadline: timedelta | None
+    deadline_searched: timedelta
+    #: Stations outside the selector that make it fit when allowed too.
+    allow_stations: tuple[str, ...]
+    #: Tokens short per kind of what Submit would reserve (quotes for a tenant).
+    short: Amounts
+    #: For people: "fits if the deadline is 37 min later, or with station NO allowed".
+    advice: str
+    nodes: int
+    contacts: int
+    placements: int
+    probes: int
+    #: Contacts or placements were cut at the broker's bounds.
+    truncated: bool
+    computed_at: datetime
+
+    @classmethod
+    def from_proto(cls, message: request_pb2.Eta) -> Eta:
+        return cls(
+            fits=message.fits,
+            planned=message.planned,
+            placement=Placement.from_proto(message.placement)
+            if message.HasField("placement")
+            else None,
+            reasons=tuple(PlacementReason(r.plugin, r.reason, r.nodes) for r in message.reasons),
+            summary=message.summary,
+            later_deadline=timedelta(seconds=message.later_deadline_seconds)
+            if message.later_deadline_seconds
+            else None,
+            deadline_searched=timedelta(seconds=message.deadline_searched_seconds),
+            allow_stations=tuple(message.allow_stations),
+            short=Amounts.from_proto(message.short),
+            advice=message.advice,
+            nodes=message.nodes,
+            contacts=message.contacts,
+            placements=message.placements,
+            probes=message.probes,
+            truncated=message.truncated,
+            computed_at=_utc(message.computed_at),
+        )
+
+
+@dataclass(frozen=True)
+class CancellationTerms:
+    """Cancelling a placed request is free until `cutoff` (`cutoff_seconds` before its uplink);
+    after it, `fee` (`fee_percent` of its link tokens) is charged. `cutoff` None: not placed,
+    free. `due_now`: what cancelling now would charge."""
+
+    cutoff: datetime | None
+    cutoff_seconds: int
+    fee_percent: int
+    fee: Amounts
+    due_now: Amounts
+    summary: str
+
+    @classmethod
+    def from_proto(cls, message: request_pb2.CancellationTerms) -> CancellationTerms:
+        return cls(
+            cutoff=_time(message.cutoff, message.HasField("cutoff")),
+            cutoff_seconds=message.cutoff_seconds,
+            fee_percent=message.fee_percent,
+            fee=Amounts.from_proto(message.fee),
+            due_now=Amounts.from_proto(message.due_now),
+            summary=message.summary,
+        )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a request is where it is and when it runs or could (see `Eta`), with its terms."""
+
+    request: ServiceRequest
+    eta: Eta
+    terms: CancellationTerms
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """A cancelled request, what cancelling it charged and the terms it was cancelled under."""
+
+    request: ServiceRequest
+    charged: Amounts
+    terms: CancellationTerms
+
+
+@dataclass(frozen=True)
 class Quote:
     """What a spec costs: `cost` is what Submit reserves (the worst case over the nodes the
-    request may use), `minimum` the least it can cost."""
+    request may use), `minimum` the least it can cost; when asked, `eta` (where it would fit
+    now, or the smallest change that fits) and its cancellation `terms`."""
 
     cost: Amounts
     minimum: Amounts
     explanation: str
+    eta: Eta | None = None
+    terms: CancellationTerms | None = None
 
 
 @dataclass(frozen=True)
@@ -955,3 +1057,97 @@ class VerifiedReceipt:
     settlements: tuple[TransferRecord, ...]
     #: The newest checkpoint the entries were proved in.
     checkpoint: Checkpoint
+
+
+# -- budgets and usage ---------------------------------------------------------------------------
+
+BUDGET_PERIODS = ("day", "week", "month")
+USAGE_GROUPINGS = ("day", "week", "month", "node", "kind")
+
+
+def _label_value(enum: Any, prefix: str, label: str, choices: tuple[str, ...], what: str) -> int:
+    if label not in choices:
+        raise ValueError(f"unknown {what} {label!r}: use one of {', '.join(choices)}")
+    return int(enum.Value(prefix + label.upper()))
+
+
+def period_value(label: str) -> int:
+    return _label_value(quota_pb2.BudgetPeriod, "BUDGET_PERIOD_", label, BUDGET_PERIODS, "period")
+
+
+def grouping_value(label: str) -> int:
+    return _label_value(
+        quota_pb2.UsageGrouping, "USAGE_GROUPING_", label, USAGE_GROUPINGS, "grouping"
+    )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget of one kind, granted every period, with its current period (times in
+    nanoseconds since the Unix epoch; 0 when no period is open)."""
+
+    id: str
+    tenant: str
+    kind: str
+    amount: int
+    period: str
+    rollover_percent: int
+    created_ns: int
+    period_start_ns: int
+    period_end_ns: int
+    granted: int
+    carried_in: int
+    #: Budget tokens of the current period not spent yet.
+    unspent: int
+    #: At most this many lapse at period_end_ns; up to `rolls_over` carry into the next period.
+    lapses: int
+    rolls_over: int
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.Budget) -> Budget:
+        return cls(
+            id=message.id,
+            tenant=message.tenant,
+            kind=kind_label(message.kind),
+            amount=message.amount,
+            period=_enum_label(quota_pb2.BudgetPeriod, message.period, "BUDGET_PERIOD_"),
+            rollover_percent=message.rollover_percent,
+            created_ns=message.created_ns,
+            period_start_ns=message.period_start_ns,
+            period_end_ns=message.period_end_ns,
+            granted=message.granted,
+            carried_in=message.carried_in,
+            unspent=message.unspent,
+            lapses=message.lapses,
+            rolls_over=message.rolls_over,
+        )
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Sums of one tenant, group and kind over a report's range."""
+
+    tenant: str
+    #: A date (the first day of the day, week or month), a node id, or "" (by kind).
+    group: str
+    kind: str
+    reserved: int
+    settled: int
+    released: int
+    refunded: int
+    granted: int
+    lapsed: int
+
+    @classmethod
+    def from_proto(cls, message: quota_pb2.UsageRow) -> UsageRow:
+        return cls(
+            tenant=message.tenant,
+            group=message.group,
+            kind=kind_label(message.kind),
+            reserved=message.reserved,
+            settled=message.settled,
+            released=message.released,
+            refunded=message.refunded,
+            granted=message.granted,
+            lapsed=message.lapsed,
+        )

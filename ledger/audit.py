@@ -23,7 +23,8 @@ it a database; `audit_store` is the thin function that joins the two, taking any
 
 Does not own: SQL (orbitq.ledger.store), where the verifier key comes from, or output.
 
-Speed: a full audit reads a million entries in a few seconds. The per-entry loop is one
+Speed: about 185k entries/s by CPU time (bench/ledger_verify.py; docs/ledger-format.md, "The
+offline audit", gives the per-entry budget and what bounds it). The per-entry loop is one
 function with its state in local variables; it hashes with `hashlib` directly, keeps the
 frontier (L6) inline, reads each entry with the generated protobuf class (a handful of field
 reads; the flags sub-message is compared as a whole), replays from the transfer row once the

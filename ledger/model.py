@@ -77,6 +77,11 @@ class Code(IntEnum):
     CONSUME = 7
     REFUND = 8
     ADJUST = 9
+    GRANT = 10
+    LAPSE = 11
+    # The share of a placed request's link tokens charged when it is cancelled after the
+    # cut-off before its uplink contact (orbitq.services.requests.terms).
+    CANCEL_FEE = 12
 
 
 class TransferFlag(IntFlag):

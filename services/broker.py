@@ -4,7 +4,7 @@ Owns: assembling the database, migrations, ledger store and writer, identity, do
 (the request service and, beside it, the scheduling loop that works on its requests; the blob
 store; the node agents' side, with the ticket key) and background jobs (APScheduler calling
 plain functions: expiry of reservations, checkpoint signing, refreshing the contact plan,
-scheduling cycles, node health, result retention) from a BrokerConfig; recovery of
+scheduling cycles, node health, result retention, budget periods) from a BrokerConfig; recovery of
 reservations no request owns, at start; the settlement mode
 (`receipts`: node agents start and complete work; `plan`: the clock does); creating a data
 directory (`init`); orderly shutdown (stop taking calls, finish queued ledger work, stop jobs);
@@ -37,6 +37,7 @@ from orbitq.services.auth import SYSTEM, Authenticator
 from orbitq.services.blobs.files import BlobFiles
 from orbitq.services.blobs.service import Blobs
 from orbitq.services.blobs.store import BlobStore, Limits
+from orbitq.services.budgets import BudgetRunReport, Budgets
 from orbitq.services.clock import Clock, ShiftedClock, SystemClock, to_ns
 from orbitq.services.config import (
     KEY_FILE,
@@ -48,12 +49,14 @@ from orbitq.services.config import (
 from orbitq.services.constellation import Constellation, RefreshReport, check_horizon
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
+from orbitq.services.explaining import Explainer
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.identity.signing_key import create_key_file, load_key_file
 from orbitq.services.quota import Quota
 from orbitq.services.requests import GRACE_SECONDS, Requests
 from orbitq.services.requests.recovery import RecoveryReport, recover
 from orbitq.services.requests.store import new_request_id
+from orbitq.services.requests.terms import CancelTerms
 from orbitq.services.scheduler import SchedulerConfig
 from orbitq.services.scheduling import (
     AdvanceReport,
@@ -64,8 +67,10 @@ from orbitq.services.scheduling import (
     ReceiptDeadline,
     SchedulingLoop,
     TicketStart,
+    displace_guard_seconds,
 )
 from orbitq.services.tenants import IssuedKey, Tenants
+from orbitq.services.usage import UsageReports
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_BURST_SPACING_SECONDS = 0.5
 # How often results past their retention are deleted.
 RETENTION_INTERVAL_SECONDS = 3_600.0
+# How often budgets' periods are opened and closed (real seconds; a period is at least a day,
+# so at most this late, also on a shifted clock running up to 1,440 times real speed).
+BUDGET_INTERVAL_SECONDS = 60.0
 
 _SHIFTED = re.compile(r"^shifted:(?P<start>[^x@]+)(?:x(?P<rate>[0-9.]+))?(?:@(?P<anchor>.+))?$")
 
@@ -150,6 +158,10 @@ class Broker:
         self.authenticator = Authenticator(self.engine, self.now_ns)
         self.tenants = Tenants(self.engine, self.writer, self.authenticator, self.now_ns)
         self.quota = Quota(self.store, self.writer, self.tenants)
+        self.budgets = Budgets(
+            self.engine, self.store, self.writer, self.quota, self.tenants, self.clock.now
+        )
+        self.usage = UsageReports(self.engine, self.tenants)
         check_horizon(config.contact_horizon_hours, config.contact_retention_days)
         self.constellation = Constellation(self.engine, self.clock.now, self._world_changed)
         self.blob_store = BlobStore(
@@ -171,6 +183,14 @@ class Broker:
             request_ids=request_ids or new_request_id,
             receipt_grace=config.receipt_grace_seconds if receipts else None,
             blobs=self.blob_store,
+            terms=CancelTerms(config.cancel_cutoff_seconds, config.cancel_fee_percent),
+        )
+        self.explainer = Explainer(
+            self.requests,
+            self.constellation,
+            self.quota,
+            self.clock.now,
+            agents_required=receipts,
         )
         self.agents = Agents(
             self.engine,
@@ -197,7 +217,12 @@ class Broker:
             self.requests.hub,
             LeaderLock(self.engine),
             self.clock.now,
-            config=SchedulerConfig(agents_required=receipts),
+            config=SchedulerConfig(
+                agents_required=receipts,
+                displace_guard_seconds=displace_guard_seconds(
+                    config.ticket_pull_lead_seconds, config.contact_tolerance_seconds
+                ),
+            ),
             start=TicketStart(self.agents.tickets) if receipts else ClockStart(),
             completion=(
                 ReceiptDeadline(config.receipt_grace_seconds) if receipts else ClockCompletion()
@@ -219,6 +244,10 @@ class Broker:
     def expire_due(self) -> None:
         """Release reservations whose timeout has passed."""
         self.writer.apply(ExpireDue())
+
+    def run_budgets(self) -> BudgetRunReport:
+        """Close budget periods that ended and open the current ones (idempotent)."""
+        return self.budgets.run(self.clock.now())
 
     def sign_checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of everything committed so far (no-op if nothing new)."""
@@ -342,6 +371,7 @@ class Broker:
             ("contacts", self.refresh_contacts, self.config.contact_refresh_seconds),
             ("schedule", self.schedule, self.config.schedule_interval_seconds),
             ("results", self.expire_results, RETENTION_INTERVAL_SECONDS),
+            ("budgets", self.run_budgets, BUDGET_INTERVAL_SECONDS),
         ]
         if self.config.receipts:
             interval_jobs.append(
@@ -362,6 +392,8 @@ class Broker:
         # transitions (work that started or ended meanwhile) and reservations: schedule now.
         self._world_changed()
         self._schedule_soon()
+        # Periods that ended while the broker was down close now (bounded: budgets.service).
+        self.jobs.add_job(self.run_budgets, id="budgets-now", misfire_grace_time=None)
 
     def stop(self) -> None:
         self._started = False

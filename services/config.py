@@ -70,8 +70,9 @@ class BrokerConfig:
     contact_tolerance_seconds: int = 5
     # A ticket may be pulled this long before its uplink instant, inside its uplink contact
     # (at most TICKET_PULL_LEAD_SECONDS_MAX; 0: from the uplink instant on). Off by default:
-    # the scheduler may still preempt or re-place a request before its uplink instant, which
-    # leaves an early-pulled ticket stale aboard (docs/agent.md, "Tickets").
+    # preemption and moves respect it (the scheduler's guard), but re-placement after a world
+    # change or a node going down may still leave an early-pulled ticket stale aboard
+    # (docs/agent.md, "Tickets").
     ticket_pull_lead_seconds: int = 0
     # A usage receipt may come this long after the request's deadline; without one by then the
     # run is the operator's fault and the reservation is refunded. Below the ledger's grace
@@ -93,6 +94,11 @@ class BrokerConfig:
     streams_max: int = 32
     streams_per_peer_max: int = 16
     stream_seconds_max: float = 1800.0
+    # Cancellation terms (orbitq.services.requests.terms): cancelling a placed request is free
+    # until this long before its uplink instant (AWS Ground Station's 15 minutes); after that
+    # it costs this share (0..100) of the link tokens of its placement.
+    cancel_cutoff_seconds: int = 900
+    cancel_fee_percent: int = 100
 
     @property
     def key_path(self) -> Path:
@@ -160,7 +166,13 @@ def load_config(
         streams_max=_whole(stored, "streams_max", 32),
         streams_per_peer_max=_whole(stored, "streams_per_peer_max", 16),
         stream_seconds_max=_number(stored, "stream_seconds_max", 1800.0),
+        cancel_cutoff_seconds=_whole(stored, "cancel_cutoff_seconds", 900, low=0),
+        cancel_fee_percent=_whole(stored, "cancel_fee_percent", 100, low=0),
     )
+    if config.cancel_fee_percent > 100:
+        raise ValueError(
+            f"{CONFIG_FILE}: cancel_fee_percent must be in 0..100, got {config.cancel_fee_percent}"
+        )
     if config.ticket_pull_lead_seconds > TICKET_PULL_LEAD_SECONDS_MAX:
         raise ValueError(
             f"{CONFIG_FILE}: ticket_pull_lead_seconds must be at most"

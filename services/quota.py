@@ -13,7 +13,7 @@ Who may call what (checked here, first, against the caller's Principal):
 | `balances` | any tenant's, and the system accounts | its own tenant's | no |
 | `transfer` | from any tenant | from its own tenant, to any | no |
 | `list_transfers` | all, or one tenant's or account's | its own tenant's | no |
-| `create_transfers` | yes (any accounts, any code but expire) | no | no |
+| `create_transfers` | yes (any accounts, any code but expire, grant, lapse) | no | no |
 
 The account helpers (`tenant_accounts`, `account_ids`, `system_accounts`, `apply_linked`,
 `raise_for`) are for in-process callers that have checked scope already (the request service's
@@ -232,6 +232,20 @@ class Quota:
             if transfer.code == Code.EXPIRE:
                 raise InvalidArgumentError(
                     f"transfer {index}: code expire is reserved for the ledger's own expiry"
+                )
+            if transfer.code in (Code.GRANT, Code.LAPSE):
+                # Budgets' own transfers: a hand-made one would count in no period's books.
+                label = Code(transfer.code).name.lower()
+                raise InvalidArgumentError(
+                    f"transfer {index}: code {label} is reserved for budgets"
+                    " (orbitq quota grant); use mint or adjust"
+                )
+            if transfer.code == Code.CANCEL_FEE:
+                # Only a cancellation past its cut-off charges one (usage reports count it as
+                # a charge): a hand-made one would be a charge no request explains.
+                raise InvalidArgumentError(
+                    f"transfer {index}: code cancel_fee is reserved for cancellations past"
+                    " their cut-off; use settle or adjust"
                 )
         result = self._writer.apply(CreateTransfers(tuple(transfers)))
         return _outcomes(result)

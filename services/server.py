@@ -135,7 +135,9 @@ def build_server(
         maximum_concurrent_rpcs=CONCURRENT_RPCS_MAX,
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(broker.tenants), server)
-    quota_pb2_grpc.add_QuotaServiceServicer_to_server(QuotaServicer(broker.quota), server)
+    quota_pb2_grpc.add_QuotaServiceServicer_to_server(
+        QuotaServicer(broker.quota, broker.budgets, broker.usage), server
+    )
     signed_log = SignedLog(broker.store, broker.sign_checkpoint, broker.signer.verifier())
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
         LedgerServicer(signed_log, broker.ticket_signer.verifier_key()), server
@@ -144,7 +146,7 @@ def build_server(
         ConstellationServicer(broker.constellation, broker.agents), server
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(
-        RequestServicer(broker.requests, broker.blobs, broker.agents), server
+        RequestServicer(broker.requests, broker.blobs, broker.agents, broker.explainer), server
     )
     agent_pb2_grpc.add_NodeAgentServiceServicer_to_server(NodeAgentServicer(broker.agents), server)
     health_servicer = health.HealthServicer()

@@ -52,6 +52,9 @@ from orbitq.services.identity.tables import (
 
 TENANT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 NODE_ID_PATTERN = re.compile(r"^[0-9A-Za-z._-]{1,32}$")
+# Tenants known to exist, remembered for the hot paths (Submit checks its tenant on every call).
+# A tenant is never deleted, so a name once seen stays true; the bound only caps memory.
+KNOWN_TENANTS_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class Tenants:
         self._writer = writer
         self._authenticator = authenticator
         self._now_ns = now_ns
+        self._known: dict[str, None] = {}
 
     def create(self, principal: Principal, name: str, display_name: str) -> TenantRecord:
         principal.require_operator("creating a tenant")
@@ -123,6 +127,16 @@ class Tenants:
         if row is None:
             raise NotFoundError(f"no tenant named {name!r}")
         return tenant_of(row)
+
+    def require(self, name: str) -> None:
+        """NotFoundError unless tenant `name` exists (read once per name: tenants are never
+        deleted)."""
+        if name in self._known:
+            return
+        self.get(name)
+        if len(self._known) >= KNOWN_TENANTS_MAX:
+            self._known.pop(next(iter(self._known)))
+        self._known[name] = None
 
     def list(
         self, principal: Principal, page_size: int, page_token: str

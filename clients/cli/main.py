@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -30,6 +31,7 @@ EXIT_BROKER_ERROR = 3
 _CLIENT_COMMAND_MODULES: tuple[str, ...] = (
     "orbitq.clients.cli.tenant",
     "orbitq.clients.cli.quota",
+    "orbitq.clients.cli.usage",
     "orbitq.clients.cli.ledger",
     "orbitq.clients.cli.constellation",
     "orbitq.clients.cli.requests",
@@ -70,8 +72,18 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every expected failure prints one line and exits non-zero."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`orbitq ... | head`): stop quietly, as Unix tools do. Output
+        # still buffered would fail again at exit, so stdout points at /dev/null from here.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _run(args: argparse.Namespace) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         profiles.apply(args)

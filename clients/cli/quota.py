@@ -1,11 +1,19 @@
-"""`orbitq quota mint|balance|transfer|history`: tokens of tenants."""
+"""`orbitq quota mint|balance|transfer|history|grant|budgets`: tokens of tenants, and budgets
+granted per period (the balance shows what lapses when)."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
 
-from orbitq.clients import Account, BrokerClient, TransferOutcome, TransferRecord, parse_id
+from orbitq.clients import (
+    Account,
+    BrokerClient,
+    Budget,
+    TransferOutcome,
+    TransferRecord,
+    parse_id,
+)
 from orbitq.clients.cli.connect import amount, client_from, instant, ns_of, rfc3339, rfc3339_ns
 from orbitq.clients.cli.output import print_json, print_table
 from orbitq.clients.cli.registry import CommandError, CommandTree
@@ -51,6 +59,48 @@ def register(tree: CommandTree) -> None:
     history.add_argument("--since", type=instant, help="RFC 3339 start (default: the last --limit)")
     history.add_argument("--kind", choices=sorted(UNITS), help="only this resource kind")
     history.add_argument("--limit", type=int, default=50, help="at most this many transfers")
+    grant = tree.add(
+        "quota grant",
+        "give a tenant a budget granted every period that lapses at its end (operator)",
+        _grant,
+        connects=True,
+        json_output=True,
+    )
+    grant.add_argument("tenant")
+    _amount_flags(grant)
+    grant.add_argument(
+        "--period", required=True, choices=("day", "week", "month"), help="UTC day, ISO week, month"
+    )
+    grant.add_argument(
+        "--rollover",
+        type=_rollover,
+        default=0,
+        metavar="none|N%",
+        help="share of a period's grant that carries over if unspent (default: none)",
+    )
+    grant.add_argument(
+        "--replace",
+        action="store_true",
+        help="change the terms of existing budgets of these kinds, from the next period",
+    )
+    budgets = tree.add(
+        "quota budgets",
+        "budgets and their current period (default: your own; operators: every tenant's)",
+        _budgets,
+        connects=True,
+        json_output=True,
+    )
+    budgets.add_argument("tenant", nargs="?", default="")
+
+
+def _rollover(text: str) -> int:
+    value = text.strip().lower()
+    if value == "none":
+        return 0
+    digits = value.removesuffix("%")
+    if not digits.isdigit() or not 0 <= int(digits) <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: use none or a percentage from 0% to 100%")
+    return int(digits)
 
 
 def _amount_flags(parser: argparse.ArgumentParser) -> None:
@@ -145,16 +195,102 @@ def _account_json(account: Account) -> dict[str, object]:
 
 
 def _balance(args: argparse.Namespace) -> int:
+    budgets: list[Budget] = []
     with client_from(args) as client:
         accounts = client.balances(args.tenant, system=args.system)
+        if not args.system and accounts:
+            budgets = client.budgets(accounts[0].tenant)
     if args.json:
-        print_json({"accounts": [_account_json(account) for account in accounts]})
-    else:
+        print_json(
+            {
+                "accounts": [_account_json(account) for account in accounts],
+                "budgets": [_budget_json(budget) for budget in budgets],
+            }
+        )
+        return 0
+    print_table(
+        [_account_row(account) for account in accounts],
+        ["owner", "kind", "available", "reserved", "balance", "unit", "account"],
+    )
+    if budgets:
+        print()
+        print("budget tokens that lapse at the end of the current period:")
         print_table(
-            [_account_row(account) for account in accounts],
-            ["owner", "kind", "available", "reserved", "balance", "unit", "account"],
+            [_budget_row(budget) for budget in budgets],
+            ["kind", "granted", "carried_in", "unspent", "lapses", "rolls_over", "at"],
         )
     return 0
+
+
+def _grant(args: argparse.Namespace) -> int:
+    _require_amount(args)
+    with client_from(args) as client:
+        budgets = client.grant_budget(
+            args.tenant,
+            cpu=args.cpu,
+            storage=args.storage,
+            link=args.link,
+            period=args.period,
+            rollover_percent=args.rollover,
+            replace=args.replace,
+        )
+    if args.json:
+        print_json({"budgets": [_budget_json(budget) for budget in budgets]})
+        return 0
+    for budget in budgets:
+        rollover = f"{budget.rollover_percent}%" if budget.rollover_percent else "none"
+        print(
+            f"budget for {budget.tenant}: {budget.amount:,} {budget.kind} per {budget.period}"
+            f" (rollover {rollover}); granted {budget.granted:,} for the period until"
+            f" {rfc3339_ns(budget.period_end_ns)}"
+        )
+    return 0
+
+
+def _budgets(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        budgets = client.budgets(args.tenant)
+    if args.json:
+        print_json({"budgets": [_budget_json(budget) for budget in budgets]})
+        return 0
+    print_table(
+        [{**_budget_row(budget), "tenant": budget.tenant} for budget in budgets],
+        ["tenant", "kind", "amount", "period", "rollover", "unspent", "lapses", "at"],
+    )
+    return 0
+
+
+def _budget_row(budget: Budget) -> dict[str, object]:
+    return {
+        "kind": budget.kind,
+        "amount": budget.amount,
+        "period": budget.period,
+        "rollover": f"{budget.rollover_percent}%" if budget.rollover_percent else "none",
+        "granted": budget.granted,
+        "carried_in": budget.carried_in,
+        "unspent": budget.unspent,
+        "lapses": budget.lapses,
+        "rolls_over": budget.rolls_over,
+        "at": rfc3339_ns(budget.period_end_ns) if budget.period_end_ns else "-",
+    }
+
+
+def _budget_json(budget: Budget) -> dict[str, object]:
+    return {
+        "id": budget.id,
+        "tenant": budget.tenant,
+        "kind": budget.kind,
+        "amount": budget.amount,
+        "period": budget.period,
+        "rollover_percent": budget.rollover_percent,
+        "period_start": rfc3339_ns(budget.period_start_ns) if budget.period_start_ns else None,
+        "period_end": rfc3339_ns(budget.period_end_ns) if budget.period_end_ns else None,
+        "granted": budget.granted,
+        "carried_in": budget.carried_in,
+        "unspent": budget.unspent,
+        "lapses": budget.lapses,
+        "rolls_over": budget.rolls_over,
+    }
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""`orbitq request quote|submit|status|list|cancel|watch|result|receipt` and `orbitq schedule
-export`.
+"""`orbitq request quote|explain|submit|status|list|cancel|watch|result|receipt` and `orbitq
+schedule export`.
 
 Owns: these commands' arguments and output (a short report or a table for people, --json for
 scripts; `request watch --json` prints one JSON object per transition, a line each). A spec
@@ -25,7 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from orbitq.clients import BrokerClient, Page, RequestSpec, ServiceRequest, Transition
+from orbitq.clients import (
+    BrokerClient,
+    CancellationTerms,
+    Eta,
+    Page,
+    RequestSpec,
+    ServiceRequest,
+    Transition,
+)
 from orbitq.clients.cli.connect import client_from, instant, label, rfc3339, whole_number
 from orbitq.clients.cli.ledger import add_trust_flags
 from orbitq.clients.cli.output import print_json, print_table
@@ -67,6 +75,23 @@ def register(tree: CommandTree) -> None:
         json_output=True,
     )
     _spec_flags(quote)
+    quote.add_argument(
+        "--no-eta",
+        dest="eta",
+        action="store_false",
+        help="only the cost: skip where it would fit now (a scheduling probe on the broker)",
+    )
+    quote.add_argument(
+        "--tenant", default="", help="operators: count the shortfall against this tenant"
+    )
+    explain = tree.add(
+        "request explain",
+        "why a request is where it is, when it runs or could, and what would make it fit",
+        _explain,
+        connects=True,
+        json_output=True,
+    )
+    explain.add_argument("id", metavar="ID")
     submit = tree.add(
         "request submit",
         "reserve the tokens and queue a request for scheduling",
@@ -116,7 +141,8 @@ def register(tree: CommandTree) -> None:
     )
     cancel = tree.add(
         "request cancel",
-        "cancel a request that is not running yet (its reservation is released)",
+        "cancel a request that is not running yet (its reservation is released, less the fee"
+        " of a placed request past its cut-off)",
         _cancel,
         connects=True,
         json_output=True,
@@ -417,13 +443,15 @@ def _transition_line(transition: Transition) -> str:
 def _quote(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     with client_from(args) as client:
-        quote = client.quote(spec)
+        quote = client.quote(spec, eta=args.eta, tenant=args.tenant)
     if args.json:
         print_json(
             {
                 "cost": _amounts(quote.cost),
                 "minimum": _amounts(quote.minimum),
                 "explanation": quote.explanation,
+                "eta": eta_json(quote.eta) if quote.eta is not None else None,
+                "terms": terms_json(quote.terms) if quote.terms is not None else None,
             }
         )
         return 0
@@ -431,7 +459,114 @@ def _quote(args: argparse.Namespace) -> int:
     print(f"reserves  cpu {c.cpu:,}  storage {c.storage:,}  link {c.link:,}")
     print(f"at least  cpu {m.cpu:,}  storage {m.storage:,}  link {m.link:,}")
     print(quote.explanation)
+    if quote.eta is not None:
+        _print_eta(quote.eta)
+    if quote.terms is not None:
+        print(f"cancel    {quote.terms.summary}")
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    with client_from(args) as client:
+        explanation = client.explain_request(args.id)
+    request, eta = explanation.request, explanation.eta
+    if args.json:
+        print_json(
+            {
+                "id": request.id,
+                "tenant": request.tenant,
+                "state": request.state,
+                "reason": request.reason,
+                "deadline": rfc3339(request.spec.deadline),
+                "eta": eta_json(eta),
+                "terms": terms_json(explanation.terms),
+            }
+        )
+        return 0
+    print(f"request {request.id} ({request.tenant}) is {request.state}: {request.reason}")
+    _print_eta(eta)
+    print(f"cancel    {explanation.terms.summary}")
+    return 0
+
+
+def eta_json(eta: Eta) -> dict[str, Any]:
+    return {
+        "fits": eta.fits,
+        "planned": eta.planned,
+        "placement": None if eta.placement is None else placement_json(eta.placement),
+        "reasons": [
+            {"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes} for r in eta.reasons
+        ],
+        "summary": eta.summary,
+        "later_deadline_seconds": (
+            int(eta.later_deadline.total_seconds()) if eta.later_deadline is not None else None
+        ),
+        "deadline_searched_seconds": int(eta.deadline_searched.total_seconds()),
+        "allow_stations": list(eta.allow_stations),
+        "short": _amounts(eta.short),
+        "advice": eta.advice,
+        "nodes": eta.nodes,
+        "contacts": eta.contacts,
+        "placements": eta.placements,
+        "probes": eta.probes,
+        "truncated": eta.truncated,
+        "computed_at": rfc3339(eta.computed_at),
+    }
+
+
+def terms_json(terms: CancellationTerms) -> dict[str, Any]:
+    return {
+        "cutoff": rfc3339(terms.cutoff) if terms.cutoff is not None else None,
+        "cutoff_seconds": terms.cutoff_seconds,
+        "fee_percent": terms.fee_percent,
+        "fee": _amounts(terms.fee),
+        "due_now": _amounts(terms.due_now),
+        "summary": terms.summary,
+    }
+
+
+def _print_eta(eta: Eta) -> None:
+    placement = eta.placement
+    if placement is not None:
+        what = "planned" if eta.planned else "earliest"
+        rows = [
+            {
+                "step": "uplink",
+                "start": rfc3339(placement.uplink_at),
+                "end": rfc3339(placement.uplink_end),
+                "where": f"{placement.uplink_station} (contact {placement.uplink_contact})",
+            },
+            {
+                "step": "run",
+                "start": rfc3339(placement.start),
+                "end": rfc3339(placement.end),
+                "where": f"node {placement.node}",
+            },
+        ]
+        rows += [
+            {
+                "step": "downlink",
+                "start": rfc3339(segment.start),
+                "end": rfc3339(segment.end),
+                "where": f"{segment.station} (contact {segment.contact})",
+            }
+            for segment in placement.downlink
+        ]
+        print(f"{what} ({'stored placement' if eta.planned else 'computed now'}):")
+        print_table(rows, ["step", "start", "end", "where"])
+    if eta.reasons:
+        print_table(
+            [{"plugin": r.plugin, "reason": r.reason, "nodes": r.nodes} for r in eta.reasons],
+            ["plugin", "reason", "nodes"],
+        )
+    print(f"eta       {eta.advice}")
+    if not eta.planned:
+        cut = "; contacts or placements cut at the broker's bounds" if eta.truncated else ""
+        print(
+            f"          (computed on {eta.nodes:,} nodes, {eta.contacts:,} contacts,"
+            f" {eta.placements:,} placements, {eta.probes} probes{cut}; a later submission"
+            " can take the slot)"
+        )
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -608,11 +743,22 @@ def _list(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     with client_from(args) as client:
-        request = client.cancel_request(args.id)
+        cancelled = client.cancel(args.id)
+    request, charged = cancelled.request, cancelled.charged
     if args.json:
-        print_json(request_json(request))
+        answer = request_json(request)
+        answer["charged"] = _amounts(charged)
+        answer["terms"] = terms_json(cancelled.terms)
+        print_json(answer)
+        return 0
+    print(f"request {request.id} is {request.state}: {request.reason}")
+    if charged.cpu or charged.storage or charged.link:
+        print(
+            f"charged   cpu {charged.cpu:,}  storage {charged.storage:,}  link {charged.link:,}"
+            f" (cancelled after its cut-off; the rest of its reservation is released)"
+        )
     else:
-        print(f"request {request.id} is {request.state}: {request.reason}")
+        print("charged   nothing (the whole reservation is released)")
     return 0
 
 

@@ -39,6 +39,7 @@ from orbitq.ledger.store.snapshot import LedgerSnapshot
 from orbitq.ledger.store.work import (
     EXPIRE_BATCH_MAX,
     AccountSpec,
+    AttachedRows,
     AttachedWrite,
     AttachedWriteError,
     CreateAccounts,
@@ -66,6 +67,7 @@ __all__ = [
     "GROUP_WEIGHT_MAX",
     "QUEUE_ITEMS_MAX",
     "AccountSpec",
+    "AttachedRows",
     "AttachedWrite",
     "AttachedWriteError",
     "CommitInfo",

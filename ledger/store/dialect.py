@@ -5,7 +5,8 @@ placeholder style (sqlite3 takes `?`, psycopg `%s`; the store writes `?` everywh
 translates), bulk inserts (`insert_rows`: COPY on PostgreSQL), the row lock of
 `SELECT ... FOR UPDATE` (SQLite has none: its immediate transaction already holds the
 database's write lock), `IN (...)` lookups by many keys
-(`select_in`) in chunks far below both databases' parameter limits, and recognising a unique
+(`select_in`) in chunks far below both databases' parameter limits, the statements sent
+without waiting on each other (`pipeline`: one round trip on PostgreSQL), and recognising a unique
 violation (sqlite3.IntegrityError, psycopg's UniqueViolation) without importing either driver.
 
 Every module of orbitq.ledger.store issues its SQL through one `Dialect`; none spells a
@@ -18,6 +19,7 @@ pool), or any statement.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -68,6 +70,17 @@ class Dialect:
             return
         count = len(columns.split(","))
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders(count)})", rows)
+
+    def pipeline(self, cursor: Any) -> AbstractContextManager[Any]:
+        """A block whose statements go to the server without waiting for each other's replies:
+        psycopg's pipeline mode on PostgreSQL (one round trip for the block instead of one per
+        statement; an error surfaces, as the same exception, when the block ends), nothing on
+        SQLite (in-process: there is no round trip to save). Only for statements whose results
+        the block does not read; COPY cannot run inside it."""
+        if self.postgres:
+            pipeline: AbstractContextManager[Any] = cursor.connection.pipeline()
+            return pipeline
+        return nullcontext()
 
     def select_in(self, cursor: Any, select: str, keys: Sequence[Any]) -> list[Any]:
         """Every row of `select` (a statement ending in `WHERE <column>`) whose column is one of

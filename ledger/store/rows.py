@@ -57,11 +57,20 @@ class Head:
 def select_head(cursor: Any, dialect: Dialect, *, lock: bool) -> Head:
     """The head; `lock` row-locks it until the transaction ends (serialises appends across
     replicas on PostgreSQL; on SQLite the immediate transaction already holds the lock)."""
-    cursor.execute(
+    cursor.execute(head_query(dialect, lock=lock))
+    return head_of(cursor.fetchone())
+
+
+def head_query(dialect: Dialect, *, lock: bool) -> str:
+    """The statement `select_head` runs (for a caller that sends it in a pipeline)."""
+    return (
         "SELECT size, last_timestamp_ns, next_account_id, checkpoints, checkpoint_hash"
         " FROM ledger_head WHERE id = 1" + (dialect.for_update if lock else "")
     )
-    row = cursor.fetchone()
+
+
+def head_of(row: Sequence[Any] | None) -> Head:
+    """The head from the row of `head_query`."""
     if row is None:
         raise RuntimeError("the ledger is not initialised: LedgerStore.initialize() first")
     return Head(
@@ -73,9 +82,14 @@ def select_head(cursor: Any, dialect: Dialect, *, lock: bool) -> Head:
     )
 
 
+def storable_account_ids(ids: Iterable[int]) -> list[int]:
+    """The ids among `ids` that an account row can have (others cannot exist: A3)."""
+    return [account_id for account_id in ids if 0 < account_id <= _ACCOUNT_ID_STORED_MAX]
+
+
 def select_accounts(cursor: Any, dialect: Dialect, ids: Iterable[int]) -> list[Account]:
     """The accounts with these ids that exist (any order)."""
-    wanted = [account_id for account_id in ids if 0 < account_id <= _ACCOUNT_ID_STORED_MAX]
+    wanted = storable_account_ids(ids)
     select = f"SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id"
     return [account_of(row) for row in dialect.select_in(cursor, select, wanted)]
 

@@ -11,7 +11,7 @@ Does not own: applying them (orbitq.ledger.store.write) or queueing them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,8 +21,19 @@ from orbitq.ledger.model import Account, AccountFlag, Kind, Outcome, SystemAccou
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-# A service's rows written in the group's own transaction (see CreateTransfers.attached).
-AttachedWrite = Callable[["sa.Connection"], None]
+
+@dataclass(frozen=True, slots=True)
+class AttachedRows:
+    """Rows to insert in the group's own transaction, per table in order (a parent table's
+    rows before its children's). Unlike a callable, rows of consecutive items are inserted
+    together: one executemany per table for the run, not a statement per item per table."""
+
+    inserts: tuple[tuple[sa.Table, tuple[Mapping[str, object], ...]], ...]
+
+
+# A service's rows written in the group's own transaction (see CreateTransfers.attached): rows
+# to insert, or a callable for writes that depend on what is stored.
+AttachedWrite = Callable[["sa.Connection"], None] | AttachedRows
 
 
 class AttachedWriteError(Exception):

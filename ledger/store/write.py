@@ -31,7 +31,7 @@ SQL dialect (orbitq.ledger.store.dialect).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,12 @@ from orbitq.ledger.model import (
     id_from_bytes,
     id_to_bytes,
 )
-from orbitq.ledger.store.dialect import Dialect, is_unique_violation
+from orbitq.ledger.store.dialect import (
+    IN_LIST_VALUES_MAX,
+    Dialect,
+    is_unique_violation,
+    placeholders,
+)
 from orbitq.ledger.store.evidence import EVIDENCE_COLUMNS, evidence_row, existing_index
 from orbitq.ledger.store.log import LedgerLog
 from orbitq.ledger.store.rows import (
@@ -59,14 +64,18 @@ from orbitq.ledger.store.rows import (
     TRANSFER_COLUMNS,
     Head,
     account_of,
+    head_of,
+    head_query,
     select_accounts,
     select_head,
     select_transfers,
+    storable_account_ids,
 )
 from orbitq.ledger.store.transactions import write_transaction
 from orbitq.ledger.store.work import (
     EXPIRE_BATCH_MAX,
     AccountSpec,
+    AttachedRows,
     AttachedWrite,
     AttachedWriteError,
     CreateAccounts,
@@ -95,6 +104,14 @@ class _Recorded:
 
 
 _Event = Account | StoredTransfer | _Recorded
+
+
+@dataclass(frozen=True, slots=True)
+class _Preloaded:
+    """Accounts read with the head lock (`asked`: every id asked for, found or not)."""
+
+    accounts: dict[int, Account] = field(default_factory=dict)
+    asked: frozenset[int] = frozenset()
 
 
 def _last_timestamp(events: Sequence[_Event], head: Head) -> int:
@@ -187,7 +204,7 @@ class WritePath:
         try:
             with write_transaction(self._engine) as conn:
                 cursor = conn.connection.cursor()
-                head = select_head(cursor, self._dialect, lock=True)
+                head, preloaded = self._lock_head(cursor, items)
                 if head.size != self._known_size:
                     self._forget()
                 frontier = self._log.frontier_for(cursor, head.size)
@@ -201,7 +218,7 @@ class WritePath:
                 work: Sequence[WorkItem] = [ExpireDue(), *items] if auto_expire else items
                 expiring = auto_expire or any(isinstance(item, ExpireDue) for item in items)
                 due = self._due_pending_ids(cursor, now_ns) if expiring else []
-                state = self._load_working_set(cursor, work, head, due, load_every_id)
+                state = self._load_working_set(cursor, work, head, due, load_every_id, preloaded)
                 # A13, incrementally: the touched accounts' balances before the group. Checking
                 # its changes costs O(accounts touched); a SUM over all accounts per commit
                 # would not (check_group says why the changes suffice).
@@ -217,21 +234,23 @@ class WritePath:
                 events, results = applied.events, applied.results
                 size = self._append_log(cursor, frontier, head.size, events)
                 self._write_transfers(cursor, events, head.size)
-                self._write_evidence(cursor, events, head.size)
-                self._write_balances(cursor, state)
-                self._write_pending(cursor, state)
-                for attached in applied.attached:
-                    try:
-                        attached(conn)
-                    except Exception as error:
-                        raise AttachedWriteError(str(error)) from error
-                cursor.execute(
-                    sql(
-                        "UPDATE ledger_head SET size = ?, last_timestamp_ns = ?,"
-                        " next_account_id = ? WHERE id = 1"
-                    ),
-                    (size, _last_timestamp(events, head), applied.next_account_id),
-                )
+                # The rest of the group's writes read no results: on PostgreSQL they go in one
+                # round trip (bench/ledger_postgres.py: round trips, not rows, bound the group).
+                with self._dialect.pipeline(cursor):
+                    self._write_evidence(cursor, events, head.size)
+                    self._write_balances(cursor, state)
+                    self._write_pending(cursor, state)
+                    cursor.execute(
+                        sql(
+                            "UPDATE ledger_head SET size = ?, last_timestamp_ns = ?,"
+                            " next_account_id = ? WHERE id = 1"
+                        ),
+                        (size, _last_timestamp(events, head), applied.next_account_id),
+                    )
+                try:
+                    _write_attached(conn, applied.attached)
+                except Exception as error:
+                    raise AttachedWriteError(str(error)) from error
                 next_expiry = None if expiring else self._next_expiry_ns
                 for stored in state.created:
                     if next_expiry is not None and stored.expires_ns and stored.result is Result.OK:
@@ -342,6 +361,38 @@ class WritePath:
         )
         return [id_from_bytes(bytes(row[0])) for row in cursor.fetchall()]
 
+    def _lock_head(self, cursor: Any, items: Sequence[WorkItem]) -> tuple[Head, _Preloaded]:
+        """The head row, locked; on PostgreSQL, in the same round trip, the accounts the items'
+        transfers name. Safe: a pipeline's statements run one after another, each (READ
+        COMMITTED) with its own snapshot, so the accounts are read once the lock is held and
+        see everything the previous holder committed. (One statement reading both would not:
+        its snapshot predates the wait for the lock.)"""
+        ids = storable_account_ids(
+            {
+                account_id
+                for item in items
+                if isinstance(item, CreateTransfers)
+                for transfer in item.transfers
+                for account_id in (transfer.debit_account_id, transfer.credit_account_id)
+            }
+        )
+        if not self._dialect.postgres or not 0 < len(ids) <= IN_LIST_VALUES_MAX:
+            return select_head(cursor, self._dialect, lock=True), _Preloaded()
+        accounts_cursor = cursor.connection.cursor()
+        with self._dialect.pipeline(cursor):
+            cursor.execute(head_query(self._dialect, lock=True))
+            accounts_cursor.execute(
+                self._dialect.sql(
+                    f"SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts"
+                    f" WHERE id IN ({placeholders(len(ids))})"
+                ),
+                ids,
+            )
+            head = head_of(cursor.fetchone())
+            rows = accounts_cursor.fetchall()
+        accounts = [account_of(row) for row in rows]
+        return head, _Preloaded({account.id: account for account in accounts}, frozenset(ids))
+
     def _load_working_set(
         self,
         cursor: Any,
@@ -349,6 +400,7 @@ class WritePath:
         head: Head,
         due: Sequence[int],
         load_every_id: bool,
+        preloaded: _Preloaded,
     ) -> WorkingSet:
         account_ids: set[int] = set()
         transfer_ids: set[int] = set(due)
@@ -369,11 +421,13 @@ class WritePath:
             account_ids.add(stored.transfer.debit_account_id)
             account_ids.add(stored.transfer.credit_account_id)
         pending_ids = [t_id for t_id, stored in transfers.items() if stored.transfer.is_pending]
+        accounts = dict(preloaded.accounts)
+        missing = account_ids - preloaded.asked
+        accounts.update(
+            (account.id, account) for account in select_accounts(cursor, self._dialect, missing)
+        )
         return WorkingSet(
-            accounts={
-                account.id: account
-                for account in select_accounts(cursor, self._dialect, account_ids)
-            },
+            accounts=accounts,
             transfers=transfers,
             pending_status=self._select_pending_status(cursor, pending_ids),
             last_timestamp_ns=head.last_timestamp_ns,
@@ -573,3 +627,23 @@ def _touched(state: WorkingSet) -> list[Account]:
     """The accounts whose balances the group may have changed: exactly those it writes back."""
     accounts = state.accounts
     return [accounts[i] for i in state.touched_accounts if i in accounts]
+
+
+def _write_attached(conn: sa.Connection, attached: Sequence[AttachedWrite]) -> None:
+    """The group's attached writes in item order; a run of AttachedRows is inserted as one
+    executemany per table (the tables in the order the run first names them)."""
+    pending: dict[sa.Table, list[Mapping[str, object]]] = {}
+
+    def flush() -> None:
+        for table, rows in pending.items():
+            conn.execute(table.insert(), rows)
+        pending.clear()
+
+    for write in attached:
+        if isinstance(write, AttachedRows):
+            for table, rows in write.inserts:
+                pending.setdefault(table, []).extend(rows)
+        else:
+            flush()
+            write(conn)
+    flush()

@@ -482,3 +482,49 @@ class ResultUploadRow(SQLModel, table=True):
     sha256: bytes = Field(sa_column=Column(LargeBinary(SHA256_BYTES), nullable=False))
     opened_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     completed_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+# -- budgets (orbitq.services.budgets owns the meaning of each column) ---------------------------
+
+BUDGET_ID_CHARS = 32
+
+
+class BudgetRow(SQLModel, table=True):
+    """A tenant's budget of one kind: `amount` tokens granted at the start of every period
+    (orbitq.services.budgets.periods.Period: 1 day, 2 week, 3 month), of which up to
+    `rollover_percent` % may carry into the next period if unspent."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (Index("ux_budgets_tenant_kind", "tenant", "kind", unique=True),)
+
+    # 128 bits as 32 lower-case hex digits; part of its transfers' ids.
+    id: str = Field(sa_column=Column(String(BUDGET_ID_CHARS), primary_key=True))
+    tenant: str = Field(
+        sa_column=Column(String(TENANT_NAME_CHARS_MAX), ForeignKey("tenants.name"), nullable=False)
+    )
+    kind: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    period: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    rollover_percent: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BudgetPeriodRow(SQLModel, table=True):
+    """One period of a budget: opened by its grant transfer, closed by its lapse. Derived from
+    the ledger (the transfers' ids are deterministic), so a lost row is rebuilt from it."""
+
+    __tablename__ = "budget_periods"
+    __table_args__ = (Index("ix_budget_periods_open", "closed", "end_ns"),)
+
+    budget_id: str = Field(
+        sa_column=Column(String(BUDGET_ID_CHARS), ForeignKey("budgets.id"), primary_key=True)
+    )
+    start_ns: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    end_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    granted: int = Field(sa_column=Column(BigInteger, nullable=False))
+    carried_in: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The budget's rollover when the period opened: a change of terms applies from the next.
+    rollover_percent: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    closed: bool = Field(sa_column=Column(Boolean, nullable=False))
+    lapsed: int = Field(sa_column=Column(BigInteger, nullable=False))
+    carried_out: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -76,9 +76,12 @@ class Move:
 
     `placement` (with the `contacts` it uses) is stored when moving to PLACED; moving back to
     PENDING clears it. `settled` is the charge owed at COMPLETED (and at FAILED by the
-    workload, from its receipt). `reasons` are the scheduler's per-plugin reasons of an
-    UNSCHEDULABLE verdict. `fault` says who caused a FAILED request; `receipt` is the usage
-    receipt it ended by, stored with the transition."""
+    workload, from its receipt; at CANCELLED, the cancellation fee, if any). `reasons` are
+    the scheduler's per-plugin reasons of an UNSCHEDULABLE verdict. `fault` says who caused a
+    FAILED request; `receipt` is the usage receipt it ended by, stored with the transition.
+    `sequence`, when given, must also still be the request's: a move worked out from one
+    version of the request (a cancellation's fee, from its placement) does not apply to a later
+    one in the same state (placed again elsewhere)."""
 
     request_id: str
     expected: frozenset[RequestState]
@@ -90,6 +93,7 @@ class Move:
     reasons: tuple[Rejection, ...] = ()
     fault: Fault = Fault.NONE
     receipt: ReceiptFacts | None = None
+    sequence: int | None = None
 
     def __post_init__(self) -> None:
         assert self.expected
@@ -97,7 +101,8 @@ class Move:
             check(state, self.to)
         assert (self.placement is not None) == (self.to is S.PLACED)
         charged = self.to is S.COMPLETED or (self.to is S.FAILED and self.fault is Fault.WORKLOAD)
-        assert (self.settled is not None) == charged, self
+        # A cancellation after the cut-off carries its fee (terms.py); one before, nothing.
+        assert (self.settled is not None) == charged or self.to is S.CANCELLED, self
         assert (self.fault is not Fault.NONE) == (self.to is S.FAILED), self
         assert self.fault is not Fault.WORKLOAD or self.receipt is not None, self
         assert self.receipt is None or self.to in (S.COMPLETED, S.FAILED), self

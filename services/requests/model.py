@@ -240,10 +240,14 @@ class StoredRequest:
 
     @property
     def charged(self) -> bool:
-        """Whether its end is settled with a charge (COMPLETED, or FAILED by its workload with
-        a receipt saying what it used), not released."""
+        """Whether its end is settled with a charge (COMPLETED, FAILED by its workload with
+        a receipt saying what it used, or CANCELLED after its cut-off with a fee), not
+        released."""
         if self.state is RequestState.COMPLETED:
             return True
+        if self.state is RequestState.CANCELLED:
+            fee = self.settled
+            return fee.cpu > 0 or fee.storage > 0 or fee.link > 0
         return self.state is RequestState.FAILED and self.fault is Fault.WORKLOAD
 
     @property

@@ -9,8 +9,9 @@ Owns: the transfers of a request (docs/scheduler.md, "Reservation and settlement
   node, its agent or its contacts: the tenant gets everything back and the ledger says why);
   `void_unowned` releases, with the same ids and code `release`, a reservation whose request
   was never stored (recovery.py);
-- **settle** — per kind, a chain of a `post_pending` of the actual amount (code `settle`; the
-  rest returns to the tenant) linked with a transfer of that amount escrow → consumed (code
+- **settle** — per kind, a chain of a `post_pending` of the actual amount (code `settle`, or
+  `cancel_fee` for the fee of a request cancelled after its cut-off; the rest returns to the
+  tenant) linked with a transfer of that amount escrow → consumed (code
   `consume`), so escrow returns to zero; a kind whose actual amount is 0 is released instead;
 - **settle by receipt** — the same transfers, with SHA-256 of the node's usage receipt as
   their `user_data`, in one ledger item with the receipt itself (`ReceiptEvidence`): the
@@ -52,7 +53,7 @@ from orbitq.ledger.store import AttachedWrite, CreateTransfers
 from orbitq.ledger.store.work import Outcomes
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.quota import Quota
-from orbitq.services.requests.model import Fault, StoredRequest
+from orbitq.services.requests.model import Fault, RequestState, StoredRequest
 from orbitq.services.scheduler import Cost
 
 log = logging.getLogger(__name__)
@@ -300,6 +301,8 @@ class Reservations:
         user_data = user_data or bytes.fromhex(request.id)
         # What a release is: a refund when the operator failed the tenant.
         release = Code.REFUND if request.fault is Fault.OPERATOR else Code.RELEASE
+        # A charge of a cancelled request is its cancellation fee: its own code in the log.
+        post = Code.CANCEL_FEE if request.state is RequestState.CANCELLED else Code.SETTLE
         transfers: list[Transfer] = []
         chains: list[tuple[Kind, int, int, int]] = []
         escrow = self._quota.system_account_ids()
@@ -328,7 +331,7 @@ class Reservations:
                         pending_id=pending,
                         amount=amount,
                         user_data=user_data,
-                        code=int(Code.SETTLE),
+                        code=int(post),
                         flags=int(TransferFlag.POST_PENDING | TransferFlag.LINKED),
                     )
                 )

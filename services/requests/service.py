@@ -65,6 +65,7 @@ from orbitq.services.errors import (
 )
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.quota import Quota
+from orbitq.services.requests import settlement
 from orbitq.services.requests import spec as spec_rules
 from orbitq.services.requests.lifecycle import CANCELLABLE, Move
 from orbitq.services.requests.model import (
@@ -79,6 +80,7 @@ from orbitq.services.requests.model import (
 from orbitq.services.requests.reservations import Reservations
 from orbitq.services.requests.spec import Catalog
 from orbitq.services.requests.store import DuplicateKeyError, RequestStore, new_request_id
+from orbitq.services.requests.terms import CancelTerms, Terms
 from orbitq.services.requests.uplink import BlobLookup, check_uplink
 from orbitq.services.requests.watch import (
     WATCH_PAGE_MAX,
@@ -119,10 +121,13 @@ class Requests:
         request_ids: Callable[[], str] = new_request_id,
         receipt_grace: int | None = None,
         blobs: BlobLookup | None = None,
+        terms: CancelTerms | None = None,
     ) -> None:
         """`receipt_grace`: usage receipts complete running work (settlement "receipts"),
         due this long after the deadline; None: the clock does (settlement "plan"), and
-        workloads may be opaque strings. `blobs`: the tenants' modules and inputs."""
+        workloads may be opaque strings. `blobs`: the tenants' modules and inputs. `terms`:
+        the cancellation terms (terms.py)."""
+        self.terms = terms or CancelTerms()
         self._now = now
         # Random in a broker; a seeded sequence in `orbitq sim`, so a seed repeats its schedule.
         self._request_ids = request_ids
@@ -170,7 +175,7 @@ class Requests:
 
     def quote(self, principal: Principal, spec: RequestSpec) -> QuoteResult:
         principal.require_role(Role.OPERATOR, Role.TENANT, action="quoting a request")
-        checked = spec_rules.validate(spec, self._now_s())
+        checked = spec_rules.validate(spec, self.now_s())
         catalog = self.catalog()
         spec_rules.check_selectors(checked, catalog)
         eligibility = spec_rules.eligible(checked, catalog)
@@ -187,7 +192,7 @@ class Requests:
     ) -> tuple[StoredRequest, bool]:
         """(the request, whether this call created it). See the module docstring."""
         owner = principal.tenant_scope(tenant, "submit requests for")
-        self._tenants.get(owner)
+        self._tenants.require(owner)
         key = _check_key(idempotency_key) or secrets.token_hex(16)
         incoming = spec_rules.normalize(spec)
         existing = self.store.by_key(owner, key)
@@ -225,7 +230,7 @@ class Requests:
                 owner,
                 cost,
                 timeout,
-                attached=lambda connection: self.store.insert_on(connection, stored, transitions),
+                attached=self.store.insert_rows(stored, transitions),
             )
         except (FailedPreconditionError, AttachedWriteError):
             # A concurrent Submit with this key may have won (the unique key refused our rows,
@@ -305,8 +310,9 @@ class Requests:
     # -- cancel and watch ----------------------------------------------------------------------
 
     def cancel(self, principal: Principal, request_id: str) -> StoredRequest:
-        """Cancel before the request runs (its reservation is released at once); cancelling
-        a cancelled request returns it; any other state is FAILED_PRECONDITION."""
+        """Cancel before the request runs (its reservation is released at once, less the fee
+        of a placed request past its cut-off: terms.py, charged as `settled`); cancelling a
+        cancelled request returns it; any other state is FAILED_PRECONDITION."""
         who = "an operator" if principal.is_operator else f"tenant {principal.tenant}"
         for _ in range(CANCEL_ATTEMPTS_MAX):
             request = self.get(principal, request_id)
@@ -314,8 +320,26 @@ class Requests:
                 return request
             _check_cancellable(request)
             now_ns = to_ns(self._now())
+            terms = self.terms_of(request)
+            fee = terms.due(now_ns // NANOS_PER_SECOND)
+            reason = f"cancelled by {who}"
+            if fee != NO_COST:
+                cutoff = rfc3339(terms.cutoff or 0)
+                reason += f" after its cut-off ({cutoff}): fee link {fee.link:,}"
+            # Expected: exactly the request the fee was worked out for (its state, and its
+            # sequence: a request moved and placed again in between has other terms).
             (moved,) = self.store.apply(
-                [Move(request.id, CANCELLABLE, S.CANCELLED, f"cancelled by {who}")], now_ns
+                [
+                    Move(
+                        request.id,
+                        frozenset({request.state}),
+                        S.CANCELLED,
+                        reason,
+                        settled=fee if fee != NO_COST else None,
+                        sequence=request.sequence,
+                    )
+                ],
+                now_ns,
             )
             if moved is not None:
                 break
@@ -325,9 +349,17 @@ class Requests:
                 f"request {request_id} keeps changing state; retry the cancellation"
             )
         self._hub.publish()
-        done = self._reservations.release([moved])
-        self.store.close_reservations(done, now_ns)
+        # The settlement path: a fee is posted from escrow (code cancel_fee) and the rest
+        # released; without one, all is released. A crash here leaves it owed: the owed pass
+        # resolves it with the same transfer ids.
+        settlement.resolve(self.store, self._reservations, [moved], now_ns)
         return self.get(principal, request_id)
+
+    def terms_of(self, request: StoredRequest) -> Terms:
+        """`request`'s cancellation terms: its cut-off and fee while placed (and, once
+        cancelled while placed, the terms it was cancelled under); free before."""
+        placement = request.placement if request.state in (S.PLACED, S.CANCELLED) else None
+        return self.terms.of(request.request(), placement, request.reserved.link)
 
     def watch(
         self,
@@ -394,7 +426,8 @@ class Requests:
         """The broker has stopped: end every watch."""
         self._hub.close()
 
-    def _now_s(self) -> int:
+    def now_s(self) -> int:
+        """The clock's now in whole seconds."""
         return to_ns(self._now()) // NANOS_PER_SECOND
 
 

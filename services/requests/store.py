@@ -17,6 +17,7 @@ Does not own: which transitions exist (lifecycle.py) or what they mean for the l
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from orbitq.ledger.store import AttachedRows
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
 from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
 from orbitq.services.requests.lifecycle import Move, check, due_s
@@ -51,6 +53,10 @@ from orbitq.services.scheduler import (
 REQUESTS: sa.Table = SQLModel.metadata.tables["requests"]
 TRANSITIONS: sa.Table = SQLModel.metadata.tables["request_transitions"]
 RECEIPTS: sa.Table = SQLModel.metadata.tables["request_receipts"]
+
+
+# How many requests' moves one write transaction of `RequestStore.apply` makes at most.
+MOVED_REQUESTS_PER_TRANSACTION_MAX = 64
 
 
 class DuplicateKeyError(Exception):
@@ -90,44 +96,55 @@ class RequestStore:
 
     def insert(self, request: StoredRequest, transitions: Sequence[Transition]) -> None:
         """Store a new request and its first transitions, or raise DuplicateKeyError."""
-        assert transitions
-        assert transitions[-1].sequence == request.sequence
-        assert transitions[-1].to_state is request.state
+        rows = self.insert_rows(request, transitions)
         try:
             with self._writing() as connection:
-                self.insert_on(connection, request, transitions)
+                for table, values in rows.inserts:
+                    connection.execute(table.insert(), list(values))
         except sa.exc.IntegrityError:
             if self.by_key(request.tenant, request.idempotency_key) is not None:
                 raise DuplicateKeyError(request.idempotency_key) from None
             raise
 
-    def insert_on(
-        self, connection: sa.Connection, request: StoredRequest, transitions: Sequence[Transition]
-    ) -> None:
-        """Store a new request and its first transitions through `connection`, in the caller's
-        transaction (Submit: the ledger group that reserves for it). A taken (tenant, key)
-        raises sa.exc.IntegrityError."""
+    def insert_rows(
+        self, request: StoredRequest, transitions: Sequence[Transition]
+    ) -> AttachedRows:
+        """A new request and its first transitions as rows for the caller's transaction
+        (Submit: the ledger group that reserves for it, where the rows of the group's Submits
+        go in one insert per table). A taken (tenant, key) fails the insert with
+        sa.exc.IntegrityError."""
         assert transitions
         assert transitions[-1].sequence == request.sequence
         assert transitions[-1].to_state is request.state
-        connection.execute(sa.insert(REQUESTS).values(_row_of(request, self._receipt_grace)))
-        connection.execute(sa.insert(TRANSITIONS), [_transition_row(t) for t in transitions])
+        return AttachedRows(
+            (
+                (REQUESTS, (_row_of(request, self._receipt_grace),)),
+                (TRANSITIONS, tuple(_transition_row(t) for t in transitions)),
+            )
+        )
 
     def apply(self, moves: Sequence[Move], now_ns: int) -> list[StoredRequest | None]:
-        """Make each move whose request is still in one of its expected states, in order, in
-        one transaction; per move the request as stored afterwards, or None if it did not
-        apply (unknown, or the request had moved on)."""
-        if not moves:
-            return []
-        with self._writing() as connection:
-            return self.apply_on(connection, moves, now_ns)
+        """Make each move whose request is still in one of its expected states, in order; per
+        move the request as stored afterwards, or None if it did not apply (unknown, or the
+        request had moved on). All the moves of one request commit together; a batch naming
+        more than MOVED_REQUESTS_PER_TRANSACTION_MAX requests commits in several transactions,
+        so a large scheduling cycle never holds the database's write lock (and the ledger
+        writer behind it) for long. Each move is conditional on its request's state alone, so
+        nothing across requests needs one transaction."""
+        results: list[StoredRequest | None] = [None] * len(moves)
+        for chunk in _chunks_by_request(moves, MOVED_REQUESTS_PER_TRANSACTION_MAX):
+            with self._writing() as connection:
+                stored = self.apply_on(connection, [moves[index] for index in chunk], now_ns)
+            for index, request in zip(chunk, stored, strict=True):
+                results[index] = request
+        return results
 
     def apply_on(
         self, connection: sa.Connection, moves: Sequence[Move], now_ns: int
     ) -> list[StoredRequest | None]:
         """`apply` through `connection`, in the caller's transaction (ReportReceipt: the ledger
         group that settles the receipt)."""
-        return [_apply_one(connection, move, now_ns, self._receipt_grace) for move in moves]
+        return _apply_moves(connection, moves, now_ns, self._receipt_grace)
 
     def close_reservations(
         self,
@@ -355,12 +372,17 @@ class RequestStore:
         with self._engine.connect() as connection:
             return [_stored_of(row._mapping) for row in connection.execute(query)]
 
-    def in_states(self, states: frozenset[RequestState]) -> list[StoredRequest]:
+    def in_states(
+        self, states: frozenset[RequestState], limit: int | None = None
+    ) -> list[StoredRequest]:
+        """Requests in `states`, oldest first (at most `limit`, when given)."""
         query = (
             sa.select(REQUESTS)
             .where(REQUESTS.c.state.in_([int(s) for s in states]))
             .order_by(REQUESTS.c.submitted_ns, REQUESTS.c.id)
         )
+        if limit is not None:
+            query = query.limit(limit)
         with self._engine.connect() as connection:
             return [_stored_of(row._mapping) for row in connection.execute(query)]
 
@@ -395,19 +417,84 @@ class RequestStore:
 # -- one move ------------------------------------------------------------------------------------
 
 
-def _apply_one(
-    connection: sa.Connection, move: Move, now_ns: int, receipt_grace: int | None
-) -> StoredRequest | None:
-    row = connection.execute(
-        sa.select(REQUESTS).where(REQUESTS.c.id == move.request_id).with_for_update()
-    ).first()
-    if row is None:
-        return None
-    current = dict(row._mapping)
-    state = RequestState(current["state"])
-    if state not in move.expected:
-        return None
-    check(state, move.to)
+def _chunks_by_request(moves: Sequence[Move], requests_max: int) -> list[list[int]]:
+    """Indices of `moves` in chunks naming at most `requests_max` requests each, every move of
+    a request in the chunk of its first, the moves' order kept within a chunk."""
+    chunk_of: dict[str, int] = {}
+    chunks: list[list[int]] = []
+    named = 0
+    for index, move in enumerate(moves):
+        chunk = chunk_of.get(move.request_id)
+        if chunk is None:
+            if not chunks or named >= requests_max:
+                chunks.append([])
+                named = 0
+            chunk = chunk_of[move.request_id] = len(chunks) - 1
+            named += 1
+        chunks[chunk].append(index)
+    return chunks
+
+
+def _apply_moves(
+    connection: sa.Connection, moves: Sequence[Move], now_ns: int, receipt_grace: int | None
+) -> list[StoredRequest | None]:
+    """`apply_on`'s work with a constant number of statements per batch, not per move: one
+    locking read of every row the moves name, then the updates (runs of moves that set the same
+    columns share one executemany, in the moves' order), the transitions and the receipts.
+    Statement construction, not the database, was most of a scheduling cycle's cost."""
+    current_rows = _locked_rows(connection, sorted({move.request_id for move in moves}))
+    results: list[StoredRequest | None] = []
+    updates: list[_Update] = []
+    transitions: list[dict[str, Any]] = []
+    receipts: list[dict[str, Any]] = []
+    for move in moves:
+        current = current_rows.get(move.request_id)
+        if current is None:
+            results.append(None)
+            continue
+        state = RequestState(current["state"])
+        if state not in move.expected or move.sequence not in (None, current["sequence"]):
+            results.append(None)
+            continue
+        check(state, move.to)
+        values = _move_values(move, current, now_ns, receipt_grace)
+        if move.receipt is not None:
+            receipts.append(_receipt_row(move.request_id, move.receipt))
+        updates.append(_Update(move.request_id, current["sequence"], values))
+        transition = Transition(
+            request_id=move.request_id,
+            sequence=values["sequence"],
+            from_state=state,
+            to_state=move.to,
+            at_ns=now_ns,
+            reason=values["reason"],
+        )
+        transitions.append(_transition_row(transition))
+        current.update(values)
+        results.append(_stored_of(current))
+    _update_in_runs(connection, updates)
+    if transitions:
+        connection.execute(sa.insert(TRANSITIONS), transitions)
+    if receipts:
+        connection.execute(sa.insert(RECEIPTS), receipts)
+    return results
+
+
+def _locked_rows(connection: sa.Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The rows of `ids` (those that exist), locked until the transaction ends."""
+    rows: dict[str, dict[str, Any]] = {}
+    for first in range(0, len(ids), IN_LIST_VALUES_MAX):
+        chunk = ids[first : first + IN_LIST_VALUES_MAX]
+        query = sa.select(REQUESTS).where(REQUESTS.c.id.in_(chunk)).with_for_update()
+        for row in connection.execute(query):
+            rows[row.id] = dict(row._mapping)
+    return rows
+
+
+def _move_values(
+    move: Move, current: Mapping[str, Any], now_ns: int, receipt_grace: int | None
+) -> dict[str, Any]:
+    """The columns `move` sets on a request now stored as `current`."""
     values: dict[str, Any] = {
         "state": int(move.to),
         "sequence": current["sequence"] + 1,
@@ -432,17 +519,6 @@ def _apply_one(
             result_digest=receipt.result_digest,
             result_bytes=receipt.result_bytes,
         )
-        connection.execute(
-            sa.insert(RECEIPTS).values(
-                request_id=move.request_id,
-                digest=receipt.digest,
-                envelope=receipt.envelope,
-                node=receipt.node,
-                node_public_key=receipt.node_public_key,
-                key_entry_index=receipt.key_entry_index,
-                received_ns=receipt.received_ns,
-            )
-        )
     if move.to is RequestState.UNSCHEDULABLE:
         values["placement_reasons"] = _reasons_json(move.reasons)
     if move.settled is not None:
@@ -459,24 +535,67 @@ def _apply_one(
     values["due_s"] = due_s(
         move.to, spec.deadline, placement, current["reservation_open"], receipt_grace
     )
-    updated = connection.execute(
+    return values
+
+
+def _receipt_row(request_id: str, receipt: ReceiptFacts) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "digest": receipt.digest,
+        "envelope": receipt.envelope,
+        "node": receipt.node,
+        "node_public_key": receipt.node_public_key,
+        "key_entry_index": receipt.key_entry_index,
+        "received_ns": receipt.received_ns,
+    }
+
+
+class _Update(NamedTuple):
+    request_id: str
+    from_sequence: int
+    values: dict[str, Any]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(sorted(self.values))
+
+
+def _update_in_runs(connection: sa.Connection, updates: Sequence[_Update]) -> None:
+    """Each update, in order, guarded by the sequence it was computed from; consecutive updates
+    that set the same columns go as one executemany (a request moved twice in one batch stays
+    in order: its second update follows its first)."""
+    first = 0
+    while first < len(updates):
+        columns = updates[first].columns
+        last = first + 1
+        while last < len(updates) and updates[last].columns == columns:
+            last += 1
+        run = updates[first:last]
+        params = [
+            {
+                **{f"new_{column}": update.values[column] for column in columns},
+                "guard_id": update.request_id,
+                "guard_sequence": update.from_sequence,
+            }
+            for update in run
+        ]
+        updated = connection.execute(_update_statement(columns), params)
+        # Every row is locked by this transaction (FOR UPDATE, or SQLite's write lock), so
+        # every guarded update matches; drivers that do not count executemany report -1.
+        assert updated.rowcount in (-1, len(run)), "a locked request moved under its lock"
+        first = last
+
+
+@functools.lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...]) -> sa.Update:
+    """One UPDATE per set of columns, built once (bound names differ from the column names:
+    SQLAlchemy reserves those for the SET clause)."""
+    return (
         sa.update(REQUESTS)
-        .where(REQUESTS.c.id == move.request_id)
-        .where(REQUESTS.c.sequence == current["sequence"])
-        .values(values)
+        .where(REQUESTS.c.id == sa.bindparam("guard_id"))
+        .where(REQUESTS.c.sequence == sa.bindparam("guard_sequence"))
+        .values({column: sa.bindparam(f"new_{column}") for column in columns})
     )
-    assert updated.rowcount == 1, "the row is locked: nobody else can have moved it"
-    transition = Transition(
-        request_id=move.request_id,
-        sequence=values["sequence"],
-        from_state=state,
-        to_state=move.to,
-        at_ns=now_ns,
-        reason=values["reason"],
-    )
-    connection.execute(sa.insert(TRANSITIONS).values(_transition_row(transition)))
-    current.update(values)
-    return _stored_of(current)
 
 
 # -- rows <-> values -----------------------------------------------------------------------------

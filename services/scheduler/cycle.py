@@ -4,7 +4,11 @@ Owns: `Cycle` — pop pending requests in queue order (ordering.py), try each (t
 walk), else preemption within `Budget`, else repacking, and sort every request into exactly one
 of placed, unschedulable (final: the caller voids its reservation) or pending (retry next
 cycle), with per-plugin reasons (`Unplaced`, `Rejection`); then a sweep that gives the waiting
-requests another repacking attempt. Also `CycleResult`, what the caller gets back.
+requests another repacking attempt. Also `CycleResult`, what the caller gets back, and the
+online policy's rule of which placements a cycle may take away (`may_take`, `movable`): this
+cycle's own, freely; an announced one only if its ticket cannot be aboard (its uplink begins
+after now + `displace_guard_seconds`), it was taken away fewer than `takes_per_request_max`
+(2) times before, and the per-cycle displacement budget allows.
 
 Does not own: node walks, timelines or bookings (runtime.py), or any I/O.
 """
@@ -64,13 +68,16 @@ class Unplaced:
 class CycleResult:
     """What one cycle did. Every pending request is in exactly one of placed / unschedulable /
     pending; `displaced` lists requests whose earlier placement this cycle removed (each is
-    also in one of the three: placed again, or back to pending, or unschedulable)."""
+    also in one of the three: placed again, or back to pending, or unschedulable). `moved`
+    is the part of `displaced` that repacking took from an announced placement and placed
+    again at once (each is also in `placed`); the rest were preempted."""
 
     placed: tuple[Placement, ...]
     displaced: tuple[str, ...]
     unschedulable: tuple[Unplaced, ...]
     pending: tuple[Unplaced, ...]
     nodes_examined: int
+    moved: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -97,13 +104,17 @@ class Cycle:
         self.queue: list[tuple[QueueKey, Request]] = []
         self.placed: dict[str, Placement] = {}
         self.displaced: list[str] = []
+        self.moved: list[str] = []
+        self.entered: set[str] = set()
         self.final: list[Unplaced] = []
         self.waiting: dict[str, tuple[Unplaced, Request]] = {}
         self.budget = Budget(scheduler.config)
         self.repacks_left = scheduler.config.repack_attempts_per_cycle_max
+        self.earlier_repacks_left = scheduler.config.repack_earlier_tries_per_cycle_max
         self.examined = 0
 
     def run(self, pending: Sequence[Request]) -> CycleResult:
+        self.entered = {r.id for r in pending}
         self.queue = [(queue_key(r, self.usage), r) for r in pending]
         heapq.heapify(self.queue)
         tried = 0
@@ -128,7 +139,48 @@ class Cycle:
             unschedulable=tuple(self.final),
             pending=tuple(unplaced for unplaced, _ in self.waiting.values()),
             nodes_examined=self.examined,
+            moved=tuple(self.moved),
         )
+
+    # -- the online policy's rule ------------------------------------------------------
+
+    def placed_now(self, booking: Booking) -> bool:
+        """Placed by this cycle: nobody has seen it yet."""
+        return booking.request.id in self.placed
+
+    def may_take(self, booking: Booking) -> bool:
+        """Whether this cycle may take the booking away (preemption or repacking): its own
+        placements, always; an announced one only if its uplink begins after now + the guard
+        (no ticket can have been pulled) and it was taken away fewer than
+        `takes_per_request_max` times before (no ping-pong)."""
+        if self.placed_now(booking):
+            return True
+        return (
+            booking.uplink.start > self.now + self.config.displace_guard_seconds
+            and self.scheduler._taken.get(booking.request.id, 0) < self.config.takes_per_request_max
+        )
+
+    def movable(self, booking: Booking) -> bool:
+        """Whether repacking may move the booking."""
+        if self.placed_now(booking):
+            return True
+        return (
+            self.config.repack_earlier
+            and self.budget.displacements_left > 0
+            and self.may_take(booking)
+        )
+
+    def moved_announced(self, bookings: Sequence[Booking]) -> None:
+        """Record announced placements repacking moved (and placed again): they are displaced
+        and moved, and count against the budget and the request's takes."""
+        for booking in bookings:
+            request_id = booking.request.id
+            if request_id in self.entered or request_id in self.displaced:
+                continue  # this cycle's own, or already counted
+            self.scheduler._count_take(request_id)
+            self.displaced.append(request_id)
+            self.moved.append(request_id)
+            self.budget.displacements_left -= 1
 
     def _one(self, request: Request) -> None:
         """Place one request: normally, else by preemption, else by repacking this cycle."""
@@ -139,12 +191,18 @@ class Cycle:
             self.placed[request.id] = scheduler._commit(request, outcome.draft)
             return
         if outcome.blocked and self.budget.may_preempt(request, scheduler._bookings):
-            victims = scheduler._preempt(outcome.ctx, outcome.blocked, self.budget)
+            victims = scheduler._preempt(outcome.ctx, outcome.blocked, self.budget, self.may_take)
             if victims is not None:
                 self.placed[request.id] = scheduler._placement_of(request.id)
                 for victim in victims:
-                    self.displaced.append(victim.request.id)
-                    self.placed.pop(victim.request.id, None)
+                    victim_id = victim.request.id
+                    if victim_id not in self.placed and victim_id not in self.entered:
+                        self.scheduler._count_take(victim_id)  # an announced placement
+                    if victim_id not in self.displaced:
+                        self.displaced.append(victim_id)
+                    if victim_id in self.moved:  # moved earlier this cycle, now preempted
+                        self.moved.remove(victim_id)
+                    self.placed.pop(victim_id, None)
                     key = queue_key(victim.request, self.usage)
                     heapq.heappush(self.queue, (key, victim.request))
                 return
@@ -159,14 +217,14 @@ class Cycle:
             scheduler._remember_failure(outcome)
 
     def _repack(self, ctx: RequestContext, blocked: list[int]) -> bool:
-        index = self.scheduler._cycle
-        if self.repacks_left <= 0 or index is None or not index.bookings:
+        if self.repacks_left <= 0 or not self.scheduler._bookings:
             return False
         self.repacks_left -= 1
-        moved = self.scheduler._repack(ctx, blocked, self.usage)
+        moved = self.scheduler._repack(ctx, blocked, self.usage, self)
         if moved is None:
             return False
         request_id = ctx.request.id
+        self.moved_announced([b for b in moved if b.request.id not in self.placed])
         self.placed[request_id] = self.scheduler._placement_of(request_id)
         for booking in moved:
             self.placed[booking.request.id] = booking.placement(self.scheduler.world)
@@ -175,8 +233,7 @@ class Cycle:
     def _sweep(self) -> None:
         """Requests placed later in the cycle may be movable out of an earlier one's way:
         give the waiting ones, in queue order, another repacking attempt."""
-        index = self.scheduler._cycle
-        if index is None or not index.bookings:
+        if not self.scheduler._bookings:
             return
         for request_id, (unplaced, request) in list(self.waiting.items()):
             if self.repacks_left <= 0:

@@ -1,9 +1,11 @@
 """Preemption: which placed-but-not-started requests a higher-priority request may displace.
 
 Owns: the victim rule and the dry run on one node. A victim has strictly lower priority than
-the preemptor and has not started: its uplink has not begun (`uplink.at > now`), so no ticket
-can be on board and nothing has run. The dry run removes every eligible victim on the node
-whose booking overlaps the preemptor's window, fits the preemptor, reserves it, then puts back
+the preemptor and has not started: its uplink has not begun (`uplink.at > now`), and the
+cycle's rule (cycle.py `Cycle.may_take`) allows it: no ticket can be aboard (the uplink begins
+after now + the guard) and it was not taken away too often before. The dry run removes every
+eligible victim on the node whose booking overlaps the preemptor's window, fits the
+preemptor, reserves it, then puts back
 ("reprieves") as many victims as still fit, highest priority first; only those that cannot
 come back must go. It then restores the node exactly as it was: choosing among nodes and
 committing is the runtime's job.
@@ -14,7 +16,7 @@ the runtime), re-queueing the displaced, or node choice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from orbitq.services.scheduler.framework import Booking, Draft, Framework, RequestContext
@@ -38,8 +40,12 @@ class Candidate:
         return (max(priorities, default=-1), len(priorities), sum(priorities))
 
 
-def eligible_victims(ctx: RequestContext, bookings: Iterable[Booking]) -> list[Booking]:
-    """Bookings the request may displace, lowest priority (then latest start) first."""
+def eligible_victims(
+    ctx: RequestContext, bookings: Iterable[Booking], may_take: Callable[[Booking], bool]
+) -> list[Booking]:
+    """Bookings the request may displace, lowest priority (then latest start) first: of
+    strictly lower priority, in its window, not started, and that the cycle's rule
+    (`may_take`: no ticket aboard, not taken too often before) allows."""
     request = ctx.request
     victims = [
         booking
@@ -48,6 +54,7 @@ def eligible_victims(ctx: RequestContext, bookings: Iterable[Booking]) -> list[B
         and booking.uplink.start > ctx.now
         and booking.finish > ctx.earliest
         and booking.uplink.start < request.deadline
+        and may_take(booking)
     ]
     victims.sort(key=lambda b: (b.request.priority, -b.start, b.request.id))
     return victims

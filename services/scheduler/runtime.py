@@ -16,7 +16,7 @@ an update in place, never a rebuild of the world.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from orbitq.services.scheduler.costs import downlink_seconds, uplink_seconds
@@ -59,7 +59,7 @@ from orbitq.services.scheduler.registry import default_profile
 from orbitq.services.scheduler.repack import (
     REPACK_ATTEMPTS_PER_CYCLE_MAX,
     REPACK_NODES_MAX,
-    CycleIndex,
+    LinkIndex,
     in_the_way,
 )
 from orbitq.services.scheduler.world import WORLD_NODES_MAX, NodeInfo, World
@@ -75,6 +75,11 @@ STREAK_MAX = 16
 BLOCKED_NODES_MAX = 32  # nodes remembered per request as candidates for preemption and repacking
 FEASIBLE_NODES_TO_SCORE = 8
 NODES_TO_EXAMINE_ONCE_FITTING_MAX = 64
+DISPLACE_GUARD_SECONDS_MAX = 86_400
+REPACK_EARLIER_TRIES_PER_CYCLE_MAX = (
+    16  # repacking dry runs per cycle that move announced placements
+)
+TAKES_PER_REQUEST_MAX = 2  # announced placements taken away from one request (no ping-pong)
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,21 @@ class SchedulerConfig:
     rotate: bool = True
     """Start each request's walk where the previous one stopped (spreads load)."""
     repack_attempts_per_cycle_max: int = REPACK_ATTEMPTS_PER_CYCLE_MAX
-    """Requests that may move this cycle's placements to make room (0 disables)."""
+    """Requests that may move placements to make room, per cycle (0 disables)."""
     repack_nodes_max: int = REPACK_NODES_MAX
+    repack_earlier: bool = True
+    """Repacking may also move placements announced in earlier cycles (each is reported in
+    `CycleResult.moved`), not only this cycle's."""
+    repack_earlier_tries_per_cycle_max: int = REPACK_EARLIER_TRIES_PER_CYCLE_MAX
+    """Repacking dry runs per cycle that would move announced placements."""
+    takes_per_request_max: int = TAKES_PER_REQUEST_MAX
+    """How often one request's announced placement may be taken away (preempted or moved)
+    while this scheduler runs: no request is shuffled without end."""
+    displace_guard_seconds: int = 0
+    """A placement whose uplink begins by now + this is never displaced nor moved: its
+    ticket may already be aboard. The broker sets it to the ticket pull lead plus the contact
+    tolerance plus a margin for the cycle's own duration (docs/scheduler.md, "The online
+    policy"); 0 protects only placements whose uplink has begun."""
     agents_required: bool = False
     """Only nodes with an enrolled agent take new work (the `node_agent` filter)."""
 
@@ -113,6 +131,9 @@ class SchedulerConfig:
         assert 1 <= self.preemption_nodes_max <= WORLD_NODES_MAX
         assert 0 <= self.repack_attempts_per_cycle_max <= 100_000
         assert 1 <= self.repack_nodes_max <= WORLD_NODES_MAX
+        assert 0 <= self.displace_guard_seconds <= DISPLACE_GUARD_SECONDS_MAX
+        assert 0 <= self.takes_per_request_max <= 100
+        assert 0 <= self.repack_earlier_tries_per_cycle_max <= 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +177,11 @@ class Scheduler:
         self._now = 0  # the latest `now` a cycle ran at
         self._failed: dict[str, _Failure] = {}
         self._bookings_version = 0
-        self._cycle: CycleIndex | None = None
+        self._links = LinkIndex(0)
+        # How often each request's announced placement was taken away (preempted or moved):
+        # at most `takes_per_request_max` while this scheduler runs (no ping-pong;
+        # docs/scheduler.md, "The online policy"). Kept for booked and pending requests only.
+        self._taken: dict[str, int] = {}
         self._cycles = 0  # cycles run, for retry backoff
 
     def _default_profile(self) -> Profile:
@@ -173,6 +198,8 @@ class Scheduler:
         self.world.add_contacts(contacts)
         self._bookings = {}
         self._by_node = {}
+        self._links = LinkIndex(len(stations))
+        self._taken = {}
         self._next_start = 0
         self._all_nodes = list(range(len(nodes)))
         self._generation += 1
@@ -310,6 +337,7 @@ class Scheduler:
         for station in self.world.stations:
             station.antennas.prune(before)
         self.world.prune_contacts(before)
+        self._links.compact()
         return len(done)
 
     def _record(self, booking: Booking) -> None:
@@ -317,8 +345,7 @@ class Scheduler:
         self._bookings_version += 1
         self._bookings[booking.request.id] = booking
         self._by_node.setdefault(booking.node, {})[booking.request.id] = booking
-        if self._cycle is not None:
-            self._cycle.add(booking)
+        self._links.add(booking)
 
     def _unrecord(self, booking: Booking) -> None:
         """Take a booking off the books and the timelines (no generation change)."""
@@ -326,8 +353,7 @@ class Scheduler:
         assert self._bookings.pop(request_id) is booking
         del self._by_node[booking.node][request_id]
         self._framework.unreserve(self.world, booking)
-        if self._cycle is not None:
-            self._cycle.remove(request_id)
+        self._links.remove(request_id)
 
     def _restore(self, booking: Booking) -> None:
         assert self._framework.reserve(self.world, booking).ok, "restoring must succeed"
@@ -351,13 +377,12 @@ class Scheduler:
             self._generation += 1  # time went back: earlier failures prove nothing
         self._now = now
         self._cycles += 1
-        self._cycle = CycleIndex(len(self.world.stations))
-        try:
-            result = Cycle(self, now, tenant_usage or {}).run(pending)
-        finally:
-            self._cycle = None
+        result = Cycle(self, now, tenant_usage or {}).run(pending)
         still = {u.request for u in result.pending}
         self._failed = {rid: f for rid, f in self._failed.items() if rid in still}
+        self._taken = {
+            rid: n for rid, n in self._taken.items() if rid in still or rid in self._bookings
+        }
         check_partition(pending, result)
         return result
 
@@ -432,6 +457,9 @@ class Scheduler:
         code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
         return Outcome(None, code, counts, ctx, complete, blocked), examined
 
+    def _count_take(self, request_id: str) -> None:
+        self._taken[request_id] = self._taken.get(request_id, 0) + 1
+
     def _placement_of(self, request_id: str) -> Placement:
         return self._bookings[request_id].placement(self.world)
 
@@ -470,21 +498,29 @@ class Scheduler:
         return booking.placement(self.world)
 
     def _repack(
-        self, ctx: RequestContext, blocked: list[int], usage: Mapping[str, float]
+        self, ctx: RequestContext, blocked: list[int], usage: Mapping[str, float], cycle: Cycle
     ) -> list[Booking] | None:
         """Make room on up to `repack_nodes_max` of the nodes whose timelines turned the
-        request away, by moving this cycle's placements in the way, if all of them can be
-        placed again; returns their new bookings, or None (and the state exactly as before)."""
-        assert self._cycle is not None
+        request away, by moving the placements in the way that `cycle.movable` allows, if all
+        of them can be placed again; returns their new bookings, or None (and the state
+        exactly as before)."""
         world, framework = self.world, self._framework
         tried_nodes = 0
         for index in blocked:
             node = world.nodes[index]
             if not framework.filter(ctx, node).ok:
                 continue
-            victims = in_the_way(ctx, node, self._cycle, self._by_node.get(node.index, {}))
+            on_node = self._by_node.get(node.index, {})
+            victims = in_the_way(ctx, node, self._links, on_node, cycle.movable)
             if not victims:
                 continue
+            announced = sum(1 for victim in victims if not cycle.placed_now(victim))
+            if announced:
+                # Moving announced placements: within the budget, and a bounded number of
+                # dry runs per cycle (each re-places its victims with full walks).
+                if announced > cycle.budget.displacements_left or cycle.earlier_repacks_left <= 0:
+                    continue
+                cycle.earlier_repacks_left -= 1
             tried_nodes += 1
             victims.sort(key=lambda booking: queue_key(booking.request, usage))
             moved = self._try_repack(ctx, node, victims)
@@ -520,7 +556,11 @@ class Scheduler:
         return None
 
     def _preempt(
-        self, ctx: RequestContext, blocked: list[int], budget: Budget
+        self,
+        ctx: RequestContext,
+        blocked: list[int],
+        budget: Budget,
+        may_take: Callable[[Booking], bool],
     ) -> tuple[Booking, ...] | None:
         """Dry-run up to `preemption_nodes_max` of the nodes whose timelines turned the
         request away and that hold eligible victims; commit the cheapest. Returns the
@@ -535,7 +575,7 @@ class Scheduler:
             node = world.nodes[index]
             if not framework.filter(ctx, node).ok:
                 continue
-            victims = eligible_victims(ctx, on_node.values())
+            victims = eligible_victims(ctx, on_node.values(), may_take)
             if not victims:
                 continue
             tried_nodes += 1

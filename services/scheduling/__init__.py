@@ -50,6 +50,7 @@ from __future__ import annotations
 from orbitq.services.scheduling.completion import ClockCompletion, Completion, ReceiptDeadline
 from orbitq.services.scheduling.leader import LeaderLock
 from orbitq.services.scheduling.loop import SchedulingLoop
+from orbitq.services.scheduling.placing import displace_guard_seconds
 from orbitq.services.scheduling.reports import AdvanceReport, CycleReport
 from orbitq.services.scheduling.start import ClockStart, PulledTickets, Start, TicketStart
 
@@ -65,4 +66,5 @@ __all__ = [
     "SchedulingLoop",
     "Start",
     "TicketStart",
+    "displace_guard_seconds",
 ]

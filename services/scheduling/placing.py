@@ -4,9 +4,11 @@ Owns: `Placing` — bookings of requests no longer placed in the database (cance
 on any replica) released; the PENDING requests whose deadline is still ahead (their scheduler
 form cached: specs never change once stored); each tenant's recent consumption for fair share
 (`tenant_usage`); one `Scheduler.run_cycle`; and its outcome made durable in one transaction:
-displaced → PENDING, placed → PLACED with the placement and the contacts it uses (a move that
-finds the request cancelled meanwhile gives the room back), unschedulable → UNSCHEDULABLE with
-the summary and per-plugin reasons; still pending → their reasons, written only when changed.
+displaced (preempted, or moved by repacking) → PENDING, placed → PLACED with the placement and
+the contacts it uses (a move that finds the request cancelled meanwhile gives the room back),
+unschedulable → UNSCHEDULABLE with the summary and per-plugin reasons; still pending → their
+reasons, written only when changed. Also `displace_guard_seconds`: how far ahead a placement's
+uplink must be for a cycle to take it away (no ticket can have been pulled).
 
 Does not own: placement decisions (orbitq.services.scheduler), the world (world_sync.py) or
 the reservations of the requests that ended (owed.py).
@@ -28,6 +30,18 @@ S = RequestState
 USAGE_WINDOW_SECONDS = 86_400
 
 REASON_DISPLACED = "displaced by a higher-priority request; placing it again"
+REASON_MOVED = "moved to make room for another request before its ticket went up; placing it again"
+# The cycle computes at `now` and commits moments later: placements whose uplink begins within
+# this much more than the ticket pull window are not taken away either (the cycle's duration
+# is far below it).
+DISPLACE_MARGIN_SECONDS = 60
+
+
+def displace_guard_seconds(pull_lead_seconds: int, tolerance_seconds: int) -> int:
+    """How far ahead of now a placement's uplink must begin for a cycle to take it away: an
+    agent may pull a ticket from its uplink instant less the pull lead less the contact
+    tolerance (services/agents/tickets.py), so one further ahead has no ticket aboard."""
+    return pull_lead_seconds + tolerance_seconds + DISPLACE_MARGIN_SECONDS
 
 
 def tenant_usage(store: RequestStore, now_ns: int) -> dict[str, float]:
@@ -85,8 +99,14 @@ class Placing:
         return [self._pending[request_id] for request_id in ordered]
 
     def _persist(self, result: CycleResult, now_ns: int) -> CycleReport:
+        moved = set(result.moved)
         moves: list[Move] = [
-            Move(request_id, frozenset({S.PLACED}), S.PENDING, REASON_DISPLACED)
+            Move(
+                request_id,
+                frozenset({S.PLACED}),
+                S.PENDING,
+                REASON_MOVED if request_id in moved else REASON_DISPLACED,
+            )
             for request_id in result.displaced
         ]
         for placement in result.placed:

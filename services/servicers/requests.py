@@ -1,9 +1,10 @@
 """RequestService over gRPC (thin; rules in orbitq.services.requests).
 
-Owns: converting wire messages to domain values and back — timestamps to whole seconds,
-rounded inwards (not_before up, deadline down), so the stored window is never wider than the
-one asked for — the stream of WatchRequest (it ends when the client goes away: gRPC's
-done-callback wakes the watch at once), and the blob and evidence calls (rules in
+Owns: converting wire messages to domain values and back (explanations and ETAs: rules in
+orbitq.services.explaining; cancellation terms: orbitq.services.requests.terms) — timestamps
+to whole seconds, rounded inwards (not_before up, deadline down), so the stored window is
+never wider than the one asked for — the stream of WatchRequest (it ends when the client goes
+away: gRPC's done-callback wakes the watch at once), and the blob and evidence calls (rules in
 orbitq.services.blobs and orbitq.services.agents).
 """
 
@@ -19,6 +20,7 @@ from orbitq.services.auth import current_principal
 from orbitq.services.blobs import digests
 from orbitq.services.blobs.service import Blobs
 from orbitq.services.errors import InvalidArgumentError
+from orbitq.services.explaining import Eta, Explainer, Explanation
 from orbitq.services.requests import (
     QuoteResult,
     Requests,
@@ -27,7 +29,8 @@ from orbitq.services.requests import (
     StoredRequest,
     Transition,
 )
-from orbitq.services.scheduler import Cost
+from orbitq.services.requests.terms import Terms
+from orbitq.services.scheduler import Cost, Placement
 from orbitq.services.servicers.convert import timestamp
 from orbitq.v1 import common_pb2, request_pb2, request_pb2_grpc
 
@@ -161,11 +164,76 @@ def transition_to_proto(transition: Transition) -> request_pb2.RequestTransition
     )
 
 
-def _quote_to_proto(result: QuoteResult) -> request_pb2.QuoteResponse:
-    return request_pb2.QuoteResponse(
+def _quote_to_proto(
+    result: QuoteResult, explanation: Explanation | None
+) -> request_pb2.QuoteResponse:
+    message = request_pb2.QuoteResponse(
         cost=request_pb2.Cost(amounts=amounts(result.maximum), explanation=result.explanation),
         minimum=request_pb2.Cost(amounts=amounts(result.minimum)),
     )
+    if explanation is not None:
+        message.eta.CopyFrom(eta_to_proto(explanation.eta, explanation.now))
+        message.terms.CopyFrom(terms_to_proto(explanation.terms, explanation.now))
+    return message
+
+
+def scheduled_to_proto(placement: Placement) -> request_pb2.Placement:
+    """A scheduler placement (planned or computed), without its contact list."""
+    uplink = placement.uplink
+    return request_pb2.Placement(
+        node=placement.node,
+        start=_at(placement.start),
+        end=_at(placement.end),
+        uplink_contact_id=uplink.contact,
+        uplink_station=uplink.station,
+        uplink_at=_at(uplink.at),
+        uplink_end=_at(uplink.end),
+        downlink=[
+            request_pb2.DownlinkSegment(
+                contact_id=s.contact, station=s.station, start=_at(s.start), end=_at(s.end)
+            )
+            for s in placement.downlink
+        ],
+    )
+
+
+def eta_to_proto(eta: Eta, now_s: int) -> request_pb2.Eta:
+    message = request_pb2.Eta(
+        fits=eta.placement is not None,
+        planned=eta.planned,
+        reasons=[
+            request_pb2.PlacementReason(plugin=r.plugin, reason=r.reason, nodes=r.nodes)
+            for r in eta.reasons
+        ],
+        summary=eta.summary,
+        later_deadline_seconds=eta.later_deadline_seconds or 0,
+        deadline_searched_seconds=eta.searched_seconds,
+        allow_stations=list(eta.allow_stations),
+        short=amounts(eta.short),
+        advice=eta.advice,
+        nodes=eta.nodes,
+        contacts=eta.contacts,
+        placements=eta.placements,
+        probes=eta.probes,
+        truncated=eta.truncated,
+        computed_at=_at(now_s),
+    )
+    if eta.placement is not None:
+        message.placement.CopyFrom(scheduled_to_proto(eta.placement))
+    return message
+
+
+def terms_to_proto(terms: Terms, now_s: int) -> request_pb2.CancellationTerms:
+    message = request_pb2.CancellationTerms(
+        cutoff_seconds=terms.broker.cutoff_seconds,
+        fee_percent=terms.broker.fee_percent,
+        fee=amounts(terms.fee),
+        due_now=amounts(terms.due(now_s)),
+        summary=terms.summary(now_s),
+    )
+    if terms.cutoff is not None:
+        message.cutoff.CopyFrom(_at(terms.cutoff))
+    return message
 
 
 def _states(values: list[int]) -> frozenset[RequestState]:
@@ -179,16 +247,32 @@ def _states(values: list[int]) -> frozenset[RequestState]:
 
 
 class RequestServicer(request_pb2_grpc.RequestServiceServicer):
-    def __init__(self, requests: Requests, blobs: Blobs, agents: Agents) -> None:
+    def __init__(
+        self, requests: Requests, blobs: Blobs, agents: Agents, explainer: Explainer
+    ) -> None:
         self._requests = requests
         self._blobs = blobs
         self._agents = agents
+        self._explainer = explainer
 
     def Quote(
         self, request: request_pb2.QuoteRequest, context: grpc.ServicerContext
     ) -> request_pb2.QuoteResponse:
-        result = self._requests.quote(current_principal(), spec_from_proto(request.spec))
-        return _quote_to_proto(result)
+        result, explanation = self._explainer.quote(
+            current_principal(), spec_from_proto(request.spec), request.tenant, eta=request.eta
+        )
+        return _quote_to_proto(result, explanation)
+
+    def ExplainRequest(
+        self, request: request_pb2.ExplainRequestRequest, context: grpc.ServicerContext
+    ) -> request_pb2.ExplainRequestResponse:
+        explanation = self._explainer.explain(current_principal(), request.id)
+        assert explanation.request is not None
+        return request_pb2.ExplainRequestResponse(
+            request=request_to_proto(explanation.request),
+            eta=eta_to_proto(explanation.eta, explanation.now),
+            terms=terms_to_proto(explanation.terms, explanation.now),
+        )
 
     def Submit(
         self, request: request_pb2.SubmitRequest, context: grpc.ServicerContext
@@ -225,7 +309,12 @@ class RequestServicer(request_pb2_grpc.RequestServiceServicer):
         self, request: request_pb2.CancelRequestRequest, context: grpc.ServicerContext
     ) -> request_pb2.CancelRequestResponse:
         stored = self._requests.cancel(current_principal(), request.id)
-        return request_pb2.CancelRequestResponse(request=request_to_proto(stored))
+        now_s = self._requests.now_s()
+        return request_pb2.CancelRequestResponse(
+            request=request_to_proto(stored),
+            charged=amounts(stored.settled),
+            terms=terms_to_proto(self._requests.terms_of(stored), now_s),
+        )
 
     def WatchRequest(
         self, request: request_pb2.WatchRequestRequest, context: grpc.ServicerContext

@@ -64,7 +64,14 @@ def test_the_bash_script_names_commands_and_flags(capsys: pytest.CaptureFixture[
 
 @pytest.mark.skipif(BASH is None, reason="no bash")
 def test_bash_completes_commands_flags_and_choices(bash_script: Path) -> None:
-    assert complete(bash_script, "orbitq quota ") == ["balance", "history", "mint", "transfer"]
+    assert complete(bash_script, "orbitq quota ") == [
+        "balance",
+        "budgets",
+        "grant",
+        "history",
+        "mint",
+        "transfer",
+    ]
     assert complete(bash_script, "orbitq sch") == ["schedule"]
     assert complete(bash_script, "orbitq schedule ") == ["export", "plot"]
     assert complete(bash_script, "orbitq completion ") == ["bash", "zsh"]

@@ -2,7 +2,8 @@
 broker on loopback, on SQLite and PostgreSQL.
 
 `TABLE` is the executable form of the role tables in the domain services' docstrings
-(services/tenants.py, quota.py, requests/service.py, constellation/service.py, signed_log.py).
+(services/tenants.py, quota.py, budgets/service.py, usage.py, requests/service.py,
+constellation/service.py, signed_log.py).
 It names every RPC the generated descriptors declare exactly once, so a new RPC cannot ship
 without a rule. Each row has a request builder, given the subject a caller acts on, and the
 outcome for each caller:
@@ -199,8 +200,36 @@ def create_transfers(w: World, s: Subject) -> Message:
     return quota_pb2.CreateTransfersRequest(transfers=[move])
 
 
+def grant_budget(w: World, s: Subject) -> Message:
+    return quota_pb2.GrantBudgetRequest(
+        tenant=s.tenant, amounts=_cpu(1), period=quota_pb2.BUDGET_PERIOD_DAY
+    )
+
+
+def list_budgets(w: World, s: Subject) -> Message:
+    return quota_pb2.ListBudgetsRequest(tenant=s.tenant)
+
+
+def usage_report(w: World, s: Subject) -> Message:
+    return quota_pb2.GetUsageReportRequest(
+        tenant=s.tenant,
+        since_ns=1_700_000_000 * 10**9,
+        until_ns=1_700_086_400 * 10**9,
+        by=quota_pb2.USAGE_GROUPING_DAY,
+    )
+
+
 def quote(w: World, s: Subject) -> Message:
     return request_pb2.QuoteRequest(spec=spec_to_proto(w.spec(s.tenant)))
+
+
+def quote_eta(w: World, s: Subject) -> Message:
+    # Where it would fit, with the shortfall counted against the subject tenant's balance.
+    return request_pb2.QuoteRequest(spec=spec_to_proto(w.spec(s.tenant)), eta=True, tenant=s.tenant)
+
+
+def explain_request(w: World, s: Subject) -> Message:
+    return request_pb2.ExplainRequestRequest(id=w.requests[s.tenant])
 
 
 def submit(w: World, s: Subject) -> Message:
@@ -393,12 +422,17 @@ TABLE = (
         ("Transfer",          transfer,          OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("ListTransfers",     list_transfers,    OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("CreateTransfers",   create_transfers,  OK,    DENIED, DENIED, DENIED, DENIED, NO_KEY),
+        ("GrantBudget",       grant_budget,      OK,    DENIED, DENIED, DENIED, DENIED, NO_KEY),
+        ("ListBudgets",       list_budgets,      OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
+        ("GetUsageReport",    usage_report,      OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
     ),
     *service(
         "Request",
         ("Quote",             quote,             OK,    OK,     OK,     DENIED, DENIED, NO_KEY),
         ("Submit",            submit,            OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("GetRequest",        get_request,       OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
+        # The issue's rule (14): asking about another tenant's request is PERMISSION_DENIED.
+        ("ExplainRequest",    explain_request,   OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("ListRequests",      list_requests,     OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
         ("CancelRequest",     cancel_request,    OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
         ("WatchRequest",      watch_request,     OK,    OK,     HIDDEN, DENIED, DENIED, NO_KEY),
@@ -449,6 +483,10 @@ VARIANTS = (
     *service(
         "Quota",
         ("GetBalances",       system_balances,   OK,    DENIED, DENIED, DENIED, DENIED, NO_KEY),
+    ),
+    *service(
+        "Request",
+        ("Quote",             quote_eta,         OK,    OK,     DENIED, DENIED, DENIED, NO_KEY),
     ),
     *service(
         "Ledger",

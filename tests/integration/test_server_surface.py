@@ -43,6 +43,9 @@ EXPECTED_METHODS = {
         "Transfer",
         "ListTransfers",
         "CreateTransfers",
+        "GrantBudget",
+        "ListBudgets",
+        "GetUsageReport",
     },
     "orbitq.v1.RequestService": {
         "Quote",
@@ -75,7 +78,13 @@ EXPECTED_METHODS = {
 # blobs, results and enrollment, the tenant's workloads, inputs, results and evidence, and
 # booked contact plans from ground networks.
 ADDED_METHODS = {
-    "orbitq.v1.RequestService": {"PushWorkload", "PushInput", "GetBlob", "GetEvidence"},
+    "orbitq.v1.RequestService": {
+        "PushWorkload",
+        "PushInput",
+        "GetBlob",
+        "GetEvidence",
+        "ExplainRequest",
+    },
     "orbitq.v1.ConstellationService": {"CreateEnrollmentToken", "ImportContactPlan"},
     "orbitq.v1.NodeAgentService": {"FetchBlob", "OpenResult", "PutResultChunk"},
 }

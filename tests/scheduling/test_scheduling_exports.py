@@ -29,6 +29,7 @@ def test_public_surface() -> None:
         "SchedulingLoop",
         "Start",
         "TicketStart",
+        "displace_guard_seconds",
     ]
     for name in scheduling.__all__:
         assert hasattr(scheduling, name), name

@@ -62,6 +62,12 @@ class _TransferCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfer
     TRANSFER_CODE_CONSUME: _TransferCode.ValueType  # 7
     TRANSFER_CODE_REFUND: _TransferCode.ValueType  # 8
     TRANSFER_CODE_ADJUST: _TransferCode.ValueType  # 9
+    TRANSFER_CODE_GRANT: _TransferCode.ValueType  # 10
+    """A budget's tokens for one period, treasury -> tenant, at the period's start."""
+    TRANSFER_CODE_LAPSE: _TransferCode.ValueType  # 11
+    """A budget's unspent, not rolled-over tokens, tenant -> treasury, at the period's end."""
+    TRANSFER_CODE_CANCEL_FEE: _TransferCode.ValueType  # 12
+    """Charged for cancelling a placed request after its cut-off (a share of its link tokens)."""
 
 class TransferCode(_TransferCode, metaclass=_TransferCodeEnumTypeWrapper):
     """Why a transfer happened. Values are stable; new codes are only ever appended."""
@@ -76,6 +82,12 @@ TRANSFER_CODE_EXPIRE: TransferCode.ValueType  # 6
 TRANSFER_CODE_CONSUME: TransferCode.ValueType  # 7
 TRANSFER_CODE_REFUND: TransferCode.ValueType  # 8
 TRANSFER_CODE_ADJUST: TransferCode.ValueType  # 9
+TRANSFER_CODE_GRANT: TransferCode.ValueType  # 10
+"""A budget's tokens for one period, treasury -> tenant, at the period's start."""
+TRANSFER_CODE_LAPSE: TransferCode.ValueType  # 11
+"""A budget's unspent, not rolled-over tokens, tenant -> treasury, at the period's end."""
+TRANSFER_CODE_CANCEL_FEE: TransferCode.ValueType  # 12
+"""Charged for cancelling a placed request after its cut-off (a share of its link tokens)."""
 Global___TransferCode: _TypeAlias = TransferCode  # noqa: Y015
 
 class _CreateTransferResult:
@@ -201,6 +213,51 @@ CREATE_TRANSFER_RESULT_OVERFLOWS_CREDITS: CreateTransferResult.ValueType  # 52
 CREATE_TRANSFER_RESULT_OVERFLOWS_TIMEOUT: CreateTransferResult.ValueType  # 53
 CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS: CreateTransferResult.ValueType  # 54
 Global___CreateTransferResult: _TypeAlias = CreateTransferResult  # noqa: Y015
+
+class _BudgetPeriod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BudgetPeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BudgetPeriod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BUDGET_PERIOD_UNSPECIFIED: _BudgetPeriod.ValueType  # 0
+    BUDGET_PERIOD_DAY: _BudgetPeriod.ValueType  # 1
+    BUDGET_PERIOD_WEEK: _BudgetPeriod.ValueType  # 2
+    BUDGET_PERIOD_MONTH: _BudgetPeriod.ValueType  # 3
+
+class BudgetPeriod(_BudgetPeriod, metaclass=_BudgetPeriodEnumTypeWrapper):
+    """How long a budget's period lasts. Periods start at 00:00 UTC: every day; every Monday
+    (ISO weeks); the first day of every month.
+    """
+
+BUDGET_PERIOD_UNSPECIFIED: BudgetPeriod.ValueType  # 0
+BUDGET_PERIOD_DAY: BudgetPeriod.ValueType  # 1
+BUDGET_PERIOD_WEEK: BudgetPeriod.ValueType  # 2
+BUDGET_PERIOD_MONTH: BudgetPeriod.ValueType  # 3
+Global___BudgetPeriod: _TypeAlias = BudgetPeriod  # noqa: Y015
+
+class _UsageGrouping:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UsageGroupingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UsageGrouping.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    USAGE_GROUPING_UNSPECIFIED: _UsageGrouping.ValueType  # 0
+    USAGE_GROUPING_DAY: _UsageGrouping.ValueType  # 1
+    USAGE_GROUPING_WEEK: _UsageGrouping.ValueType  # 2
+    USAGE_GROUPING_MONTH: _UsageGrouping.ValueType  # 3
+    USAGE_GROUPING_NODE: _UsageGrouping.ValueType  # 4
+    USAGE_GROUPING_KIND: _UsageGrouping.ValueType  # 5
+
+class UsageGrouping(_UsageGrouping, metaclass=_UsageGroupingEnumTypeWrapper): ...
+
+USAGE_GROUPING_UNSPECIFIED: UsageGrouping.ValueType  # 0
+USAGE_GROUPING_DAY: UsageGrouping.ValueType  # 1
+USAGE_GROUPING_WEEK: UsageGrouping.ValueType  # 2
+USAGE_GROUPING_MONTH: UsageGrouping.ValueType  # 3
+USAGE_GROUPING_NODE: UsageGrouping.ValueType  # 4
+USAGE_GROUPING_KIND: UsageGrouping.ValueType  # 5
+Global___UsageGrouping: _TypeAlias = UsageGrouping  # noqa: Y015
 
 @_typing.final
 class Account(_message.Message):
@@ -640,3 +697,277 @@ class CreateTransfersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateTransfersResponse: _TypeAlias = CreateTransfersResponse  # noqa: Y015
+
+@_typing.final
+class GrantBudgetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    AMOUNTS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    ROLLOVER_PERCENT_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    period: Global___BudgetPeriod.ValueType
+    rollover_percent: _builtins.int
+    """Share of a period's grant (0-100 %) that may carry into the next period if unspent;
+    0 = nothing rolls over.
+    """
+    replace: _builtins.bool
+    """Change the terms of the tenant's existing budgets of these kinds (without it, other terms
+    are ALREADY_EXISTS). The current period keeps its grant and closes as granted; the new
+    terms apply from the next period (of the new length: the first one that starts at or
+    after the current period's end).
+    """
+    @_builtins.property
+    def amounts(self) -> _common_pb2.Amounts:
+        """Tokens granted at the start of every period, per kind (one budget per non-zero kind)."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        amounts: _common_pb2.Amounts | None = ...,
+        period: Global___BudgetPeriod.ValueType = ...,
+        rollover_percent: _builtins.int = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts", b"amounts", "period", b"period", "replace", b"replace", "rollover_percent", b"rollover_percent", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantBudgetRequest: _TypeAlias = GrantBudgetRequest  # noqa: Y015
+
+@_typing.final
+class GrantBudgetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def budgets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Budget]: ...
+    def __init__(
+        self,
+        *,
+        budgets: _abc.Iterable[Global___Budget] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budgets", b"budgets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantBudgetResponse: _TypeAlias = GrantBudgetResponse  # noqa: Y015
+
+@_typing.final
+class ListBudgetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Empty: the caller's own tenant (operators: every tenant's budgets)."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBudgetsRequest: _TypeAlias = ListBudgetsRequest  # noqa: Y015
+
+@_typing.final
+class ListBudgetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def budgets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Budget]:
+        """At most 1000 budgets, ordered by tenant and kind."""
+
+    def __init__(
+        self,
+        *,
+        budgets: _abc.Iterable[Global___Budget] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budgets", b"budgets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBudgetsResponse: _TypeAlias = ListBudgetsResponse  # noqa: Y015
+
+@_typing.final
+class Budget(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    ROLLOVER_PERCENT_FIELD_NUMBER: _builtins.int
+    CREATED_NS_FIELD_NUMBER: _builtins.int
+    PERIOD_START_NS_FIELD_NUMBER: _builtins.int
+    PERIOD_END_NS_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    CARRIED_IN_FIELD_NUMBER: _builtins.int
+    UNSPENT_FIELD_NUMBER: _builtins.int
+    LAPSES_FIELD_NUMBER: _builtins.int
+    ROLLS_OVER_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """32 hex digits; part of the ids of its grant and lapse transfers."""
+    tenant: _builtins.str
+    kind: _common_pb2.ResourceKind.ValueType
+    amount: _builtins.int
+    """Granted at the start of every period."""
+    period: Global___BudgetPeriod.ValueType
+    rollover_percent: _builtins.int
+    created_ns: _builtins.int
+    """When the budget was created (nanoseconds since the Unix epoch)."""
+    period_start_ns: _builtins.int
+    """The current (open) period; 0 when none has started yet."""
+    period_end_ns: _builtins.int
+    granted: _builtins.int
+    """Of the current period: the grant, and what rolled in from the previous period."""
+    carried_in: _builtins.int
+    unspent: _builtins.int
+    """Budget tokens of the current period not spent yet (granted + carried_in - spent)."""
+    lapses: _builtins.int
+    """At period_end_ns at most this many lapse (unspent minus what may roll over, and never
+    more than the account has available then); up to `rolls_over` carry into the next.
+    """
+    rolls_over: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        kind: _common_pb2.ResourceKind.ValueType = ...,
+        amount: _builtins.int = ...,
+        period: Global___BudgetPeriod.ValueType = ...,
+        rollover_percent: _builtins.int = ...,
+        created_ns: _builtins.int = ...,
+        period_start_ns: _builtins.int = ...,
+        period_end_ns: _builtins.int = ...,
+        granted: _builtins.int = ...,
+        carried_in: _builtins.int = ...,
+        unspent: _builtins.int = ...,
+        lapses: _builtins.int = ...,
+        rolls_over: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "carried_in", b"carried_in", "created_ns", b"created_ns", "granted", b"granted", "id", b"id", "kind", b"kind", "lapses", b"lapses", "period", b"period", "period_end_ns", b"period_end_ns", "period_start_ns", b"period_start_ns", "rollover_percent", b"rollover_percent", "rolls_over", b"rolls_over", "tenant", b"tenant", "unspent", b"unspent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Budget: _TypeAlias = Budget  # noqa: Y015
+
+@_typing.final
+class GetUsageReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    SINCE_NS_FIELD_NUMBER: _builtins.int
+    UNTIL_NS_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Empty: operators get every tenant, tenants themselves. Tenants may name only themselves."""
+    since_ns: _builtins.int
+    """Ledger time range [since, until) in nanoseconds since the Unix epoch; at most 366 days."""
+    until_ns: _builtins.int
+    by: Global___UsageGrouping.ValueType
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        since_ns: _builtins.int = ...,
+        until_ns: _builtins.int = ...,
+        by: Global___UsageGrouping.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "since_ns", b"since_ns", "tenant", b"tenant", "until_ns", b"until_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageReportRequest: _TypeAlias = GetUsageReportRequest  # noqa: Y015
+
+@_typing.final
+class UsageRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    SETTLED_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    LAPSED_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    group: _builtins.str
+    """The group: a day, week or month as an RFC 3339 date of its first day (weeks start on
+    Monday), a node id ("" for reservations never placed), or empty when grouped by kind.
+    """
+    kind: _common_pb2.ResourceKind.ValueType
+    reserved: _builtins.int
+    """Pending transfers tenant -> escrow made in the range (code reserve)."""
+    settled: _builtins.int
+    """Posted from a reservation (code settle)."""
+    released: _builtins.int
+    """Returned to the tenant: voids (codes release and expire) and the unused rest of settles."""
+    refunded: _builtins.int
+    """Returned because the operator failed the request (code refund)."""
+    granted: _builtins.int
+    """Budget tokens granted and lapsed (codes grant and lapse)."""
+    lapsed: _builtins.int
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        group: _builtins.str = ...,
+        kind: _common_pb2.ResourceKind.ValueType = ...,
+        reserved: _builtins.int = ...,
+        settled: _builtins.int = ...,
+        released: _builtins.int = ...,
+        refunded: _builtins.int = ...,
+        granted: _builtins.int = ...,
+        lapsed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["granted", b"granted", "group", b"group", "kind", b"kind", "lapsed", b"lapsed", "refunded", b"refunded", "released", b"released", "reserved", b"reserved", "settled", b"settled", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageRow: _TypeAlias = UsageRow  # noqa: Y015
+
+@_typing.final
+class GetUsageReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageRow]:
+        """Ordered by tenant, group, kind; at most 10,000 rows."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___UsageRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageReportResponse: _TypeAlias = GetUsageReportResponse  # noqa: Y015

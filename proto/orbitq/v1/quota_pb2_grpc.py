@@ -61,6 +61,21 @@ class QuotaServiceStub:
                 request_serializer=orbitq_dot_v1_dot_quota__pb2.CreateTransfersRequest.SerializeToString,
                 response_deserializer=orbitq_dot_v1_dot_quota__pb2.CreateTransfersResponse.FromString,
                 _registered_method=True)
+        self.GrantBudget = channel.unary_unary(
+                '/orbitq.v1.QuotaService/GrantBudget',
+                request_serializer=orbitq_dot_v1_dot_quota__pb2.GrantBudgetRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_quota__pb2.GrantBudgetResponse.FromString,
+                _registered_method=True)
+        self.ListBudgets = channel.unary_unary(
+                '/orbitq.v1.QuotaService/ListBudgets',
+                request_serializer=orbitq_dot_v1_dot_quota__pb2.ListBudgetsRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_quota__pb2.ListBudgetsResponse.FromString,
+                _registered_method=True)
+        self.GetUsageReport = channel.unary_unary(
+                '/orbitq.v1.QuotaService/GetUsageReport',
+                request_serializer=orbitq_dot_v1_dot_quota__pb2.GetUsageReportRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_quota__pb2.GetUsageReportResponse.FromString,
+                _registered_method=True)
 
 
 class QuotaServiceServicer:
@@ -103,6 +118,32 @@ class QuotaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GrantBudget(self, request, context):
+        """Operator: give a tenant a budget of one or more kinds that is granted at the start of
+        every period and lapses at its end (docs/operator.md, "Budgets"). Idempotent: the same
+        terms again return the existing budgets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBudgets(self, request, context):
+        """Budgets with their current period: what was granted, what lapses and when (tenants:
+        their own; operators: any tenant's, or every tenant's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageReport(self, request, context):
+        """Reserved, settled, released and refunded tokens (and granted and lapsed budget tokens)
+        per kind, summed from the ledger over a time range and grouped by day, week, month, node
+        or kind (tenants: their own; operators: every tenant's, or one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QuotaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +171,21 @@ def add_QuotaServiceServicer_to_server(servicer, server):
                     servicer.CreateTransfers,
                     request_deserializer=orbitq_dot_v1_dot_quota__pb2.CreateTransfersRequest.FromString,
                     response_serializer=orbitq_dot_v1_dot_quota__pb2.CreateTransfersResponse.SerializeToString,
+            ),
+            'GrantBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantBudget,
+                    request_deserializer=orbitq_dot_v1_dot_quota__pb2.GrantBudgetRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_quota__pb2.GrantBudgetResponse.SerializeToString,
+            ),
+            'ListBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBudgets,
+                    request_deserializer=orbitq_dot_v1_dot_quota__pb2.ListBudgetsRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_quota__pb2.ListBudgetsResponse.SerializeToString,
+            ),
+            'GetUsageReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageReport,
+                    request_deserializer=orbitq_dot_v1_dot_quota__pb2.GetUsageReportRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_quota__pb2.GetUsageReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +325,87 @@ class QuotaService:
             '/orbitq.v1.QuotaService/CreateTransfers',
             orbitq_dot_v1_dot_quota__pb2.CreateTransfersRequest.SerializeToString,
             orbitq_dot_v1_dot_quota__pb2.CreateTransfersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.QuotaService/GrantBudget',
+            orbitq_dot_v1_dot_quota__pb2.GrantBudgetRequest.SerializeToString,
+            orbitq_dot_v1_dot_quota__pb2.GrantBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.QuotaService/ListBudgets',
+            orbitq_dot_v1_dot_quota__pb2.ListBudgetsRequest.SerializeToString,
+            orbitq_dot_v1_dot_quota__pb2.ListBudgetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.QuotaService/GetUsageReport',
+            orbitq_dot_v1_dot_quota__pb2.GetUsageReportRequest.SerializeToString,
+            orbitq_dot_v1_dot_quota__pb2.GetUsageReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

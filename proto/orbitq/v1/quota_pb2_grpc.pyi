@@ -45,6 +45,20 @@ class QuotaServiceStub:
     """History of transfers, newest first, filtered and paginated."""
     CreateTransfers: _grpc.UnaryUnaryMultiCallable[_quota_pb2.CreateTransfersRequest, _quota_pb2.CreateTransfersResponse]
     """Operator batch with the full two-phase semantics and one result per transfer."""
+    GrantBudget: _grpc.UnaryUnaryMultiCallable[_quota_pb2.GrantBudgetRequest, _quota_pb2.GrantBudgetResponse]
+    """Operator: give a tenant a budget of one or more kinds that is granted at the start of
+    every period and lapses at its end (docs/operator.md, "Budgets"). Idempotent: the same
+    terms again return the existing budgets.
+    """
+    ListBudgets: _grpc.UnaryUnaryMultiCallable[_quota_pb2.ListBudgetsRequest, _quota_pb2.ListBudgetsResponse]
+    """Budgets with their current period: what was granted, what lapses and when (tenants:
+    their own; operators: any tenant's, or every tenant's).
+    """
+    GetUsageReport: _grpc.UnaryUnaryMultiCallable[_quota_pb2.GetUsageReportRequest, _quota_pb2.GetUsageReportResponse]
+    """Reserved, settled, released and refunded tokens (and granted and lapsed budget tokens)
+    per kind, summed from the ledger over a time range and grouped by day, week, month, node
+    or kind (tenants: their own; operators: every tenant's, or one).
+    """
 
 @_typing.type_check_only
 class QuotaServiceAsyncStub(QuotaServiceStub):
@@ -63,6 +77,20 @@ class QuotaServiceAsyncStub(QuotaServiceStub):
     """History of transfers, newest first, filtered and paginated."""
     CreateTransfers: _aio.UnaryUnaryMultiCallable[_quota_pb2.CreateTransfersRequest, _quota_pb2.CreateTransfersResponse]  # type: ignore[assignment]
     """Operator batch with the full two-phase semantics and one result per transfer."""
+    GrantBudget: _aio.UnaryUnaryMultiCallable[_quota_pb2.GrantBudgetRequest, _quota_pb2.GrantBudgetResponse]  # type: ignore[assignment]
+    """Operator: give a tenant a budget of one or more kinds that is granted at the start of
+    every period and lapses at its end (docs/operator.md, "Budgets"). Idempotent: the same
+    terms again return the existing budgets.
+    """
+    ListBudgets: _aio.UnaryUnaryMultiCallable[_quota_pb2.ListBudgetsRequest, _quota_pb2.ListBudgetsResponse]  # type: ignore[assignment]
+    """Budgets with their current period: what was granted, what lapses and when (tenants:
+    their own; operators: any tenant's, or every tenant's).
+    """
+    GetUsageReport: _aio.UnaryUnaryMultiCallable[_quota_pb2.GetUsageReportRequest, _quota_pb2.GetUsageReportResponse]  # type: ignore[assignment]
+    """Reserved, settled, released and refunded tokens (and granted and lapsed budget tokens)
+    per kind, summed from the ledger over a time range and grouped by day, week, month, node
+    or kind (tenants: their own; operators: every tenant's, or one).
+    """
 
 class QuotaServiceServicer(metaclass=_abc_1.ABCMeta):
     """Quota tokens: double-entry accounts per owner and resource kind, and the transfers between
@@ -108,5 +136,37 @@ class QuotaServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_quota_pb2.CreateTransfersResponse, _abc.Awaitable[_quota_pb2.CreateTransfersResponse]]:
         """Operator batch with the full two-phase semantics and one result per transfer."""
+
+    @_abc_1.abstractmethod
+    def GrantBudget(
+        self,
+        request: _quota_pb2.GrantBudgetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quota_pb2.GrantBudgetResponse, _abc.Awaitable[_quota_pb2.GrantBudgetResponse]]:
+        """Operator: give a tenant a budget of one or more kinds that is granted at the start of
+        every period and lapses at its end (docs/operator.md, "Budgets"). Idempotent: the same
+        terms again return the existing budgets.
+        """
+
+    @_abc_1.abstractmethod
+    def ListBudgets(
+        self,
+        request: _quota_pb2.ListBudgetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quota_pb2.ListBudgetsResponse, _abc.Awaitable[_quota_pb2.ListBudgetsResponse]]:
+        """Budgets with their current period: what was granted, what lapses and when (tenants:
+        their own; operators: any tenant's, or every tenant's).
+        """
+
+    @_abc_1.abstractmethod
+    def GetUsageReport(
+        self,
+        request: _quota_pb2.GetUsageReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quota_pb2.GetUsageReportResponse, _abc.Awaitable[_quota_pb2.GetUsageReportResponse]]:
+        """Reserved, settled, released and refunded tokens (and granted and lapsed budget tokens)
+        per kind, summed from the ledger over a time range and grouped by day, week, month, node
+        or kind (tenants: their own; operators: every tenant's, or one).
+        """
 
 def add_QuotaServiceServicer_to_server(servicer: QuotaServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

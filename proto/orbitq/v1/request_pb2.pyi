@@ -495,16 +495,26 @@ class QuoteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPEC_FIELD_NUMBER: _builtins.int
+    ETA_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    eta: _builtins.bool
+    """Also compute where the spec would fit now (eta, terms): costs a scheduling probe."""
+    tenant: _builtins.str
+    """Operators: whose balance the eta's shortfall is counted against (empty: none).
+    Tenants: their own (another tenant is PERMISSION_DENIED).
+    """
     @_builtins.property
     def spec(self) -> Global___RequestSpec: ...
     def __init__(
         self,
         *,
         spec: Global___RequestSpec | None = ...,
+        eta: _builtins.bool = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eta", b"eta", "spec", b"spec", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -516,6 +526,8 @@ class QuoteResponse(_message.Message):
 
     COST_FIELD_NUMBER: _builtins.int
     MINIMUM_FIELD_NUMBER: _builtins.int
+    ETA_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def cost(self) -> Global___Cost:
         """What Submit reserves: the most the request can cost on any node it may use (storage
@@ -528,19 +540,208 @@ class QuoteResponse(_message.Message):
         link of those nodes.
         """
 
+    @_builtins.property
+    def eta(self) -> Global___Eta:
+        """Set when asked (QuoteRequest.eta)."""
+
+    @_builtins.property
+    def terms(self) -> Global___CancellationTerms: ...
     def __init__(
         self,
         *,
         cost: Global___Cost | None = ...,
         minimum: Global___Cost | None = ...,
+        eta: Global___Eta | None = ...,
+        terms: Global___CancellationTerms | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "minimum", b"minimum"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "eta", b"eta", "minimum", b"minimum", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "minimum", b"minimum"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "eta", b"eta", "minimum", b"minimum", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QuoteResponse: _TypeAlias = QuoteResponse  # noqa: Y015
+
+@_typing.final
+class Eta(_message.Message):
+    """When a request runs or could run, computed by the scheduler's own cycle on a copy of the
+    current world (contacts, capacity, antennas, the placements already made), or why not and
+    what would make it fit. A later submission can still take the slot (docs/scheduler.md).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FITS_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
+    PLACEMENT_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    LATER_DEADLINE_SECONDS_FIELD_NUMBER: _builtins.int
+    DEADLINE_SEARCHED_SECONDS_FIELD_NUMBER: _builtins.int
+    ALLOW_STATIONS_FIELD_NUMBER: _builtins.int
+    SHORT_FIELD_NUMBER: _builtins.int
+    ADVICE_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    PLACEMENTS_FIELD_NUMBER: _builtins.int
+    PROBES_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    fits: _builtins.bool
+    """The request fits: `placement` is where (planned: its stored placement)."""
+    planned: _builtins.bool
+    summary: _builtins.str
+    later_deadline_seconds: _builtins.int
+    """The least extra time before the deadline that makes it fit, in whole minutes (0: none
+    found within deadline_searched_seconds, or not needed).
+    """
+    deadline_searched_seconds: _builtins.int
+    advice: _builtins.str
+    """For people: "fits if the deadline is 37 min later, or with station NO allowed"."""
+    nodes: _builtins.int
+    """What the computation covered: nodes, contacts read, placements held, scheduling
+    probes run, and whether contacts or placements were cut at the broker's bounds.
+    """
+    contacts: _builtins.int
+    placements: _builtins.int
+    probes: _builtins.int
+    truncated: _builtins.bool
+    @_builtins.property
+    def placement(self) -> Global___Placement:
+        """Placement as planned or computed (no contact list: see ServiceRequest.placement)."""
+
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementReason]:
+        """Why it does not fit now: each plugin's reason and the nodes it turned away."""
+
+    @_builtins.property
+    def allow_stations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Stations outside the selector whose use makes it fit when allowed too."""
+
+    @_builtins.property
+    def short(self) -> _common_pb2.Amounts:
+        """Tokens short per kind of what Submit would reserve (quotes for a tenant)."""
+
+    @_builtins.property
+    def computed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        fits: _builtins.bool = ...,
+        planned: _builtins.bool = ...,
+        placement: Global___Placement | None = ...,
+        reasons: _abc.Iterable[Global___PlacementReason] | None = ...,
+        summary: _builtins.str = ...,
+        later_deadline_seconds: _builtins.int = ...,
+        deadline_searched_seconds: _builtins.int = ...,
+        allow_stations: _abc.Iterable[_builtins.str] | None = ...,
+        short: _common_pb2.Amounts | None = ...,
+        advice: _builtins.str = ...,
+        nodes: _builtins.int = ...,
+        contacts: _builtins.int = ...,
+        placements: _builtins.int = ...,
+        probes: _builtins.int = ...,
+        truncated: _builtins.bool = ...,
+        computed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at", "placement", b"placement", "short", b"short"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advice", b"advice", "allow_stations", b"allow_stations", "computed_at", b"computed_at", "contacts", b"contacts", "deadline_searched_seconds", b"deadline_searched_seconds", "fits", b"fits", "later_deadline_seconds", b"later_deadline_seconds", "nodes", b"nodes", "placement", b"placement", "placements", b"placements", "planned", b"planned", "probes", b"probes", "reasons", b"reasons", "short", b"short", "summary", b"summary", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Eta: _TypeAlias = Eta  # noqa: Y015
+
+@_typing.final
+class CancellationTerms(_message.Message):
+    """Cancelling a placed request is free until `cutoff` (cutoff_seconds before its uplink
+    instant); after it, `fee` (fee_percent of its placement's link tokens) is charged from its
+    reservation with transfer code cancel_fee. Not placed: free (cutoff unset).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUTOFF_FIELD_NUMBER: _builtins.int
+    CUTOFF_SECONDS_FIELD_NUMBER: _builtins.int
+    FEE_PERCENT_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
+    DUE_NOW_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    cutoff_seconds: _builtins.int
+    fee_percent: _builtins.int
+    summary: _builtins.str
+    @_builtins.property
+    def cutoff(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def fee(self) -> _common_pb2.Amounts: ...
+    @_builtins.property
+    def due_now(self) -> _common_pb2.Amounts:
+        """What cancelling now would charge."""
+
+    def __init__(
+        self,
+        *,
+        cutoff: _timestamp_pb2.Timestamp | None = ...,
+        cutoff_seconds: _builtins.int = ...,
+        fee_percent: _builtins.int = ...,
+        fee: _common_pb2.Amounts | None = ...,
+        due_now: _common_pb2.Amounts | None = ...,
+        summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cutoff", b"cutoff", "due_now", b"due_now", "fee", b"fee"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cutoff", b"cutoff", "cutoff_seconds", b"cutoff_seconds", "due_now", b"due_now", "fee", b"fee", "fee_percent", b"fee_percent", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancellationTerms: _TypeAlias = CancellationTerms  # noqa: Y015
+
+@_typing.final
+class ExplainRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainRequestRequest: _TypeAlias = ExplainRequestRequest  # noqa: Y015
+
+@_typing.final
+class ExplainRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    ETA_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___ServiceRequest: ...
+    @_builtins.property
+    def eta(self) -> Global___Eta: ...
+    @_builtins.property
+    def terms(self) -> Global___CancellationTerms: ...
+    def __init__(
+        self,
+        *,
+        request: Global___ServiceRequest | None = ...,
+        eta: Global___Eta | None = ...,
+        terms: Global___CancellationTerms | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["eta", b"eta", "request", b"request", "terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eta", b"eta", "request", b"request", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainRequestResponse: _TypeAlias = ExplainRequestResponse  # noqa: Y015
 
 @_typing.final
 class SubmitRequest(_message.Message):
@@ -715,16 +916,26 @@ class CancelRequestResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: _builtins.int
+    CHARGED_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def request(self) -> Global___ServiceRequest: ...
+    @_builtins.property
+    def charged(self) -> _common_pb2.Amounts:
+        """What the cancellation charged (the fee after the cut-off; zero before it)."""
+
+    @_builtins.property
+    def terms(self) -> Global___CancellationTerms: ...
     def __init__(
         self,
         *,
         request: Global___ServiceRequest | None = ...,
+        charged: _common_pb2.Amounts | None = ...,
+        terms: Global___CancellationTerms | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "request", b"request", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "request", b"request", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

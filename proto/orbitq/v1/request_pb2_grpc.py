@@ -40,6 +40,11 @@ class RequestServiceStub:
                 request_serializer=orbitq_dot_v1_dot_request__pb2.QuoteRequest.SerializeToString,
                 response_deserializer=orbitq_dot_v1_dot_request__pb2.QuoteResponse.FromString,
                 _registered_method=True)
+        self.ExplainRequest = channel.unary_unary(
+                '/orbitq.v1.RequestService/ExplainRequest',
+                request_serializer=orbitq_dot_v1_dot_request__pb2.ExplainRequestRequest.SerializeToString,
+                response_deserializer=orbitq_dot_v1_dot_request__pb2.ExplainRequestResponse.FromString,
+                _registered_method=True)
         self.Submit = channel.unary_unary(
                 '/orbitq.v1.RequestService/Submit',
                 request_serializer=orbitq_dot_v1_dot_request__pb2.SubmitRequest.SerializeToString,
@@ -93,7 +98,20 @@ class RequestServiceServicer:
 
     def Quote(self, request, context):
         """The token cost of a spec, per kind, without submitting it: what Submit would reserve
-        (the worst case over the nodes the request may use) and the least it can cost.
+        (the worst case over the nodes the request may use) and the least it can cost; with eta,
+        where it would fit in the current world (or why not and the smallest change that fits)
+        and its cancellation terms.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainRequest(self, request, context):
+        """Why a request is where it is: a placed one's planned uplink, run and downlink; for a
+        pending or unschedulable one, each scheduler plugin's reason with the nodes it turned
+        away, the earliest placement the current world allows, or the smallest change that fits
+        (a later deadline, a station to allow). Computed on a copy: nothing is changed.
+        NOT_FOUND for an unknown id; PERMISSION_DENIED for another tenant's request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,7 +140,8 @@ class RequestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelRequest(self, request, context):
-        """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+        """Cancel before the request runs; the reservation is released, less the fee of a placed
+        request cancelled after its cut-off (see CancellationTerms). Cancelling a cancelled
         request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -176,6 +195,11 @@ def add_RequestServiceServicer_to_server(servicer, server):
                     servicer.Quote,
                     request_deserializer=orbitq_dot_v1_dot_request__pb2.QuoteRequest.FromString,
                     response_serializer=orbitq_dot_v1_dot_request__pb2.QuoteResponse.SerializeToString,
+            ),
+            'ExplainRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainRequest,
+                    request_deserializer=orbitq_dot_v1_dot_request__pb2.ExplainRequestRequest.FromString,
+                    response_serializer=orbitq_dot_v1_dot_request__pb2.ExplainRequestResponse.SerializeToString,
             ),
             'Submit': grpc.unary_unary_rpc_method_handler(
                     servicer.Submit,
@@ -251,6 +275,33 @@ class RequestService:
             '/orbitq.v1.RequestService/Quote',
             orbitq_dot_v1_dot_request__pb2.QuoteRequest.SerializeToString,
             orbitq_dot_v1_dot_request__pb2.QuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orbitq.v1.RequestService/ExplainRequest',
+            orbitq_dot_v1_dot_request__pb2.ExplainRequestRequest.SerializeToString,
+            orbitq_dot_v1_dot_request__pb2.ExplainRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,7 +35,16 @@ class RequestServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RequestServiceAsyncStub: ...
     Quote: _grpc.UnaryUnaryMultiCallable[_request_pb2.QuoteRequest, _request_pb2.QuoteResponse]
     """The token cost of a spec, per kind, without submitting it: what Submit would reserve
-    (the worst case over the nodes the request may use) and the least it can cost.
+    (the worst case over the nodes the request may use) and the least it can cost; with eta,
+    where it would fit in the current world (or why not and the smallest change that fits)
+    and its cancellation terms.
+    """
+    ExplainRequest: _grpc.UnaryUnaryMultiCallable[_request_pb2.ExplainRequestRequest, _request_pb2.ExplainRequestResponse]
+    """Why a request is where it is: a placed one's planned uplink, run and downlink; for a
+    pending or unschedulable one, each scheduler plugin's reason with the nodes it turned
+    away, the earliest placement the current world allows, or the smallest change that fits
+    (a later deadline, a station to allow). Computed on a copy: nothing is changed.
+    NOT_FOUND for an unknown id; PERMISSION_DENIED for another tenant's request.
     """
     Submit: _grpc.UnaryUnaryMultiCallable[_request_pb2.SubmitRequest, _request_pb2.SubmitResponse]
     """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key:
@@ -46,7 +55,8 @@ class RequestServiceStub:
     ListRequests: _grpc.UnaryUnaryMultiCallable[_request_pb2.ListRequestsRequest, _request_pb2.ListRequestsResponse]
     """Newest first, paginated."""
     CancelRequest: _grpc.UnaryUnaryMultiCallable[_request_pb2.CancelRequestRequest, _request_pb2.CancelRequestResponse]
-    """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+    """Cancel before the request runs; the reservation is released, less the fee of a placed
+    request cancelled after its cut-off (see CancellationTerms). Cancelling a cancelled
     request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
     """
     WatchRequest: _grpc.UnaryStreamMultiCallable[_request_pb2.WatchRequestRequest, _request_pb2.WatchRequestResponse]
@@ -76,7 +86,16 @@ class RequestServiceAsyncStub(RequestServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Quote: _aio.UnaryUnaryMultiCallable[_request_pb2.QuoteRequest, _request_pb2.QuoteResponse]  # type: ignore[assignment]
     """The token cost of a spec, per kind, without submitting it: what Submit would reserve
-    (the worst case over the nodes the request may use) and the least it can cost.
+    (the worst case over the nodes the request may use) and the least it can cost; with eta,
+    where it would fit in the current world (or why not and the smallest change that fits)
+    and its cancellation terms.
+    """
+    ExplainRequest: _aio.UnaryUnaryMultiCallable[_request_pb2.ExplainRequestRequest, _request_pb2.ExplainRequestResponse]  # type: ignore[assignment]
+    """Why a request is where it is: a placed one's planned uplink, run and downlink; for a
+    pending or unschedulable one, each scheduler plugin's reason with the nodes it turned
+    away, the earliest placement the current world allows, or the smallest change that fits
+    (a later deadline, a station to allow). Computed on a copy: nothing is changed.
+    NOT_FOUND for an unknown id; PERMISSION_DENIED for another tenant's request.
     """
     Submit: _aio.UnaryUnaryMultiCallable[_request_pb2.SubmitRequest, _request_pb2.SubmitResponse]  # type: ignore[assignment]
     """Reserve the tokens and queue the request for scheduling. Idempotent by idempotency_key:
@@ -87,7 +106,8 @@ class RequestServiceAsyncStub(RequestServiceStub):
     ListRequests: _aio.UnaryUnaryMultiCallable[_request_pb2.ListRequestsRequest, _request_pb2.ListRequestsResponse]  # type: ignore[assignment]
     """Newest first, paginated."""
     CancelRequest: _aio.UnaryUnaryMultiCallable[_request_pb2.CancelRequestRequest, _request_pb2.CancelRequestResponse]  # type: ignore[assignment]
-    """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+    """Cancel before the request runs; the reservation is released, less the fee of a placed
+    request cancelled after its cut-off (see CancellationTerms). Cancelling a cancelled
     request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
     """
     WatchRequest: _aio.UnaryStreamMultiCallable[_request_pb2.WatchRequestRequest, _request_pb2.WatchRequestResponse]  # type: ignore[assignment]
@@ -120,7 +140,22 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_request_pb2.QuoteResponse, _abc.Awaitable[_request_pb2.QuoteResponse]]:
         """The token cost of a spec, per kind, without submitting it: what Submit would reserve
-        (the worst case over the nodes the request may use) and the least it can cost.
+        (the worst case over the nodes the request may use) and the least it can cost; with eta,
+        where it would fit in the current world (or why not and the smallest change that fits)
+        and its cancellation terms.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainRequest(
+        self,
+        request: _request_pb2.ExplainRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_pb2.ExplainRequestResponse, _abc.Awaitable[_request_pb2.ExplainRequestResponse]]:
+        """Why a request is where it is: a placed one's planned uplink, run and downlink; for a
+        pending or unschedulable one, each scheduler plugin's reason with the nodes it turned
+        away, the earliest placement the current world allows, or the smallest change that fits
+        (a later deadline, a station to allow). Computed on a copy: nothing is changed.
+        NOT_FOUND for an unknown id; PERMISSION_DENIED for another tenant's request.
         """
 
     @_abc_1.abstractmethod
@@ -155,7 +190,8 @@ class RequestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _request_pb2.CancelRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_pb2.CancelRequestResponse, _abc.Awaitable[_request_pb2.CancelRequestResponse]]:
-        """Cancel before the request runs; the reservation is released. Cancelling a cancelled
+        """Cancel before the request runs; the reservation is released, less the fee of a placed
+        request cancelled after its cut-off (see CancellationTerms). Cancelling a cancelled
         request returns it; any other state from RUNNING on is FAILED_PRECONDITION.
         """
 
