@@ -1,7 +1,7 @@
 """Each node row remembers the world revision of its last write.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 
 The scheduler learnt that the world changed from the contact plan's `world_revision`, then read
 every node to find what: O(nodes) per state change (about a second at 30,000 nodes). With
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
