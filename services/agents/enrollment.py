@@ -36,7 +36,7 @@ from orbitq.services.agents.evidence import append_node_key
 from orbitq.services.agents.tables import NODE_AGENTS, TOKENS
 from orbitq.services.auth import Authenticator
 from orbitq.services.constellation import Constellation, GroundLink, NodeRecord
-from orbitq.services.constellation.tables import writing
+from orbitq.services.constellation.tables import touch_nodes, writing
 from orbitq.services.db.engine import write_transaction
 from orbitq.services.db.models import RUNTIME_CHARS_MAX
 from orbitq.services.errors import (
@@ -233,4 +233,5 @@ class Enrollment:
             ).rowcount
             if not updated:
                 connection.execute(sa.insert(NODE_AGENTS).values(node=request.node, **agent))
+            touch_nodes(connection, [request.node])
         return issued, revoked

@@ -45,6 +45,7 @@ from orbitq.services.constellation.tables import (
     node_of,
     node_values,
     select_nodes,
+    touch_nodes,
     writing,
 )
 from orbitq.services.db.engine import IN_LIST_VALUES_MAX
@@ -273,6 +274,7 @@ def _upsert(
         update = sa.update(NODES).where(NODES.c.id == sa.bindparam("key"))
         for batch in batches(updates, BATCH_ROWS):
             connection.execute(update, batch)
+        touch_nodes(connection, ids)
     return len(inserts), len(updates)
 
 
@@ -342,6 +344,13 @@ def all_nodes(
     return [node_of(row) for row in connection.execute(query)]
 
 
+def changed_nodes(connection: sa.Connection, since: int) -> list[NodeRecord]:
+    """The nodes written after world revision `since` (by NORAD id): what a reader whose copy
+    is at `since` must look at again (the index on `revision` keeps this O(changed))."""
+    query = select_nodes().where(NODES.c.revision > since).order_by(NODES.c.norad_id)
+    return [node_of(row) for row in connection.execute(query)]
+
+
 def set_node_state(engine: sa.Engine, node_id: str, state: NodeState, now_ns: int) -> NodeRecord:
     check_node_id(node_id)
     with writing(engine, world=True) as (connection, _):
@@ -350,4 +359,5 @@ def set_node_state(engine: sa.Engine, node_id: str, state: NodeState, now_ns: in
         )
         if result.rowcount == 0:
             raise NotFoundError(f"no node {node_id!r}: import its element set first")
+        touch_nodes(connection, [node_id])
         return get_node(connection, node_id)

@@ -14,10 +14,10 @@ may call what (checked here, first, against the caller's Principal):
 
 The sky is readable by every key: tenants choose node and station selectors from it, and the
 contact windows follow from public orbital elements; nothing in it is a tenant's.
-The other methods (`node`, `nodes`, `stations`, `refresh_contacts`, `plan`, `world_version`,
-`contacts_between`) are for in-process callers (the request service, the broker's jobs);
-`contacts_between` gives the contacts in use: computed ones, with booked plans applied
-(booked.py).
+The other methods (`node`, `nodes`, `changed_nodes`, `stations`, `refresh_contacts`, `plan`,
+`world_version`, `contacts_between`) are for in-process callers (the request service, the
+broker's jobs); `contacts_between` gives the contacts in use: computed ones, with booked
+plans applied (booked.py).
 
 Does not own: the schedule of refreshes (the broker's APScheduler jobs call
 `refresh_contacts`).
@@ -111,6 +111,11 @@ class Constellation:
         """Every node (carrying all of `labels`, in `state`), by NORAD id."""
         with self._engine.connect() as connection:
             return node_rules.all_nodes(connection, labels or {}, state)
+
+    def changed_nodes(self, since: int) -> list[NodeRecord]:
+        """The nodes written after world revision `since` (`WorldVersion.world_revision`)."""
+        with self._engine.connect() as connection:
+            return node_rules.changed_nodes(connection, since)
 
     def set_node_state(self, principal: Principal, node_id: str, state: NodeState) -> NodeRecord:
         principal.require_operator("changing a node's state")

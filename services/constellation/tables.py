@@ -34,7 +34,7 @@ from orbitq.services.constellation.model import (
     WorldVersion,
 )
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
-from orbitq.services.db.engine import write_transaction
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
 from orbitq.services.orbits import ElementSet, GroundStation
 
 NODES: sa.Table = SQLModel.metadata.tables["nodes"]
@@ -70,6 +70,14 @@ def writing(
                 .values(world_revision=PLAN.c.world_revision + 1)
             )
         yield connection, plan_of(row)
+
+
+def touch_nodes(connection: sa.Connection, ids: list[str]) -> None:
+    """Stamp these nodes with the world revision of the running `writing(world=True)`
+    transaction (already bumped), so a reader finds them with `changed_nodes`."""
+    current = sa.select(PLAN.c.world_revision).where(PLAN.c.id == PLAN_ROW_ID).scalar_subquery()
+    for batch in batches(ids, IN_LIST_VALUES_MAX):
+        connection.execute(sa.update(NODES).where(NODES.c.id.in_(batch)).values(revision=current))
 
 
 def read_plan(connection: sa.Connection) -> ContactPlan:

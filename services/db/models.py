@@ -93,6 +93,11 @@ class NodeRow(SQLModel, table=True):
     state: str = Field(sa_column=Column(String(16), nullable=False))
     created_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The contact plan's `world_revision` of the last write to this node (or its agent), so
+    # the scheduler reads only the nodes changed since its copy (`revision > seen`).
+    revision: int = Field(sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+
+    __table_args__ = (Index("ix_nodes_revision", "revision"),)
 
 
 class StationRow(SQLModel, table=True):

@@ -9,7 +9,9 @@ score those, reserve the best; and applying preemption (preemption.py) and repac
 
 Does not own: the database, gRPC, the clock (callers pass `now`), tokens, or APScheduler.
 The caller stores placements, calls `place_existing` for each at start-up, `release` when a
-request completes, fails or is cancelled, `add_contacts` as the horizon rolls, and `prune`.
+request completes, fails or is cancelled, `add_contacts` as the horizon rolls,
+`replace_contacts` when known contacts move or vanish, `set_node_state`, and `prune`: each
+an update in place, never a rebuild of the world.
 """
 
 from __future__ import annotations
@@ -209,6 +211,40 @@ class Scheduler:
         if added:
             self._generation += 1
         return added
+
+    def replace_contacts(self, removed: Iterable[str], added: Iterable[Contact]) -> tuple[str, ...]:
+        """Change the contact plan in place: forget the `removed` ids, then index `added` (a
+        moved contact is in both, under its id). Placements using a removed contact come off
+        the timelines and go back on if they still fit the new windows; the ids of those that
+        no longer fit are returned, released (the caller decides what becomes of them).
+
+        Costs O(the changed nodes' and stations' contacts and bookings), not a rebuild."""
+        world = self.world
+        gone = {contact_id for contact_id in removed if contact_id in world.contacts}
+        new = list(added)
+        if not gone and not new:
+            return ()
+        touched = {world.contacts[contact_id].node for contact_id in gone}
+        affected = [
+            booking
+            for node in sorted(touched)
+            for booking in self._by_node.get(node, {}).values()
+            if any(segment.contact in gone for segment in booking.segments)
+        ]
+        # Earlier work first: what has begun is the most expensive to lose.
+        affected.sort(key=lambda b: (b.start, -b.request.priority, b.request.id))
+        kept = [(booking.request, booking.placement(world)) for booking in affected]
+        for booking in affected:
+            self._unrecord(booking)
+        world.remove_contacts(gone)
+        world.add_contacts(new)
+        self._generation += 1
+        lost = [
+            request.id
+            for request, placement in kept
+            if not self.place_existing(request, placement).ok
+        ]
+        return tuple(lost)
 
     def set_node_state(self, node_id: str, state: NodeState, now: int) -> tuple[str, ...]:
         """Change a node's state. When it goes down, its not-yet-started placements are

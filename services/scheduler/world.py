@@ -30,6 +30,7 @@ CONTACTS_PER_NODE_MAX = 20_000
 RADIO_CAPACITY = 1
 SEEING_CACHE_MAX = 1024  # station selectors remembered by nodes_seeing
 SLOT_ALTERNATIONS_MAX = 64  # antenna and radio searches taking turns until they agree
+STATION_INSERTS_MAX = 64  # more new contacts at a station at once: one merge instead
 
 
 @dataclass(slots=True)
@@ -69,6 +70,23 @@ class NodeInfo:
             max_ends.append(running)
             mask |= 1 << station
         self.contact_max_ends = max_ends
+        self.station_mask = mask
+
+    def append_contacts(self, ordered: Sequence[tuple[int, int, int, str]]) -> None:
+        """Add (start, end, station index, id) tuples that sort after every known one: the
+        hourly roll of the horizon costs O(new), not a re-sort of the node's list."""
+        assert len(self.contact_starts) + len(ordered) <= CONTACTS_PER_NODE_MAX
+        running = self.contact_max_ends[-1] if self.contact_max_ends else 0
+        mask = self.station_mask
+        for start, end, station, contact_id in ordered:
+            assert start < end
+            running = max(running, end)
+            self.contact_starts.append(start)
+            self.contact_ends.append(end)
+            self.contact_stations.append(station)
+            self.contact_ids.append(contact_id)
+            self.contact_max_ends.append(running)
+            mask |= 1 << station
         self.station_mask = mask
 
     def contact_tuples(self) -> list[tuple[int, int, int, str]]:
@@ -214,15 +232,126 @@ class World:
             added += 1
         for node, items in per_node.items():
             info = self.nodes[node]
-            info.set_contacts(info.contact_tuples() + items)
+            items.sort()
+            if info.contact_starts and items[0] > (
+                info.contact_starts[-1],
+                info.contact_ends[-1],
+                info.contact_stations[-1],
+                info.contact_ids[-1],
+            ):
+                info.append_contacts(items)  # the horizon rolled: all after what is known
+            else:
+                info.set_contacts(info.contact_tuples() + items)
         for station, pairs in per_station.items():
             place = self.stations[station]
+            pairs.sort()
+            if place.contact_starts and pairs[0] >= (
+                place.contact_starts[-1],
+                place.contact_nodes[-1],
+            ):
+                place.contact_starts.extend(start for start, _ in pairs)
+                place.contact_nodes.extend(node for _, node in pairs)
+                continue  # the horizon rolled: all after what the station knows
+            if len(pairs) <= STATION_INSERTS_MAX:  # a few (a moved contact): O(log n) + memmove
+                for start, node in pairs:
+                    self._insert_into_station(place, start, node)
+                continue
             merged = sorted([*zip(place.contact_starts, place.contact_nodes, strict=True), *pairs])
             place.contact_starts = [start for start, _ in merged]
             place.contact_nodes = [node for _, node in merged]
         if added:
             self._seeing.clear()
         return added
+
+    def remove_contacts(self, ids: Iterable[str]) -> int:
+        """Forget the contacts with these ids (unknown ids are skipped); returns how many.
+
+        Incremental: only the nodes and stations that held one are re-indexed, so a moved
+        contact (removed, then added with its new window) costs O(that node's and station's
+        contacts), not a rebuild. Bookings on a removed contact are the runtime's to release
+        first. A station's `longest` stays an upper bound (it only widens a bisection)."""
+        per_node: dict[int, set[str]] = {}
+        per_station: dict[int, set[tuple[int, int]]] = {}
+        latest = False
+        for contact_id in ids:
+            ref = self.contacts.pop(contact_id, None)
+            if ref is None:
+                continue
+            latest = latest or ref.end >= self.contacts_until
+            per_node.setdefault(ref.node, set()).add(contact_id)
+            per_station.setdefault(ref.station, set()).add((ref.start, ref.node))
+        if not per_node:
+            return 0
+        removed = 0
+        for node, gone in per_node.items():
+            info = self.nodes[node]
+            info.set_contacts([item for item in info.contact_tuples() if item[3] not in gone])
+            removed += len(gone)
+        for station, pairs in per_station.items():
+            self._remove_from_station(self.stations[station], pairs)
+        if latest:  # the latest end left: each node's running maximum ends with its own
+            self.contacts_until = max(
+                (info.contact_max_ends[-1] for info in self.nodes if info.contact_max_ends),
+                default=0,
+            )
+        self._seeing.clear()
+        return removed
+
+    @staticmethod
+    def _insert_into_station(place: StationInfo, start: int, node: int) -> None:
+        """Insert (start, node) where a sort by (start, node) would put it."""
+        starts, nodes = place.contact_starts, place.contact_nodes
+        index = bisect_left(starts, start)
+        while index < len(starts) and starts[index] == start and nodes[index] < node:
+            index += 1
+        starts.insert(index, start)
+        nodes.insert(index, node)
+
+    @staticmethod
+    def _remove_from_station(place: StationInfo, pairs: set[tuple[int, int]]) -> None:
+        """Drop one (start, node) entry per pair from the station's by-start lists (a node
+        has at most one contact per station starting at an instant: its radio is one)."""
+        starts, nodes = place.contact_starts, place.contact_nodes
+        for start, node in sorted(pairs, reverse=True):  # from the end: indices stay valid
+            index = bisect_left(starts, start)
+            while index < len(starts) and starts[index] == start:
+                if nodes[index] == node:
+                    del starts[index]
+                    del nodes[index]
+                    break
+                index += 1
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything the plugins read, in a comparable form (two worlds with equal
+        fingerprints place requests identically); tests compare an incrementally updated
+        world with a rebuilt one. A station's `longest` is left out: it is an upper bound."""
+        nodes = tuple(
+            (
+                info.node,
+                tuple(info.contact_tuples()),
+                tuple(info.contact_max_ends),
+                info.station_mask,
+                tuple(info.cpu.times),
+                tuple(info.cpu.levels),
+                tuple(info.storage.times),
+                tuple(info.storage.levels),
+                tuple(info.radio.times),
+                tuple(info.radio.levels),
+            )
+            for info in self.nodes
+        )
+        stations = tuple(
+            (
+                place.station,
+                tuple(zip(place.contact_starts, place.contact_nodes, strict=True)),
+                tuple(place.antennas.times),
+                tuple(place.antennas.levels),
+            )
+            for place in self.stations
+        )
+        contacts = tuple(sorted(self.contacts.items()))
+        labels = tuple(sorted((pair, tuple(nodes)) for pair, nodes in self._label_index.items()))
+        return nodes, stations, contacts, self.contacts_until, labels
 
     def prune_contacts(self, before: int) -> int:
         """Forget each node's leading contacts that all ended by `before`; returns how many.

@@ -14,11 +14,27 @@ from __future__ import annotations
 from collections.abc import Set
 
 from orbitq.services.requests.lifecycle import Move
-from orbitq.services.requests.model import PLACED_STATES, Fault, RequestState
+from orbitq.services.requests.model import PLACED_STATES, Fault, RequestState, StoredRequest
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Scheduler, rfc3339
 
 S = RequestState
+NODES_READ_ONE_BY_ONE_MAX = 64  # more nodes down at once: one read of all live work
+LIVE_ON_NODE_MAX = 10_000  # a page of one node's live work; a full page reads all instead
+
+
+def live_on(store: RequestStore, down: Set[str]) -> list[StoredRequest]:
+    """The PLACED or RUNNING requests that may be on the nodes in `down`: read per node (an
+    index) when few went down, so one state change costs O(its node's work), else all."""
+    if len(down) > NODES_READ_ONE_BY_ONE_MAX:
+        return store.in_states(PLACED_STATES)
+    found: list[StoredRequest] = []
+    for node in sorted(down):
+        on_node = store.on_node(node, PLACED_STATES, LIVE_ON_NODE_MAX)
+        if len(on_node) >= LIVE_ON_NODE_MAX:  # more than a page: read them all at once
+            return store.in_states(PLACED_STATES)
+        found.extend(on_node)
+    return found
 
 
 def evacuation_moves(
@@ -28,7 +44,7 @@ def evacuation_moves(
     if not down:
         return []
     moves: list[Move] = []
-    for request in store.in_states(PLACED_STATES):
+    for request in live_on(store, down):
         placement = request.placement
         if placement is None or placement.node not in down:
             continue
