@@ -57,7 +57,7 @@ from orbitq.ledger.model import (
     Transfer,
     TransferFlag,
 )
-from orbitq.ledger.store import CreateTransfers, LedgerStore
+from orbitq.ledger.store import AttachedRows, AttachedWriteError, CreateTransfers, LedgerStore
 from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.auth import Principal
 from orbitq.services.budgets.periods import (
@@ -308,16 +308,42 @@ class Budgets:
             kind=int(kind),
             code=int(Code.GRANT),
         )
-        outcome = self._apply(transfer)
+        period_row = {
+            "budget_id": row.id,
+            "start_ns": start_ns,
+            "end_ns": end_ns,
+            "granted": row.amount,
+            "carried_in": carried_in,
+            "rollover_percent": row.rollover_percent,
+            "closed": False,
+            "lapsed": 0,
+            "carried_out": 0,
+        }
+        # A new grant and its period's row commit together (one ledger item, the row attached):
+        # a crash between them would leave granted tokens no period closes, which never lapse.
+        try:
+            outcome = self._apply(transfer, AttachedRows(((PERIODS, (period_row,)),)))
+        except AttachedWriteError as error:
+            log.error(
+                "budget %s: the period at %s was not opened: %s",
+                row.id,
+                from_ns(start_ns).isoformat(),
+                error,
+            )
+            report.failed += 1
+            return
+        if outcome.result is Result.OK:
+            report.granted += 1
+            return
         granted = outcome.stored.transfer.amount if outcome.stored is not None else 0
         if outcome.result.name.startswith("EXISTS_WITH_DIFFERENT"):
-            # Granted already, on other terms (a run that crashed before writing the period's
-            # row, then a change of terms): the ledger's grant is the period's.
+            # Granted already, on other terms (then a change of terms): the ledger's grant is
+            # the period's.
             stored = self._store.transfer(transfer.id)
             if stored is not None and stored.result is Result.OK:
                 outcome = replace(outcome, result=Result.EXISTS, stored=stored)
                 granted = stored.transfer.amount
-        if outcome.result not in (Result.OK, Result.EXISTS):
+        if outcome.result is not Result.EXISTS:
             log.error(
                 "budget %s: the grant of the period at %s was refused (%s)",
                 row.id,
@@ -326,23 +352,9 @@ class Budgets:
             )
             report.failed += 1
             return
-        if outcome.result is Result.OK:
-            report.granted += 1
-        _insert_ignoring_duplicate(
-            self._engine,
-            PERIODS,
-            {
-                "budget_id": row.id,
-                "start_ns": start_ns,
-                "end_ns": end_ns,
-                "granted": granted,
-                "carried_in": carried_in,
-                "rollover_percent": row.rollover_percent,
-                "closed": False,
-                "lapsed": 0,
-                "carried_out": 0,
-            },
-        )
+        # Granted by an earlier run or another replica, with its row (or by a broker from
+        # before grants carried their rows): the row, if missing, from the ledger's facts.
+        _insert_ignoring_duplicate(self._engine, PERIODS, {**period_row, "granted": granted})
 
     def _close(self, row: Any, current: _Open, report: BudgetRunReport) -> _Open | None:
         kind = Kind(row.kind)
@@ -411,8 +423,8 @@ class Budgets:
             )
         return self._latest(row.id)
 
-    def _apply(self, transfer: Transfer) -> Outcome:
-        (outcome,) = self._writer.apply(CreateTransfers((transfer,)))
+    def _apply(self, transfer: Transfer, attached: AttachedRows | None = None) -> Outcome:
+        (outcome,) = self._writer.apply(CreateTransfers((transfer,), attached=attached))
         assert isinstance(outcome, Outcome)
         return outcome
 
