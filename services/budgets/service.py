@@ -81,8 +81,9 @@ PERIODS: sa.Table = SQLModel.metadata.tables["budget_periods"]
 
 # A list answers at most this many budgets (one per tenant and kind).
 BUDGETS_LIST_MAX = 1000
-# One run looks at this many budgets at most; the next run continues (every budget is due at
-# most once per period, so a run that stops early only delays the rest by one interval).
+# One run looks at this many budgets at most; the next run continues after the last one it
+# looked at (runs rotate through the due budgets, so budgets that stay due — a gap after
+# --replace, a refused grant — cannot keep the ones after them waiting).
 BUDGETS_PER_RUN_MAX = 10_000
 # Attempts of one lapse whose earlier attempts failed (exceeds_credits after a race).
 LAPSE_ATTEMPTS_MAX = 8
@@ -160,6 +161,8 @@ class Budgets:
         self._quota = quota
         self._tenants = tenants
         self._now = now
+        # Where the last run stopped (tenant, kind), for the next run to continue after it.
+        self._rotation: tuple[str, int] | None = None
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -261,7 +264,7 @@ class Budgets:
     def run(self, now: datetime, *, tenant: str | None = None) -> BudgetRunReport:
         """Close every period that ended by `now` and open the period containing `now`."""
         report = BudgetRunReport()
-        for row in self._due(to_ns(now), tenant, BUDGETS_PER_RUN_MAX):
+        for row in self._due_rotating(to_ns(now), tenant, BUDGETS_PER_RUN_MAX):
             try:
                 self._advance(row, now, report)
             except Exception:
@@ -476,9 +479,27 @@ class Budgets:
         with self._engine.connect() as connection:
             return list(connection.execute(query).all())
 
-    def _due(self, now_ns: int, tenant: str | None, limit: int) -> list[Any]:
-        """Budgets with no open period still running at `now_ns`: between boundaries the job
-        reads one indexed query and nothing else."""
+    def _due_rotating(self, now_ns: int, tenant: str | None, limit: int) -> list[Any]:
+        """Up to `limit` due budgets, starting after where the last run stopped and wrapping
+        around to the first."""
+        after = self._rotation if tenant is None else None
+        rows = self._due(now_ns, tenant, limit, after)
+        if after is not None and len(rows) < limit:
+            taken = {row.id for row in rows}
+            rows += [
+                row
+                for row in self._due(now_ns, tenant, limit - len(rows), None)
+                if row.id not in taken
+            ]
+        if tenant is None:
+            self._rotation = (rows[-1].tenant, rows[-1].kind) if len(rows) >= limit else None
+        return rows
+
+    def _due(
+        self, now_ns: int, tenant: str | None, limit: int, after: tuple[str, int] | None
+    ) -> list[Any]:
+        """Budgets with no open period still running at `now_ns` (after `after` in (tenant,
+        kind) order): between boundaries the job reads one indexed query and nothing else."""
         running = (
             sa.select(PERIODS.c.budget_id)
             .where(PERIODS.c.budget_id == BUDGETS.c.id)
@@ -493,6 +514,13 @@ class Budgets:
         )
         if tenant is not None:
             query = query.where(BUDGETS.c.tenant == tenant)
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    BUDGETS.c.tenant > after[0],
+                    sa.and_(BUDGETS.c.tenant == after[0], BUDGETS.c.kind > after[1]),
+                )
+            )
         with self._engine.connect() as connection:
             return list(connection.execute(query).all())
 

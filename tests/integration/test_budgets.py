@@ -439,3 +439,19 @@ def test_many_periods_against_a_model_of_the_books(
             (budget,) = admin.budgets("acme")
         assert (budget.granted, budget.carried_in) == (grant, carried)
     assert len(_ledger_codes(server, "acme", "grant")) == 13
+
+
+def test_runs_rotate_through_due_budgets(server: ServerHandle) -> None:
+    """A run looks at a bounded number of due budgets and the next run continues after the
+    last one it looked at, wrapping around: budgets that stay due cannot starve the rest."""
+    with operator(server) as admin:
+        for name in ("ant", "bee", "cat"):
+            tenant_key(server, name)
+            admin.grant_budget(name, cpu=10, period="day")
+    budgets = server.broker.budgets
+    later = to_ns(EPOCH + 3 * DAY)  # every open period has ended: all three are due
+    seen = [[row.tenant for row in budgets._due_rotating(later, None, 2)] for _ in range(3)]
+    assert seen == [["ant", "bee"], ["cat", "ant"], ["bee", "cat"]]
+    # Asking for one tenant neither reads nor moves the rotation.
+    assert [row.tenant for row in budgets._due_rotating(later, "bee", 2)] == ["bee"]
+    assert [row.tenant for row in budgets._due_rotating(later, None, 2)] == ["ant", "bee"]
