@@ -3,7 +3,7 @@
 Owns: `build` — a fresh `Scheduler` holding the stored nodes and stations, the stored contacts
 from the earliest live uplink (or now) to the contact plan's horizon end, and every stored
 PLACED or RUNNING placement reserved again; built the way the leader's world sync rebuilds its
-own (orbitq.services.scheduling.world_sync: the same conversions, the same rule that a contact
+own (the same conversions, and world_sync.planned_contacts itself: a contact
 cut at the horizon's end is left out), so a probe on it runs the scheduler's own feasibility
 against the same occupancy. Nothing is written: the copy is dropped after the question.
 
@@ -25,10 +25,9 @@ Does not own: what is asked of the copy (probe.py) or the stored world (the cons
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orbitq.services.clock import NANOS_PER_SECOND, from_ns
 from orbitq.services.constellation import Constellation, WorldVersion
 from orbitq.services.requests.model import PLACED_STATES
 from orbitq.services.requests.store import RequestStore
@@ -36,10 +35,10 @@ from orbitq.services.scheduler import Contact, Scheduler, SchedulerConfig, defau
 from orbitq.services.scheduler.framework import SCORE_MAX, Draft, RequestContext
 from orbitq.services.scheduler.world import WORLD_NODES_MAX
 from orbitq.services.scheduling.convert import (
-    scheduler_contact,
     scheduler_node,
     scheduler_stations,
 )
+from orbitq.services.scheduling.world_sync import planned_contacts
 
 CONTACTS_MAX = 500_000
 PLACEMENTS_MAX = 50_000
@@ -120,7 +119,7 @@ class ContactCache:
                 return kept, self._truncated
         contacts: list[Contact] = []
         truncated = False
-        for contact in _planned(constellation, start_s, now_s):
+        for contact in planned_contacts(constellation, start_s, now_s):
             if len(contacts) >= CONTACTS_MAX:
                 truncated = True
                 break
@@ -166,19 +165,3 @@ def build(
         max((c.end for c in contacts), default=now_s),
         truncated,
     )
-
-
-def _planned(constellation: Constellation, start_s: int, now_s: int) -> Iterator[Contact]:
-    """The stored contacts overlapping [start_s, the plan's horizon end), in whole seconds,
-    without those cut at the horizon's end (world_sync's rule)."""
-    horizon_end_ns = constellation.plan().horizon_end_ns
-    end_s = max(horizon_end_ns // NANOS_PER_SECOND, now_s) + 1
-    for batch in constellation.iter_contacts_between(
-        from_ns(start_s * NANOS_PER_SECOND), from_ns(end_s * NANOS_PER_SECOND)
-    ):
-        for stored in batch:
-            if stored.los_ns >= horizon_end_ns:
-                continue
-            contact = scheduler_contact(stored)
-            if contact is not None:
-                yield contact

@@ -131,24 +131,6 @@ class WorldSync:
             for s in sorted(stations, key=lambda s: s.id)
         )
 
-    def _planned_contacts(self, start_s: int, now_s: int) -> Iterator[Contact]:
-        """The stored contacts overlapping [start_s, the plan's horizon end), in whole seconds.
-
-        A contact cut at the horizon's end is left out: the next refresh gives it its real
-        end (and would move it under the Scheduler at every refresh); it is used once a
-        refresh shows all of it."""
-        horizon_end_ns = self._constellation.plan().horizon_end_ns
-        end_s = max(horizon_end_ns // NANOS_PER_SECOND, now_s) + 1
-        for batch in self._constellation.iter_contacts_between(
-            from_ns(start_s * NANOS_PER_SECOND), from_ns(end_s * NANOS_PER_SECOND)
-        ):
-            for stored in batch:
-                if stored.los_ns >= horizon_end_ns:
-                    continue
-                contact = scheduler_contact(stored)
-                if contact is not None:
-                    yield contact
-
     def _apply_plan(self, now_s: int) -> tuple[str, ...]:
         """Compare the plan's contacts over [now, horizon) with the world's and apply the
         difference in place: new ones added, moved or vanished ones replaced. Returns the
@@ -158,7 +140,7 @@ class WorldSync:
         seen: set[str] = set()
         added: list[Contact] = []
         removed: list[str] = []
-        for contact in self._planned_contacts(now_s, now_s):
+        for contact in planned_contacts(self._constellation, now_s, now_s):
             node = world.node_index.get(contact.node)
             station = world.station_index.get(contact.station)
             if node is None or station is None:
@@ -239,7 +221,7 @@ class WorldSync:
         start = min([now_s] + [r.placement.uplink.at for r in live if r.placement is not None])
         contacts = [
             contact
-            for contact in self._planned_contacts(start, now_s)
+            for contact in planned_contacts(self._constellation, start, now_s)
             if contact.node in node_ids and contact.station in station_ids
         ]
         self._scheduler.set_world(world_nodes, world_stations, contacts)
@@ -261,3 +243,22 @@ class WorldSync:
             if move is not None:
                 moves.append(move)
         return self._moves.apply(moves, now_ns)
+
+
+def planned_contacts(constellation: Constellation, start_s: int, now_s: int) -> Iterator[Contact]:
+    """The stored contacts overlapping [start_s, the plan's horizon end), in whole seconds.
+
+    A contact cut at the horizon's end is left out: the next refresh gives it its real
+    end (and would move it under the Scheduler at every refresh); it is used once a
+    refresh shows all of it."""
+    horizon_end_ns = constellation.plan().horizon_end_ns
+    end_s = max(horizon_end_ns // NANOS_PER_SECOND, now_s) + 1
+    for batch in constellation.iter_contacts_between(
+        from_ns(start_s * NANOS_PER_SECOND), from_ns(end_s * NANOS_PER_SECOND)
+    ):
+        for stored in batch:
+            if stored.los_ns >= horizon_end_ns:
+                continue
+            contact = scheduler_contact(stored)
+            if contact is not None:
+                yield contact
