@@ -98,30 +98,16 @@ def _state(state: RequestState | None) -> request_pb2.RequestState.ValueType:
 
 
 def placement_to_proto(request: StoredRequest) -> request_pb2.Placement:
-    placement = request.placement
-    assert placement is not None
-    uplink = placement.uplink
-    return request_pb2.Placement(
-        node=placement.node,
-        start=_at(placement.start),
-        end=_at(placement.end),
-        uplink_contact_id=uplink.contact,
-        uplink_station=uplink.station,
-        uplink_at=_at(uplink.at),
-        uplink_end=_at(uplink.end),
-        downlink=[
-            request_pb2.DownlinkSegment(
-                contact_id=s.contact, station=s.station, start=_at(s.start), end=_at(s.end)
-            )
-            for s in placement.downlink
-        ],
-        contacts=[
-            request_pb2.PlacementContact(
-                id=c.id, node=c.node, station=c.station, start=_at(c.start), end=_at(c.end)
-            )
-            for c in request.contacts
-        ],
+    """A stored request's placement with the contacts it uses."""
+    assert request.placement is not None
+    message = scheduled_to_proto(request.placement)
+    message.contacts.extend(
+        request_pb2.PlacementContact(
+            id=c.id, node=c.node, station=c.station, start=_at(c.start), end=_at(c.end)
+        )
+        for c in request.contacts
     )
+    return message
 
 
 def request_to_proto(request: StoredRequest) -> request_pb2.ServiceRequest:
