@@ -6,8 +6,8 @@ One broker (embedded SQLite, its group-committing writer thread) serves two port
 - `threads`: the production server (build_server: 64 handler threads, the full interceptor
   chain). A Transfer occupies a handler thread while it waits for its group commit.
 - `asyncio`: a grpc.aio server on one event loop thread. The handler authenticates through the
-  same Authenticator (cached, as in production), builds the same linked transfers as
-  Quota.transfer and *awaits* the writer's future: no thread is parked per call, so the writer
+  same Authenticator (cached, as in production), builds the transfers through
+  Quota.transfer_chain and *awaits* the writer's future: no thread is parked per call, so the writer
   competes for the GIL with one loop thread instead of dozens of handler threads. It skips the
   interceptors' logging and metrics, and so does its empty call, so each ratio compares like
   with like.
@@ -25,8 +25,6 @@ import multiprocessing
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +33,13 @@ import grpc.aio
 
 from bench.common import peak_rss_mb, publish
 from bench.ledger import RPC_CONCURRENCY, RPC_SECONDS, _load_process
-from orbitq.ledger.model import Code, Kind, Outcome, Transfer, TransferFlag
+from orbitq.ledger.model import Kind, Outcome
 from orbitq.ledger.store import CreateTransfers
 from orbitq.services.auth import Principal
 from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.config import load_config
 from orbitq.services.identity.api_keys import Role
-from orbitq.services.quota import check_amounts, derive_id, new_operation_id
+from orbitq.services.quota import new_operation_id
 from orbitq.services.server import build_server
 from orbitq.v1 import quota_pb2
 
@@ -68,27 +66,15 @@ def _aio_handlers(broker: Broker) -> list[grpc.GenericRpcHandler[Any, Any]]:
         request: quota_pb2.TransferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> quota_pb2.TransferResponse:
         principal = authenticate(_metadata_token(context))
-        source = principal.tenant_scope("", "move tokens of")
-        amounts = check_amounts({Kind.CPU: request.amounts.cpu})
-        operation = int.from_bytes(request.id, "big") or new_operation_id()
-        debit = broker.quota.account_ids(source)
-        credit = broker.quota.account_ids(request.to_tenant)
-        transfers = [
-            Transfer(
-                id=derive_id(operation, kind),
-                debit_account_id=debit[kind],
-                credit_account_id=credit[kind],
-                amount=amount,
-                kind=int(kind),
-                code=int(Code.TRANSFER),
-                user_data=operation.to_bytes(16, "big"),
-            )
-            for kind, amount in sorted(amounts.items())
-        ]
-        chained = [
-            replace(t, flags=t.flags | TransferFlag.LINKED) if i < len(transfers) - 1 else t
-            for i, t in enumerate(transfers)
-        ]
+        # The production path's checks and transfers (Quota.transfer_chain); only the wait for
+        # the writer differs: awaited here, a parked thread there.
+        chained, source = broker.quota.transfer_chain(
+            principal,
+            "",
+            request.to_tenant,
+            {Kind.CPU: request.amounts.cpu},
+            int.from_bytes(request.id, "big") or new_operation_id(),
+        )
         future = broker.writer.submit(CreateTransfers(tuple(chained)))
         result = await asyncio.wrap_future(future)
         outcomes = [outcome for outcome in result if isinstance(outcome, Outcome)]
@@ -181,17 +167,14 @@ def run(directory: Path) -> dict[str, dict[str, float]]:
     broker.start()
     threads = build_server(broker, "127.0.0.1:0", extra_handlers=[_empty_threads_handler()])
     aio = _AioServer(_aio_handlers(broker))
-    candidates: dict[str, Callable[[], int]] = {
-        "threads": lambda: threads.port,
-        "asyncio": lambda: aio.port,
-    }
+    candidates = {"threads": threads.port, "asyncio": aio.port}
     try:
         broker.tenants.create(OPERATOR, "payer", "")
         broker.tenants.create(OPERATOR, "payee", "")
         broker.quota.mint(OPERATOR, "payer", {Kind.CPU: 10**15}, secrets.randbits(120) + 1)
         key = broker.tenants.issue_key(OPERATOR, Role.TENANT, "payer", "", "bench").token
         return {
-            name: _summary(_drive(f"127.0.0.1:{port()}", key)) for name, port in candidates.items()
+            name: _summary(_drive(f"127.0.0.1:{port}", key)) for name, port in candidates.items()
         }
     finally:
         aio.stop()

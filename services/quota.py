@@ -196,6 +196,21 @@ class Quota:
         amounts: Mapping[Kind, int],
         operation_id: int,
     ) -> list[Outcome]:
+        chained, source = self.transfer_chain(
+            principal, from_tenant, to_tenant, amounts, operation_id
+        )
+        return self.apply_linked(chained, source)
+
+    def transfer_chain(
+        self,
+        principal: Principal,
+        from_tenant: str,
+        to_tenant: str,
+        amounts: Mapping[Kind, int],
+        operation_id: int,
+    ) -> tuple[list[Transfer], str]:
+        """A transfer's checked, linked transfers (one per kind) and the tenant they debit,
+        for a caller that hands them to the writer itself (`transfer` does)."""
         source = principal.tenant_scope(from_tenant, "move tokens of")
         if not to_tenant:
             raise InvalidArgumentError("name the tenant to transfer to (to_tenant)")
@@ -216,7 +231,7 @@ class Quota:
             )
             for kind, amount in sorted(chosen.items())
         ]
-        return self.apply_linked(transfers, source)
+        return linked(transfers), source
 
     def create_transfers(
         self, principal: Principal, transfers: Sequence[Transfer]
@@ -262,10 +277,7 @@ class Quota:
         a failure raises the error `raise_for` chooses (an overdraft names kind and shortfall).
         `purpose` names the operation in messages ("the transfer needs ..."); `attached` is
         written in the same transaction when the chain succeeds (CreateTransfers.attached)."""
-        chained = [
-            replace(t, flags=t.flags | TransferFlag.LINKED) if i < len(transfers) - 1 else t
-            for i, t in enumerate(transfers)
-        ]
+        chained = linked(transfers)
         outcomes = _outcomes(self._writer.apply(CreateTransfers(tuple(chained), attached=attached)))
         self.raise_for(outcomes, chained, debtor, purpose=purpose)
         return outcomes
@@ -337,6 +349,14 @@ class Quota:
             before_ns=before_ns,
             limit=limit,
         )
+
+
+def linked(transfers: Sequence[Transfer]) -> list[Transfer]:
+    """`transfers` as one linked chain: all but the last carry `linked` (all or nothing)."""
+    return [
+        replace(t, flags=t.flags | TransferFlag.LINKED) if i < len(transfers) - 1 else t
+        for i, t in enumerate(transfers)
+    ]
 
 
 def _outcomes(result: object) -> list[Outcome]:
