@@ -62,6 +62,7 @@ from orbitq.ledger.store.writer import GroupCommitWriter
 from orbitq.services.auth import Principal
 from orbitq.services.budgets.periods import (
     ROLLOVER_PERCENT_MAX,
+    Closing,
     Period,
     close,
     next_start,
@@ -143,6 +144,11 @@ class _Open:
     rollover_percent: int
     closed: bool
     carried_out: int
+
+    def closing(self, spent: int, available: int) -> Closing:
+        """What becomes of this period's budget tokens (periods.close) given its spending and
+        the account's available balance."""
+        return close(self.granted, self.carried_in, spent, available, self.rollover_percent)
 
 
 class Budgets:
@@ -367,9 +373,7 @@ class Budgets:
         # What rolls over follows from the period's spending alone, which is fixed once the
         # period has ended (later transfers get later ledger timestamps), so every run and
         # every replica computes the same; only the lapse also depends on the balance now.
-        carried = close(
-            current.granted, current.carried_in, spent, AMOUNT_MAX, current.rollover_percent
-        ).carried
+        carried = current.closing(spent, AMOUNT_MAX).carried
         lapsed: int | None = None
         attempt = 0
         reads = 0
@@ -384,13 +388,7 @@ class Budgets:
                     attempt += 1  # a recorded failure: this attempt's id is used up
                 continue
             (account,) = [a for a in self._store.accounts_of(row.tenant) if a.kind is kind]
-            closing = close(
-                current.granted,
-                current.carried_in,
-                spent,
-                account.available,
-                current.rollover_percent,
-            )
+            closing = current.closing(spent, account.available)
             if closing.lapsed == 0:
                 lapsed = 0
                 continue
@@ -561,13 +559,7 @@ class Budgets:
                 account_id = self._quota.account_ids(row.tenant)[view.kind]
                 (account,) = [a for a in self._store.accounts_of(row.tenant) if a.kind is view.kind]
                 spent = self.spent(account_id, current.start_ns, AMOUNT_MAX)
-                closing = close(
-                    current.granted,
-                    current.carried_in,
-                    spent,
-                    account.available,
-                    current.rollover_percent,
-                )
+                closing = current.closing(spent, account.available)
                 view = BudgetView(
                     **{
                         **{f: getattr(view, f) for f in BudgetView.__slots__},
