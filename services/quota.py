@@ -109,7 +109,7 @@ class Quota:
     # -- accounts ------------------------------------------------------------------------------
 
     def tenant_accounts(self, tenant: str) -> dict[Kind, Account]:
-        self._tenants.get(tenant)
+        self._tenants.require(tenant)
         accounts = {account.kind: account for account in self._store.accounts_of(tenant)}
         if len(accounts) < len(Kind):
             self._tenants.ensure_accounts(tenant)

@@ -134,7 +134,7 @@ class UsageReports:
         scope: str | None = None
         if tenant or not principal.is_operator:
             scope = principal.tenant_scope(tenant, "read the usage of")
-            self._tenants.get(scope)
+            self._tenants.require(scope)
         if by not in {g.value for g in Grouping}:
             raise InvalidArgumentError("by: use day, week, month, node or kind")
         check_range(since_ns, until_ns)

@@ -71,7 +71,7 @@ class Blobs:
 
     def push_workload(self, principal: Principal, module: bytes, tenant: str) -> Pushed:
         owner = principal.tenant_scope(tenant, "push workloads for")
-        self._tenants.get(owner)
+        self._tenants.require(owner)
         _check_size("module", module, PUSH_WORKLOAD_BYTES_MAX)
         imports = check_module(module)
         put = self.store.put(module, kind=WORKLOAD, tenant=owner, ref=owner)
@@ -79,7 +79,7 @@ class Blobs:
 
     def push_input(self, principal: Principal, data: bytes, tenant: str) -> Pushed:
         owner = principal.tenant_scope(tenant, "push inputs for")
-        self._tenants.get(owner)
+        self._tenants.require(owner)
         _check_size("data", data, PUSH_INPUT_BYTES_MAX)
         put = self.store.put(data, kind=INPUT, tenant=owner, ref=owner)
         return Pushed(digests.of_hex(put.digest), put.size, put.created)

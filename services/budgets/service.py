@@ -198,7 +198,7 @@ class Budgets:
                 f"rollover_percent {rollover_percent} is outside 0-{ROLLOVER_PERCENT_MAX}"
             )
         chosen = check_amounts(amounts)
-        self._tenants.get(tenant)
+        self._tenants.require(tenant)
         self._quota.account_ids(tenant)  # the accounts exist before any grant
         try:
             self._insert(tenant, chosen, period, rollover_percent, replace)
@@ -262,7 +262,7 @@ class Budgets:
     def list_budgets(self, principal: Principal, tenant: str) -> list[BudgetView]:
         if tenant or not principal.is_operator:
             tenant = principal.tenant_scope(tenant, "read the budgets of")
-            self._tenants.get(tenant)
+            self._tenants.require(tenant)
         return self._views(tenant or None)
 
     # -- the job -------------------------------------------------------------------------------
