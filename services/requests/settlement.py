@@ -17,18 +17,15 @@ Does not own: the transfers (reservations.py) or when a request ends (the loop, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import sqlalchemy as sa
 
-from orbitq.ledger.entries import EvidenceKind
+from orbitq.ledger.store import AttachedWriteError
 from orbitq.services.requests.lifecycle import Move
 from orbitq.services.requests.model import StoredRequest
 from orbitq.services.requests.reservations import Reservations
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.scheduler import Cost
-
-ZERO = Cost(0, 0, 0)
 
 
 def resolve(
@@ -87,30 +84,22 @@ def end_and_settle(
     final = moves[-1]
     assert final.to.terminal
     assert final.receipt is not None
-    ended = replace(
-        request,
-        state=final.to,
-        fault=final.fault,
-        settled=final.settled or ZERO,
-        receipt_digest=final.receipt.digest,
-    )
-    charge = ended.settled if ended.charged else None
-    digest = final.receipt.digest
+    # The rows are worked out here, in the caller's thread: the writer's thread, which every
+    # group commit waits on, only executes the statements.
+    end = store.plan_receipt_end(request, moves, now_ns)
+    if end is None:
+        raise AttachedWriteError(f"request {request.id} is not where its receipt's moves start")
+    charge = end.after.settled if end.after.charged else None
     written: list[tuple[StoredRequest, int | None]] = []
 
     def attached(connection: sa.Connection, settled: Cost | None) -> None:
-        results = store.apply_on(connection, moves, now_ns)
-        after = results[-1]
-        if after is None:
+        stored = store.write_receipt_end_on(connection, end, settled, with_entry=charge is not None)
+        if stored is None:
             raise MovedOnError(f"request {request.id} moved on while its receipt was checked")
-        entry = _receipt_entry(connection, digest) if charge is not None else None
-        entries = {request.id: entry} if entry is not None else {}
-        store.close_reservations_on(connection, {request.id: settled}, now_ns, entries)
-        closed = replace(after, reservation_open=False, settled=settled or after.settled)
-        written[:] = [(closed, entry)]
+        written[:] = [stored]
 
     receipt = envelope if charge is not None else None
-    if not reservations.resolve_attached(ended, charge, receipt, attached):
+    if not reservations.resolve_attached(end.after, charge, receipt, attached):
         return None
     # The attached write ran (and committed) in the writer's thread: what it stored, without
     # reading it back.
@@ -119,18 +108,3 @@ def end_and_settle(
 
 class MovedOnError(Exception):
     """The request was no longer where the receipt's moves expected it."""
-
-
-def _receipt_entry(connection: sa.Connection, digest: bytes) -> int:
-    """The receipt's entry in the signed log. The group wrote it in this very transaction,
-    before the attached writes (E5: evidence first), so it is read back here rather than
-    awaited: the request's row records it in the same commit."""
-    row = connection.execute(
-        sa.text(
-            "SELECT entry_index FROM ledger_evidence WHERE digest = :digest AND kind = :kind"
-            " ORDER BY entry_index LIMIT 1"
-        ),
-        {"digest": digest, "kind": int(EvidenceKind.RECEIPT)},
-    ).first()
-    assert row is not None, "the group records the receipt before its attached writes"
-    return int(row[0])

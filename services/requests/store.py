@@ -22,11 +22,13 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from orbitq.ledger.entries import EvidenceKind
 from orbitq.ledger.store import AttachedRows
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
 from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
@@ -79,6 +81,29 @@ _CLOSE_CHARGED = _CLOSING.values(
     settled_storage=sa.bindparam("new_settled_storage"),
     settled_link=sa.bindparam("new_settled_link"),
 )
+
+# A receipt's row with its ReceiptRecorded entry, which the same transaction wrote first (E5:
+# evidence first): the entry is read in the INSERT and returned by it, not by another query.
+_RECEIPT_INSERT_WITH_ENTRY = sa.text(
+    "INSERT INTO request_receipts (request_id, digest, envelope, node, node_public_key,"
+    " key_entry_index, received_ns, entry_index) VALUES (:request_id, :digest, :envelope,"
+    " :node, :node_public_key, :key_entry_index, :received_ns, (SELECT entry_index FROM"
+    " ledger_evidence WHERE digest = :digest AND kind = :kind ORDER BY entry_index LIMIT 1))"
+    " RETURNING entry_index"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEnd:
+    """A request's end by its usage receipt, worked out from the request as read (outside the
+    ledger writer): its row's new values, its transitions' rows and its receipt's row. Written
+    by `RequestStore.write_receipt_end_on` guarded by the sequence it was read at."""
+
+    request: StoredRequest
+    values: Mapping[str, Any]
+    transitions: tuple[Mapping[str, Any], ...]
+    receipt: Mapping[str, Any]
+    after: StoredRequest
 
 
 # How many requests' moves one write transaction of `RequestStore.apply` makes at most.
@@ -171,6 +196,59 @@ class RequestStore:
         """`apply` through `connection`, in the caller's transaction (ReportReceipt: the ledger
         group that settles the receipt)."""
         return _apply_moves(connection, moves, now_ns, self._receipt_grace)
+
+    def plan_receipt_end(
+        self, request: StoredRequest, moves: Sequence[Move], now_ns: int
+    ) -> ReceiptEnd | None:
+        """ReportReceipt's `moves` of `request` (as just read; the last one terminal, with the
+        receipt) worked out before the ledger writer runs them, so its thread only executes
+        statements; None when a move does not apply to the request as read."""
+        return _plan_receipt_end(request, moves, now_ns, self._receipt_grace)
+
+    def write_receipt_end_on(
+        self,
+        connection: sa.Connection,
+        end: ReceiptEnd,
+        settled: Cost | None,
+        *,
+        with_entry: bool,
+    ) -> tuple[StoredRequest, int | None] | None:
+        """Write `end` through `connection`, in the caller's transaction (the ledger group that
+        settles the receipt), and close the request's reservation with what was `settled`
+        (None: released) as `close_reservations_on` would: one UPDATE guarded by the
+        sequence the request was read at, its transitions, its receipt's row (`with_entry`:
+        with the ReceiptRecorded entry this transaction wrote). The request as stored after,
+        with that entry; None when the request moved on since it was read (nothing written).
+        Three statements: the row's lock is the guarded UPDATE itself (on PostgreSQL a
+        concurrent writer's commit is re-checked against the guard)."""
+        values = dict(end.values)
+        if end.request.reservation_open:
+            # The close of `close_reservations_on` (which needs the state terminal and the
+            # reservation open: true here, the guard says the row is as read) in the same SET.
+            values.update(reservation_open=False, due_s=None)
+            if settled is not None:
+                values.update(
+                    settled_cpu=settled.cpu,
+                    settled_storage=settled.storage,
+                    settled_link=settled.link,
+                )
+        params = {f"new_{column}": value for column, value in values.items()}
+        params.update(guard_id=end.request.id, guard_sequence=end.request.sequence)
+        updated = connection.execute(_update_statement(tuple(sorted(values))), params)
+        if updated.rowcount != 1:
+            return None
+        connection.execute(sa.insert(TRANSITIONS), list(end.transitions))
+        entry_index: int | None = None
+        if with_entry:
+            found = connection.execute(
+                _RECEIPT_INSERT_WITH_ENTRY, {**end.receipt, "kind": int(EvidenceKind.RECEIPT)}
+            ).scalar_one()
+            assert found is not None, "the group records the receipt before its attached writes"
+            entry_index = int(found)
+        else:
+            connection.execute(sa.insert(RECEIPTS), [dict(end.receipt)])
+        after = replace(end.after, reservation_open=False, settled=settled or end.after.settled)
+        return after, entry_index
 
     def close_reservations(
         self,
@@ -510,6 +588,67 @@ def _apply_moves(
     return results
 
 
+def _plan_receipt_end(
+    request: StoredRequest, moves: Sequence[Move], now_ns: int, receipt_grace: int | None
+) -> ReceiptEnd | None:
+    """`plan_receipt_end`: `_apply_moves`' values for the request as read, the moves' columns
+    merged into one UPDATE (the last move's value of each column wins, as applying them in
+    order would leave it) and one transition row per move."""
+    state, sequence = request.state, request.sequence
+    values: dict[str, Any] = {}
+    transitions: list[Mapping[str, Any]] = []
+    receipt: Mapping[str, Any] | None = None
+    for move in moves:
+        assert move.request_id == request.id
+        # Neither placing nor unplacing: the stored placement is the one `due_s` needs.
+        assert move.to not in (RequestState.PLACED, RequestState.PENDING), move
+        if state not in move.expected or move.sequence not in (None, sequence):
+            return None
+        check(state, move.to)
+        step = _set_values(move, sequence, now_ns)
+        step["due_s"] = due_s(
+            move.to,
+            request.spec.deadline,
+            request.placement,
+            request.reservation_open,
+            receipt_grace,
+        )
+        if move.receipt is not None:
+            receipt = _receipt_row(request.id, move.receipt)
+        transition = Transition(
+            request_id=request.id,
+            sequence=step["sequence"],
+            from_state=state,
+            to_state=move.to,
+            at_ns=now_ns,
+            reason=step["reason"],
+        )
+        transitions.append(_transition_row(transition))
+        values.update(step)
+        state, sequence = move.to, step["sequence"]
+    assert receipt is not None
+    assert state.terminal
+    after = replace(
+        request,
+        state=state,
+        sequence=sequence,
+        reason=values["reason"],
+        updated_ns=now_ns,
+        ended_ns=values["ended_ns"],
+        fault=Fault(values.get("fault", request.fault)),
+        outcome=values["outcome"],
+        receipt_digest=values["receipt_digest"],
+        result_digest=values["result_digest"],
+        result_bytes=values["result_bytes"],
+        settled=(
+            Cost(values["settled_cpu"], values["settled_storage"], values["settled_link"])
+            if "settled_cpu" in values
+            else request.settled
+        ),
+    )
+    return ReceiptEnd(request, values, tuple(transitions), receipt, after)
+
+
 def _locked_rows(connection: sa.Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The rows of `ids` (those that exist), locked until the transaction ends."""
     rows: dict[str, dict[str, Any]] = {}
@@ -525,9 +664,22 @@ def _move_values(
     move: Move, current: Mapping[str, Any], now_ns: int, receipt_grace: int | None
 ) -> dict[str, Any]:
     """The columns `move` sets on a request now stored as `current`."""
+    values = _set_values(move, current["sequence"], now_ns)
+    placement_text = values.get("placement", current["placement"])
+    placement, _ = _placement_of(placement_text, move.request_id) if placement_text else (None, ())
+    spec = RequestSpec.from_json(current["spec"])
+    values["due_s"] = due_s(
+        move.to, spec.deadline, placement, current["reservation_open"], receipt_grace
+    )
+    return values
+
+
+def _set_values(move: Move, sequence: int, now_ns: int) -> dict[str, Any]:
+    """The columns `move` sets on a request at `sequence`, but `due_s` (which needs the
+    request's placement, deadline and reservation)."""
     values: dict[str, Any] = {
         "state": int(move.to),
-        "sequence": current["sequence"] + 1,
+        "sequence": sequence + 1,
         "reason": _cut(move.reason),
         "updated_ns": now_ns,
     }
@@ -559,12 +711,6 @@ def _move_values(
         )
     if move.to.terminal:
         values["ended_ns"] = now_ns
-    placement_text = values.get("placement", current["placement"])
-    placement, _ = _placement_of(placement_text, move.request_id) if placement_text else (None, ())
-    spec = RequestSpec.from_json(current["spec"])
-    values["due_s"] = due_s(
-        move.to, spec.deadline, placement, current["reservation_open"], receipt_grace
-    )
     return values
 
 
