@@ -165,19 +165,27 @@ class ReceiptDesk:
         self._now_ns = now_ns
         self._announce = announce
 
-    def report(self, node: NodeRecord, envelope: bytes) -> Settled:
-        """Verify and settle `envelope` from `node`'s agent (see the module docstring)."""
+    def report(self, node_of: Callable[[sa.Connection], NodeRecord], envelope: bytes) -> Settled:
+        """Verify and settle `envelope` from the agent of the node `node_of` reads (and gates)
+        — see the module docstring."""
         digest = receipt_digest(envelope)
-        try:
-            receipt = self._open(node, envelope)
+        refusal: RefusedError | None = None
+        # The checks' reads (the node's world version, the request, its ticket) in one read
+        # connection, closed before the settlement is written.
+        with self._engine.connect() as connection:
+            node = node_of(connection)
             try:
-                request = self._check(node, receipt, digest)
+                receipt = self._open(node, envelope)
+                try:
+                    request = self._check(connection, node, receipt, digest)
+                except RefusedError as refused:
+                    refused.request_id = receipt.request_id
+                    raise
             except RefusedError as refused:
-                refused.request_id = receipt.request_id
-                raise
-        except RefusedError as refused:
-            self._record_refusal(node.id, refused, digest)
-            raise refused.error() from None
+                refusal = refused
+        if refusal is not None:
+            self._record_refusal(node.id, refusal, digest)
+            raise refusal.error() from None
         if request.receipt_digest == digest:
             return self._settle(request)  # the same receipt again: the same answer
         ended, entry_index = self._end(node, request, receipt, envelope, digest)
@@ -204,10 +212,12 @@ class ReceiptDesk:
                 reason, f"{error} (node {node.id}'s enrolled key id is {agent.key_id.hex()})"
             ) from None
 
-    def _check(self, node: NodeRecord, receipt: Receipt, digest: bytes) -> StoredRequest:
+    def _check(
+        self, connection: sa.Connection, node: NodeRecord, receipt: Receipt, digest: bytes
+    ) -> StoredRequest:
         if receipt.node != node.id:
             raise RefusedError("wrong_node", f"it is node {receipt.node}'s; a node reports its own")
-        request = self._store.get(receipt.request_id)
+        request = self._store.get_on(connection, receipt.request_id)
         if request is None:
             raise RefusedError("unknown_request", f"no request {receipt.request_id}")
         placement = request.placement
@@ -235,7 +245,7 @@ class ReceiptDesk:
                 "not_started",
                 f"request {request.id} is {request.state.label} (start {rfc3339(placement.start)})",
             )
-        ticket = self._tickets.current(request.id)
+        ticket = self._tickets.current_on(connection, request.id)
         if ticket is None or ticket.digest != receipt.ticket_sha256:
             raise RefusedError(
                 "wrong_ticket",

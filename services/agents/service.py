@@ -185,12 +185,15 @@ class Agents:
         self.gate.check(node.id, self._require_agent(node), self._now_ns())
         return node
 
-    def _node_at(self, principal: Principal, action: str) -> tuple[NodeRecord, WorldVersion]:
+    def _node_at(
+        self, principal: Principal, action: str, connection: sa.Connection | None = None
+    ) -> tuple[NodeRecord, WorldVersion]:
         """`_node` from the copy kept at the current world version, with that version (read
-        once per call: the gate's copy of the node's contacts is checked against it too)."""
+        once per call, through `connection` when given: the gate's copy of the node's contacts
+        is checked against it too)."""
         principal.require_role(Role.NODE, action=action)
         node_id = principal.node_scope("", action)
-        version = self._constellation.world_version()
+        version = self._constellation.world_version(connection)
         with self._nodes_lock:
             found = self._nodes.get(node_id)
         if found is not None and found[0] == version:
@@ -295,8 +298,11 @@ class Agents:
         return self.uploads.put(request.id, request.tenant, offset, data)
 
     def report_receipt(self, principal: Principal, envelope: bytes) -> Settled:
-        node = self._node(principal, "report receipts for", cached=True)
-        return self._receipts.report(node, envelope)
+        # The node is read in the desk's one read connection for the receipt's checks.
+        return self._receipts.report(
+            lambda connection: self._node_at(principal, "report receipts for", connection)[0],
+            envelope,
+        )
 
     def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:
         node = self._node(principal, "send heartbeats for")

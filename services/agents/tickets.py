@@ -49,6 +49,13 @@ TICKETS_PER_PULL_MAX = 100
 # PLACED requests of a node looked at per pull.
 PLACED_SCANNED_MAX = 1_000
 BITS_PER_MEGABIT = 1_000_000
+# A request's latest ticket (its current placement's), built once.
+_LATEST_TICKET = (
+    sa.select(TICKETS)
+    .where(TICKETS.c.request_id == sa.bindparam("request_id"))
+    .order_by(TICKETS.c.placement_sequence.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +258,12 @@ class Tickets:
         query = query.order_by(TICKETS.c.placement_sequence.desc()).limit(1)
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
+        return _ticket_of(row) if row is not None else None
+
+    def current_on(self, connection: sa.Connection, request_id: str) -> StoredTicket | None:
+        """`current` (the latest) through `connection` (ReportReceipt: one read connection
+        for its checks)."""
+        row = connection.execute(_LATEST_TICKET, {"request_id": request_id}).first()
         return _ticket_of(row) if row is not None else None
 
     def pulled(self, placements: Sequence[tuple[str, int]]) -> set[str]:

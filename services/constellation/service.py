@@ -198,10 +198,13 @@ class Constellation:
         with self._engine.connect() as connection:
             return read_plan(connection)
 
-    def world_version(self) -> WorldVersion:
-        """A cheap fingerprint of nodes, stations and the contact plan (see WorldVersion)."""
-        with self._engine.connect() as connection:
+    def world_version(self, connection: sa.Connection | None = None) -> WorldVersion:
+        """A cheap fingerprint of nodes, stations and the contact plan (see WorldVersion);
+        read through `connection` when given (a caller's reads in one connection)."""
+        if connection is not None:
             return read_world_version(connection)
+        with self._engine.connect() as reading:
+            return read_world_version(reading)
 
     def list_contacts(
         self, principal: Principal, query: ContactQuery, page_size: int = 0, page_token: str = ""

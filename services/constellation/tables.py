@@ -84,11 +84,13 @@ def read_plan(connection: sa.Connection) -> ContactPlan:
     return plan_of(connection.execute(sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID)).one())
 
 
+# Built once: read on every call of the node agents' RPCs.
+_WORLD_VERSION = sa.select(PLAN.c.version, PLAN.c.world_revision).where(PLAN.c.id == PLAN_ROW_ID)
+
+
 def read_world_version(connection: sa.Connection) -> WorldVersion:
     """The plan's version and the count of node and station writes, from the plan's row."""
-    row = connection.execute(
-        sa.select(PLAN.c.version, PLAN.c.world_revision).where(PLAN.c.id == PLAN_ROW_ID)
-    ).one()
+    row = connection.execute(_WORLD_VERSION).one()
     return WorldVersion(row.version, row.world_revision)
 
 

@@ -82,6 +82,9 @@ _CLOSE_CHARGED = _CLOSING.values(
     settled_link=sa.bindparam("new_settled_link"),
 )
 
+# Built once (ReportReceipt reads a request and writes its end on every call).
+_BY_ID = sa.select(REQUESTS).where(REQUESTS.c.id == sa.bindparam("request_id"))
+_INSERT_TRANSITIONS = sa.insert(TRANSITIONS)
 # A receipt's row with its ReceiptRecorded entry, which the same transaction wrote first (E5:
 # evidence first): the entry is read in the INSERT and returned by it, not by another query.
 _RECEIPT_INSERT_WITH_ENTRY = sa.text(
@@ -237,7 +240,7 @@ class RequestStore:
         updated = connection.execute(_update_statement(tuple(sorted(values))), params)
         if updated.rowcount != 1:
             return None
-        connection.execute(sa.insert(TRANSITIONS), list(end.transitions))
+        connection.execute(_INSERT_TRANSITIONS, list(end.transitions))
         entry_index: int | None = None
         if with_entry:
             found = connection.execute(
@@ -401,7 +404,11 @@ class RequestStore:
 
     def get(self, request_id: str) -> StoredRequest | None:
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
+            return self.get_on(connection, request_id)
+
+    def get_on(self, connection: sa.Connection, request_id: str) -> StoredRequest | None:
+        """`get` through `connection` (ReportReceipt: one read connection for its checks)."""
+        row = connection.execute(_BY_ID, {"request_id": request_id}).first()
         return _stored_of(row._mapping) if row is not None else None
 
     def by_key(self, tenant: str, key: str) -> StoredRequest | None:
