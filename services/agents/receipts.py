@@ -58,11 +58,11 @@ import sqlalchemy as sa
 from orbitq.ledger.receipts import (
     Receipt,
     ReceiptError,
+    ReceiptVerifier,
     RunOutcome,
     charge_of,
     cpu_core_seconds,
     link_seconds_of,
-    open_receipt,
     receipt_digest,
 )
 from orbitq.ledger.store import AttachedWriteError
@@ -96,6 +96,8 @@ S = RequestState
 RECEIPT_SKEW_SECONDS = 60
 RECEIPT_BYTES_MAX = 4096
 DETAIL_CHARS_MAX = 500
+# Receipt verifiers kept, one per enrolled node key (past it, all are dropped and rebuilt).
+VERIFIERS_KEPT_MAX = 4096
 WORKLOAD_OUTCOMES = frozenset(
     {
         RunOutcome.TRAP,
@@ -164,6 +166,8 @@ class ReceiptDesk:
         self._grace = receipt_grace
         self._now_ns = now_ns
         self._announce = announce
+        # Its get, set and clear are each atomic: a race at worst builds a verifier twice.
+        self._verifiers: dict[tuple[bytes, bytes], ReceiptVerifier] = {}
 
     def report(self, node_of: Callable[[sa.Connection], NodeRecord], envelope: bytes) -> Settled:
         """Verify and settle `envelope` from the agent of the node `node_of` reads (and gates)
@@ -196,16 +200,25 @@ class ReceiptDesk:
 
     # -- checks --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _open(node: NodeRecord, envelope: bytes) -> Receipt:
+    def _open(self, node: NodeRecord, envelope: bytes) -> Receipt:
         agent = node.agent
         assert agent is not None
         if len(envelope) > RECEIPT_BYTES_MAX:
             raise RefusedError(
                 "malformed", f"{len(envelope):,} bytes; at most {RECEIPT_BYTES_MAX:,}"
             )
+        # A verifier per enrolled key (parsing the key and encoding its header is a third of
+        # a verification): keyed by the key itself, so a re-enrolled node's new key gets a new
+        # one and its old key's is never used for it again.
+        pinned = (agent.public_key, agent.key_id)
+        verifier = self._verifiers.get(pinned)
+        if verifier is None:
+            verifier = ReceiptVerifier(agent.public_key, agent.key_id)
+            if len(self._verifiers) >= VERIFIERS_KEPT_MAX:
+                self._verifiers.clear()
+            self._verifiers[pinned] = verifier
         try:
-            return open_receipt(envelope, agent.public_key, agent.key_id)
+            return verifier.open(envelope)
         except ReceiptError as error:
             reason = error.reason if error.reason in _STATUS_OF_REASON else "malformed"
             raise RefusedError(

@@ -84,16 +84,46 @@ _CLOSE_CHARGED = _CLOSING.values(
 
 # Built once (ReportReceipt reads a request and writes its end on every call).
 _BY_ID = sa.select(REQUESTS).where(REQUESTS.c.id == sa.bindparam("request_id"))
-_INSERT_TRANSITIONS = sa.insert(TRANSITIONS)
-# A receipt's row with its ReceiptRecorded entry, which the same transaction wrote first (E5:
-# evidence first): the entry is read in the INSERT and returned by it, not by another query.
-_RECEIPT_INSERT_WITH_ENTRY = sa.text(
-    "INSERT INTO request_receipts (request_id, digest, envelope, node, node_public_key,"
-    " key_entry_index, received_ns, entry_index) VALUES (:request_id, :digest, :envelope,"
-    " :node, :node_public_key, :key_entry_index, :received_ns, (SELECT entry_index FROM"
-    " ledger_evidence WHERE digest = :digest AND kind = :kind ORDER BY entry_index LIMIT 1))"
-    " RETURNING entry_index"
+# ReportReceipt's writes, as the driver's SQL (`?` placeholders, `_mark` adapts them).
+_TRANSITION_COLUMNS = ("request_id", "sequence", "from_state", "to_state", "at_ns", "reason")
+_RECEIPT_COLUMNS = (
+    "request_id",
+    "digest",
+    "envelope",
+    "node",
+    "node_public_key",
+    "key_entry_index",
+    "received_ns",
 )
+_INSERT_TRANSITION_SQL = (
+    "INSERT INTO request_transitions (request_id, sequence, from_state, to_state, at_ns, reason)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RECEIPT_SQL = (
+    "INSERT INTO request_receipts (request_id, digest, envelope, node, node_public_key,"
+    " key_entry_index, received_ns) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# With its ReceiptRecorded entry, which the same transaction wrote first (E5: evidence first):
+# the entry is read in the INSERT and returned by it, not by another query.
+_INSERT_RECEIPT_WITH_ENTRY_SQL = (
+    "INSERT INTO request_receipts (request_id, digest, envelope, node, node_public_key,"
+    " key_entry_index, received_ns, entry_index) VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT"
+    " entry_index FROM ledger_evidence WHERE digest = ? AND kind = ? ORDER BY entry_index"
+    " LIMIT 1)) RETURNING entry_index"
+)
+
+
+def _mark(sql: str, postgres: bool) -> str:
+    """`sql` with its `?` placeholders in the driver's style (psycopg takes `%s`)."""
+    return sql.replace("?", "%s") if postgres else sql
+
+
+@functools.lru_cache(maxsize=16)
+def _receipt_end_sql(columns: tuple[str, ...], postgres: bool) -> str:
+    """The guarded UPDATE of a request's end by its receipt, setting `columns` (names from
+    this module, never from input)."""
+    sets = ", ".join(f"{column} = ?" for column in columns)
+    return _mark(f"UPDATE requests SET {sets} WHERE id = ? AND sequence = ?", postgres)  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,21 +265,40 @@ class RequestStore:
                     settled_storage=settled.storage,
                     settled_link=settled.link,
                 )
-        params = {f"new_{column}": value for column, value in values.items()}
-        params.update(guard_id=end.request.id, guard_sequence=end.request.sequence)
-        updated = connection.execute(_update_statement(tuple(sorted(values))), params)
-        if updated.rowcount != 1:
-            return None
-        connection.execute(_INSERT_TRANSITIONS, list(end.transitions))
-        entry_index: int | None = None
-        if with_entry:
-            found = connection.execute(
-                _RECEIPT_INSERT_WITH_ENTRY, {**end.receipt, "kind": int(EvidenceKind.RECEIPT)}
-            ).scalar_one()
-            assert found is not None, "the group records the receipt before its attached writes"
-            entry_index = int(found)
-        else:
-            connection.execute(sa.insert(RECEIPTS), [dict(end.receipt)])
+        # The driver's own cursor, in the connection's transaction (as the ledger's store
+        # does): SQLAlchemy's per-statement work was most of these statements' cost, and this
+        # runs in the ledger writer's thread, which every group commit waits on.
+        postgres = connection.dialect.name == "postgresql"
+        columns = tuple(sorted(values))
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(
+                _receipt_end_sql(columns, postgres),
+                (*(values[column] for column in columns), end.request.id, end.request.sequence),
+            )
+            if cursor.rowcount != 1:
+                return None
+            cursor.executemany(
+                _mark(_INSERT_TRANSITION_SQL, postgres),
+                [tuple(row[column] for column in _TRANSITION_COLUMNS) for row in end.transitions],
+            )
+            receipt = tuple(end.receipt[column] for column in _RECEIPT_COLUMNS)
+            entry_index: int | None = None
+            if with_entry:
+                cursor.execute(
+                    _mark(_INSERT_RECEIPT_WITH_ENTRY_SQL, postgres),
+                    (*receipt, end.receipt["digest"], int(EvidenceKind.RECEIPT)),
+                )
+                found = cursor.fetchone()
+                assert found is not None
+                assert found[0] is not None, (
+                    "the group records the receipt before its attached writes"
+                )
+                entry_index = int(found[0])
+            else:
+                cursor.execute(_mark(_INSERT_RECEIPT_SQL, postgres), receipt)
+        finally:
+            cursor.close()
         after = replace(end.after, reservation_open=False, settled=settled or end.after.settled)
         return after, entry_index
 
