@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,7 +36,7 @@ from orbitq.services.blobs import digests
 from orbitq.services.blobs.store import BlobStore
 from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import NodeRecord
-from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX, driver_row, write_transaction
 from orbitq.services.requests.model import BYTES_PER_MB, RequestState, StoredRequest
 from orbitq.services.requests.store import PlacedUplink, RequestStore
 from orbitq.services.scheduler.costs import BITS_PER_BYTE, ceil_div
@@ -49,12 +50,9 @@ TICKETS_PER_PULL_MAX = 100
 # PLACED requests of a node looked at per pull.
 PLACED_SCANNED_MAX = 1_000
 BITS_PER_MEGABIT = 1_000_000
-# A request's latest ticket (its current placement's), built once.
-_LATEST_TICKET = (
-    sa.select(TICKETS)
-    .where(TICKETS.c.request_id == sa.bindparam("request_id"))
-    .order_by(TICKETS.c.placement_sequence.desc())
-    .limit(1)
+# A request's latest ticket (its current placement's), as the driver's SQL (`current_on`).
+_LATEST_TICKET_SQL = (
+    "SELECT * FROM request_tickets WHERE request_id = ? ORDER BY placement_sequence DESC LIMIT 1"
 )
 
 
@@ -74,8 +72,7 @@ class StoredTicket:
     pulled: bool
 
 
-def _ticket_of(row: sa.Row[object]) -> StoredTicket:
-    mapping = row._mapping
+def _ticket_of(mapping: Mapping[Any, Any]) -> StoredTicket:
     return StoredTicket(
         request_id=mapping["request_id"],
         placement_sequence=int(mapping["placement_sequence"]),
@@ -164,7 +161,7 @@ class Tickets:
                     )
                 )
                 for row in rows:
-                    ticket = _ticket_of(row)
+                    ticket = _ticket_of(row._mapping)
                     key = (ticket.request_id, ticket.placement_sequence)
                     if key in wanted:
                         found[key] = ticket
@@ -258,12 +255,12 @@ class Tickets:
         query = query.order_by(TICKETS.c.placement_sequence.desc()).limit(1)
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
-        return _ticket_of(row) if row is not None else None
+        return _ticket_of(row._mapping) if row is not None else None
 
     def current_on(self, connection: sa.Connection, request_id: str) -> StoredTicket | None:
         """`current` (the latest) through `connection` (ReportReceipt: one read connection
         for its checks)."""
-        row = connection.execute(_LATEST_TICKET, {"request_id": request_id}).first()
+        row = driver_row(connection, _LATEST_TICKET_SQL, (request_id,))
         return _ticket_of(row) if row is not None else None
 
     def pulled(self, placements: Sequence[tuple[str, int]]) -> set[str]:

@@ -34,7 +34,7 @@ from orbitq.services.constellation.model import (
     WorldVersion,
 )
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
-from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
+from orbitq.services.db.engine import IN_LIST_VALUES_MAX, driver_row, write_transaction
 from orbitq.services.orbits import ElementSet, GroundStation
 
 NODES: sa.Table = SQLModel.metadata.tables["nodes"]
@@ -84,14 +84,16 @@ def read_plan(connection: sa.Connection) -> ContactPlan:
     return plan_of(connection.execute(sa.select(PLAN).where(PLAN.c.id == PLAN_ROW_ID)).one())
 
 
-# Built once: read on every call of the node agents' RPCs.
-_WORLD_VERSION = sa.select(PLAN.c.version, PLAN.c.world_revision).where(PLAN.c.id == PLAN_ROW_ID)
-
-
 def read_world_version(connection: sa.Connection) -> WorldVersion:
-    """The plan's version and the count of node and station writes, from the plan's row."""
-    row = connection.execute(_WORLD_VERSION).one()
-    return WorldVersion(row.version, row.world_revision)
+    """The plan's version and the count of node and station writes, from the plan's row
+    (through the driver's cursor: read on every call of the node agents' RPCs)."""
+    row = driver_row(
+        connection,
+        "SELECT version, world_revision FROM contact_plan WHERE id = ?",
+        (PLAN_ROW_ID,),
+    )
+    assert row is not None, "the contact plan's row is made by the first migration"
+    return WorldVersion(row["version"], row["world_revision"])
 
 
 def plan_of(row: sa.Row[Any]) -> ContactPlan:

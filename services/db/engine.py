@@ -9,13 +9,17 @@ migrations on start.
 `write_transaction` is orbitq.ledger.store.transactions' (the ledger store uses it too),
 re-exported here for the services. The services reach the database one way: SQLAlchemy Core
 statements over the SQLModel-declared tables, on a connection (`engine.connect()` to read,
-`write_transaction` to write); no ORM sessions.
+`write_transaction` to write); no ORM sessions. A hot path may instead send plain SQL through the
+driver's own cursor on such a connection (`driver_row`; ReportReceipt's end in the ledger's
+group, as the ledger store does), where SQLAlchemy's per-statement work costs more than the
+database's.
 
 Does not own: table definitions (orbitq.ledger.store.tables, orbitq.services.db.models).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,4 +91,32 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-__all__ = ["IN_LIST_VALUES_MAX", "create_engine", "normalize_url", "write_transaction"]
+def driver_sql(connection: sa.Connection, sql: str) -> str:
+    """`sql`, written with `?` placeholders, in the driver's style (psycopg takes `%s`; no `?`
+    may appear elsewhere in it)."""
+    return sql.replace("?", "%s") if connection.dialect.name == "postgresql" else sql
+
+
+def driver_row(connection: sa.Connection, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+    """The first row of `sql` (`?` placeholders) as {column: value}, read through the driver's
+    own cursor on `connection` (in its transaction, if one began); values as the driver gives
+    them (SQLite's booleans are 0 and 1)."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(driver_sql(connection, sql), tuple(params))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([column[0] for column in cursor.description], row, strict=True))
+    finally:
+        cursor.close()
+
+
+__all__ = [
+    "IN_LIST_VALUES_MAX",
+    "create_engine",
+    "driver_row",
+    "driver_sql",
+    "normalize_url",
+    "write_transaction",
+]

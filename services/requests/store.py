@@ -31,7 +31,12 @@ from sqlmodel import SQLModel
 from orbitq.ledger.entries import EvidenceKind
 from orbitq.ledger.store import AttachedRows
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
-from orbitq.services.db.engine import IN_LIST_VALUES_MAX, write_transaction
+from orbitq.services.db.engine import (
+    IN_LIST_VALUES_MAX,
+    driver_row,
+    driver_sql,
+    write_transaction,
+)
 from orbitq.services.requests.lifecycle import Move, check, due_s
 from orbitq.services.requests.model import (
     REASON_CHARS_MAX,
@@ -82,9 +87,7 @@ _CLOSE_CHARGED = _CLOSING.values(
     settled_link=sa.bindparam("new_settled_link"),
 )
 
-# Built once (ReportReceipt reads a request and writes its end on every call).
-_BY_ID = sa.select(REQUESTS).where(REQUESTS.c.id == sa.bindparam("request_id"))
-# ReportReceipt's writes, as the driver's SQL (`?` placeholders, `_mark` adapts them).
+# ReportReceipt's writes, as the driver's SQL (`?` placeholders, `driver_sql` adapts them).
 _TRANSITION_COLUMNS = ("request_id", "sequence", "from_state", "to_state", "at_ns", "reason")
 _RECEIPT_COLUMNS = (
     "request_id",
@@ -113,17 +116,12 @@ _INSERT_RECEIPT_WITH_ENTRY_SQL = (
 )
 
 
-def _mark(sql: str, postgres: bool) -> str:
-    """`sql` with its `?` placeholders in the driver's style (psycopg takes `%s`)."""
-    return sql.replace("?", "%s") if postgres else sql
-
-
 @functools.lru_cache(maxsize=16)
-def _receipt_end_sql(columns: tuple[str, ...], postgres: bool) -> str:
+def _receipt_end_sql(columns: tuple[str, ...]) -> str:
     """The guarded UPDATE of a request's end by its receipt, setting `columns` (names from
     this module, never from input)."""
     sets = ", ".join(f"{column} = ?" for column in columns)
-    return _mark(f"UPDATE requests SET {sets} WHERE id = ? AND sequence = ?", postgres)  # noqa: S608
+    return f"UPDATE requests SET {sets} WHERE id = ? AND sequence = ?"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,25 +266,24 @@ class RequestStore:
         # The driver's own cursor, in the connection's transaction (as the ledger's store
         # does): SQLAlchemy's per-statement work was most of these statements' cost, and this
         # runs in the ledger writer's thread, which every group commit waits on.
-        postgres = connection.dialect.name == "postgresql"
         columns = tuple(sorted(values))
         cursor = connection.connection.cursor()
         try:
             cursor.execute(
-                _receipt_end_sql(columns, postgres),
+                driver_sql(connection, _receipt_end_sql(columns)),
                 (*(values[column] for column in columns), end.request.id, end.request.sequence),
             )
             if cursor.rowcount != 1:
                 return None
             cursor.executemany(
-                _mark(_INSERT_TRANSITION_SQL, postgres),
+                driver_sql(connection, _INSERT_TRANSITION_SQL),
                 [tuple(row[column] for column in _TRANSITION_COLUMNS) for row in end.transitions],
             )
             receipt = tuple(end.receipt[column] for column in _RECEIPT_COLUMNS)
             entry_index: int | None = None
             if with_entry:
                 cursor.execute(
-                    _mark(_INSERT_RECEIPT_WITH_ENTRY_SQL, postgres),
+                    driver_sql(connection, _INSERT_RECEIPT_WITH_ENTRY_SQL),
                     (*receipt, end.receipt["digest"], int(EvidenceKind.RECEIPT)),
                 )
                 found = cursor.fetchone()
@@ -296,7 +293,7 @@ class RequestStore:
                 )
                 entry_index = int(found[0])
             else:
-                cursor.execute(_mark(_INSERT_RECEIPT_SQL, postgres), receipt)
+                cursor.execute(driver_sql(connection, _INSERT_RECEIPT_SQL), receipt)
         finally:
             cursor.close()
         after = replace(end.after, reservation_open=False, settled=settled or end.after.settled)
@@ -457,8 +454,8 @@ class RequestStore:
 
     def get_on(self, connection: sa.Connection, request_id: str) -> StoredRequest | None:
         """`get` through `connection` (ReportReceipt: one read connection for its checks)."""
-        row = connection.execute(_BY_ID, {"request_id": request_id}).first()
-        return _stored_of(row._mapping) if row is not None else None
+        row = driver_row(connection, "SELECT * FROM requests WHERE id = ?", (request_id,))
+        return _stored_of(row) if row is not None else None
 
     def by_key(self, tenant: str, key: str) -> StoredRequest | None:
         with self._engine.connect() as connection:
