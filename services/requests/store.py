@@ -11,6 +11,10 @@ reservations, the queries the service, the scheduling loop and the node agents n
 Every write transaction is IMMEDIATE on SQLite, and on PostgreSQL locks the request's row
 (`SELECT ... FOR UPDATE`) before checking its state: two writers that race on one request
 (a cancellation and a scheduling cycle) serialise, and the second sees the first's result.
+ReportReceipt's end is the exception: worked out from the request as read (`plan_receipt_end`)
+and written in the ledger group's transaction as one UPDATE guarded by the sequence it was read
+at (`write_receipt_end_on`, through the driver's cursor): a request moved meanwhile matches no
+row, and nothing is written.
 
 Does not own: which transitions exist (lifecycle.py) or what they mean for the ledger.
 """
