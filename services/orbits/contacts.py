@@ -19,6 +19,9 @@ tested.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -601,22 +604,50 @@ class _Names:
         sat, station = table.sat[keep], table.station[keep]
         aos_us, los_us = aos_us[keep], los_us[keep]
         order = np.lexsort((self.station_rank[station], self.node_rank[sat], aos_us))
-        columns = zip(
-            sat[order].tolist(),
-            station[order].tolist(),
-            aos_us[order].tolist(),
-            los_us[order].tolist(),
-            table.max_elevation_deg[keep][order].tolist(),
-            strict=True,
-        )
-        nodes, ids = self.nodes, self.stations
-        return [
-            ContactWindow(
-                nodes[i],
-                ids[j],
-                start + timedelta(microseconds=aos),
-                start + timedelta(microseconds=los),
-                elevation,
+        node_names = np.array(self.nodes, dtype=object)
+        station_names = np.array(self.stations, dtype=object)
+        # Built column by column with map() (no per-window Python frame) and with the cyclic
+        # GC paused: ~0.7 M acyclic objects would otherwise trigger dozens of collections that
+        # each rescan every object built so far (measured: 2.6 s -> 0.6 s for the bench job).
+        with _gc_paused():
+            return list(
+                map(
+                    ContactWindow,
+                    node_names[sat[order]].tolist(),
+                    station_names[station[order]].tolist(),
+                    _datetimes(start, aos_us[order]),
+                    _datetimes(start, los_us[order]),
+                    table.max_elevation_deg[keep][order].tolist(),
+                )
             )
-            for i, j, aos, los, elevation in columns
-        ]
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _datetimes(start: datetime, offsets_us: IntArray) -> list[datetime]:
+    """start + offset for each offset in microseconds, exactly as `start + timedelta` would be.
+
+    For UTC starts, one C call per value: the instant as float seconds since 1970 (an integer
+    count of microseconds divided once, so within 1.2e-7 s of the exact value for this century,
+    which fromtimestamp rounds back to the exact microsecond). Other zones keep wall-clock
+    arithmetic, which `fromtimestamp` would not reproduce across a DST change.
+    """
+    if start.tzinfo is not UTC:
+        return [start + timedelta(microseconds=us) for us in offsets_us.tolist()]
+    base_us = (start - _UNIX_EPOCH) // timedelta(microseconds=1)
+    seconds = (offsets_us + base_us) / 1e6
+    return list(map(datetime.fromtimestamp, seconds.tolist(), itertools.repeat(UTC)))
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restoring its previous state) while building many
+    objects that hold no cycles; reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
