@@ -198,6 +198,19 @@ def satellite_chunks(
     ]
 
 
+def search_times_s(chunk: Sequence[ElementSet], start: datetime, end: datetime) -> FloatArray:
+    """Seconds from `start` at which `compute_contacts` propagates one chunk of `satellite_chunks`
+    with SGP4 (the chunk's finest grid step): the samples the search cannot do without, which
+    bench/contacts.py propagates alone as the floor the whole job is measured against."""
+    horizon = _Horizon.of(start, end)
+    return _search_times(horizon, chunk)
+
+
+def _search_times(horizon: _Horizon, chunk: Sequence[ElementSet]) -> FloatArray:
+    samples = _sample_count(horizon.seconds, min(grid_step_s(e) for e in chunk))
+    return np.linspace(0.0, horizon.seconds, samples)
+
+
 def grid_step_s(element: ElementSet) -> float:
     """The search grid step for one satellite (see the module docstring)."""
     step = step_for_orbit_s(
@@ -240,8 +253,8 @@ def _chunk_table(
 ) -> _Table:
     """Propagate one chunk of satellites once, then search it against each block of stations."""
     chunk = [elements[int(i)] for i in indices]
-    samples = _sample_count(horizon.seconds, min(grid_step_s(e) for e in chunk))
-    times = np.linspace(0.0, horizon.seconds, samples)
+    times = _search_times(horizon, chunk)
+    samples = len(times)
     fraction = horizon.jd_fraction + times / 86400.0
     errors, r_teme, v_teme = SatrecArray([e.to_satrec() for e in chunk]).sgp4(
         np.full(samples, horizon.jd_whole), fraction
