@@ -267,7 +267,7 @@ def _chunk_table(
     theta = gmst_rad(horizon.jd_whole, fraction)
     r_fixed, v_fixed = teme_to_ecef(r_teme, v_teme, theta[None, :])
     radius, speed = max_radius_and_speed(r_fixed, v_fixed)
-    states = GridStates(r_teme, v_teme, theta, horizon.seconds / (samples - 1))
+    states = GridStates.of(r_teme, v_teme, theta, horizon.seconds / (samples - 1))
     search = _Search(states, acceleration_bound_km_s2(radius, speed))
     tables: list[_Table] = []
     for first in range(0, len(stations), STATIONS_PER_BLOCK_MAX):

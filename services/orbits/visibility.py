@@ -24,7 +24,6 @@ from orbitq.services.orbits.frames import (
     EARTH_ROTATION_RAD_PER_S,
     FloatArray,
     geodetic_to_ecef,
-    teme_to_ecef,
     up_vector,
 )
 from orbitq.services.orbits.stations import GroundStation
@@ -144,49 +143,71 @@ def gravity_km_s2(position_km: FloatArray) -> FloatArray:
     )
 
 
-def hermite_basis(s: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Quintic Hermite weights (m, 6) for values and for derivatives, at fractions `s` (m,).
-
-    The order matches `Points.ends`: r0, h v0, h^2 a0, h^2 a1, h v1, r1 (position, velocity and
-    acceleration at both ends of a step h; derivative weights are per unit of s, divide by h).
-    """
-    s2 = s * s
-    s3 = s2 * s
-    s4 = s3 * s
-    s5 = s4 * s
-    value = np.stack(
-        (
-            1.0 - 10.0 * s3 + 15.0 * s4 - 6.0 * s5,
-            s - 6.0 * s3 + 8.0 * s4 - 3.0 * s5,
-            0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5,
-            0.5 * s3 - s4 + 0.5 * s5,
-            -4.0 * s3 + 7.0 * s4 - 3.0 * s5,
-            10.0 * s3 - 15.0 * s4 + 6.0 * s5,
-        ),
-        axis=-1,
-    )
-    slope = np.stack(
-        (
-            -30.0 * s2 + 60.0 * s3 - 30.0 * s4,
-            1.0 - 18.0 * s2 + 32.0 * s3 - 15.0 * s4,
-            s - 4.5 * s2 + 6.0 * s3 - 2.5 * s4,
-            1.5 * s2 - 4.0 * s3 + 2.5 * s4,
-            -12.0 * s2 + 28.0 * s3 - 15.0 * s4,
-            30.0 * s2 - 60.0 * s3 + 30.0 * s4,
-        ),
-        axis=-1,
-    )
-    return value, slope
+# Quintic Hermite interpolation in monomial form: row p holds the weights of the end data
+# r0, h v0, h^2 a0, h^2 a1, h v1, r1 in the coefficient of s^p (s = tau / h in [0, 1]).
+# The same polynomial as the Hermite basis, evaluated by Horner's rule in 5 multiply-adds.
+HERMITE_MONOMIAL = np.array(
+    [
+        [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.5, 0.0, 0.0, 0.0],
+        [-10.0, -6.0, -1.5, 0.5, -4.0, 10.0],
+        [15.0, 8.0, 1.5, -1.0, 7.0, -15.0],
+        [-6.0, -3.0, -0.5, 0.5, -3.0, 6.0],
+    ]
+)
+HERMITE_DEGREE = 5
 
 
 @dataclass(frozen=True, slots=True)
 class GridStates:
-    """One chunk's SGP4 samples: TEME states (n, K+1, 3), GMST at each sample, uniform step."""
+    """One chunk's SGP4 samples as interpolating polynomials, one per grid interval.
 
-    position_teme: FloatArray
-    velocity_teme: FloatArray
-    theta_rad: FloatArray
+    `coefficients` (6, 3, n*K) holds, for satellite i's interval k at column i*K + k, the
+    quintic Hermite interpolant of the interval's end data r, v and a (accelerations from
+    `gravity_km_s2`) in s = tau / h, coefficient of s^p in row p, rotated by GMST at the
+    interval's start. Matching accelerations as well as positions and velocities makes it err
+    by ~4 m at a 240 s step for LEO (100 m for a cubic on positions and velocities alone;
+    measured against SGP4, docs/orbits.md): ~1e-4 degree of elevation, so even passes grazing
+    the minimum elevation are decided as SGP4 would. Built once per chunk with whole-grid array
+    passes; refinement then only gathers columns.
+    """
+
+    coefficients: FloatArray
+    intervals: int
     step_s: float
+
+    @classmethod
+    def of(
+        cls,
+        position_teme: FloatArray,
+        velocity_teme: FloatArray,
+        theta_rad: FloatArray,
+        step_s: float,
+    ) -> GridStates:
+        """From TEME states (n, K+1, 3) and GMST (K+1,) at the samples."""
+        n, samples, _ = position_teme.shape
+        intervals = samples - 1
+        h = step_s
+        acceleration = gravity_km_s2(position_teme)
+        teme = np.zeros((HERMITE_DEGREE + 1, 3, n, intervals))
+        for axis in range(3):
+            r = position_teme[..., axis]
+            hv = h * velocity_teme[..., axis]
+            hha = (h * h) * acceleration[..., axis]
+            ends = (r[:, :-1], hv[:, :-1], hha[:, :-1], hha[:, 1:], hv[:, 1:], r[:, 1:])
+            # Spelled out rather than a matmul, which would start BLAS threads on a shared
+            # machine; the zero weights are skipped.
+            for power, weights in enumerate(HERMITE_MONOMIAL):
+                for end, weight in enumerate(weights):
+                    if weight != 0.0:
+                        teme[power, axis] += weight * ends[end]
+        cos, sin = np.cos(theta_rad[:-1]), np.sin(theta_rad[:-1])
+        coefficients = np.empty_like(teme)
+        coefficients[:, 0] = cos * teme[:, 0] + sin * teme[:, 1]
+        coefficients[:, 1] = cos * teme[:, 1] - sin * teme[:, 0]
+        coefficients[:, 2] = teme[:, 2]
+        return cls(coefficients.reshape(HERMITE_DEGREE + 1, 3, -1), intervals, step_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +216,12 @@ class Points:
     the interval: everything is gathered once, so each refinement step is a few array passes
     and no SGP4 call.
 
-    `ends` (m, 6, 3) holds the quintic Hermite data r0, h v0, h^2 a0, h^2 a1, h v1, r1 in TEME,
-    accelerations from `gravity_km_s2`. Matching accelerations as well as positions and
-    velocities makes the interpolation err by ~4 m at a 240 s step for LEO (100 m for a cubic
-    on positions and velocities alone; measured against SGP4, docs/orbits.md): ~1e-4 degree of
-    elevation, so even passes grazing the minimum elevation are decided as SGP4 would.
+    `coefficients` (6, 3, m) are the intervals' polynomials (see `GridStates`): only the
+    Earth's turn during tau (under 0.022 rad) is left for each evaluation. Component-major
+    layout, so every array pass in `values` runs over contiguous (m,) rows.
     """
 
-    ends: FloatArray
-    theta0_rad: FloatArray
+    coefficients: FloatArray
     station_km: FloatArray
     up: FloatArray
     sin_min_elevation: FloatArray
@@ -217,56 +235,63 @@ class Points:
         stations: StationArrays,
     ) -> Points:
         sat, k, station = where
-        h = grid.step_s
-        r0 = grid.position_teme[sat, k]
-        r1 = grid.position_teme[sat, k + 1]
-        ends = np.stack(
-            (
-                r0,
-                h * grid.velocity_teme[sat, k],
-                h * h * gravity_km_s2(r0),
-                h * h * gravity_km_s2(r1),
-                h * grid.velocity_teme[sat, k + 1],
-                r1,
-            ),
-            axis=1,
-        )
+        columns = grid.coefficients.reshape(-1, grid.coefficients.shape[-1])
+        coefficients = np.take(columns, sat * grid.intervals + k, axis=1)
         return cls(
-            ends,
-            grid.theta_rad[k],
-            stations.position_km[station],
-            stations.up[station],
+            coefficients.reshape(HERMITE_DEGREE + 1, 3, -1),
+            np.ascontiguousarray(stations.position_km[station].T),
+            np.ascontiguousarray(stations.up[station].T),
             stations.sin_min_elevation[station],
-            h,
+            grid.step_s,
         )
 
     def take(self, index: IntArray) -> Points:
+        # np.take along the last axis: ~3x faster than fancy indexing for these layouts.
+        coefficients = np.take(self.coefficients.reshape(-1, len(self)), index, axis=1)
         return Points(
-            self.ends[index],
-            self.theta0_rad[index],
-            self.station_km[index],
-            self.up[index],
-            self.sin_min_elevation[index],
+            coefficients.reshape(self.coefficients.shape[:2] + (len(index),)),
+            np.take(self.station_km, index, axis=1),
+            np.take(self.up, index, axis=1),
+            np.take(self.sin_min_elevation, index),
             self.step_s,
         )
 
     def __len__(self) -> int:
-        return len(self.theta0_rad)
+        return len(self.sin_min_elevation)
 
     def values(self, tau_s: FloatArray) -> tuple[FloatArray, FloatArray]:
         """f and f' at `tau_s` seconds into each interval (the grid's math, per point)."""
-        value, slope = hermite_basis(tau_s / self.step_s)
-        r_teme = np.einsum("mk,mkj->mj", value, self.ends)
-        v_teme = np.einsum("mk,mkj->mj", slope, self.ends) / self.step_s
-        # GMST is linear in time to 1e-15 rad over one step.
-        theta = self.theta0_rad + EARTH_ROTATION_RAD_PER_S * tau_s
-        r, v = teme_to_ecef(r_teme, v_teme, theta)
-        d = r - self.station_km
-        height = np.einsum("ij,ij->i", d, self.up)
-        range_km = np.sqrt(np.einsum("ij,ij->i", d, d))
+        s = tau_s / self.step_s
+        c = self.coefficients
+        position = c[HERMITE_DEGREE].copy()
+        velocity = HERMITE_DEGREE * c[HERMITE_DEGREE]
+        for power in range(HERMITE_DEGREE - 1, 0, -1):
+            position *= s
+            position += c[power]
+            velocity *= s
+            velocity += power * c[power]
+        position *= s
+        position += c[0]
+        velocity /= self.step_s
+        # The Earth's turn since the interval's start; GMST is linear in time to 1e-15 rad here.
+        turn = EARTH_ROTATION_RAD_PER_S * tau_s
+        cos, sin = np.cos(turn), np.sin(turn)
+        x0, y0, z = position
+        x = cos * x0 + sin * y0
+        y = cos * y0 - sin * x0
+        omega = EARTH_ROTATION_RAD_PER_S
+        vx = cos * velocity[0] + sin * velocity[1] + omega * y
+        vy = cos * velocity[1] - sin * velocity[0] - omega * x
+        vz = velocity[2]
+        dx = x - self.station_km[0]
+        dy = y - self.station_km[1]
+        dz = z - self.station_km[2]
+        ux, uy, uz = self.up
+        height = dx * ux + dy * uy + dz * uz
+        range_km = np.sqrt(dx * dx + dy * dy + dz * dz)
         sin_elevation = height / range_km
-        range_rate = np.einsum("ij,ij->i", d, v) / range_km
-        f_rate = (np.einsum("ij,ij->i", v, self.up) - sin_elevation * range_rate) / range_km
+        range_rate = (dx * vx + dy * vy + dz * vz) / range_km
+        f_rate = (vx * ux + vy * uy + vz * uz - sin_elevation * range_rate) / range_km
         return sin_elevation - self.sin_min_elevation, f_rate
 
 
