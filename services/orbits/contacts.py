@@ -36,15 +36,16 @@ from orbitq.services.orbits.elements import ElementSet
 from orbitq.services.orbits.frames import FloatArray, gmst_rad, teme_to_ecef
 from orbitq.services.orbits.stations import GroundStation
 from orbitq.services.orbits.visibility import (
+    SAMPLED_EXTREME_MARGIN,
     GridStates,
-    GridValues,
     IntArray,
+    IntervalValues,
     Points,
     StationArrays,
     acceleration_bound_km_s2,
     elevation_deg,
-    grid_values,
     height_bound_km,
+    interval_values,
     max_radius_and_speed,
     step_for_orbit_s,
 )
@@ -268,11 +269,18 @@ def _chunk_table(
     r_fixed, v_fixed = teme_to_ecef(r_teme, v_teme, theta[None, :])
     radius, speed = max_radius_and_speed(r_fixed, v_fixed)
     states = GridStates.of(r_teme, v_teme, theta, horizon.seconds / (samples - 1))
-    search = _Search(states, acceleration_bound_km_s2(radius, speed))
+    search = _Search(states, acceleration_bound_km_s2(radius, speed), samples)
     tables: list[_Table] = []
     for first in range(0, len(stations), STATIONS_PER_BLOCK_MAX):
         block = StationArrays.of(stations[first : first + STATIONS_PER_BLOCK_MAX])
-        table = search.run(grid_values(r_fixed, v_fixed, block), block)
+        values = interval_values(
+            r_fixed,
+            v_fixed,
+            block,
+            step_s=states.step_s,
+            speed_km_s_max=speed * SAMPLED_EXTREME_MARGIN,
+        )
+        table = search.run(values, block)
         tables.append(
             _Table(
                 indices[table.sat],
@@ -308,8 +316,10 @@ class _Events:
 
 @dataclass(frozen=True, slots=True)
 class _Extrema:
-    """Refined elevation extrema: where (grid interval k, offset tau) and the value of f."""
+    """Refined elevation extrema: in which screened interval (`row`), where in it (grid interval
+    k, offset tau) and the value of f."""
 
+    row: IntArray
     sat: IntArray
     k: IntArray
     station: IntArray
@@ -341,94 +351,82 @@ class _Bracket:
 
 @dataclass(frozen=True, slots=True)
 class _Search:
-    """Search one chunk's grid against one block of stations: detect, refine, assemble."""
+    """Search one chunk's screened intervals against one block of stations: detect, refine,
+    assemble. `samples` is the chunk's grid length (K+1)."""
 
     states: GridStates
     acceleration_km_s2: float
+    samples: int
 
-    def run(self, grid: GridValues, stations: StationArrays) -> _Table:
-        visible = grid.f >= 0.0
-        left, right = visible[:, :, :-1], visible[:, :, 1:]
-        rate_left, rate_right = grid.f_rate[:, :, :-1], grid.f_rate[:, :, 1:]
-        peaks = self._extrema(
-            self._peak_intervals(grid, (rate_left > 0.0) & (rate_right <= 0.0), visible),
-            grid,
-            stations,
-            +1.0,
-        )
+    def run(self, values: IntervalValues, stations: StationArrays) -> _Table:
+        seen0, seen1 = values.f0 >= 0.0, values.f1 >= 0.0
+        peaks = self._extrema(self._peak_rows(values, seen0 | seen1), values, stations, +1.0)
         valleys = self._extrema(
-            _nonzero3((rate_left < 0.0) & (rate_right >= 0.0) & left & right),
-            grid,
+            np.flatnonzero((values.rate0 < 0.0) & (values.rate1 >= 0.0) & seen0 & seen1),
+            values,
             stations,
             -1.0,
         )
-        crossings = _nonzero3(left != right)
+        crossings = np.flatnonzero(seen0 != seen1)
         events = _Events.concat(
             [
-                self._boundary_events(grid, visible),
-                self._crossing_events(grid, crossings, (peaks, valleys), stations),
+                self._boundary_events(values, seen0, seen1),
+                self._crossing_events(values, crossings, (peaks, valleys), stations),
             ]
         )
-        return self._assemble(events, peaks, grid.f.shape, stations)
+        return self._assemble(events, peaks, len(stations.sin_min_elevation), stations)
 
-    def _peak_intervals(
-        self, grid: GridValues, falling_rate: BoolArray, visible: BoolArray
-    ) -> tuple[IntArray, IntArray, IntArray]:
+    def _peak_rows(self, values: IntervalValues, seen: BoolArray) -> IntArray:
         """Intervals holding an elevation maximum that is in a window or might reach one.
 
         Maxima inside windows are kept for the peak elevation; the others only when the
         satellite can rise above the station's horizon plane there (a rigorous bound).
         """
-        sat, k, station = _nonzero3(falling_rate)
-        seen = visible[station, sat, k] | visible[station, sat, k + 1]
+        rows = np.flatnonzero((values.rate0 > 0.0) & (values.rate1 <= 0.0))
         bound = height_bound_km(
-            grid.height_km[station, sat, k],
-            grid.height_rate_km_s[station, sat, k],
-            grid.height_km[station, sat, k + 1],
-            grid.height_rate_km_s[station, sat, k + 1],
+            values.height0[rows],
+            values.height_rate0[rows],
+            values.height1[rows],
+            values.height_rate1[rows],
             step_s=self.states.step_s,
             acceleration_km_s2=self.acceleration_km_s2,
         )
-        keep = seen | (bound >= 0.0)
-        return sat[keep], k[keep], station[keep]
+        return rows[seen[rows] | (bound >= 0.0)]
 
     def _extrema(
-        self,
-        where: tuple[IntArray, IntArray, IntArray],
-        grid: GridValues,
-        stations: StationArrays,
-        sign: float,
+        self, rows: IntArray, values: IntervalValues, stations: StationArrays, sign: float
     ) -> _Extrema:
-        sat, k, station = where
-        points = Points.gather(where, self.states, stations)
+        sat, k, station = values.sat[rows], values.k[rows], values.station[rows]
+        points = Points.gather((sat, k, station), self.states, stations)
         tau, f = refine.extrema(
             points,
-            (np.zeros(len(sat)), np.full(len(sat), self.states.step_s)),
-            (grid.f_rate[station, sat, k], grid.f_rate[station, sat, k + 1]),
+            (np.zeros(len(rows)), np.full(len(rows), self.states.step_s)),
+            (values.rate0[rows], values.rate1[rows]),
             sign,
         )
-        return _Extrema(sat, k, station, tau, f)
+        return _Extrema(rows, sat, k, station, tau, f)
 
-    def _boundary_events(self, grid: GridValues, visible: BoolArray) -> _Events:
+    def _boundary_events(
+        self, values: IntervalValues, seen0: BoolArray, seen1: BoolArray
+    ) -> _Events:
         """Windows open at the start of the horizon, and windows still open at its end."""
-        last = visible.shape[2] - 1
-        sat0, station0 = _nonzero2(visible[:, :, 0])
-        sat1, station1 = _nonzero2(visible[:, :, last])
+        last = self.samples - 1
+        first_rows = np.flatnonzero(seen0 & (values.k == 0))
+        last_rows = np.flatnonzero(seen1 & (values.k == last - 1))
+        count0, count1 = len(first_rows), len(last_rows)
         return _Events(
-            np.concatenate([sat0, sat1]),
-            np.concatenate([station0, station1]),
-            np.concatenate([np.zeros(len(sat0)), np.full(len(sat1), last * self.states.step_s)]),
-            np.concatenate([np.ones(len(sat0), bool), np.zeros(len(sat1), bool)]),
-            np.concatenate(
-                [np.zeros(len(sat0), np.int64), np.full(len(sat1), 2 * last + 1, np.int64)]
-            ),
-            np.concatenate([grid.f[station0, sat0, 0], grid.f[station1, sat1, last]]),
+            np.concatenate([values.sat[first_rows], values.sat[last_rows]]),
+            np.concatenate([values.station[first_rows], values.station[last_rows]]),
+            np.concatenate([np.zeros(count0), np.full(count1, last * self.states.step_s)]),
+            np.concatenate([np.ones(count0, bool), np.zeros(count1, bool)]),
+            np.concatenate([np.zeros(count0, np.int64), np.full(count1, 2 * last + 1, np.int64)]),
+            np.concatenate([values.f0[first_rows], values.f1[last_rows]]),
         )
 
     def _crossing_events(
         self,
-        grid: GridValues,
-        crossings: tuple[IntArray, IntArray, IntArray],
+        values: IntervalValues,
+        crossings: IntArray,
         extrema: tuple[_Extrema, _Extrema],
         stations: StationArrays,
     ) -> _Events:
@@ -440,28 +438,26 @@ class _Search:
         """
         step = self.states.step_s
         peaks, valleys = extrema
-        sat, k, station = crossings
-        count = len(sat)
+        count = len(crossings)
+        k = values.k[crossings]
         parts = [
             _Bracket(
-                sat,
+                values.sat[crossings],
                 k,
-                station,
+                values.station[crossings],
                 np.zeros(count),
                 np.full(count, step),
-                grid.f[station, sat, k],
-                grid.f[station, sat, k + 1],
-                grid.f_rate[station, sat, k],
-                grid.f_rate[station, sat, k + 1],
-                grid.f[station, sat, k] >= 0.0,
+                values.f0[crossings],
+                values.f1[crossings],
+                values.rate0[crossings],
+                values.rate1[crossings],
+                values.f0[crossings] >= 0.0,
                 1 + 2 * k,
             )
         ]
-        unseen = (grid.f[peaks.station, peaks.sat, peaks.k] < 0.0) & (
-            grid.f[peaks.station, peaks.sat, peaks.k + 1] < 0.0
-        )
-        parts += _split(peaks, unseen & (peaks.f >= 0.0), grid, step, rises_first=True)
-        parts += _split(valleys, valleys.f < 0.0, grid, step, rises_first=False)
+        unseen = (values.f0[peaks.row] < 0.0) & (values.f1[peaks.row] < 0.0)
+        parts += _split(peaks, unseen & (peaks.f >= 0.0), values, step, rises_first=True)
+        parts += _split(valleys, valleys.f < 0.0, values, step, rises_first=False)
         bracket = _Bracket.concat(parts)
         points = Points.gather((bracket.sat, bracket.k, bracket.station), self.states, stations)
         tau = refine.crossings(
@@ -484,11 +480,11 @@ class _Search:
         self,
         events: _Events,
         peaks: _Extrema,
-        shape: tuple[int, ...],
+        station_count: int,
         stations: StationArrays,
     ) -> _Table:
         """Pair rises with sets into windows and give each its highest refined elevation."""
-        station_count, _, samples = shape
+        samples = self.samples
         pair = events.sat * station_count + events.station
         order = np.argsort(pair * (2 * samples) + events.position, kind="stable")
         rising = events.rising[order]
@@ -522,22 +518,11 @@ class _Search:
         )
 
 
-def _nonzero3(mask: BoolArray) -> tuple[IntArray, IntArray, IntArray]:
-    """(satellite, interval, station) of the true cells of a (station, satellite, k) mask."""
-    station, sat, k = np.nonzero(mask)
-    return sat.astype(np.int64), k.astype(np.int64), station.astype(np.int64)
-
-
-def _nonzero2(mask: BoolArray) -> tuple[IntArray, IntArray]:
-    """(satellite, station) of the true cells of a (station, satellite) mask."""
-    station, sat = np.nonzero(mask)
-    return sat.astype(np.int64), station.astype(np.int64)
-
-
 def _split(
-    extrema: _Extrema, mask: BoolArray, grid: GridValues, step_s: float, *, rises_first: bool
+    extrema: _Extrema, mask: BoolArray, values: IntervalValues, step_s: float, *, rises_first: bool
 ) -> list[_Bracket]:
     """Two brackets around an extremum that crosses zero: [start, extremum], [extremum, end]."""
+    row = extrema.row[mask]
     sat, k, station = extrema.sat[mask], extrema.k[mask], extrema.station[mask]
     tau, f = extrema.tau_s[mask], extrema.f[mask]
     count = len(sat)
@@ -548,9 +533,9 @@ def _split(
         station,
         np.zeros(count),
         tau,
-        grid.f[station, sat, k],
+        values.f0[row],
         f,
-        grid.f_rate[station, sat, k],
+        values.rate0[row],
         unknown,
         np.full(count, not rises_first),
         1 + 2 * k,
@@ -562,9 +547,9 @@ def _split(
         tau,
         np.full(count, step_s),
         f,
-        grid.f[station, sat, k + 1],
+        values.f1[row],
         unknown,
-        grid.f_rate[station, sat, k + 1],
+        values.rate1[row],
         np.full(count, rises_first),
         2 + 2 * k,
     )

@@ -64,65 +64,110 @@ class StationArrays:
 
 
 @dataclass(frozen=True, slots=True)
-class GridValues:
-    """f, f', height above the horizon plane and its rate; each (stations, satellites, times)."""
+class IntervalValues:
+    """The grid intervals (satellite `sat`, interval `k` from sample k to k+1, `station`) that
+    survived the screen of `interval_values`, with f, f', the height above the station's horizon
+    plane and its rate at both ends (suffix 0: sample k, suffix 1: sample k+1).
 
-    f: FloatArray
-    f_rate: FloatArray
-    height_km: FloatArray
-    height_rate_km_s: FloatArray
-
-
-def grid_values(
-    position_km: FloatArray, velocity_km_s: FloatArray, stations: StationArrays
-) -> GridValues:
-    """Evaluate on a grid of Earth-fixed states (n, K, 3) for every station.
-
-    One station at a time over flat (n*K,) component arrays: the temporaries stay in cache, and
-    no BLAS call is made (threaded BLAS on these skinny products is slower, and erratic on a
-    shared machine).
+    Ordered by (station, satellite, k). Every interval left out is one where the satellite stays
+    below the station's horizon plane throughout, so f < 0 there: no window, no crossing, no
+    maximum that could reach the minimum elevation.
     """
-    n, k, _ = position_km.shape
+
+    sat: IntArray
+    k: IntArray
+    station: IntArray
+    f0: FloatArray
+    f1: FloatArray
+    rate0: FloatArray
+    rate1: FloatArray
+    height0: FloatArray
+    height1: FloatArray
+    height_rate0: FloatArray
+    height_rate1: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.sat)
+
+
+def interval_values(
+    position_km: FloatArray,
+    velocity_km_s: FloatArray,
+    stations: StationArrays,
+    *,
+    step_s: float,
+    speed_km_s_max: float,
+) -> IntervalValues:
+    """Screen every grid interval of Earth-fixed states (n, K+1, 3) against every station, then
+    evaluate the survivors exactly.
+
+    The screen costs one dot product per sample and station: the height above the horizon plane
+    changes at most as fast as the satellite moves (|height'| <= |v| <= `speed_km_s_max`), so
+    over an interval of `step_s` it stays under the tent (h0 + h1 + speed * step) / 2. Where
+    that is negative the satellite is below the plane throughout, and f < 0 since every minimum
+    elevation is >= 0. About 1 interval in 10 survives for LEO; the rest never costs more than
+    the screen. One station at a time over flat (n*(K+1),) component arrays: the temporaries
+    stay in cache, and no BLAS call is made (threaded BLAS on these skinny products is slower,
+    and erratic on a shared machine).
+    """
+    n, samples, _ = position_km.shape
     x, y, z = (np.ascontiguousarray(position_km[..., i]).reshape(-1) for i in range(3))
-    vx, vy, vz = (np.ascontiguousarray(velocity_km_s[..., i]).reshape(-1) for i in range(3))
-    count = len(stations.sin_min_elevation)
-    f = np.empty((count, n * k))
-    f_rate = np.empty((count, n * k))
-    height = np.empty((count, n * k))
-    height_rate = np.empty((count, n * k))
-    for j in range(count):
-        px, py, pz = stations.position_km[j]
+    slack = speed_km_s_max * step_s
+    sats: list[IntArray] = []
+    ks: list[IntArray] = []
+    station_index: list[IntArray] = []
+    height = np.empty(n * samples)
+    for j in range(len(stations.sin_min_elevation)):
         ux, uy, uz = stations.up[j]
-        dx, dy, dz = x - px, y - py, z - pz
-        up = height[j]
-        np.multiply(dx, ux, out=up)
-        up += dy * uy
-        up += dz * uz
-        up_rate = height_rate[j]
-        np.multiply(vx, ux, out=up_rate)
-        up_rate += vy * uy
-        up_rate += vz * uz
-        range_km = dx * dx
-        range_km += dy * dy
-        range_km += dz * dz
-        np.sqrt(range_km, out=range_km)
-        sin_elevation = up / range_km
-        # f' = (height' - sin(elevation) * range') / range, with range' = d.v / range.
-        rate = dx * vx
-        rate += dy * vy
-        rate += dz * vz
-        rate /= range_km
-        rate *= sin_elevation
-        np.subtract(up_rate, rate, out=rate)
-        np.divide(rate, range_km, out=f_rate[j])
-        np.subtract(sin_elevation, stations.sin_min_elevation[j], out=f[j])
-    shape = (count, n, k)
-    return GridValues(
-        f.reshape(shape),
-        f_rate.reshape(shape),
-        height.reshape(shape),
-        height_rate.reshape(shape),
+        np.multiply(x, ux, out=height)
+        height += y * uy
+        height += z * uz
+        height -= float(stations.position_km[j] @ stations.up[j])
+        grid = height.reshape(n, samples)
+        tent = grid[:, :-1] + grid[:, 1:]
+        sat, k = np.nonzero(tent >= -slack)
+        sats.append(sat.astype(np.int64))
+        ks.append(k.astype(np.int64))
+        station_index.append(np.full(len(sat), j, dtype=np.int64))
+    sat, k, station = (np.concatenate(parts) for parts in (sats, ks, station_index))
+    components = (
+        x,
+        y,
+        z,
+        *(np.ascontiguousarray(velocity_km_s[..., i]).reshape(-1) for i in range(3)),
     )
+    first = sat * samples + k
+    start = _sample_values(components, stations, first, station)
+    end = _sample_values(components, stations, first + 1, station)
+    return IntervalValues(
+        sat, k, station, start[0], end[0], start[1], end[1], start[2], end[2], start[3], end[3]
+    )
+
+
+def _sample_values(
+    components: tuple[FloatArray, ...],
+    stations: StationArrays,
+    flat_sample: IntArray,
+    station: IntArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """f, f', height and height' at grid samples (flat index satellite * (K+1) + k) from the
+    flat x, y, z, vx, vy, vz arrays; one-dimensional takes and per-component passes."""
+    x, y, z, vx, vy, vz = (np.take(c, flat_sample) for c in components)
+    position = stations.position_km.T
+    up = stations.up.T
+    dx = x - np.take(position[0], station)
+    dy = y - np.take(position[1], station)
+    dz = z - np.take(position[2], station)
+    ux, uy, uz = (np.take(u, station) for u in up)
+    height = dx * ux + dy * uy + dz * uz
+    height_rate = vx * ux + vy * uy + vz * uz
+    range_km = np.sqrt(dx * dx + dy * dy + dz * dz)
+    sin_elevation = height / range_km
+    # f' = (height' - sin(elevation) * range') / range, with range' = d.v / range.
+    range_rate = (dx * vx + dy * vy + dz * vz) / range_km
+    f_rate = (height_rate - sin_elevation * range_rate) / range_km
+    f = sin_elevation - np.take(stations.sin_min_elevation, station)
+    return f, f_rate, height, height_rate
 
 
 def gravity_km_s2(position_km: FloatArray) -> FloatArray:
@@ -249,7 +294,7 @@ class Points:
         # np.take along the last axis: ~3x faster than fancy indexing for these layouts.
         coefficients = np.take(self.coefficients.reshape(-1, len(self)), index, axis=1)
         return Points(
-            coefficients.reshape(self.coefficients.shape[:2] + (len(index),)),
+            coefficients.reshape(HERMITE_DEGREE + 1, 3, len(index)),
             np.take(self.station_km, index, axis=1),
             np.take(self.up, index, axis=1),
             np.take(self.sin_min_elevation, index),
