@@ -36,7 +36,6 @@ from orbitq.services.orbits.elements import ElementSet
 from orbitq.services.orbits.frames import FloatArray, gmst_rad, teme_to_ecef
 from orbitq.services.orbits.stations import GroundStation
 from orbitq.services.orbits.visibility import (
-    SAMPLED_EXTREME_MARGIN,
     GridStates,
     IntArray,
     IntervalValues,
@@ -278,7 +277,7 @@ def _chunk_table(
             v_fixed,
             block,
             step_s=states.step_s,
-            speed_km_s_max=speed * SAMPLED_EXTREME_MARGIN,
+            acceleration_km_s2=search.acceleration_km_s2,
         )
         table = search.run(values, block)
         tables.append(
