@@ -2,19 +2,22 @@
 
 Owns: `ContactWindow`, `compute_contacts` and its streaming forms, the horizon and memory
 limits, and the search: SGP4 via `SatrecArray` on a coarse grid (1/24 of an orbit at perigee
-speed, 10-300 s) vectorised over satellites and times, detection of every interval that holds a
+speed, 10-300 s) vectorised over satellites and times, a one-dot-product screen that drops every
+(satellite, interval, station) where the satellite stays below the station's horizon plane
+(`visibility.interval_values`), detection among the rest of every interval that holds a
 crossing or an elevation maximum, refinement of all of them at once to a millisecond (`refine`)
 on Hermite-interpolated states (no further SGP4 calls), and assembly of [AOS, LOS) windows with
-their peak elevation.
+their peak elevation, built in bulk.
 Does not own: frames (see `frames`), the visibility function (see `visibility`), or storage.
 
 Why no pass is missed (docs/orbits.md has the argument in full): a window either contains a grid
 point, so the sign of f changes at an interval's end, or lies strictly inside one interval; then
 f rises and falls inside it, so f' goes from + to - across the interval (the grid step is far
 shorter than the time between two elevation extrema, about half the relative orbital period, so
-an interval holds at most one). Every such interval whose satellite can reach the station's
-horizon plane (a rigorous bound, `visibility.height_bound_km`) has its maximum located and
-tested.
+an interval holds at most one). Both screens are rigorous bounds on the height above the horizon
+plane, where f >= 0 needs height >= 0: the chord bound drops only intervals with f < 0
+throughout, and every remaining interval with such a maximum whose satellite can reach the plane
+(`visibility.height_bound_km`) has its maximum located and tested.
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ HORIZON_HOURS_MAX = 168.0
 GRID_STEPS_PER_ORBIT = 24
 GRID_STEP_SECONDS_MIN = 10.0
 GRID_STEP_SECONDS_MAX = 300.0
-# Memory per block: ~100 bytes per satellite-sample (SGP4 states in two frames) and ~80 bytes per
-# satellite-sample-station (the visibility grids, their temporaries, the refinement arrays).
-# These caps keep one block near 100 MB (measured: 80 MB over the baseline at 20 stations)
-# whatever the constellation, the station list or the horizon.
+# Memory per block: ~400 bytes per satellite-sample at the peak (SGP4 states in two frames, the
+# interval polynomials and their temporaries) and at most ~80 bytes per satellite-sample-station
+# (the screen's per-station temporaries; the screened intervals and the refinement arrays, ~5 %
+# of the intervals for LEO). These caps keep one block near 100 MB whatever the constellation,
+# the station list or the horizon.
 SATELLITE_SAMPLES_PER_BLOCK_MAX = 262_144
 PAIR_SAMPLES_PER_BLOCK_MAX = 1_000_000
 STATIONS_PER_BLOCK_MAX = 64

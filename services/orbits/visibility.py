@@ -1,9 +1,11 @@
 """The visibility function of a satellite from a station, on a time grid and between grid points.
 
 Owns: f(t) = sin(elevation) - sin(minimum elevation) and its time derivative f'(t) (the
-satellite is in contact exactly when f >= 0), evaluated for whole grids (stations x
-satellites x times) and for scattered (satellite, station, instant) triples during refinement;
-quintic Hermite interpolation of SGP4 states between grid points; and the upper bound on the
+satellite is in contact exactly when f >= 0), evaluated at both ends of every grid interval
+that survives a screen (one dot product per sample and station: intervals where the satellite
+stays below the station's horizon plane are dropped unevaluated) and at scattered (satellite,
+station, instant) triples during refinement; quintic Hermite interpolation of SGP4 states between
+grid points (one polynomial per interval, built once per chunk); and the upper bound on the
 satellite's height above a station's horizon plane between two grid points that lets the
 search skip elevation maxima that cannot reach the horizon.
 Does not own: choosing the grid, finding crossings, or assembling windows (see `contacts`).
