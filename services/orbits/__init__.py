@@ -24,6 +24,7 @@ from orbitq.services.orbits.contacts import (
     compute_contacts_chunk,
     iter_contacts,
     satellite_chunks,
+    search_times_s,
 )
 from orbitq.services.orbits.elements import (
     ELEMENT_AGE_WARN_DAYS,
@@ -70,6 +71,7 @@ __all__ = [
     "parse_elements",
     "parse_stations",
     "satellite_chunks",
+    "search_times_s",
     "stale_elements",
     "tle_checksum",
 ]

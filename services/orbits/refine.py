@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orbitq.services.orbits.frames import FloatArray
-from orbitq.services.orbits.visibility import Points
+from orbitq.services.orbits.visibility import IntArray, Points
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -51,7 +51,7 @@ def crossings(
         if active.size == 0:
             break
         at = tau[active]
-        f, rate = points.take(active).values(at)
+        f, rate = _subset(points, active).values(at)
         same_as_lo = (f >= 0.0) == lo_visible[active]
         lo_a = np.where(same_as_lo, at, lo[active])
         hi_a = np.where(same_as_lo, hi[active], at)
@@ -86,7 +86,7 @@ def extrema(
         if active.size == 0:
             break
         at = tau[active]
-        f, rate = points.take(active).values(at)
+        f, rate = _subset(points, active).values(at)
         g = sign * rate
         before = g > 0.0
         side = np.where(before, 1, -1).astype(np.int8)
@@ -110,6 +110,11 @@ def extrema(
         active = active[~done]
     assert active.size == 0, "extremum search did not converge"
     return tau, value
+
+
+def _subset(points: Points, active: IntArray) -> Points:
+    """The active points; no copy while every point is still active (the first iteration)."""
+    return points if len(active) == len(points) else points.take(active)
 
 
 def _secant(lo: FloatArray, hi: FloatArray, g_lo: FloatArray, g_hi: FloatArray) -> FloatArray:

@@ -1,9 +1,11 @@
 """The visibility function of a satellite from a station, on a time grid and between grid points.
 
 Owns: f(t) = sin(elevation) - sin(minimum elevation) and its time derivative f'(t) (the
-satellite is in contact exactly when f >= 0), evaluated for whole grids (stations x
-satellites x times) and for scattered (satellite, station, instant) triples during refinement;
-quintic Hermite interpolation of SGP4 states between grid points; and the upper bound on the
+satellite is in contact exactly when f >= 0), evaluated at both ends of every grid interval
+that survives a screen (one dot product per sample and station: intervals where the satellite
+stays below the station's horizon plane are dropped unevaluated) and at scattered (satellite,
+station, instant) triples during refinement; quintic Hermite interpolation of SGP4 states between
+grid points (one polynomial per interval, built once per chunk); and the upper bound on the
 satellite's height above a station's horizon plane between two grid points that lets the
 search skip elevation maxima that cannot reach the horizon.
 Does not own: choosing the grid, finding crossings, or assembling windows (see `contacts`).
@@ -24,7 +26,6 @@ from orbitq.services.orbits.frames import (
     EARTH_ROTATION_RAD_PER_S,
     FloatArray,
     geodetic_to_ecef,
-    teme_to_ecef,
     up_vector,
 )
 from orbitq.services.orbits.stations import GroundStation
@@ -65,65 +66,111 @@ class StationArrays:
 
 
 @dataclass(frozen=True, slots=True)
-class GridValues:
-    """f, f', height above the horizon plane and its rate; each (stations, satellites, times)."""
+class IntervalValues:
+    """The grid intervals (satellite `sat`, interval `k` from sample k to k+1, `station`) that
+    survived the screen of `interval_values`, with f, f', the height above the station's horizon
+    plane and its rate at both ends (suffix 0: sample k, suffix 1: sample k+1).
 
-    f: FloatArray
-    f_rate: FloatArray
-    height_km: FloatArray
-    height_rate_km_s: FloatArray
-
-
-def grid_values(
-    position_km: FloatArray, velocity_km_s: FloatArray, stations: StationArrays
-) -> GridValues:
-    """Evaluate on a grid of Earth-fixed states (n, K, 3) for every station.
-
-    One station at a time over flat (n*K,) component arrays: the temporaries stay in cache, and
-    no BLAS call is made (threaded BLAS on these skinny products is slower, and erratic on a
-    shared machine).
+    Ordered by (station, satellite, k). Every interval left out is one where the satellite stays
+    below the station's horizon plane throughout, so f < 0 there: no window, no crossing, no
+    maximum that could reach the minimum elevation.
     """
-    n, k, _ = position_km.shape
+
+    sat: IntArray
+    k: IntArray
+    station: IntArray
+    f0: FloatArray
+    f1: FloatArray
+    rate0: FloatArray
+    rate1: FloatArray
+    height0: FloatArray
+    height1: FloatArray
+    height_rate0: FloatArray
+    height_rate1: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.sat)
+
+
+def interval_values(
+    position_km: FloatArray,
+    velocity_km_s: FloatArray,
+    stations: StationArrays,
+    *,
+    step_s: float,
+    acceleration_km_s2: float,
+) -> IntervalValues:
+    """Screen every grid interval of Earth-fixed states (n, K+1, 3) against every station, then
+    evaluate the survivors exactly.
+
+    The screen costs one dot product per sample and station. The height above a station's
+    horizon plane has |height''| <= `acceleration_km_s2` (the plane is fixed in Earth-fixed
+    axes, see `acceleration_bound_km_s2`), so inside an interval of `step_s` it exceeds the
+    chord between its end values by at most A step^2 / 8 (77 km at 240 s for LEO). Where even
+    max(h0, h1) + A step^2 / 8 is negative the satellite is below the plane throughout, and
+    f < 0 since every minimum elevation is >= 0. About 1 interval in 20 survives for LEO with
+    20 stations; the rest never costs more than the screen. One station at a time over flat
+    (n*(K+1),) component arrays: the temporaries stay in cache, and no BLAS call is made
+    (threaded BLAS on these skinny products is slower, and erratic on a shared machine).
+    """
+    n, samples, _ = position_km.shape
     x, y, z = (np.ascontiguousarray(position_km[..., i]).reshape(-1) for i in range(3))
-    vx, vy, vz = (np.ascontiguousarray(velocity_km_s[..., i]).reshape(-1) for i in range(3))
-    count = len(stations.sin_min_elevation)
-    f = np.empty((count, n * k))
-    f_rate = np.empty((count, n * k))
-    height = np.empty((count, n * k))
-    height_rate = np.empty((count, n * k))
-    for j in range(count):
-        px, py, pz = stations.position_km[j]
+    slack = acceleration_km_s2 * step_s * step_s / 8.0
+    sats: list[IntArray] = []
+    ks: list[IntArray] = []
+    station_index: list[IntArray] = []
+    height = np.empty(n * samples)
+    for j in range(len(stations.sin_min_elevation)):
         ux, uy, uz = stations.up[j]
-        dx, dy, dz = x - px, y - py, z - pz
-        up = height[j]
-        np.multiply(dx, ux, out=up)
-        up += dy * uy
-        up += dz * uz
-        up_rate = height_rate[j]
-        np.multiply(vx, ux, out=up_rate)
-        up_rate += vy * uy
-        up_rate += vz * uz
-        range_km = dx * dx
-        range_km += dy * dy
-        range_km += dz * dz
-        np.sqrt(range_km, out=range_km)
-        sin_elevation = up / range_km
-        # f' = (height' - sin(elevation) * range') / range, with range' = d.v / range.
-        rate = dx * vx
-        rate += dy * vy
-        rate += dz * vz
-        rate /= range_km
-        rate *= sin_elevation
-        np.subtract(up_rate, rate, out=rate)
-        np.divide(rate, range_km, out=f_rate[j])
-        np.subtract(sin_elevation, stations.sin_min_elevation[j], out=f[j])
-    shape = (count, n, k)
-    return GridValues(
-        f.reshape(shape),
-        f_rate.reshape(shape),
-        height.reshape(shape),
-        height_rate.reshape(shape),
+        np.multiply(x, ux, out=height)
+        height += y * uy
+        height += z * uz
+        height -= float(stations.position_km[j] @ stations.up[j])
+        grid = height.reshape(n, samples)
+        highest_end = np.maximum(grid[:, :-1], grid[:, 1:])
+        sat, k = np.nonzero(highest_end >= -slack)
+        sats.append(sat.astype(np.int64))
+        ks.append(k.astype(np.int64))
+        station_index.append(np.full(len(sat), j, dtype=np.int64))
+    sat, k, station = (np.concatenate(parts) for parts in (sats, ks, station_index))
+    components = (
+        x,
+        y,
+        z,
+        *(np.ascontiguousarray(velocity_km_s[..., i]).reshape(-1) for i in range(3)),
     )
+    first = sat * samples + k
+    start = _sample_values(components, stations, first, station)
+    end = _sample_values(components, stations, first + 1, station)
+    return IntervalValues(
+        sat, k, station, start[0], end[0], start[1], end[1], start[2], end[2], start[3], end[3]
+    )
+
+
+def _sample_values(
+    components: tuple[FloatArray, ...],
+    stations: StationArrays,
+    flat_sample: IntArray,
+    station: IntArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """f, f', height and height' at grid samples (flat index satellite * (K+1) + k) from the
+    flat x, y, z, vx, vy, vz arrays; one-dimensional takes and per-component passes."""
+    x, y, z, vx, vy, vz = (np.take(c, flat_sample) for c in components)
+    position = stations.position_km.T
+    up = stations.up.T
+    dx = x - np.take(position[0], station)
+    dy = y - np.take(position[1], station)
+    dz = z - np.take(position[2], station)
+    ux, uy, uz = (np.take(u, station) for u in up)
+    height = dx * ux + dy * uy + dz * uz
+    height_rate = vx * ux + vy * uy + vz * uz
+    range_km = np.sqrt(dx * dx + dy * dy + dz * dz)
+    sin_elevation = height / range_km
+    # f' = (height' - sin(elevation) * range') / range, with range' = d.v / range.
+    range_rate = (dx * vx + dy * vy + dz * vz) / range_km
+    f_rate = (height_rate - sin_elevation * range_rate) / range_km
+    f = sin_elevation - np.take(stations.sin_min_elevation, station)
+    return f, f_rate, height, height_rate
 
 
 def gravity_km_s2(position_km: FloatArray) -> FloatArray:
@@ -144,49 +191,71 @@ def gravity_km_s2(position_km: FloatArray) -> FloatArray:
     )
 
 
-def hermite_basis(s: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Quintic Hermite weights (m, 6) for values and for derivatives, at fractions `s` (m,).
-
-    The order matches `Points.ends`: r0, h v0, h^2 a0, h^2 a1, h v1, r1 (position, velocity and
-    acceleration at both ends of a step h; derivative weights are per unit of s, divide by h).
-    """
-    s2 = s * s
-    s3 = s2 * s
-    s4 = s3 * s
-    s5 = s4 * s
-    value = np.stack(
-        (
-            1.0 - 10.0 * s3 + 15.0 * s4 - 6.0 * s5,
-            s - 6.0 * s3 + 8.0 * s4 - 3.0 * s5,
-            0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5,
-            0.5 * s3 - s4 + 0.5 * s5,
-            -4.0 * s3 + 7.0 * s4 - 3.0 * s5,
-            10.0 * s3 - 15.0 * s4 + 6.0 * s5,
-        ),
-        axis=-1,
-    )
-    slope = np.stack(
-        (
-            -30.0 * s2 + 60.0 * s3 - 30.0 * s4,
-            1.0 - 18.0 * s2 + 32.0 * s3 - 15.0 * s4,
-            s - 4.5 * s2 + 6.0 * s3 - 2.5 * s4,
-            1.5 * s2 - 4.0 * s3 + 2.5 * s4,
-            -12.0 * s2 + 28.0 * s3 - 15.0 * s4,
-            30.0 * s2 - 60.0 * s3 + 30.0 * s4,
-        ),
-        axis=-1,
-    )
-    return value, slope
+# Quintic Hermite interpolation in monomial form: row p holds the weights of the end data
+# r0, h v0, h^2 a0, h^2 a1, h v1, r1 in the coefficient of s^p (s = tau / h in [0, 1]).
+# The same polynomial as the Hermite basis, evaluated by Horner's rule in 5 multiply-adds.
+HERMITE_MONOMIAL = np.array(
+    [
+        [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.5, 0.0, 0.0, 0.0],
+        [-10.0, -6.0, -1.5, 0.5, -4.0, 10.0],
+        [15.0, 8.0, 1.5, -1.0, 7.0, -15.0],
+        [-6.0, -3.0, -0.5, 0.5, -3.0, 6.0],
+    ]
+)
+HERMITE_DEGREE = 5
 
 
 @dataclass(frozen=True, slots=True)
 class GridStates:
-    """One chunk's SGP4 samples: TEME states (n, K+1, 3), GMST at each sample, uniform step."""
+    """One chunk's SGP4 samples as interpolating polynomials, one per grid interval.
 
-    position_teme: FloatArray
-    velocity_teme: FloatArray
-    theta_rad: FloatArray
+    `coefficients` (6, 3, n*K) holds, for satellite i's interval k at column i*K + k, the
+    quintic Hermite interpolant of the interval's end data r, v and a (accelerations from
+    `gravity_km_s2`) in s = tau / h, coefficient of s^p in row p, rotated by GMST at the
+    interval's start. Matching accelerations as well as positions and velocities makes it err
+    by ~4 m at a 240 s step for LEO (100 m for a cubic on positions and velocities alone;
+    measured against SGP4, docs/orbits.md): ~1e-4 degree of elevation, so even passes grazing
+    the minimum elevation are decided as SGP4 would. Built once per chunk with whole-grid array
+    passes; refinement then only gathers columns.
+    """
+
+    coefficients: FloatArray
+    intervals: int
     step_s: float
+
+    @classmethod
+    def of(
+        cls,
+        position_teme: FloatArray,
+        velocity_teme: FloatArray,
+        theta_rad: FloatArray,
+        step_s: float,
+    ) -> GridStates:
+        """From TEME states (n, K+1, 3) and GMST (K+1,) at the samples."""
+        n, samples, _ = position_teme.shape
+        intervals = samples - 1
+        h = step_s
+        acceleration = gravity_km_s2(position_teme)
+        teme = np.zeros((HERMITE_DEGREE + 1, 3, n, intervals))
+        for axis in range(3):
+            r = position_teme[..., axis]
+            hv = h * velocity_teme[..., axis]
+            hha = (h * h) * acceleration[..., axis]
+            ends = (r[:, :-1], hv[:, :-1], hha[:, :-1], hha[:, 1:], hv[:, 1:], r[:, 1:])
+            # Spelled out rather than a matmul, which would start BLAS threads on a shared
+            # machine; the zero weights are skipped.
+            for power, weights in enumerate(HERMITE_MONOMIAL):
+                for end, weight in enumerate(weights):
+                    if weight != 0.0:
+                        teme[power, axis] += weight * ends[end]
+        cos, sin = np.cos(theta_rad[:-1]), np.sin(theta_rad[:-1])
+        coefficients = np.empty_like(teme)
+        coefficients[:, 0] = cos * teme[:, 0] + sin * teme[:, 1]
+        coefficients[:, 1] = cos * teme[:, 1] - sin * teme[:, 0]
+        coefficients[:, 2] = teme[:, 2]
+        return cls(coefficients.reshape(HERMITE_DEGREE + 1, 3, -1), intervals, step_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +264,12 @@ class Points:
     the interval: everything is gathered once, so each refinement step is a few array passes
     and no SGP4 call.
 
-    `ends` (m, 6, 3) holds the quintic Hermite data r0, h v0, h^2 a0, h^2 a1, h v1, r1 in TEME,
-    accelerations from `gravity_km_s2`. Matching accelerations as well as positions and
-    velocities makes the interpolation err by ~4 m at a 240 s step for LEO (100 m for a cubic
-    on positions and velocities alone; measured against SGP4, docs/orbits.md): ~1e-4 degree of
-    elevation, so even passes grazing the minimum elevation are decided as SGP4 would.
+    `coefficients` (6, 3, m) are the intervals' polynomials (see `GridStates`): only the
+    Earth's turn during tau (under 0.022 rad) is left for each evaluation. Component-major
+    layout, so every array pass in `values` runs over contiguous (m,) rows.
     """
 
-    ends: FloatArray
-    theta0_rad: FloatArray
+    coefficients: FloatArray
     station_km: FloatArray
     up: FloatArray
     sin_min_elevation: FloatArray
@@ -217,56 +283,63 @@ class Points:
         stations: StationArrays,
     ) -> Points:
         sat, k, station = where
-        h = grid.step_s
-        r0 = grid.position_teme[sat, k]
-        r1 = grid.position_teme[sat, k + 1]
-        ends = np.stack(
-            (
-                r0,
-                h * grid.velocity_teme[sat, k],
-                h * h * gravity_km_s2(r0),
-                h * h * gravity_km_s2(r1),
-                h * grid.velocity_teme[sat, k + 1],
-                r1,
-            ),
-            axis=1,
-        )
+        columns = grid.coefficients.reshape(-1, grid.coefficients.shape[-1])
+        coefficients = np.take(columns, sat * grid.intervals + k, axis=1)
         return cls(
-            ends,
-            grid.theta_rad[k],
-            stations.position_km[station],
-            stations.up[station],
+            coefficients.reshape(HERMITE_DEGREE + 1, 3, -1),
+            np.ascontiguousarray(stations.position_km[station].T),
+            np.ascontiguousarray(stations.up[station].T),
             stations.sin_min_elevation[station],
-            h,
+            grid.step_s,
         )
 
     def take(self, index: IntArray) -> Points:
+        # np.take along the last axis: ~3x faster than fancy indexing for these layouts.
+        coefficients = np.take(self.coefficients.reshape(-1, len(self)), index, axis=1)
         return Points(
-            self.ends[index],
-            self.theta0_rad[index],
-            self.station_km[index],
-            self.up[index],
-            self.sin_min_elevation[index],
+            coefficients.reshape(HERMITE_DEGREE + 1, 3, len(index)),
+            np.take(self.station_km, index, axis=1),
+            np.take(self.up, index, axis=1),
+            np.take(self.sin_min_elevation, index),
             self.step_s,
         )
 
     def __len__(self) -> int:
-        return len(self.theta0_rad)
+        return len(self.sin_min_elevation)
 
     def values(self, tau_s: FloatArray) -> tuple[FloatArray, FloatArray]:
         """f and f' at `tau_s` seconds into each interval (the grid's math, per point)."""
-        value, slope = hermite_basis(tau_s / self.step_s)
-        r_teme = np.einsum("mk,mkj->mj", value, self.ends)
-        v_teme = np.einsum("mk,mkj->mj", slope, self.ends) / self.step_s
-        # GMST is linear in time to 1e-15 rad over one step.
-        theta = self.theta0_rad + EARTH_ROTATION_RAD_PER_S * tau_s
-        r, v = teme_to_ecef(r_teme, v_teme, theta)
-        d = r - self.station_km
-        height = np.einsum("ij,ij->i", d, self.up)
-        range_km = np.sqrt(np.einsum("ij,ij->i", d, d))
+        s = tau_s / self.step_s
+        c = self.coefficients
+        position = c[HERMITE_DEGREE].copy()
+        velocity = HERMITE_DEGREE * c[HERMITE_DEGREE]
+        for power in range(HERMITE_DEGREE - 1, 0, -1):
+            position *= s
+            position += c[power]
+            velocity *= s
+            velocity += power * c[power]
+        position *= s
+        position += c[0]
+        velocity /= self.step_s
+        # The Earth's turn since the interval's start; GMST is linear in time to 1e-15 rad here.
+        turn = EARTH_ROTATION_RAD_PER_S * tau_s
+        cos, sin = np.cos(turn), np.sin(turn)
+        x0, y0, z = position
+        x = cos * x0 + sin * y0
+        y = cos * y0 - sin * x0
+        omega = EARTH_ROTATION_RAD_PER_S
+        vx = cos * velocity[0] + sin * velocity[1] + omega * y
+        vy = cos * velocity[1] - sin * velocity[0] - omega * x
+        vz = velocity[2]
+        dx = x - self.station_km[0]
+        dy = y - self.station_km[1]
+        dz = z - self.station_km[2]
+        ux, uy, uz = self.up
+        height = dx * ux + dy * uy + dz * uz
+        range_km = np.sqrt(dx * dx + dy * dy + dz * dz)
         sin_elevation = height / range_km
-        range_rate = np.einsum("ij,ij->i", d, v) / range_km
-        f_rate = (np.einsum("ij,ij->i", v, self.up) - sin_elevation * range_rate) / range_km
+        range_rate = (dx * vx + dy * vy + dz * vz) / range_km
+        f_rate = (vx * ux + vy * uy + vz * uz - sin_elevation * range_rate) / range_km
         return sin_elevation - self.sin_min_elevation, f_rate
 
 

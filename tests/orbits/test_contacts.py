@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -24,6 +24,12 @@ from orbitq.services.orbits import (
 )
 from orbitq.services.orbits import contacts as contacts_module
 from orbitq.services.orbits.frames import geodetic_to_ecef, gmst_rad, teme_to_ecef, up_vector
+from orbitq.services.orbits.visibility import (
+    StationArrays,
+    acceleration_bound_km_s2,
+    interval_values,
+    max_radius_and_speed,
+)
 
 from .support import (
     ISS,
@@ -301,3 +307,69 @@ def test_start_time_is_used_exactly() -> None:
     for a, b in zip(later, inside, strict=True):
         assert abs(a.aos - b.aos) < timedelta(milliseconds=20)
         assert abs(a.los - b.los) < timedelta(milliseconds=20)
+
+
+def test_the_screen_drops_only_intervals_below_every_horizon_plane() -> None:
+    """Every 10 s SGP4 sample above a station's horizon plane lies in a grid interval the screen
+    kept for that station, and the kept intervals' end values are those of SGP4 itself."""
+    everything = list(bundled("starlink").values())
+    elements = [e for shell in (43, 53, 70, 98) for e in _shell(everything, shell)[:3]]
+    chosen = [stations()[i] for i in (*STATION_IDS, "troll", "hawaii")]
+    start = STARLINK_BUNDLED_EPOCH
+    hours, grid_step, dense_step = 6.0, 240.0, 10.0
+    horizon = contacts_module._Horizon.of(start, start + timedelta(hours=hours))
+    block = StationArrays.of(chosen)
+
+    def fixed_states(step: float) -> tuple[np.ndarray, np.ndarray]:
+        seconds = np.arange(0.0, hours * 3600.0 + step / 2, step)
+        fraction = horizon.jd_fraction + seconds / 86400.0
+        errors, r, v = SatrecArray([e.to_satrec() for e in elements]).sgp4(
+            np.full(len(seconds), horizon.jd_whole), fraction
+        )
+        assert not errors.any()
+        return teme_to_ecef(r, v, gmst_rad(horizon.jd_whole, fraction)[None, :])
+
+    r_grid, v_grid = fixed_states(grid_step)
+    radius, speed = max_radius_and_speed(r_grid, v_grid)
+    kept = interval_values(
+        r_grid,
+        v_grid,
+        block,
+        step_s=grid_step,
+        acceleration_km_s2=acceleration_bound_km_s2(radius, speed),
+    )
+    intervals = r_grid.shape[1] - 1
+    assert 0 < len(kept) < len(elements) * intervals * len(chosen) / 4
+    survivors = np.zeros((len(chosen), len(elements), intervals), dtype=bool)
+    survivors[kept.station, kept.sat, kept.k] = True
+    r_dense, _ = fixed_states(dense_step)
+    height = np.einsum("ntj,sj->snt", r_dense, block.up) - np.einsum(
+        "sj,sj->s", block.position_km, block.up
+    )[:, None, None]
+    station, sat, sample = np.nonzero(height >= 0.0)
+    assert len(sample) > 0
+    interval = np.minimum((sample * dense_step // grid_step).astype(np.int64), intervals - 1)
+    assert survivors[station, sat, interval].all()
+    # Kept intervals' end values match a direct evaluation at the grid samples.
+    direct = np.einsum("ntj,sj->snt", r_grid, block.up) - np.einsum(
+        "sj,sj->s", block.position_km, block.up
+    )[:, None, None]
+    assert np.allclose(kept.height0, direct[kept.station, kept.sat, kept.k], atol=1e-9)
+    assert np.allclose(kept.height1, direct[kept.station, kept.sat, kept.k + 1], atol=1e-9)
+
+
+def test_a_start_in_another_zone_gives_the_same_instants() -> None:
+    iss = [bundled("stations")[ISS]]
+    ground = [stations()["singapore"], stations()["svalbard"]]
+    start = STATIONS_BUNDLED_EPOCH
+    zone = timezone(timedelta(hours=8))
+    in_utc = compute_contacts(iss, ground, start, start + timedelta(hours=12))
+    in_zone = compute_contacts(
+        iss, ground, start.astimezone(zone), start.astimezone(zone) + timedelta(hours=12)
+    )
+    assert in_utc
+    assert [(w.node, w.station, w.aos, w.los) for w in in_zone] == [
+        (w.node, w.station, w.aos, w.los) for w in in_utc
+    ]
+    assert all(w.aos.tzinfo is zone for w in in_zone)
+    assert all(w.aos.tzinfo is UTC for w in in_utc)
