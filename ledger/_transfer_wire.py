@@ -93,21 +93,23 @@ def transfer_recorded_bytes(index: int, stored: StoredTransfer) -> bytes | None:
     ):
         return None  # negative or too large: both make `>> 64` non-zero
     varint = _varint
+    small = _SMALL
     parts = [_TRANSFER_ID, t.id.to_bytes(16, "big")]
-    if t.debit_account_id:
-        parts += (_TRANSFER_DEBIT, varint(t.debit_account_id))
-    if t.credit_account_id:
-        parts += (_TRANSFER_CREDIT, varint(t.credit_account_id))
-    if t.amount:
-        parts += (_TRANSFER_AMOUNT, varint(t.amount))
+    # Account ids and amounts are often one-byte varints: looked up without a call.
+    if value := t.debit_account_id:
+        parts += (_TRANSFER_DEBIT, small[value] if value < 0x80 else varint(value))
+    if value := t.credit_account_id:
+        parts += (_TRANSFER_CREDIT, small[value] if value < 0x80 else varint(value))
+    if value := t.amount:
+        parts += (_TRANSFER_AMOUNT, small[value] if value < 0x80 else varint(value))
     if t.pending_id:
         parts += (_TRANSFER_PENDING_ID, t.pending_id.to_bytes(16, "big"))
     if t.user_data:
         parts += (_TRANSFER_USER_DATA, varint(len(t.user_data)), t.user_data)
     if kind:
-        parts += (_TRANSFER_KIND, _SMALL[kind])
+        parts += (_TRANSFER_KIND, small[kind])
     if code:
-        parts += (_TRANSFER_CODE, _SMALL[code])
+        parts += (_TRANSFER_CODE, small[code])
     parts.append(_FLAGS[int(t.flags) & 15])
     if t.timeout_seconds:
         parts += (_TRANSFER_TIMEOUT, varint(t.timeout_seconds))
@@ -127,6 +129,6 @@ def transfer_recorded_bytes(index: int, stored: StoredTransfer) -> bytes | None:
             varint(len(transfer)),
             transfer,
             _RECORDED_RESULT,
-            _SMALL[result],
+            small[result],
         )
     )
