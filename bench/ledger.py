@@ -13,10 +13,13 @@
    against the same path with it off, two ledgers written in interleaved rounds:
    `invariant_check_ratio` (target >= 0.95).
 
-Back of the envelope (this machine, 2 cores): sqlite executemany of a 14-column row with a
-random 16-byte key and 4 indexes costs ~5 us; the engine's checks ~3 us per transfer, the
-log entry (encode + SHA-256 + row) ~3 us, the transfer row ~5 us: ~11 us vs ~5 us, a ratio
-near 0.45-0.5. Over gRPC the empty call costs ~150-250 us of Python per call on the server;
+Back of the envelope (this machine, 2 cores, CPU per transfer in batches of 8,190; measured
+phase by phase, docs/performance.md): sqlite executemany of a 14-column row with a random
+16-byte key and 4 indexes costs ~6.6 us, raw's whole work; the ledger adds the engine ~2.7,
+the log entry ~4.6 (encode 2.0, its row 1.7, SHA-256 0.9), a larger commit ~1.1 and the
+group's bookkeeping ~0.9: ~16 us against ~8.6, a CPU ratio near 0.45-0.55. The wall clock
+adds the fsync to both (per batch: it weighs most at 1,000).
+Over gRPC the empty call costs ~150-250 us of Python per call on the server;
 a transfer adds ~30 us of work plus the shared commit, so the ratio is bound by the gRPC stack.
 The invariant check works on the accounts a group touched, not on its transfers: here 8 tenant
 accounts per group of 1,000 transfers, ~1 us each, against ~35 ms for the group: ~0.1 %.
