@@ -13,10 +13,13 @@
    against the same path with it off, two ledgers written in interleaved rounds:
    `invariant_check_ratio` (target >= 0.95).
 
-Back of the envelope (this machine, 2 cores): sqlite executemany of a 14-column row with a
-random 16-byte key and 4 indexes costs ~5 us; the engine's checks ~3 us per transfer, the
-log entry (encode + SHA-256 + row) ~3 us, the transfer row ~5 us: ~11 us vs ~5 us, a ratio
-near 0.45-0.5. Over gRPC the empty call costs ~150-250 us of Python per call on the server;
+Back of the envelope (this machine, 2 cores, CPU per transfer in batches of 8,190; measured
+phase by phase, docs/performance.md): sqlite executemany of a 14-column row with a random
+16-byte key and 4 indexes costs ~6.6 us, raw's whole work; the ledger adds the engine ~2.7,
+the log entry ~4.6 (encode 2.0, its row 1.7, SHA-256 0.9), a larger commit ~1.1 and the
+group's bookkeeping ~0.9: ~16 us against ~8.6, a CPU ratio near 0.45-0.55. The wall clock
+adds the fsync to both (per batch: it weighs most at 1,000).
+Over gRPC the empty call costs ~150-250 us of Python per call on the server;
 a transfer adds ~30 us of work plus the shared commit, so the ratio is bound by the gRPC stack.
 The invariant check works on the accounts a group touched, not on its transfers: here 8 tenant
 accounts per group of 1,000 transfers, ~1 us each, against ~35 ms for the group: ~0.1 %.
@@ -113,21 +116,30 @@ def batches_of(accounts: list[int], transfers: int, batch: int) -> list[list[Tra
 
 def write_batches(store: LedgerStore, batches: list[list[Transfer]], now: int) -> tuple[float, int]:
     """Seconds to write `batches` one commit each, from `now`; returns (seconds, last now)."""
-    began = time.perf_counter()
+    seconds, _cpu, now = write_batches_timed(store, batches, now)
+    return seconds, now
+
+
+def write_batches_timed(
+    store: LedgerStore, batches: list[list[Transfer]], now: int
+) -> tuple[float, float, int]:
+    """`write_batches`, also timed by this process's CPU: (seconds, CPU seconds, last now)."""
+    began, cpu = time.perf_counter(), time.process_time()
     for transfers in batches:
         now += 1_000_000
         outcomes = store.create_transfers(transfers, now)
         assert all(outcome.ok for outcome in outcomes)
-    return time.perf_counter() - began, now
+    return time.perf_counter() - began, time.process_time() - cpu, now
 
 
-def _ledger_rate(directory: Path, batch: int) -> tuple[float, int]:
+def _ledger_rate(directory: Path, batch: int) -> tuple[float, float]:
+    """Transfers per second by the wall clock and by CPU time."""
     store, accounts = open_store(f"sqlite:///{directory / f'ledger-{batch}.db'}")
-    seconds, _now = write_batches(store, batches_of(accounts, TRANSFERS, batch), START_NS)
+    batches = batches_of(accounts, TRANSFERS, batch)
+    seconds, cpu, _now = write_batches_timed(store, batches, START_NS)
     store.check_invariants()
-    size = store.head().size
     store.engine.dispose()
-    return TRANSFERS / seconds, size
+    return TRANSFERS / seconds, TRANSFERS / cpu
 
 
 def _invariant_check_ratio(directory: Path, batch: int) -> dict[str, float]:
@@ -183,7 +195,7 @@ def raw_rows(transfers: int, batch: int) -> list[list[tuple[object, ...]]]:
     return batches
 
 
-def _raw_rate(directory: Path, batch: int) -> float:
+def _raw_rate(directory: Path, batch: int) -> tuple[float, float]:
     """Plain sqlite3 executemany of rows shaped like ledger transfers, same table and pragmas."""
     path = directory / f"raw-{batch}.db"
     engine = create_engine(f"sqlite:///{path}")
@@ -194,14 +206,14 @@ def _raw_rate(directory: Path, batch: int) -> float:
     connection.execute("PRAGMA synchronous=FULL")
     sql = f"INSERT INTO ledger_transfers ({RAW_COLUMNS}) VALUES ({', '.join('?' * 14)})"
     rows_batches = raw_rows(TRANSFERS, batch)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for rows in rows_batches:
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany(sql, rows)
         connection.execute("COMMIT")
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     connection.close()
-    return TRANSFERS / seconds
+    return TRANSFERS / seconds, TRANSFERS / cpu
 
 
 # -- 2. over gRPC ----------------------------------------------------------------------------------
@@ -317,13 +329,13 @@ def main() -> None:
         directory = Path(name)
         batches = {}
         for batch in BATCH_SIZES:
-            ledger_rate, _size = _ledger_rate(directory, batch)
-            raw_rate = _raw_rate(directory, batch)
-            batches[batch] = (ledger_rate, raw_rate)
+            ledger_rate, ledger_cpu_rate = _ledger_rate(directory, batch)
+            raw_rate, raw_cpu_rate = _raw_rate(directory, batch)
+            batches[batch] = (ledger_rate, raw_rate, ledger_cpu_rate, raw_cpu_rate)
         best_batch = max(BATCH_SIZES, key=lambda size: batches[size][0] / batches[size][1])
         invariants = _invariant_check_ratio(directory, best_batch)
         rpc = _rpc(directory)
-    ledger_rate, raw_rate = batches[best_batch]
+    ledger_rate, raw_rate, _cpu, _raw_cpu = batches[best_batch]
     # The empty call is measured before and after the transfers; the better of the two is the
     # limit (noise on a shared machine only ever slows a run down).
     empty = max((rpc["empty"], rpc["empty_again"]), key=lambda figures: figures["per_s"])
@@ -343,6 +355,11 @@ def main() -> None:
                 "batch_transfers_per_s": round(rates[0]),
                 "raw_sqlite_rows_per_s": round(rates[1]),
                 "batch_ratio": round(rates[0] / rates[1], 3),
+                # The same by this process's CPU time (the wall clock also counts the fsyncs,
+                # which both pay alike, and other processes' turns on a shared machine).
+                "batch_transfers_per_cpu_s": round(rates[2]),
+                "raw_sqlite_rows_per_cpu_s": round(rates[3]),
+                "batch_cpu_ratio": round(rates[2] / rates[3], 3),
             }
             for size, rates in batches.items()
         },

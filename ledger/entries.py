@@ -18,6 +18,7 @@ from enum import IntEnum
 from hashlib import sha256
 
 from orbitq.ledger import _claims
+from orbitq.ledger._transfer_wire import transfer_recorded_bytes
 from orbitq.ledger.cose import ENVELOPE_BYTES_MAX, PUBLIC_KEY_BYTES
 from orbitq.ledger.model import (
     Account,
@@ -217,6 +218,11 @@ def transfer_from_proto(message: quota_pb2.Transfer) -> Transfer:
 
 
 def encode_transfer_recorded(index: int, stored: StoredTransfer) -> bytes:
+    """L1: a TransferRecorded leaf. Written directly in the wire format (the append path's hot
+    spot, orbitq.ledger._transfer_wire); protobuf encodes the values that path leaves to it."""
+    data = transfer_recorded_bytes(index, stored)
+    if data is not None:
+        return data
     entry = ledger_pb2.LedgerEntry(index=index, timestamp_ns=stored.transfer.timestamp_ns)
     recorded = entry.transfer_recorded
     _fill_transfer(recorded.transfer, stored.transfer)

@@ -58,6 +58,7 @@ from orbitq.ledger.store.dialect import (
     placeholders,
 )
 from orbitq.ledger.store.evidence import EVIDENCE_COLUMNS, evidence_row, existing_index
+from orbitq.ledger.store.gc_pause import collector_paused
 from orbitq.ledger.store.log import LedgerLog
 from orbitq.ledger.store.rows import (
     ACCOUNT_COLUMNS,
@@ -192,10 +193,11 @@ class WritePath:
 
     def write(self, items: Sequence[WorkItem], now_ns: int) -> list[WorkResult]:
         """Apply `items` in order in one durable transaction; one result per item."""
-        try:
-            return self._write_once(items, now_ns, load_every_id=False)
-        except _DuplicateIdError:
-            return self._write_once(items, now_ns, load_every_id=True)
+        with collector_paused():  # the group's objects die with it (gc_pause says why)
+            try:
+                return self._write_once(items, now_ns, load_every_id=False)
+            except _DuplicateIdError:
+                return self._write_once(items, now_ns, load_every_id=True)
 
     def _write_once(
         self, items: Sequence[WorkItem], now_ns: int, *, load_every_id: bool

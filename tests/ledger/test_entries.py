@@ -90,6 +90,47 @@ def test_fast_encoding_equals_the_reference(index: int, transfer: Transfer, resu
     assert decoded.result is result
 
 
+# Values the direct wire encoder leaves to protobuf (orbitq.ledger._transfer_wire): enums that
+# are not one-byte varints (negative ones are ten), and the edges of the uint64/uint32 fields.
+wide_transfers = st.builds(
+    Transfer,
+    id=ids,
+    debit_account_id=st.sampled_from([0, 1, 127, 128, 2**63, 2**64 - 1]),
+    credit_account_id=st.sampled_from([0, 0x3FFF, 0x4000, 2**64 - 1]),
+    amount=st.sampled_from([0, 1, 2**56, 2**64 - 1]),
+    pending_id=st.one_of(st.just(0), ids),
+    user_data=st.binary(max_size=32),
+    kind=st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    code=st.one_of(st.integers(min_value=-(2**31), max_value=2**31 - 1), st.just(127)),
+    flags=st.integers(min_value=0, max_value=2**16),
+    timeout_seconds=st.sampled_from([0, 1, 2**32 - 1]),
+    timestamp_ns=st.sampled_from([0, 1, 2**64 - 1]),
+)
+
+
+@given(index=st.sampled_from([0, 1, 2**64 - 1]), transfer=wide_transfers)
+def test_fast_encoding_equals_the_reference_at_the_edges(index: int, transfer: Transfer) -> None:
+    stored = StoredTransfer(transfer, Result.EXCEEDS_CREDITS)
+    assert encode_transfer_recorded(index, stored) == reference_encoding(index, stored)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("debit_account_id", 2**64),
+        ("amount", -1),
+        ("timeout_seconds", 2**32),
+        ("timestamp_ns", 2**64),
+    ],
+)
+def test_values_outside_the_fields_fail_as_protobuf_fails(field: str, value: int) -> None:
+    stored = StoredTransfer(Transfer(id=1, **{field: value}), Result.OK)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="out of range"):
+        reference_encoding(0, stored)
+    with pytest.raises(ValueError, match="out of range"):
+        encode_transfer_recorded(0, stored)
+
+
 # -- evidence (E5) ---------------------------------------------------------------------------
 
 node_keys = st.builds(
