@@ -27,6 +27,8 @@ UINT_MAX: Final = 2**63 - 1
 HASH_BYTES: Final = 32
 REQUEST_ID_BYTES: Final = 16
 _REQUEST_ID = re.compile("[0-9a-f]{32}")
+# C0 controls and DEL (S10); a character class, not a per-character Python loop.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 T = TypeVar("T")
 
 
@@ -176,7 +178,7 @@ def text(field: str, value: object, bytes_max: int) -> str:
         raise ClaimError(field, "must be valid Unicode (no lone surrogates)") from None
     if not 0 < size <= bytes_max:
         raise ClaimError(field, f"must be 1..{bytes_max} UTF-8 bytes, not {size}")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+    if _CONTROL.search(value):
         raise ClaimError(field, "must not contain control characters")
     return value
 
