@@ -322,10 +322,13 @@ class Agents:
         return self._receipts.report(node, envelope)
 
     def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:
-        node = self._node(principal, "send heartbeats for")
+        # The copy kept at the world version: its state is current (every change of a node's
+        # state moves the world revision), and so is `degraded_by_broker` whenever the state
+        # is degraded (the broker writes it before degrading the node).
+        node, version = self._node_at(principal, "send heartbeats for")
         state = self.health.heartbeat(node, refusals)
         now_ns = self._now_ns()
-        return Beat(state, self.gate.next_contacts(node.id, now_ns), now_ns)
+        return Beat(state, self.gate.next_contacts(node.id, now_ns, version=version), now_ns)
 
     # -- tenants -------------------------------------------------------------------------------
 

@@ -156,9 +156,7 @@ class Tickets:
             for request in self._store.fetch(missing):
                 if request.state is not RequestState.PLACED or request.placement is None:
                     continue  # moved on since the read above
-                ticket = self.current(request.id, request.sequence) or self._make(
-                    node, request, now_ns
-                )
+                ticket = self._make(node, request, now_ns)
                 if ticket is not None:
                     made[(ticket.request_id, ticket.placement_sequence)] = ticket
         tickets = [
@@ -230,12 +228,13 @@ class Tickets:
             uplink_seconds=uplink_seconds,
         )
         envelope = sign_ticket(ticket, self._signer.private_key, self._signer.key_id)
+        digest = hashlib.sha256(envelope).digest()
         row = {
             "request_id": request.id,
             "placement_sequence": request.sequence,
             "node": node.id,
             "envelope": envelope,
-            "digest": hashlib.sha256(envelope).digest(),
+            "digest": digest,
             "workload_digest": workload,
             "input_digest": input_hex,
             "fuel_max": ticket.fuel_max,
@@ -243,13 +242,29 @@ class Tickets:
             "start_s": placement.start,
             "uplink_seconds": uplink_seconds,
             "issued_ns": now_ns,
+            # Made by this pull, for this pull: pulled now (one write, not a second one).
+            "pulled_ns": now_ns,
         }
         try:
             with write_transaction(self._engine) as connection:
                 connection.execute(sa.insert(TICKETS).values(row))
         except sa.exc.IntegrityError:
-            pass  # another pull made it meanwhile: that one is the ticket
-        return self.current(request.id, request.sequence)
+            # Another pull made it meanwhile: that one is the ticket (marked pulled after).
+            return self.current(request.id, request.sequence)
+        return StoredTicket(
+            request_id=request.id,
+            placement_sequence=request.sequence,
+            node=node.id,
+            envelope=envelope,
+            digest=digest,
+            workload_digest=workload,
+            input_digest=input_hex,
+            fuel_max=ticket.fuel_max,
+            output_bytes_max=ticket.output_bytes_max,
+            start_s=placement.start,
+            uplink_seconds=uplink_seconds,
+            pulled=True,
+        )
 
     def _mark_pulled(self, keys: Sequence[tuple[str, int]], now_ns: int) -> None:
         if not keys:
