@@ -161,6 +161,8 @@ class Agent:
         # seconds). It outlives the session (it is about the node, not a contact); None:
         # the broker gives none, pull every `pull_interval_seconds` while linked.
         self._next_pull: float | None = None
+        # The contact rows last written to the store by this process (None: none yet).
+        self._contacts_stored: list[ContactRow] | None = None
 
     # --- the step -------------------------------------------------------------------------
 
@@ -282,8 +284,10 @@ class Agent:
             ContactRow(c.id, c.station, c.start.seconds, c.end.seconds)
             for c in contacts  # type: ignore[attr-defined]
         ]
-        if rows:
+        # Every answer carries the plan; most carry the one stored already: no write then.
+        if rows and rows != self._contacts_stored:
             self.store.replace_contacts(rows)
+            self._contacts_stored = rows
 
     # --- tickets --------------------------------------------------------------------------
 
