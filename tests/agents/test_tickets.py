@@ -16,6 +16,7 @@ from orbitq.services.agents import ticket_key
 from orbitq.services.agents.service import PULL_NOTICE_MARGIN_SECONDS
 from orbitq.services.broker import Broker
 from orbitq.services.clock import NANOS_PER_SECOND, SimulatedClock, to_ns
+from orbitq.services.config import load_config
 from orbitq.services.requests import RequestState
 from orbitq.services.requests.store import PlacedUplink
 from tests.agents.support import agent_world, module_bytes
@@ -203,3 +204,15 @@ def test_with_a_notice_a_pull_says_when_to_pull_next_and_work_placed_after_is_no
         (signed,) = reply.tickets
         assert signed.request_id == request.id
         assert window_opens <= pull_at < placement.start
+
+
+def test_config_toml_sets_the_pull_notice_within_its_bounds(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('origin = "o"\nticket_pull_notice_seconds = 120\n')
+    assert load_config(tmp_path).ticket_pull_notice_seconds == 120
+    assert load_config(tmp_path / "elsewhere").ticket_pull_notice_seconds == 0  # off
+    for wrong in (30, 3_601):
+        (tmp_path / "config.toml").write_text(
+            f'origin = "o"\nticket_pull_notice_seconds = {wrong}\n'
+        )
+        with pytest.raises(ValueError, match=r"ticket_pull_notice_seconds must be 0 or 60\.\."):
+            load_config(tmp_path)
