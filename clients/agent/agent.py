@@ -662,17 +662,15 @@ class Agent:
         return [self._probe_at]
 
     def _contact_changes(self, session: _Session, moment: float) -> list[float]:
-        """When a step must come though no pull is due: the current contact's end and the
-        next contact's start (each contact gets its heartbeat; pulling every few seconds
-        used to bring those steps)."""
-        changes: list[float] = []
+        """When a step must come though no pull is due: the current contact's end, where the
+        next contact's session (and heartbeat) begins, or the link goes down until the next
+        contact's start (pulling every few seconds used to bring those steps). A contact
+        beginning inside the current one waits for that end: its heartbeat then still
+        comes after its start, as node health counts."""
         for contact in self.store.contacts(ending_after=int(moment)):
             if contact.id == session.contact:
-                changes.append(float(contact.end))
-            elif contact.start > moment:
-                changes.append(float(contact.start))
-                break
-        return changes
+                return [float(contact.end)]
+        return []
 
     def _downlink_due(self, moment: float) -> list[float]:
         due: list[float] = []
