@@ -201,6 +201,7 @@ class Broker:
                 missed_contacts_down=config.missed_contacts_down,
                 result_retention_days=config.result_retention_days,
                 pull_lead_seconds=config.ticket_pull_lead_seconds,
+                pull_notice_seconds=config.ticket_pull_notice_seconds,
             ),
             self.constellation,
             self.requests,
@@ -219,6 +220,7 @@ class Broker:
             self.clock.now,
             config=SchedulerConfig(
                 agents_required=receipts,
+                uplink_notice_seconds=config.ticket_pull_notice_seconds,
                 displace_guard_seconds=displace_guard_seconds(
                     config.ticket_pull_lead_seconds, config.contact_tolerance_seconds
                 ),

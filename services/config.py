@@ -30,6 +30,10 @@ BLOBS_DIR = "blobs"
 SETTLEMENTS = ("receipts", "plan")
 # The longest ticket pull lead an operator may set (an hour; a LEO contact is minutes).
 TICKET_PULL_LEAD_SECONDS_MAX = 3_600
+# The notice of new work, when given: above the broker's margin for a cycle's own duration
+# (services/agents/service.py), at most an hour.
+TICKET_PULL_NOTICE_SECONDS_MIN = 60
+TICKET_PULL_NOTICE_SECONDS_MAX = 3_600
 DB_FILE = "orbitq.db"
 # C2SP origins are schema-less URL-like names: no spaces, no control characters.
 ORIGIN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/:+-]{0,199}$")
@@ -74,6 +78,11 @@ class BrokerConfig:
     # change or a node going down may still leave an early-pulled ticket stale aboard
     # (docs/agent.md, "Tickets").
     ticket_pull_lead_seconds: int = 0
+    # Notice of new work (at most TICKET_PULL_NOTICE_SECONDS_MAX; 0: none): the scheduler
+    # places nothing to begin sooner than this after its cycle, so PullTickets can tell an
+    # agent that nothing new is due for it until then and the agent pulls less often
+    # (docs/agent.md, "Pulling less"). Costs every placement up to this much delay.
+    ticket_pull_notice_seconds: int = 0
     # A usage receipt may come this long after the request's deadline; without one by then the
     # run is the operator's fault and the reservation is refunded. Below the ledger's grace
     # (GRACE_SECONDS), so the refund comes before the reservation's own timeout.
@@ -156,6 +165,7 @@ def load_config(
         settlement=_settlement(stored.get("settlement", "receipts")),
         contact_tolerance_seconds=_whole(stored, "contact_tolerance_seconds", 5, low=0),
         ticket_pull_lead_seconds=_whole(stored, "ticket_pull_lead_seconds", 0, low=0),
+        ticket_pull_notice_seconds=_whole(stored, "ticket_pull_notice_seconds", 0, low=0),
         receipt_grace_seconds=_whole(stored, "receipt_grace_seconds", 1_800),
         missed_contacts_degraded=_whole(stored, "missed_contacts_degraded", 2),
         missed_contacts_down=_whole(stored, "missed_contacts_down", 4),
@@ -177,6 +187,12 @@ def load_config(
         raise ValueError(
             f"{CONFIG_FILE}: ticket_pull_lead_seconds must be at most"
             f" {TICKET_PULL_LEAD_SECONDS_MAX}, got {config.ticket_pull_lead_seconds}"
+        )
+    notice = config.ticket_pull_notice_seconds
+    if notice and not TICKET_PULL_NOTICE_SECONDS_MIN <= notice <= TICKET_PULL_NOTICE_SECONDS_MAX:
+        raise ValueError(
+            f"{CONFIG_FILE}: ticket_pull_notice_seconds must be 0 or"
+            f" {TICKET_PULL_NOTICE_SECONDS_MIN}..{TICKET_PULL_NOTICE_SECONDS_MAX}, got {notice}"
         )
     if config.missed_contacts_down < config.missed_contacts_degraded:
         raise ValueError(

@@ -82,6 +82,9 @@ IDLE_SECONDS = 300
 PRUNE_INTERVAL_SECONDS = 300
 # Ticket claims kept in memory, so a step does not verify every stored envelope again.
 TICKETS_CACHED_MAX = 1024
+# The furthest ahead a broker's `next_pull_at` is taken (clock seconds): a wrong answer
+# cannot keep the agent from pulling for longer (the broker's notice is at most an hour).
+NEXT_PULL_AHEAD_MAX = 3_600
 
 
 class Clock(Protocol):
@@ -154,6 +157,12 @@ class Agent:
         self._pacer: Pacer | None = None
         self._tickets: OrderedDict[bytes, Ticket] = OrderedDict()
         self._pruned_at: float | None = None
+        # The broker's promise at the last pull: no ticket becomes due before this (clock
+        # seconds). It outlives the session (it is about the node, not a contact); None:
+        # the broker gives none, pull every `pull_interval_seconds` while linked.
+        self._next_pull: float | None = None
+        # The contact rows last written to the store by this process (None: none yet).
+        self._contacts_stored: list[ContactRow] | None = None
 
     # --- the step -------------------------------------------------------------------------
 
@@ -232,13 +241,18 @@ class Agent:
             self._heartbeat(moment)
             session.heartbeat_at = moment
         self._report_outbox(moment)
-        if (
-            session.pulled_at is None
-            or moment >= session.pulled_at + self.settings.pull_interval_seconds
-        ):
-            self._pull(int(moment))
+        if self._pull_due(session, moment):
+            self._pull(moment)
             session.pulled_at = moment
         self._fetch_blobs(int(moment))
+
+    def _pull_due(self, session: _Session, moment: float) -> bool:
+        if self._next_pull is not None:
+            return moment >= self._next_pull
+        return (
+            session.pulled_at is None
+            or moment >= session.pulled_at + self.settings.pull_interval_seconds
+        )
 
     def _heartbeat_due(self, session: _Session, moment: float) -> bool:
         if session.heartbeat_at is None or self.store.refusals(limit=1):
@@ -270,15 +284,22 @@ class Agent:
             ContactRow(c.id, c.station, c.start.seconds, c.end.seconds)
             for c in contacts  # type: ignore[attr-defined]
         ]
-        if rows:
+        # Every answer carries the plan; most carry the one stored already: no write then.
+        if rows and rows != self._contacts_stored:
             self.store.replace_contacts(rows)
+            self._contacts_stored = rows
 
     # --- tickets --------------------------------------------------------------------------
 
-    def _pull(self, now: int) -> None:
+    def _pull(self, moment: float) -> None:
+        now = int(moment)
         response = self.link.pull_tickets(
             agent_pb2.PullTicketsRequest(max_tickets=TICKETS_PULLED_MAX)
         )
+        self._next_pull = None
+        if response.HasField("next_pull_at"):
+            promised = response.next_pull_at.ToNanoseconds() / NANOS_PER_SECOND
+            self._next_pull = min(max(promised, moment), moment + NEXT_PULL_AHEAD_MAX)
         self._remember_contacts(response.contacts)
         for signed in response.tickets[:TICKETS_PULLED_MAX]:
             self._accept(bytes(signed.envelope), signed.request_id, now)
@@ -625,15 +646,31 @@ class Agent:
         if self.settings.ground_link_always or session is not None:
             if session is None:
                 return [self._probe_at]
-            pulled = session.pulled_at if session.pulled_at is not None else moment
-            due = [pulled + self.settings.pull_interval_seconds]
+            if self._next_pull is not None:
+                due = [self._next_pull]
+            else:
+                pulled = session.pulled_at if session.pulled_at is not None else moment
+                due = [pulled + self.settings.pull_interval_seconds]
             if self.settings.ground_link_always and session.heartbeat_at is not None:
                 due.append(session.heartbeat_at + self.settings.heartbeat_interval_seconds)
+            elif self._next_pull is not None and session.contact != "probe":
+                due.extend(self._contact_changes(session, moment))
             return due
         contacts = self.store.contacts(ending_after=int(moment))
         if contacts:
             return [float(contacts[0].start)]
         return [self._probe_at]
+
+    def _contact_changes(self, session: _Session, moment: float) -> list[float]:
+        """When a step must come though no pull is due: the current contact's end, where the
+        next contact's session (and heartbeat) begins, or the link goes down until the next
+        contact's start (pulling every few seconds used to bring those steps). A contact
+        beginning inside the current one waits for that end: its heartbeat then still
+        comes after its start, as node health counts."""
+        for contact in self.store.contacts(ending_after=int(moment)):
+            if contact.id == session.contact:
+                return [float(contact.end)]
+        return []
 
     def _downlink_due(self, moment: float) -> list[float]:
         due: list[float] = []

@@ -163,16 +163,17 @@ class NodeHealth:
                 )
             )
             state = self._state_for(node, missed)
-            with write_transaction(self._engine) as connection:
-                connection.execute(
-                    sa.update(NODE_AGENTS)
-                    .where(NODE_AGENTS.c.node == node.id)
-                    .values(
-                        missed_contacts=missed,
-                        degraded_by_broker=agent.degraded_by_broker
-                        or (state == "degraded" and node.state == "ready"),
+            degraded_by_broker = agent.degraded_by_broker or (
+                state == "degraded" and node.state == "ready"
+            )
+            # Most counts change nothing (a node that answers has missed none): no write then.
+            if (missed, degraded_by_broker) != (agent.missed_contacts, agent.degraded_by_broker):
+                with write_transaction(self._engine) as connection:
+                    connection.execute(
+                        sa.update(NODE_AGENTS)
+                        .where(NODE_AGENTS.c.node == node.id)
+                        .values(missed_contacts=missed, degraded_by_broker=degraded_by_broker)
                     )
-                )
             if state != node.state:
                 self._constellation.set_node_state(SYSTEM, node.id, state)
                 log.warning(

@@ -36,7 +36,7 @@ from orbitq.services.agents.gating import ContactGate
 from orbitq.services.agents.health import NodeHealth, Thresholds, TicketRefusal
 from orbitq.services.agents.receipts import ReceiptDesk, Settled
 from orbitq.services.agents.ticket_key import TicketSigner
-from orbitq.services.agents.tickets import TICKETS_PER_PULL_MAX, StoredTicket, Tickets
+from orbitq.services.agents.tickets import TICKETS_PER_PULL_MAX, Due, StoredTicket, Tickets
 from orbitq.services.auth import Authenticator, Principal
 from orbitq.services.blobs import digests
 from orbitq.services.blobs.service import Chunk, chunk_size, read_chunk
@@ -69,6 +69,9 @@ FETCH_CHUNK_BYTES_MAX = 1024 * 1024
 SHA256_BYTES = 32
 # Node records kept for the node calls (a fleet larger than this drops them and starts over).
 NODES_KEPT_MAX = 100_000
+# A scheduling cycle computes at its `now` and commits moments later (far less than this):
+# the instant a pull promises is this much short of the notice.
+PULL_NOTICE_MARGIN_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,10 @@ class AgentSettings:
     # A ticket may be pulled this long before its uplink instant, inside its uplink contact
     # (docs/agent.md, "Pulling tickets"); 0: from the uplink instant.
     pull_lead_seconds: int = 0
+    # The scheduler's notice of new work (nothing placed to begin sooner than this after its
+    # cycle; SchedulerConfig.uplink_notice_seconds): a pull then says when to pull next
+    # (docs/agent.md, "Pulling less"). 0: no notice, no such answer.
+    pull_notice_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,8 @@ class Pulled:
     tickets: list[StoredTicket]
     contacts: list[StoredContact]
     now_ns: int
+    # No ticket of the node becomes due before this (None: no notice is given; pull often).
+    next_pull_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,14 +233,28 @@ class Agents:
                 f"max_tickets {max_tickets} is above {TICKETS_PER_PULL_MAX} (0 means that many)"
             )
         now_ns = self._now_ns()
-        found = self.tickets.pull(
+        due = self.tickets.pull(
             node,
             self._settings.tolerance_seconds,
             max_tickets or TICKETS_PER_PULL_MAX,
             lambda placed: self._pull_opens(node.id, placed, now_ns, version),
         )
         contacts = self.gate.next_contacts(node.id, now_ns, version=version)
-        return Pulled(found, contacts, now_ns)
+        return Pulled(due.tickets, contacts, now_ns, self._next_pull_ns(now_ns, due))
+
+    def _next_pull_ns(self, now_ns: int, due: Due) -> int | None:
+        """With a notice of new work: the earliest instant a ticket of this node can become
+        due — a placement already made whose pull window opens, or one the scheduler makes
+        from now on, which begins no sooner than its cycle + the notice. The cycle computes
+        at its `now` and commits moments later: the margin covers that."""
+        notice = self._settings.pull_notice_seconds
+        if notice <= 0:
+            return None
+        now_s = now_ns // NANOS_PER_SECOND
+        next_s = now_s + max(notice - PULL_NOTICE_MARGIN_SECONDS, 0)
+        if due.next_opens_s is not None:
+            next_s = min(next_s, due.next_opens_s)
+        return max(next_s * NANOS_PER_SECOND, now_ns)
 
     def _pull_opens(
         self, node: str, placed: PlacedUplink, now_ns: int, version: WorldVersion
@@ -305,10 +328,13 @@ class Agents:
         )
 
     def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:
-        node = self._node(principal, "send heartbeats for")
+        # The copy kept at the world version: its state is current (every change of a node's
+        # state moves the world revision), and so is `degraded_by_broker` whenever the state
+        # is degraded (the broker writes it before degrading the node).
+        node, version = self._node_at(principal, "send heartbeats for")
         state = self.health.heartbeat(node, refusals)
         now_ns = self._now_ns()
-        return Beat(state, self.gate.next_contacts(node.id, now_ns), now_ns)
+        return Beat(state, self.gate.next_contacts(node.id, now_ns, version=version), now_ns)
 
     # -- tenants -------------------------------------------------------------------------------
 

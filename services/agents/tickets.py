@@ -89,6 +89,15 @@ def _ticket_of(mapping: Mapping[Any, Any]) -> StoredTicket:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A pull's tickets, and the earliest instant (seconds) a pull window of the node's other
+    placements opens, tolerance included (None: no other placement)."""
+
+    tickets: list[StoredTicket]
+    next_opens_s: int | None
+
+
 class Tickets:
     def __init__(
         self,
@@ -112,21 +121,37 @@ class Tickets:
         tolerance_seconds: int,
         limit: int,
         opens_at: Callable[[PlacedUplink], int],
-    ) -> list[StoredTicket]:
+    ) -> Due:
         """The node's due tickets (made at the first pull, the same bytes after), marked
-        pulled. A PLACED request is due from `opens_at(it)` (seconds; the uplink instant, or a
-        lead before it: service.py) less the tolerance, until its start.
+        pulled, and when the next of its placements already made opens (`Due.next_opens_s`).
+        A PLACED request is due from `opens_at(it)` (seconds; the uplink instant, or a lead
+        before it: service.py) less the tolerance, until its start.
 
         A node polls often and most polls find nothing new: one narrow read of its future
         placements, one read of the tickets already made for the due ones, a write only for
         tickets made or pulled for the first time."""
         now_ns = self._now_ns()
         now_s = now_ns // NANOS_PER_SECOND
-        due = [
-            placed
-            for placed in self._store.placed_uplinks(node.id, now_s, PLACED_SCANNED_MAX)
-            if opens_at(placed) - tolerance_seconds <= now_s < placed.start
-        ][:limit]
+        scanned = self._store.placed_uplinks(node.id, now_s, PLACED_SCANNED_MAX)
+        due: list[PlacedUplink] = []
+        later: list[int] = []
+        for placed in scanned:
+            opens = opens_at(placed) - tolerance_seconds
+            if opens > now_s:
+                later.append(opens)
+            elif now_s < placed.start:
+                due.append(placed)
+        if len(due) > limit:
+            later.append(now_s)  # more are due than one pull carries: pull again at once
+            due = due[:limit]
+        if len(scanned) >= PLACED_SCANNED_MAX:
+            later.append(scanned[-1].start)  # placements past the scan start after this
+        next_opens = min(later) if later else None
+        return Due(self._due_tickets(node, due, now_ns), next_opens)
+
+    def _due_tickets(
+        self, node: NodeRecord, due: Sequence[PlacedUplink], now_ns: int
+    ) -> list[StoredTicket]:
         if not due:
             return []
         made = self._made([(p.request_id, p.sequence) for p in due])
@@ -135,9 +160,7 @@ class Tickets:
             for request in self._store.fetch(missing):
                 if request.state is not RequestState.PLACED or request.placement is None:
                     continue  # moved on since the read above
-                ticket = self.current(request.id, request.sequence) or self._make(
-                    node, request, now_ns
-                )
+                ticket = self._make(node, request, now_ns)
                 if ticket is not None:
                     made[(ticket.request_id, ticket.placement_sequence)] = ticket
         tickets = [
@@ -209,12 +232,13 @@ class Tickets:
             uplink_seconds=uplink_seconds,
         )
         envelope = sign_ticket(ticket, self._signer.private_key, self._signer.key_id)
+        digest = hashlib.sha256(envelope).digest()
         row = {
             "request_id": request.id,
             "placement_sequence": request.sequence,
             "node": node.id,
             "envelope": envelope,
-            "digest": hashlib.sha256(envelope).digest(),
+            "digest": digest,
             "workload_digest": workload,
             "input_digest": input_hex,
             "fuel_max": ticket.fuel_max,
@@ -222,13 +246,29 @@ class Tickets:
             "start_s": placement.start,
             "uplink_seconds": uplink_seconds,
             "issued_ns": now_ns,
+            # Made by this pull, for this pull: pulled now (one write, not a second one).
+            "pulled_ns": now_ns,
         }
         try:
             with write_transaction(self._engine) as connection:
                 connection.execute(sa.insert(TICKETS).values(row))
         except sa.exc.IntegrityError:
-            pass  # another pull made it meanwhile: that one is the ticket
-        return self.current(request.id, request.sequence)
+            # Another pull made it meanwhile: that one is the ticket (marked pulled after).
+            return self.current(request.id, request.sequence)
+        return StoredTicket(
+            request_id=request.id,
+            placement_sequence=request.sequence,
+            node=node.id,
+            envelope=envelope,
+            digest=digest,
+            workload_digest=workload,
+            input_digest=input_hex,
+            fuel_max=ticket.fuel_max,
+            output_bytes_max=ticket.output_bytes_max,
+            start_s=placement.start,
+            uplink_seconds=uplink_seconds,
+            pulled=True,
+        )
 
     def _mark_pulled(self, keys: Sequence[tuple[str, int]], now_ns: int) -> None:
         if not keys:

@@ -78,10 +78,22 @@ class ResultUploads:
                         f"{upload.sha256.hex()}, {upload.size:,} bytes); it cannot change"
                     )
                 return size
+            here = self._store.size(digest_hex) == size and self._files.exists(digest_hex)
             if upload is None or (upload.size, upload.sha256) != (size, sha256):
                 self._files.drop_partial(request_id)
+                if here:
+                    # The bytes are in the store already: the reference first, then the
+                    # upload recorded complete at once (a crash between leaves a reference
+                    # that the next open finds and keeps).
+                    self._store.add_stored(
+                        digest_hex, size, kind=RESULT, tenant=tenant, ref=request_id
+                    )
+                    self._start(
+                        request_id, node, size, sha256, replace=upload is not None, done=True
+                    )
+                    return size
                 self._start(request_id, node, size, sha256, replace=upload is not None)
-            if self._store.size(digest_hex) == size and self._files.exists(digest_hex):
+            if here:
                 # The bytes are in the store already: nothing needs to come down.
                 self._store.add_stored(digest_hex, size, kind=RESULT, tenant=tenant, ref=request_id)
                 self._finish(request_id)
@@ -145,14 +157,22 @@ class ResultUploads:
         return upload.size
 
     def _start(
-        self, request_id: str, node: str, size: int, sha256: bytes, *, replace: bool
+        self,
+        request_id: str,
+        node: str,
+        size: int,
+        sha256: bytes,
+        *,
+        replace: bool,
+        done: bool = False,
     ) -> None:
+        now_ns = self._now_ns()
         values = {
             "node": node,
             "size": size,
             "sha256": sha256,
-            "opened_ns": self._now_ns(),
-            "completed_ns": None,
+            "opened_ns": now_ns,
+            "completed_ns": now_ns if done else None,
         }
         with write_transaction(self._engine) as connection:
             if replace:

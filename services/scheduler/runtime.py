@@ -76,6 +76,7 @@ BLOCKED_NODES_MAX = 32  # nodes remembered per request as candidates for preempt
 FEASIBLE_NODES_TO_SCORE = 8
 NODES_TO_EXAMINE_ONCE_FITTING_MAX = 64
 DISPLACE_GUARD_SECONDS_MAX = 86_400
+UPLINK_NOTICE_SECONDS_MAX = 3_600
 REPACK_EARLIER_TRIES_PER_CYCLE_MAX = (
     16  # repacking dry runs per cycle that move announced placements
 )
@@ -120,6 +121,10 @@ class SchedulerConfig:
     policy"); 0 protects only placements whose uplink has begun."""
     agents_required: bool = False
     """Only nodes with an enrolled agent take new work (the `node_agent` filter)."""
+    uplink_notice_seconds: int = 0
+    """Nothing of a request is placed before now + this (its uplink included): the notice
+    node agents are given of new work, so a pull may tell an agent that nothing new can be
+    due for it sooner (PullTickets' `next_pull_at`; docs/agent.md, "Pulling less"). 0: none."""
 
     def __post_init__(self) -> None:
         assert 1 <= self.feasible_nodes_to_score <= WORLD_NODES_MAX
@@ -132,6 +137,7 @@ class SchedulerConfig:
         assert 0 <= self.repack_attempts_per_cycle_max <= 100_000
         assert 1 <= self.repack_nodes_max <= WORLD_NODES_MAX
         assert 0 <= self.displace_guard_seconds <= DISPLACE_GUARD_SECONDS_MAX
+        assert 0 <= self.uplink_notice_seconds <= UPLINK_NOTICE_SECONDS_MAX
         assert 0 <= self.takes_per_request_max <= 100
         assert 0 <= self.repack_earlier_tries_per_cycle_max <= 100_000
 
@@ -390,7 +396,10 @@ class Scheduler:
         """Pre-filter, then walk the nodes (unless a remembered failure still holds)."""
         world, framework = self.world, self._framework
         ctx = RequestContext(
-            request=request, now=now, world=world, earliest=max(now, request.not_before)
+            request=request,
+            now=now,
+            world=world,
+            earliest=max(now + self.config.uplink_notice_seconds, request.not_before),
         )
         total = len(world.nodes)
         status = framework.pre_filter(ctx)

@@ -102,7 +102,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         self, request: agent_pb2.PullTicketsRequest, context: grpc.ServicerContext
     ) -> agent_pb2.PullTicketsResponse:
         pulled = self._agents.pull_tickets(current_principal(), request.max_tickets)
-        return agent_pb2.PullTicketsResponse(
+        response = agent_pb2.PullTicketsResponse(
             tickets=[
                 agent_pb2.SignedTicket(request_id=t.request_id, envelope=t.envelope)
                 for t in pulled.tickets
@@ -110,6 +110,9 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             contacts=contacts_to_proto(pulled.contacts),
             server_time=timestamp(pulled.now_ns),
         )
+        if pulled.next_pull_ns is not None:
+            response.next_pull_at.CopyFrom(timestamp(pulled.next_pull_ns))
+        return response
 
     def FetchBlob(
         self, request: agent_pb2.FetchBlobRequest, context: grpc.ServicerContext

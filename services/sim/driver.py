@@ -56,6 +56,9 @@ SETTLEMENTS = ("receipts", "plan")
 # Coarser than serve's minute: each count touches every node, and a node is degraded only
 # after contacts missed, which are minutes apart anyway.
 NODE_HEALTH_SECONDS = 900
+# The scheduler's notice of new work (config ticket_pull_notice_seconds; docs/agent.md,
+# "Pulling less"): work is placed to begin at least this long after its cycle.
+PULL_NOTICE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,9 @@ def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Brok
         load_config(data_dir, db_url=settings.db_url),
         contact_horizon_hours=settings.hours,
         settlement=settings.settlement,
+        # Notice of new work, in both settlements (the same schedule either way): an agent
+        # then pulls when something can be due for it, not every few seconds of a contact.
+        ticket_pull_notice_seconds=PULL_NOTICE_SECONDS,
     )
     # Request ids from the seed, so the same seed gives the same schedule document.
     ids = random.Random(f"request-ids/{settings.seed}")  # noqa: S311 (ids, not secrets)

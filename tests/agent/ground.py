@@ -49,6 +49,9 @@ class Ground:
     contacts: list[agent_pb2.ContactWindow] = field(default_factory=list)
     chunks: list[tuple[str, int, int]] = field(default_factory=list)
     heartbeats: int = 0
+    pulls: int = 0
+    # The broker's promise (PullTicketsResponse.next_pull_at), seconds; None: none given.
+    next_pull_at: int | None = None
 
     @property
     def ticket_kid(self) -> bytes:
@@ -106,8 +109,12 @@ class Ground:
 
     def pull_tickets(self, request: agent_pb2.PullTicketsRequest) -> agent_pb2.PullTicketsResponse:
         self._check()
+        self.pulls += 1
         handed = [agent_pb2.SignedTicket(envelope=e) for e in self.pending]
-        return agent_pb2.PullTicketsResponse(tickets=handed, contacts=self.contacts)
+        response = agent_pb2.PullTicketsResponse(tickets=handed, contacts=self.contacts)
+        if self.next_pull_at is not None:
+            response.next_pull_at.FromSeconds(self.next_pull_at)
+        return response
 
     def fetch_blob(self, request: agent_pb2.FetchBlobRequest) -> agent_pb2.FetchBlobResponse:
         self._check()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orbitq.clients.agent.agent import Agent, AgentSettings
+from orbitq.clients.agent.agent import NEXT_PULL_AHEAD_MAX, Agent, AgentSettings
 from orbitq.clients.agent.sandbox import Sandbox
 from orbitq.clients.agent.store import AgentStore
 from orbitq.ledger.receipts import RunOutcome, cpu_core_seconds
@@ -289,3 +289,71 @@ def _writer(size: int) -> str:
     (if (call $write (i32.load (i32.const 12)) (i32.const 65536) (i32.const {size}))
       (then (call $proc_exit (i32.const 3))))))
 """
+
+
+def _contacts_rig(tmp_path: Path, ground: Ground) -> tuple[SimulatedClock, AgentStore, Agent]:
+    clock = SimulatedClock(at(T0))
+    for sub in ("runs", "blobs", "modules"):
+        (tmp_path / sub).mkdir()
+    store = AgentStore(tmp_path / "agent.db")
+    return clock, store, _agent(ground, store, tmp_path, clock, [], always=False)
+
+
+def test_an_agent_told_when_next_to_pull_waits_until_then_and_gets_work_placed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The broker's next_pull_at: no pull before it inside the contact, a pull at it that
+    brings a ticket placed after the promise was given (the broker's notice makes its
+    window open no earlier)."""
+    ground = Ground()
+    ground.contact(T0, T0 + 600, "pass-1")
+    ground.next_pull_at = T0 + 200
+    clock, store, agent = _contacts_rig(tmp_path, ground)
+    assert agent.step().timestamp() == T0  # a probe pulled and learned the plan: the pass
+    assert agent.step().timestamp() == T0 + 200  # its heartbeat; next: the promised pull
+    assert (ground.pulls, ground.heartbeats) == (1, 2)
+    clock.set(at(T0 + 100))
+    agent.step()
+    assert ground.pulls == 1  # nothing can be due yet: no pull
+    ground.ticket(RID, wat.wasm(wat.exit_with(0)), None, start=T0 + 250)  # placed after
+    ground.next_pull_at = None
+    clock.set(at(T0 + 200))
+    assert agent.step().timestamp() == T0 + 210  # no promise now: the agent's own cadence
+    assert ground.pulls == 2
+    assert store.ticket(RID) is not None
+    assert store.ticket(RID).state == "accepted"  # type: ignore[union-attr]
+    store.close()
+
+
+def test_a_promise_beyond_the_contact_still_steps_at_each_contact_for_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    ground = Ground()
+    ground.contact(T0, T0 + 100, "pass-1")
+    ground.contact(T0 + 300, T0 + 400, "pass-2")
+    ground.next_pull_at = T0 + 350
+    clock, store, agent = _contacts_rig(tmp_path, ground)
+    assert agent.step().timestamp() == T0  # a probe pulled and learned the plan: the pass
+    assert agent.step().timestamp() == T0 + 100  # the contact's end comes first
+    assert (ground.pulls, ground.heartbeats) == (1, 2)  # the probe's and pass-1's
+    clock.set(at(T0 + 100))
+    assert agent.step().timestamp() == T0 + 300  # out of contact: the next one
+    clock.set(at(T0 + 300))
+    assert agent.step().timestamp() == T0 + 350  # heartbeat at pass-2; the pull as promised
+    assert (ground.pulls, ground.heartbeats) == (1, 3)
+    clock.set(at(T0 + 350))
+    agent.step()
+    assert ground.pulls == 2
+    store.close()
+
+
+def test_a_promise_too_far_ahead_is_bounded(tmp_path: Path) -> None:
+    ground = Ground()
+    ground.contact(T0, T0 + 86_400, "long-pass")
+    ground.next_pull_at = T0 + 10 * NEXT_PULL_AHEAD_MAX
+    clock, store, agent = _contacts_rig(tmp_path, ground)
+    agent.step()
+    clock.set(at(T0 + NEXT_PULL_AHEAD_MAX))
+    agent.step()
+    assert ground.pulls == 2
+    store.close()

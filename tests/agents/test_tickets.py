@@ -13,8 +13,10 @@ import grpc
 import pytest
 
 from orbitq.services.agents import ticket_key
+from orbitq.services.agents.service import PULL_NOTICE_MARGIN_SECONDS
 from orbitq.services.broker import Broker
 from orbitq.services.clock import NANOS_PER_SECOND, SimulatedClock, to_ns
+from orbitq.services.config import load_config
 from orbitq.services.requests import RequestState
 from orbitq.services.requests.store import PlacedUplink
 from tests.agents.support import agent_world, module_bytes
@@ -163,3 +165,54 @@ def test_a_ticket_s_pull_window_opens_the_lead_before_its_uplink_but_inside_its_
         clock.set(at(window_opens - tolerance))
         (signed,) = world.agent.pull().tickets
         assert signed.request_id == request.id
+
+
+def test_with_a_notice_a_pull_says_when_to_pull_next_and_work_placed_after_is_not_missed(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    """ticket_pull_notice_seconds: the scheduler places nothing to begin sooner than its cycle
+    + the notice, so a pull's next_pull_at (now + the notice less the margin, or sooner when
+    a placement's window opens) is never after the window of work placed later; without a
+    notice no instant is promised."""
+    with agent_world(server, clock) as world:
+        assert not world.agent.pull().HasField("next_pull_at")  # no notice by default
+        notice = 600
+        broker = world.broker
+        broker.agents._settings = replace(broker.agents._settings, pull_notice_seconds=notice)
+        scheduler = broker.scheduling.scheduler
+        scheduler.config = replace(scheduler.config, uplink_notice_seconds=notice)
+        now_s = to_ns(clock.now()) // NANOS_PER_SECOND
+        promised = world.agent.pull().next_pull_at.seconds
+        assert promised == now_s + notice - PULL_NOTICE_MARGIN_SECONDS
+        # Placed after the promise, by a cycle a little later: its window opens after it.
+        clock.set(at(now_s + 10))
+        request, placement = world.placed()
+        tolerance = broker.config.contact_tolerance_seconds
+        assert placement.uplink.at - tolerance >= promised
+        # An agent pulling only at the promised instants gets the ticket inside its window.
+        window_opens = placement.uplink.at - tolerance
+        pull_at, pulls = promised, 0
+        while True:
+            clock.set(at(pull_at))
+            reply = world.agent.pull()
+            pulls += 1
+            if reply.tickets:
+                break
+            assert pulls < 100, "promises without end"
+            pull_at = reply.next_pull_at.seconds
+            assert pull_at <= window_opens  # never past the window's opening
+        (signed,) = reply.tickets
+        assert signed.request_id == request.id
+        assert window_opens <= pull_at < placement.start
+
+
+def test_config_toml_sets_the_pull_notice_within_its_bounds(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('origin = "o"\nticket_pull_notice_seconds = 120\n')
+    assert load_config(tmp_path).ticket_pull_notice_seconds == 120
+    assert load_config(tmp_path / "elsewhere").ticket_pull_notice_seconds == 0  # off
+    for wrong in (30, 3_601):
+        (tmp_path / "config.toml").write_text(
+            f'origin = "o"\nticket_pull_notice_seconds = {wrong}\n'
+        )
+        with pytest.raises(ValueError, match=r"ticket_pull_notice_seconds must be 0 or 60\.\."):
+            load_config(tmp_path)

@@ -27,15 +27,15 @@ from orbitq.v1 import constellation_pb2 as orbitq_dot_v1_dot_constellation__pb2
 from orbitq.v1 import request_pb2 as orbitq_dot_v1_dot_request__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15orbitq/v1/agent.proto\x12\torbitq.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dorbitq/v1/constellation.proto\x1a\x17orbitq/v1/request.proto\"~\n\x11\x45nrollNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x18\n\x10\x65nrollment_token\x18\x03 \x01(\t\x12\x1c\n\x14\x66uel_per_core_second\x18\x04 \x01(\x04\x12\x0f\n\x07runtime\x18\x05 \x01(\t\"\xc6\x01\n\x12\x45nrollNodeResponse\x12\x1b\n\x13ticket_verifier_key\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\x12\x12\n\napi_key_id\x18\x04 \x01(\t\x12*\n\x0bground_link\x18\x05 \x01(\x0e\x32\x15.orbitq.v1.GroundLink\x12\x1d\n\x04node\x18\x06 \x01(\x0b\x32\x0f.orbitq.v1.Node\x12\x13\n\x0b\x65ntry_index\x18\x07 \x01(\x04\"\x80\x01\n\rContactWindow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x12PullTicketsRequest\x12\x13\n\x0bmax_tickets\x18\x01 \x01(\r\"4\n\x0cSignedTicket\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\"\x9c\x01\n\x13PullTicketsResponse\x12(\n\x07tickets\x18\x01 \x03(\x0b\x32\x17.orbitq.v1.SignedTicket\x12*\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x18.orbitq.v1.ContactWindow\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x10\x46\x65tchBlobRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x11\n\tmax_bytes\x18\x03 \x01(\r\"6\n\x11\x46\x65tchBlobResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\"E\n\x11OpenResultRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\")\n\x12OpenResultResponse\x12\x13\n\x0bnext_offset\x18\x01 \x01(\x04\"I\n\x15PutResultChunkRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"?\n\x16PutResultChunkResponse\x12\x13\n\x0bnext_offset\x18\x01 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\"\'\n\x14ReportReceiptRequest\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\"p\n\x15ReportReceiptResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\x12\x16\n\x0ereceipt_digest\x18\x02 \x01(\x0c\x12\x13\n\x0b\x65ntry_index\x18\x03 \x01(\x04\"\xa2\x01\n\rTicketRefusal\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rticket_digest\x18\x02 \x01(\x0c\x12.\n\x06reason\x18\x03 \x01(\x0e\x32\x1e.orbitq.v1.TicketRefusalReason\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x01\n\x10HeartbeatRequest\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08refusals\x18\x02 \x03(\x0b\x32\x18.orbitq.v1.TicketRefusal\x12\x0f\n\x07running\x18\x03 \x03(\t\x12\x12\n\nfree_bytes\x18\x04 \x01(\x04\"\x95\x01\n\x11HeartbeatResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x18.orbitq.v1.ContactWindow\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.orbitq.v1.NodeState*\x99\x03\n\x13TicketRefusalReason\x12%\n!TICKET_REFUSAL_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fTICKET_REFUSAL_REASON_MALFORMED\x10\x01\x12\'\n#TICKET_REFUSAL_REASON_BAD_SIGNATURE\x10\x02\x12%\n!TICKET_REFUSAL_REASON_UNKNOWN_KEY\x10\x03\x12&\n\"TICKET_REFUSAL_REASON_WRONG_ISSUER\x10\x04\x12$\n TICKET_REFUSAL_REASON_WRONG_NODE\x10\x05\x12!\n\x1dTICKET_REFUSAL_REASON_EXPIRED\x10\x06\x12\'\n#TICKET_REFUSAL_REASON_NOT_YET_VALID\x10\x07\x12 \n\x1cTICKET_REFUSAL_REASON_REPLAY\x10\x08\x12*\n&TICKET_REFUSAL_REASON_BLOB_UNAVAILABLE\x10\t2\xb1\x04\n\x10NodeAgentService\x12I\n\nEnrollNode\x12\x1c.orbitq.v1.EnrollNodeRequest\x1a\x1d.orbitq.v1.EnrollNodeResponse\x12L\n\x0bPullTickets\x12\x1d.orbitq.v1.PullTicketsRequest\x1a\x1e.orbitq.v1.PullTicketsResponse\x12\x46\n\tFetchBlob\x12\x1b.orbitq.v1.FetchBlobRequest\x1a\x1c.orbitq.v1.FetchBlobResponse\x12I\n\nOpenResult\x12\x1c.orbitq.v1.OpenResultRequest\x1a\x1d.orbitq.v1.OpenResultResponse\x12U\n\x0ePutResultChunk\x12 .orbitq.v1.PutResultChunkRequest\x1a!.orbitq.v1.PutResultChunkResponse\x12R\n\rReportReceipt\x12\x1f.orbitq.v1.ReportReceiptRequest\x1a .orbitq.v1.ReportReceiptResponse\x12\x46\n\tHeartbeat\x12\x1b.orbitq.v1.HeartbeatRequest\x1a\x1c.orbitq.v1.HeartbeatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15orbitq/v1/agent.proto\x12\torbitq.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dorbitq/v1/constellation.proto\x1a\x17orbitq/v1/request.proto\"~\n\x11\x45nrollNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x18\n\x10\x65nrollment_token\x18\x03 \x01(\t\x12\x1c\n\x14\x66uel_per_core_second\x18\x04 \x01(\x04\x12\x0f\n\x07runtime\x18\x05 \x01(\t\"\xc6\x01\n\x12\x45nrollNodeResponse\x12\x1b\n\x13ticket_verifier_key\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\x12\x12\n\napi_key_id\x18\x04 \x01(\t\x12*\n\x0bground_link\x18\x05 \x01(\x0e\x32\x15.orbitq.v1.GroundLink\x12\x1d\n\x04node\x18\x06 \x01(\x0b\x32\x0f.orbitq.v1.Node\x12\x13\n\x0b\x65ntry_index\x18\x07 \x01(\x04\"\x80\x01\n\rContactWindow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x12PullTicketsRequest\x12\x13\n\x0bmax_tickets\x18\x01 \x01(\r\"4\n\x0cSignedTicket\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\"\xce\x01\n\x13PullTicketsResponse\x12(\n\x07tickets\x18\x01 \x03(\x0b\x32\x17.orbitq.v1.SignedTicket\x12*\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x18.orbitq.v1.ContactWindow\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cnext_pull_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x10\x46\x65tchBlobRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x11\n\tmax_bytes\x18\x03 \x01(\r\"6\n\x11\x46\x65tchBlobResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\"E\n\x11OpenResultRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\")\n\x12OpenResultResponse\x12\x13\n\x0bnext_offset\x18\x01 \x01(\x04\"I\n\x15PutResultChunkRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"?\n\x16PutResultChunkResponse\x12\x13\n\x0bnext_offset\x18\x01 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\"\'\n\x14ReportReceiptRequest\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\"p\n\x15ReportReceiptResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.orbitq.v1.ServiceRequest\x12\x16\n\x0ereceipt_digest\x18\x02 \x01(\x0c\x12\x13\n\x0b\x65ntry_index\x18\x03 \x01(\x04\"\xa2\x01\n\rTicketRefusal\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rticket_digest\x18\x02 \x01(\x0c\x12.\n\x06reason\x18\x03 \x01(\x0e\x32\x1e.orbitq.v1.TicketRefusalReason\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x01\n\x10HeartbeatRequest\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08refusals\x18\x02 \x03(\x0b\x32\x18.orbitq.v1.TicketRefusal\x12\x0f\n\x07running\x18\x03 \x03(\t\x12\x12\n\nfree_bytes\x18\x04 \x01(\x04\"\x95\x01\n\x11HeartbeatResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x18.orbitq.v1.ContactWindow\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.orbitq.v1.NodeState*\x99\x03\n\x13TicketRefusalReason\x12%\n!TICKET_REFUSAL_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fTICKET_REFUSAL_REASON_MALFORMED\x10\x01\x12\'\n#TICKET_REFUSAL_REASON_BAD_SIGNATURE\x10\x02\x12%\n!TICKET_REFUSAL_REASON_UNKNOWN_KEY\x10\x03\x12&\n\"TICKET_REFUSAL_REASON_WRONG_ISSUER\x10\x04\x12$\n TICKET_REFUSAL_REASON_WRONG_NODE\x10\x05\x12!\n\x1dTICKET_REFUSAL_REASON_EXPIRED\x10\x06\x12\'\n#TICKET_REFUSAL_REASON_NOT_YET_VALID\x10\x07\x12 \n\x1cTICKET_REFUSAL_REASON_REPLAY\x10\x08\x12*\n&TICKET_REFUSAL_REASON_BLOB_UNAVAILABLE\x10\t2\xb1\x04\n\x10NodeAgentService\x12I\n\nEnrollNode\x12\x1c.orbitq.v1.EnrollNodeRequest\x1a\x1d.orbitq.v1.EnrollNodeResponse\x12L\n\x0bPullTickets\x12\x1d.orbitq.v1.PullTicketsRequest\x1a\x1e.orbitq.v1.PullTicketsResponse\x12\x46\n\tFetchBlob\x12\x1b.orbitq.v1.FetchBlobRequest\x1a\x1c.orbitq.v1.FetchBlobResponse\x12I\n\nOpenResult\x12\x1c.orbitq.v1.OpenResultRequest\x1a\x1d.orbitq.v1.OpenResultResponse\x12U\n\x0ePutResultChunk\x12 .orbitq.v1.PutResultChunkRequest\x1a!.orbitq.v1.PutResultChunkResponse\x12R\n\rReportReceipt\x12\x1f.orbitq.v1.ReportReceiptRequest\x1a .orbitq.v1.ReportReceiptResponse\x12\x46\n\tHeartbeat\x12\x1b.orbitq.v1.HeartbeatRequest\x1a\x1c.orbitq.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orbitq.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TICKETREFUSALREASON']._serialized_start=1837
-  _globals['_TICKETREFUSALREASON']._serialized_end=2246
+  _globals['_TICKETREFUSALREASON']._serialized_start=1887
+  _globals['_TICKETREFUSALREASON']._serialized_end=2296
   _globals['_ENROLLNODEREQUEST']._serialized_start=125
   _globals['_ENROLLNODEREQUEST']._serialized_end=251
   _globals['_ENROLLNODERESPONSE']._serialized_start=254
@@ -47,29 +47,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDTICKET']._serialized_start=628
   _globals['_SIGNEDTICKET']._serialized_end=680
   _globals['_PULLTICKETSRESPONSE']._serialized_start=683
-  _globals['_PULLTICKETSRESPONSE']._serialized_end=839
-  _globals['_FETCHBLOBREQUEST']._serialized_start=841
-  _globals['_FETCHBLOBREQUEST']._serialized_end=910
-  _globals['_FETCHBLOBRESPONSE']._serialized_start=912
-  _globals['_FETCHBLOBRESPONSE']._serialized_end=966
-  _globals['_OPENRESULTREQUEST']._serialized_start=968
-  _globals['_OPENRESULTREQUEST']._serialized_end=1037
-  _globals['_OPENRESULTRESPONSE']._serialized_start=1039
-  _globals['_OPENRESULTRESPONSE']._serialized_end=1080
-  _globals['_PUTRESULTCHUNKREQUEST']._serialized_start=1082
-  _globals['_PUTRESULTCHUNKREQUEST']._serialized_end=1155
-  _globals['_PUTRESULTCHUNKRESPONSE']._serialized_start=1157
-  _globals['_PUTRESULTCHUNKRESPONSE']._serialized_end=1220
-  _globals['_REPORTRECEIPTREQUEST']._serialized_start=1222
-  _globals['_REPORTRECEIPTREQUEST']._serialized_end=1261
-  _globals['_REPORTRECEIPTRESPONSE']._serialized_start=1263
-  _globals['_REPORTRECEIPTRESPONSE']._serialized_end=1375
-  _globals['_TICKETREFUSAL']._serialized_start=1378
-  _globals['_TICKETREFUSAL']._serialized_end=1540
-  _globals['_HEARTBEATREQUEST']._serialized_start=1543
-  _globals['_HEARTBEATREQUEST']._serialized_end=1682
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1685
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1834
-  _globals['_NODEAGENTSERVICE']._serialized_start=2249
-  _globals['_NODEAGENTSERVICE']._serialized_end=2810
+  _globals['_PULLTICKETSRESPONSE']._serialized_end=889
+  _globals['_FETCHBLOBREQUEST']._serialized_start=891
+  _globals['_FETCHBLOBREQUEST']._serialized_end=960
+  _globals['_FETCHBLOBRESPONSE']._serialized_start=962
+  _globals['_FETCHBLOBRESPONSE']._serialized_end=1016
+  _globals['_OPENRESULTREQUEST']._serialized_start=1018
+  _globals['_OPENRESULTREQUEST']._serialized_end=1087
+  _globals['_OPENRESULTRESPONSE']._serialized_start=1089
+  _globals['_OPENRESULTRESPONSE']._serialized_end=1130
+  _globals['_PUTRESULTCHUNKREQUEST']._serialized_start=1132
+  _globals['_PUTRESULTCHUNKREQUEST']._serialized_end=1205
+  _globals['_PUTRESULTCHUNKRESPONSE']._serialized_start=1207
+  _globals['_PUTRESULTCHUNKRESPONSE']._serialized_end=1270
+  _globals['_REPORTRECEIPTREQUEST']._serialized_start=1272
+  _globals['_REPORTRECEIPTREQUEST']._serialized_end=1311
+  _globals['_REPORTRECEIPTRESPONSE']._serialized_start=1313
+  _globals['_REPORTRECEIPTRESPONSE']._serialized_end=1425
+  _globals['_TICKETREFUSAL']._serialized_start=1428
+  _globals['_TICKETREFUSAL']._serialized_end=1590
+  _globals['_HEARTBEATREQUEST']._serialized_start=1593
+  _globals['_HEARTBEATREQUEST']._serialized_end=1732
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1735
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1884
+  _globals['_NODEAGENTSERVICE']._serialized_start=2299
+  _globals['_NODEAGENTSERVICE']._serialized_end=2860
 # @@protoc_insertion_point(module_scope)

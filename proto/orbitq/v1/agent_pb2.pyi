@@ -217,6 +217,7 @@ class PullTicketsResponse(_message.Message):
     TICKETS_FIELD_NUMBER: _builtins.int
     CONTACTS_FIELD_NUMBER: _builtins.int
     SERVER_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_PULL_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def tickets(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedTicket]: ...
     @_builtins.property
@@ -225,16 +226,25 @@ class PullTicketsResponse(_message.Message):
 
     @_builtins.property
     def server_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def next_pull_at(self) -> _timestamp_pb2.Timestamp:
+        """Set when the broker gives new placements notice (`ticket_pull_notice_seconds`): no
+        ticket of this node, of a placement made now or later, becomes due before this instant,
+        so the agent need not pull again until then (it is at most the notice ahead, and earlier
+        when a placed request's pull window opens sooner). Unset: pull at the agent's cadence.
+        """
+
     def __init__(
         self,
         *,
         tickets: _abc.Iterable[Global___SignedTicket] | None = ...,
         contacts: _abc.Iterable[Global___ContactWindow] | None = ...,
         server_time: _timestamp_pb2.Timestamp | None = ...,
+        next_pull_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_pull_at", b"next_pull_at", "server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "server_time", b"server_time", "tickets", b"tickets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contacts", b"contacts", "next_pull_at", b"next_pull_at", "server_time", b"server_time", "tickets", b"tickets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
