@@ -343,17 +343,19 @@ def test_the_screen_drops_only_intervals_below_every_horizon_plane() -> None:
     survivors = np.zeros((len(chosen), len(elements), intervals), dtype=bool)
     survivors[kept.station, kept.sat, kept.k] = True
     r_dense, _ = fixed_states(dense_step)
-    height = np.einsum("ntj,sj->snt", r_dense, block.up) - np.einsum(
-        "sj,sj->s", block.position_km, block.up
-    )[:, None, None]
+    height = (
+        np.einsum("ntj,sj->snt", r_dense, block.up)
+        - np.einsum("sj,sj->s", block.position_km, block.up)[:, None, None]
+    )
     station, sat, sample = np.nonzero(height >= 0.0)
     assert len(sample) > 0
     interval = np.minimum((sample * dense_step // grid_step).astype(np.int64), intervals - 1)
     assert survivors[station, sat, interval].all()
     # Kept intervals' end values match a direct evaluation at the grid samples.
-    direct = np.einsum("ntj,sj->snt", r_grid, block.up) - np.einsum(
-        "sj,sj->s", block.position_km, block.up
-    )[:, None, None]
+    direct = (
+        np.einsum("ntj,sj->snt", r_grid, block.up)
+        - np.einsum("sj,sj->s", block.position_km, block.up)[:, None, None]
+    )
     assert np.allclose(kept.height0, direct[kept.station, kept.sat, kept.k], atol=1e-9)
     assert np.allclose(kept.height1, direct[kept.station, kept.sat, kept.k + 1], atol=1e-9)
 
