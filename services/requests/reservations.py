@@ -231,16 +231,17 @@ class Reservations:
         charge: Cost | None,
         receipt: bytes | None,
         attached: Callable[[sa.Connection, Cost | None], None],
-    ) -> bool:
+    ) -> Outcomes | None:
         """Resolve one ended request's reservation in ONE ledger item: settle `charge` (capped
         at the reservation) against `receipt` (the envelope, recorded first; the transfers'
         user_data is its SHA-256, `request.receipt_digest`), or release it when `charge` is
         None. `attached(connection, settled)` (settled: what the transfers settle; None for a
         release) is written in the item's own transaction when every transfer succeeds, so
         the service's rows and the ledger's commit together, in the writer's group commit.
-        True when it committed so; False when the ledger refused a transfer (no attached
-        write; the transfers that did succeed keep their ids, so `settle_receipts` or
-        `release` retried later answers them EXISTS). An error of the attached write is raised
+        The item's outcomes (with where the receipt sits in the log, `evidence`) when it
+        committed so; None when the ledger refused a transfer (no attached write; the
+        transfers that did succeed keep their ids, so `settle_receipts` or `release` retried
+        later answers them EXISTS). An error of the attached write is raised
         as AttachedWriteError, with nothing of the item committed."""
         user_data = request.receipt_digest if receipt is not None else None
         plan = self._plan(request, charge, user_data=user_data)
@@ -263,11 +264,11 @@ class Reservations:
 
         item = CreateTransfers(tuple(plan.transfers), evidence=evidence, attached=write)
         result = self._writer.apply(item)
-        outcomes = [outcome for outcome in result if isinstance(outcome, Outcome)]
-        if all(outcome.ok for outcome in outcomes):
-            return True
-        _settled(plan, outcomes)  # logs why
-        return False
+        assert isinstance(result, Outcomes)
+        if all(outcome.ok for outcome in result):
+            return result
+        _settled(plan, result)  # logs why
+        return None
 
     def settle(self, charges: Sequence[tuple[StoredRequest, Cost]]) -> dict[str, Cost | None]:
         """Post each request's charge (capped at its reservation) and move it to consumed;

@@ -90,7 +90,7 @@ def end_and_settle(
     if end is None:
         raise AttachedWriteError(f"request {request.id} is not where its receipt's moves start")
     charge = end.after.settled if end.after.charged else None
-    written: list[tuple[StoredRequest, int | None]] = []
+    written: list[StoredRequest] = []
 
     def attached(connection: sa.Connection, settled: Cost | None) -> None:
         stored = store.write_receipt_end_on(connection, end, settled, with_entry=charge is not None)
@@ -99,11 +99,17 @@ def end_and_settle(
         written[:] = [stored]
 
     receipt = envelope if charge is not None else None
-    if not reservations.resolve_attached(end.after, charge, receipt, attached):
+    result = reservations.resolve_attached(end.after, charge, receipt, attached)
+    if result is None:
         return None
     # The attached write ran (and committed) in the writer's thread: what it stored, without
-    # reading it back.
-    return written[0]
+    # reading it back, and the receipt's entry as the ledger recorded it (the entry the
+    # receipt's row was given in the same transaction).
+    assert written, "the item committed without its attached write"
+    if charge is None:
+        return written[0], None
+    assert result.evidence is not None
+    return written[0], result.evidence.entry_index
 
 
 class MovedOnError(Exception):

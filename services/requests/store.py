@@ -102,22 +102,33 @@ _RECEIPT_COLUMNS = (
     "key_entry_index",
     "received_ns",
 )
-_INSERT_TRANSITION_SQL = (
-    "INSERT INTO request_transitions (request_id, sequence, from_state, to_state, at_ns, reason)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
 _INSERT_RECEIPT_SQL = (
     "INSERT INTO request_receipts (request_id, digest, envelope, node, node_public_key,"
     " key_entry_index, received_ns) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 # With its ReceiptRecorded entry, which the same transaction wrote first (E5: evidence first):
-# the entry is read in the INSERT and returned by it, not by another query.
+# the entry is read inside the INSERT, not by another query. The caller learns the entry from
+# the ledger item's result (the same lookup: the receipt's first entry with this digest), so
+# the INSERT returns nothing: a RETURNING row is one more step of the statement, and every
+# step gives up the GIL that the writer's thread then waits to get back.
 _INSERT_RECEIPT_WITH_ENTRY_SQL = (
     "INSERT INTO request_receipts (request_id, digest, envelope, node, node_public_key,"
     " key_entry_index, received_ns, entry_index) VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT"
     " entry_index FROM ledger_evidence WHERE digest = ? AND kind = ? ORDER BY entry_index"
-    " LIMIT 1)) RETURNING entry_index"
+    " LIMIT 1))"
 )
+# A receipt's end has one or two transitions (PLACED -> RUNNING first when the receipt came
+# before the start was noticed).
+TRANSITIONS_PER_RECEIPT_END_MAX = 2
+
+
+@functools.lru_cache(maxsize=TRANSITIONS_PER_RECEIPT_END_MAX)
+def _insert_transitions_sql(count: int) -> str:
+    """One INSERT of `count` transitions (multi-row VALUES: one statement step, where
+    executemany steps once per row)."""
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)  # placeholders only
+    columns = "request_id, sequence, from_state, to_state, at_ns, reason"
+    return f"INSERT INTO request_transitions ({columns}) VALUES {rows}"  # noqa: S608
 
 
 @functools.lru_cache(maxsize=16)
@@ -247,15 +258,16 @@ class RequestStore:
         settled: Cost | None,
         *,
         with_entry: bool,
-    ) -> tuple[StoredRequest, int | None] | None:
+    ) -> StoredRequest | None:
         """Write `end` through `connection`, in the caller's transaction (the ledger group that
         settles the receipt), and close the request's reservation with what was `settled`
         (None: released) as `close_reservations_on` would: one UPDATE guarded by the
         sequence the request was read at, its transitions, its receipt's row (`with_entry`:
-        with the ReceiptRecorded entry this transaction wrote). The request as stored after,
-        with that entry; None when the request moved on since it was read (nothing written).
-        Three statements: the row's lock is the guarded UPDATE itself (on PostgreSQL a
-        concurrent writer's commit is re-checked against the guard)."""
+        with the ReceiptRecorded entry this transaction wrote, which the ledger item's result
+        names). The request as stored after; None when the request moved on since it was read
+        (nothing written). Three statements of one step each: the row's lock is the guarded
+        UPDATE itself (on PostgreSQL a concurrent writer's commit is re-checked against the
+        guard)."""
         values = dict(end.values)
         if end.request.reservation_open:
             # The close of `close_reservations_on` (which needs the state terminal and the
@@ -271,6 +283,8 @@ class RequestStore:
         # does): SQLAlchemy's per-statement work was most of these statements' cost, and this
         # runs in the ledger writer's thread, which every group commit waits on.
         columns = tuple(sorted(values))
+        transitions = end.transitions
+        assert 0 < len(transitions) <= TRANSITIONS_PER_RECEIPT_END_MAX
         cursor = connection.connection.cursor()
         try:
             cursor.execute(
@@ -279,29 +293,21 @@ class RequestStore:
             )
             if cursor.rowcount != 1:
                 return None
-            cursor.executemany(
-                driver_sql(connection, _INSERT_TRANSITION_SQL),
-                [tuple(row[column] for column in _TRANSITION_COLUMNS) for row in end.transitions],
+            cursor.execute(
+                driver_sql(connection, _insert_transitions_sql(len(transitions))),
+                tuple(row[column] for row in transitions for column in _TRANSITION_COLUMNS),
             )
             receipt = tuple(end.receipt[column] for column in _RECEIPT_COLUMNS)
-            entry_index: int | None = None
             if with_entry:
                 cursor.execute(
                     driver_sql(connection, _INSERT_RECEIPT_WITH_ENTRY_SQL),
                     (*receipt, end.receipt["digest"], int(EvidenceKind.RECEIPT)),
                 )
-                found = cursor.fetchone()
-                assert found is not None
-                assert found[0] is not None, (
-                    "the group records the receipt before its attached writes"
-                )
-                entry_index = int(found[0])
             else:
                 cursor.execute(driver_sql(connection, _INSERT_RECEIPT_SQL), receipt)
         finally:
             cursor.close()
-        after = replace(end.after, reservation_open=False, settled=settled or end.after.settled)
-        return after, entry_index
+        return replace(end.after, reservation_open=False, settled=settled or end.after.settled)
 
     def close_reservations(
         self,
