@@ -64,7 +64,10 @@ def world(contacts: list[Contact] | None = None, nodes: list[Node] | None = None
 
 def context(w: World, request: Request = REQUEST, now: int = 0) -> RequestContext:
     ctx = RequestContext(request=request, now=now, world=w, earliest=max(now, request.not_before))
-    assert station_selector.StationSelectorPlugin().pre_filter(ctx).ok
+    # The allowed stations as the station selector sets them, without its narrowing (tested
+    # on its own, it would turn away requests these tests send to the fits' own refusals).
+    ctx.allowed_stations = w.stations_mask(request.station_ids, request.station_countries)
+    assert ctx.allowed_stations
     return ctx
 
 
@@ -219,7 +222,10 @@ def test_station_selector(
     per_node: list[Status] | None,
 ) -> None:
     w = world()
-    request = replace(REQUEST, station_countries=countries, station_ids=ids, deadline=deadline_at)
+    # No output: the stations alone decide (the downlink window's narrowing has its own test).
+    request = replace(
+        REQUEST, station_countries=countries, station_ids=ids, deadline=deadline_at, output_mb=0
+    )
     ctx = RequestContext(request=request, now=0, world=w, earliest=0)
     plugin = station_selector.StationSelectorPlugin()
     assert plugin.pre_filter(ctx) == pre
@@ -539,14 +545,18 @@ def test_station_antennas_pre_filter(
 def test_station_selector_narrows_to_nodes_in_contact_during_the_window() -> None:
     w = world()
     plugin = station_selector.StationSelectorPlugin()
-    ctx = RequestContext(
-        request=replace(REQUEST, station_countries=("NO",)), now=0, world=w, earliest=0
-    )
+    no_output = replace(REQUEST, station_countries=("NO",), output_mb=0)
+    ctx = RequestContext(request=no_output, now=0, world=w, earliest=0)
     assert plugin.pre_filter(ctx) == SUCCESS
     assert ctx.candidates == [0]  # only n1 is ever in contact with s1 (NO)
     assert ctx.narrowed_by == station_selector.NAME
     late = replace(
-        REQUEST, station_countries=("US",), not_before=1200, deadline=2600, run_seconds=50
+        REQUEST,
+        station_countries=("US",),
+        not_before=1200,
+        deadline=2600,
+        run_seconds=50,
+        output_mb=0,
     )
     ctx = RequestContext(request=late, now=0, world=w, earliest=1200)
     assert plugin.pre_filter(ctx) == SUCCESS
@@ -557,3 +567,29 @@ def test_station_selector_narrows_to_nodes_in_contact_during_the_window() -> Non
     assert plugin.pre_filter(ctx) == fail(
         X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
     )
+
+
+def test_station_selector_narrows_by_the_downlink_window_too() -> None:
+    """A node in contact while the uplink can happen but never again before the deadline
+    (the output must come down at an allowed station too) is not a candidate."""
+    w = world()
+    plugin = station_selector.StationSelectorPlugin()
+    # n1 sees NO only at 0-100: the output (50 s) cannot come down after a 300 s run.
+    ctx = RequestContext(
+        request=replace(REQUEST, station_countries=("NO",)), now=0, world=w, earliest=0
+    )
+    assert plugin.pre_filter(ctx) == fail(
+        X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
+    )
+    # US, run 100 s, by 1300: n1 (up at 1000-1100, no US pass after its run) and n2 (up at
+    # 0-100, no US pass again until 2500) both lack the downlink's pass.
+    us = replace(REQUEST, station_countries=("US",), run_seconds=100)
+    ctx = RequestContext(request=us, now=0, world=w, earliest=0)
+    assert plugin.pre_filter(ctx) == fail(
+        X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
+    )
+    # With the deadline at the end of n2's later pass, n2 fits (up at 0-100, down at
+    # 2500-2600); n1 still lacks a US pass after its run.
+    ctx = RequestContext(request=replace(us, deadline=2600), now=0, world=w, earliest=0)
+    assert plugin.pre_filter(ctx) == SUCCESS
+    assert ctx.candidates == [1]
