@@ -21,6 +21,7 @@ from orbitq.services.scheduler.plugins import (
     deadline,
     downlink,
     earliest_completion,
+    in_time,
     just_in_time,
     node_resources,
     node_selector,
@@ -593,3 +594,39 @@ def test_station_selector_narrows_by_the_downlink_window_too() -> None:
     ctx = RequestContext(request=replace(us, deadline=2600), now=0, world=w, earliest=0)
     assert plugin.pre_filter(ctx) == SUCCESS
     assert ctx.candidates == [1]
+
+
+def test_in_time_turns_away_nodes_whose_contacts_leave_no_room_under_the_fits_names() -> None:
+    """n1 has its uplink (0-100) and a later pass (US, 1000-1100) for the downlink; n2's only
+    pass after its uplink comes at 2500, after the deadline of 1300."""
+    w = world()
+    plugin = in_time.InTimePlugin()
+    ctx = context(w)
+    assert [plugin.filter(ctx, node) for node in w.nodes] == [
+        SUCCESS,
+        fail(X, downlink.NAME, downlink.REASON_NO_CONTACT),
+    ]
+    ctx = context(w, replace(REQUEST, station_countries=("NO",)))
+    assert [plugin.filter(ctx, node) for node in w.nodes] == [
+        fail(X, downlink.NAME, downlink.REASON_NO_ALLOWED_CONTACT),  # NO only at 0-100
+        fail(X, uplink.NAME, uplink.REASON_NO_ALLOWED_CONTACT),  # never sees NO
+    ]
+    ctx = context(w, replace(REQUEST, deadline=2600))  # n2's later pass is in time now
+    assert [plugin.filter(ctx, node) for node in w.nodes] == [SUCCESS, SUCCESS]
+
+
+def test_in_time_checks_only_requests_with_little_slack_and_contacts_known() -> None:
+    far = Contact("far", "n1", "s2", 9000, 9100)
+    w = world([*CONTACTS, far])
+    plugin = in_time.InTimePlugin()
+    # n2 has no contact after 2700, but with 6,040 s of slack the check is skipped.
+    loose = replace(REQUEST, not_before=2700, deadline=9100)
+    assert plugin.filter(context(w, loose), w.nodes[1]) == SUCCESS
+    tight = replace(loose, deadline=2700 + 360 + in_time.IN_TIME_SLACK_SECONDS - 1)
+    assert plugin.filter(context(w, tight), w.nodes[1]) == fail(
+        X, uplink.NAME, uplink.REASON_NO_CONTACT
+    )
+    # Deadline past the known contacts (2,600): more may come, no refusal can be final.
+    unknown = replace(REQUEST, deadline=5000)
+    known = world()
+    assert plugin.filter(context(known, unknown), known.nodes[1]) == SUCCESS

@@ -7,7 +7,7 @@ narrowing the candidate nodes to those that see an allowed station while the upl
 and while the downlink can (so a request for two Antarctic stations does not walk every
 satellite), of those, when few are left, to the nodes whose contacts alone (every antenna and
 the radio idle, the fastest radios) leave room for uplink, run and downlink
-(`links.could_link`: a relaxation of the fits, so it drops only nodes the fits would turn
+(`links.link_gap`: a relaxation of the fits, so it drops only nodes the fits would turn
 away), and turning away nodes that never see an allowed station. A node without such
 contacts is unresolvable only when the known contacts already reach past the deadline (more
 contacts may still be computed on a rolling horizon).
@@ -25,7 +25,7 @@ from orbitq.services.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from orbitq.services.scheduler.links import could_link
+from orbitq.services.scheduler.links import link_gap
 from orbitq.services.scheduler.world import NodeInfo
 
 NAME = "station_selector"
@@ -44,18 +44,20 @@ class StationSelectorPlugin:
 
     def pre_filter(self, ctx: RequestContext) -> Status:
         request, world = ctx.request, ctx.world
-        if not request.station_ids and not request.station_countries:
-            ctx.allowed_stations = world.all_stations_mask
-            return SUCCESS
-        mask = world.stations_mask(request.station_ids, request.station_countries)
-        if mask == 0:
-            return unresolvable(NAME, REASON_NO_STATION)
+        restricted = bool(request.station_ids or request.station_countries)
+        mask = world.all_stations_mask
+        if restricted:
+            mask = world.stations_mask(request.station_ids, request.station_countries)
+            if mask == 0:
+                return unresolvable(NAME, REASON_NO_STATION)
         ctx.allowed_stations = mask
         if world.contacts_until < request.deadline:
             return SUCCESS  # narrow only when the known contacts already cover the window
         up = uplink_seconds(request.input_mb, world.uplink_mbps_max)
         down = downlink_seconds(request.output_mb, world.downlink_mbps_max)
         run = request.run_seconds
+        if not restricted:
+            return SUCCESS
         # Nodes with an allowed contact while the uplink can happen and, for a narrow window,
         # one while the downlink can; failing that (too many contacts to scan: nearly every
         # node has one), nodes that ever see an allowed station.
@@ -75,7 +77,7 @@ class StationSelectorPlugin:
                 seeing = [
                     index
                     for index in seeing
-                    if could_link(
+                    if not link_gap(
                         world.nodes[index],
                         mask,
                         earliest=ctx.earliest,
