@@ -50,10 +50,11 @@ class Status:
     code: Code
     plugin: str = ""
     reason: str = ""
+    ok: bool = field(init=False, repr=False, compare=False)
+    """code is SUCCESS: a field, not a property (read millions of times per cycle)."""
 
-    @property
-    def ok(self) -> bool:
-        return self.code is Code.SUCCESS
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ok", self.code is Code.SUCCESS)
 
 
 SUCCESS = Status(Code.SUCCESS)

@@ -146,3 +146,39 @@ def contact_seconds(node: NodeInfo, allowed: int, start: int, end: int, enough: 
                 return total
         index += 1
     return total
+
+
+LINK_GAP_NONE = 0
+LINK_GAP_UPLINK = 1  # no allowed contact holds the uplink in time
+LINK_GAP_DOWNLINK = 2  # no allowed contact time for the downlink after the soonest run
+
+
+def link_gap(
+    node: NodeInfo, allowed: int, *, earliest: int, run: int, deadline: int, up: int, down: int
+) -> int:
+    """Whether the node's contacts alone (every antenna and its radio idle) leave room for an
+    uplink of `up` seconds inside one allowed contact from `earliest`, then `run` seconds,
+    then `down` seconds of allowed contact time by `deadline`: LINK_GAP_NONE if so, else the
+    link that lacks contact time. With the fastest radios' `up` and `down` this is a
+    relaxation of the uplink and downlink fits: a node it turns away would fail them
+    whatever the occupancy (the station selector narrows with it, the in-time filter checks
+    with it)."""
+    latest_end = deadline - run - down
+    starts, ends, stations = node.contact_starts, node.contact_ends, node.contact_stations
+    index = node.first_contact_ending_after(earliest)
+    stop = min(len(starts), index + CONTACTS_SCANNED_MAX)
+    soonest = TIME_MAX  # the earliest conceivable end of the uplink
+    while index < stop:
+        start = starts[index]
+        if start + up > latest_end or start + up >= soonest:
+            break
+        if (allowed >> stations[index]) & 1:
+            at = start if start > earliest else earliest
+            if at + up <= min(ends[index], latest_end) and at + up < soonest:
+                soonest = at + up
+        index += 1
+    if soonest == TIME_MAX:
+        return LINK_GAP_UPLINK
+    if down > 0 and contact_seconds(node, allowed, soonest + run, deadline, down) < down:
+        return LINK_GAP_DOWNLINK
+    return LINK_GAP_NONE

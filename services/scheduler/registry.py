@@ -12,6 +12,7 @@ from orbitq.services.scheduler.plugins.capacity import CapacityPlugin
 from orbitq.services.scheduler.plugins.deadline import DeadlinePlugin
 from orbitq.services.scheduler.plugins.downlink import DownlinkPlugin
 from orbitq.services.scheduler.plugins.earliest_completion import EarliestCompletionPlugin
+from orbitq.services.scheduler.plugins.in_time import InTimePlugin
 from orbitq.services.scheduler.plugins.just_in_time import JustInTimePlugin
 from orbitq.services.scheduler.plugins.node_agent import NodeAgentPlugin
 from orbitq.services.scheduler.plugins.node_resources import NodeResourcesPlugin
@@ -52,6 +53,7 @@ def default_profile(
             node_selector,
             node_resources,
             station_selector,
+            InTimePlugin(),
         ),
         fits=(UplinkPlugin(), capacity, DownlinkPlugin(), StorageHoldPlugin(), JustInTimePlugin()),
         scores=default_scores() if scores is None else scores,

@@ -21,6 +21,7 @@ from orbitq.services.scheduler.plugins import (
     deadline,
     downlink,
     earliest_completion,
+    in_time,
     just_in_time,
     node_resources,
     node_selector,
@@ -64,7 +65,10 @@ def world(contacts: list[Contact] | None = None, nodes: list[Node] | None = None
 
 def context(w: World, request: Request = REQUEST, now: int = 0) -> RequestContext:
     ctx = RequestContext(request=request, now=now, world=w, earliest=max(now, request.not_before))
-    assert station_selector.StationSelectorPlugin().pre_filter(ctx).ok
+    # The allowed stations as the station selector sets them, without its narrowing (tested
+    # on its own, it would turn away requests these tests send to the fits' own refusals).
+    ctx.allowed_stations = w.stations_mask(request.station_ids, request.station_countries)
+    assert ctx.allowed_stations
     return ctx
 
 
@@ -219,7 +223,10 @@ def test_station_selector(
     per_node: list[Status] | None,
 ) -> None:
     w = world()
-    request = replace(REQUEST, station_countries=countries, station_ids=ids, deadline=deadline_at)
+    # No output: the stations alone decide (the downlink window's narrowing has its own test).
+    request = replace(
+        REQUEST, station_countries=countries, station_ids=ids, deadline=deadline_at, output_mb=0
+    )
     ctx = RequestContext(request=request, now=0, world=w, earliest=0)
     plugin = station_selector.StationSelectorPlugin()
     assert plugin.pre_filter(ctx) == pre
@@ -539,14 +546,18 @@ def test_station_antennas_pre_filter(
 def test_station_selector_narrows_to_nodes_in_contact_during_the_window() -> None:
     w = world()
     plugin = station_selector.StationSelectorPlugin()
-    ctx = RequestContext(
-        request=replace(REQUEST, station_countries=("NO",)), now=0, world=w, earliest=0
-    )
+    no_output = replace(REQUEST, station_countries=("NO",), output_mb=0)
+    ctx = RequestContext(request=no_output, now=0, world=w, earliest=0)
     assert plugin.pre_filter(ctx) == SUCCESS
     assert ctx.candidates == [0]  # only n1 is ever in contact with s1 (NO)
     assert ctx.narrowed_by == station_selector.NAME
     late = replace(
-        REQUEST, station_countries=("US",), not_before=1200, deadline=2600, run_seconds=50
+        REQUEST,
+        station_countries=("US",),
+        not_before=1200,
+        deadline=2600,
+        run_seconds=50,
+        output_mb=0,
     )
     ctx = RequestContext(request=late, now=0, world=w, earliest=1200)
     assert plugin.pre_filter(ctx) == SUCCESS
@@ -557,3 +568,65 @@ def test_station_selector_narrows_to_nodes_in_contact_during_the_window() -> Non
     assert plugin.pre_filter(ctx) == fail(
         X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
     )
+
+
+def test_station_selector_narrows_by_the_downlink_window_too() -> None:
+    """A node in contact while the uplink can happen but never again before the deadline
+    (the output must come down at an allowed station too) is not a candidate."""
+    w = world()
+    plugin = station_selector.StationSelectorPlugin()
+    # n1 sees NO only at 0-100: the output (50 s) cannot come down after a 300 s run.
+    ctx = RequestContext(
+        request=replace(REQUEST, station_countries=("NO",)), now=0, world=w, earliest=0
+    )
+    assert plugin.pre_filter(ctx) == fail(
+        X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
+    )
+    # US, run 100 s, by 1300: n1 (up at 1000-1100, no US pass after its run) and n2 (up at
+    # 0-100, no US pass again until 2500) both lack the downlink's pass.
+    us = replace(REQUEST, station_countries=("US",), run_seconds=100)
+    ctx = RequestContext(request=us, now=0, world=w, earliest=0)
+    assert plugin.pre_filter(ctx) == fail(
+        X, station_selector.NAME, station_selector.REASON_NO_ALLOWED_CONTACT
+    )
+    # With the deadline at the end of n2's later pass, n2 fits (up at 0-100, down at
+    # 2500-2600); n1 still lacks a US pass after its run.
+    ctx = RequestContext(request=replace(us, deadline=2600), now=0, world=w, earliest=0)
+    assert plugin.pre_filter(ctx) == SUCCESS
+    assert ctx.candidates == [1]
+
+
+def test_in_time_turns_away_nodes_whose_contacts_leave_no_room_under_the_fits_names() -> None:
+    """n1 has its uplink (0-100) and a later pass (US, 1000-1100) for the downlink; n2's only
+    pass after its uplink comes at 2500, after the deadline of 1300."""
+    w = world()
+    plugin = in_time.InTimePlugin()
+    ctx = context(w)
+    assert [plugin.filter(ctx, node) for node in w.nodes] == [
+        SUCCESS,
+        fail(X, downlink.NAME, downlink.REASON_NO_CONTACT),
+    ]
+    ctx = context(w, replace(REQUEST, station_countries=("NO",)))
+    assert [plugin.filter(ctx, node) for node in w.nodes] == [
+        fail(X, downlink.NAME, downlink.REASON_NO_ALLOWED_CONTACT),  # NO only at 0-100
+        fail(X, uplink.NAME, uplink.REASON_NO_ALLOWED_CONTACT),  # never sees NO
+    ]
+    ctx = context(w, replace(REQUEST, deadline=2600))  # n2's later pass is in time now
+    assert [plugin.filter(ctx, node) for node in w.nodes] == [SUCCESS, SUCCESS]
+
+
+def test_in_time_checks_only_requests_with_little_slack_and_contacts_known() -> None:
+    far = Contact("far", "n1", "s2", 9000, 9100)
+    w = world([*CONTACTS, far])
+    plugin = in_time.InTimePlugin()
+    # n2 has no contact after 2700, but with 6,040 s of slack the check is skipped.
+    loose = replace(REQUEST, not_before=2700, deadline=9100)
+    assert plugin.filter(context(w, loose), w.nodes[1]) == SUCCESS
+    tight = replace(loose, deadline=2700 + 360 + in_time.IN_TIME_SLACK_SECONDS - 1)
+    assert plugin.filter(context(w, tight), w.nodes[1]) == fail(
+        X, uplink.NAME, uplink.REASON_NO_CONTACT
+    )
+    # Deadline past the known contacts (2,600): more may come, no refusal can be final.
+    unknown = replace(REQUEST, deadline=5000)
+    known = world()
+    assert plugin.filter(context(known, unknown), known.nodes[1]) == SUCCESS
