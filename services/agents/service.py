@@ -63,15 +63,13 @@ from orbitq.services.requests import Requests, RequestState, StoredRequest
 from orbitq.services.requests.model import ReceiptFacts
 from orbitq.services.requests.reservations import KINDS, Step, amount_of, transfer_id
 from orbitq.services.requests.store import PlacedUplink
+from orbitq.services.scheduler import UPLINK_NOTICE_MARGIN_SECONDS
 
 S = RequestState
 FETCH_CHUNK_BYTES_MAX = 1024 * 1024
 SHA256_BYTES = 32
 # Node records kept for the node calls (a fleet larger than this drops them and starts over).
 NODES_KEPT_MAX = 100_000
-# A scheduling cycle computes at its `now` and commits moments later (far less than this):
-# the instant a pull promises is this much short of the notice.
-PULL_NOTICE_MARGIN_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +249,7 @@ class Agents:
         if notice <= 0:
             return None
         now_s = now_ns // NANOS_PER_SECOND
-        next_s = now_s + max(notice - PULL_NOTICE_MARGIN_SECONDS, 0)
+        next_s = now_s + max(notice - UPLINK_NOTICE_MARGIN_SECONDS, 0)
         if due.next_opens_s is not None:
             next_s = min(next_s, due.next_opens_s)
         return max(next_s * NANOS_PER_SECOND, now_ns)

@@ -36,12 +36,17 @@ from orbitq.services.scheduler.model import (
 )
 from orbitq.services.scheduler.preemption import DISPLACEMENTS_PER_CYCLE_MAX
 from orbitq.services.scheduler.registry import default_profile
-from orbitq.services.scheduler.runtime import Scheduler, SchedulerConfig
+from orbitq.services.scheduler.runtime import (
+    UPLINK_NOTICE_MARGIN_SECONDS,
+    Scheduler,
+    SchedulerConfig,
+)
 
 __all__ = [
     "DISPLACEMENTS_PER_CYCLE_MAX",
     "NODE_STATES",
     "PRIORITY_MAX",
+    "UPLINK_NOTICE_MARGIN_SECONDS",
     "Code",
     "Contact",
     "Cost",

@@ -77,6 +77,9 @@ FEASIBLE_NODES_TO_SCORE = 8
 NODES_TO_EXAMINE_ONCE_FITTING_MAX = 64
 DISPLACE_GUARD_SECONDS_MAX = 86_400
 UPLINK_NOTICE_SECONDS_MAX = 3_600
+# A cycle computes at its `now` and commits moments later: with a notice, a pull promises only
+# the notice less this (PullTickets' `next_pull_at`), so a cycle must commit within it.
+UPLINK_NOTICE_MARGIN_SECONDS = 30
 REPACK_EARLIER_TRIES_PER_CYCLE_MAX = (
     16  # repacking dry runs per cycle that move announced placements
 )

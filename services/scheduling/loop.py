@@ -21,6 +21,7 @@ or the request lifecycle (orbitq.services.requests).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from orbitq.services.constellation import Constellation
 from orbitq.services.requests.reservations import Reservations
 from orbitq.services.requests.store import RequestStore
 from orbitq.services.requests.watch import TransitionHub
-from orbitq.services.scheduler import Scheduler, SchedulerConfig
+from orbitq.services.scheduler import UPLINK_NOTICE_MARGIN_SECONDS, Scheduler, SchedulerConfig
 from orbitq.services.scheduling.advance import Advance
 from orbitq.services.scheduling.completion import ClockCompletion, Completion
 from orbitq.services.scheduling.export import stored_schedule
@@ -44,6 +45,8 @@ from orbitq.services.scheduling.placing import Placing
 from orbitq.services.scheduling.reports import AdvanceReport, CycleReport
 from orbitq.services.scheduling.start import ClockStart, Start
 from orbitq.services.scheduling.world_sync import WorldSync
+
+log = logging.getLogger(__name__)
 
 # How often the Scheduler forgets what is over (bookings, contacts, timeline history).
 PRUNE_EVERY_SECONDS = 3_600
@@ -101,11 +104,29 @@ class SchedulingLoop:
             now_s = now_ns // NANOS_PER_SECOND
             evacuated = self.world_sync.sync(now_s, now_ns, fresh=fresh)
             report = self.placing.run(now_s, now_ns)
+            self._check_notice_margin(at)
             resolve_owed(self._store, self._reservations, now_s, now_ns)
             if now_s - self._pruned_at >= PRUNE_EVERY_SECONDS:
                 self.scheduler.prune(now_s)
                 self._pruned_at = now_s
             return replace(report, evacuated=evacuated)
+
+    def _check_notice_margin(self, at: datetime) -> None:
+        """With a notice of new work, pulls promise agents the notice less the margin: a
+        cycle that committed later than that after its `now` may have placed work inside a
+        promise (its ticket is then not pulled in time and the request placed again). Said
+        loudly, since nothing else shows it (docs/agent.md, "Pulling less")."""
+        if self.scheduler.config.uplink_notice_seconds <= 0:
+            return
+        late = (self._now() - at).total_seconds()
+        if late > UPLINK_NOTICE_MARGIN_SECONDS:
+            log.warning(
+                "a scheduling cycle committed %.0f s after its start, more than the pull"
+                " notice's margin of %d s: work it placed may miss its tickets' pulls; place"
+                " smaller batches or raise ticket_pull_notice_seconds",
+                late,
+                UPLINK_NOTICE_MARGIN_SECONDS,
+            )
 
     def advance(self, now: datetime | None = None) -> AdvanceReport:
         """Transitions time alone makes, up to `now` (default: the clock's)."""

@@ -5,20 +5,22 @@ same bytes), never delivered to another node; blobs fetched only as a ticket nam
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 
 from orbitq.services.agents import ticket_key
-from orbitq.services.agents.service import PULL_NOTICE_MARGIN_SECONDS
 from orbitq.services.broker import Broker
 from orbitq.services.clock import NANOS_PER_SECOND, SimulatedClock, to_ns
 from orbitq.services.config import load_config
 from orbitq.services.requests import RequestState
 from orbitq.services.requests.store import PlacedUplink
+from orbitq.services.scheduler import UPLINK_NOTICE_MARGIN_SECONDS
 from tests.agents.support import agent_world, module_bytes
 from tests.conftest import ServerHandle
 from tests.requests.sky import at
@@ -183,7 +185,7 @@ def test_with_a_notice_a_pull_says_when_to_pull_next_and_work_placed_after_is_no
         scheduler.config = replace(scheduler.config, uplink_notice_seconds=notice)
         now_s = to_ns(clock.now()) // NANOS_PER_SECOND
         promised = world.agent.pull().next_pull_at.seconds
-        assert promised == now_s + notice - PULL_NOTICE_MARGIN_SECONDS
+        assert promised == now_s + notice - UPLINK_NOTICE_MARGIN_SECONDS
         # Placed after the promise, by a cycle a little later: its window opens after it.
         clock.set(at(now_s + 10))
         request, placement = world.placed()
@@ -204,6 +206,24 @@ def test_with_a_notice_a_pull_says_when_to_pull_next_and_work_placed_after_is_no
         (signed,) = reply.tickets
         assert signed.request_id == request.id
         assert window_opens <= pull_at < placement.start
+
+
+def test_a_cycle_that_commits_past_the_notice_margin_is_logged(
+    server: ServerHandle, clock: SimulatedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pulls promise the notice less the margin: a cycle that commits later than the margin
+    after its now may break a promise, and the loop says so; a prompt cycle, or no notice,
+    says nothing."""
+    loop = server.broker.scheduling
+    late = timedelta(seconds=UPLINK_NOTICE_MARGIN_SECONDS + 1)
+    with caplog.at_level(logging.WARNING, logger="orbitq.services.scheduling.loop"):
+        loop.run_cycle(clock.now() - late)  # no notice: nothing to warn about
+        loop.scheduler.config = replace(loop.scheduler.config, uplink_notice_seconds=600)
+        loop.run_cycle(clock.now())
+        assert not caplog.records
+        loop.run_cycle(clock.now() - late)
+    (record,) = caplog.records
+    assert "31 s after its start" in record.getMessage()
 
 
 def test_config_toml_sets_the_pull_notice_within_its_bounds(tmp_path: Path) -> None:
