@@ -26,6 +26,7 @@ def test_public_surface() -> None:
         "SchedulerConfig",
         "Station",
         "Status",
+        "UPLINK_NOTICE_MARGIN_SECONDS",
         "Unplaced",
         "Uplink",
         "default_profile",
