@@ -17,7 +17,7 @@ from orbitq.services.clock import NANOS_PER_SECOND, from_ns
 from orbitq.services.constellation import StoredContact
 from tests.conftest import EPOCH, ServerHandle
 from tests.integration.sky import STATION_IDS, operator, tenant_key
-from tests.requests.test_lifecycle_rpc import job, world_and_tenant
+from tests.requests.rpc import job, world_and_tenant
 
 pytestmark = pytest.mark.settlement("plan")
 

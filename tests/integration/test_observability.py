@@ -28,8 +28,8 @@ from orbitq.services.observability.metrics import BrokerMetrics, MetricsEndpoint
 from orbitq.services.server import SERVICE_NAMES, build_server
 from orbitq.v1 import constellation_pb2, constellation_pb2_grpc
 from tests.conftest import EPOCH, BrokerHandle, ServerHandle
+from tests.requests.rpc import HOUR, job, world_and_tenant
 from tests.requests.sky import build_world
-from tests.requests.test_lifecycle_rpc import HOUR, job, world_and_tenant
 
 pytestmark = pytest.mark.settlement("plan")
 

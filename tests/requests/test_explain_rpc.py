@@ -29,46 +29,16 @@ from orbitq.ledger.audit import audit_store
 from orbitq.ledger.model import Kind
 from orbitq.services.clock import SimulatedClock
 from tests.conftest import EPOCH, ServerHandle
-from tests.integration.sky import operator, tenant_key
+from tests.integration.sky import operator
 from tests.requests.books import check_books
-from tests.requests.sky import build_world
+from tests.requests.rpc import HOUR, MINTED, job, tenant_with, world_and_tenant
 
 # The clock starts and completes placed work (no node agent runs in these tests).
 pytestmark = pytest.mark.settlement("plan")
 
-HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
-MINTED = {Kind.CPU: 100_000, Kind.STORAGE: 100_000, Kind.LINK: 10_000}
 CUTOFF = timedelta(minutes=15)  # the broker's default cut-off
 FEE_LINK = 16  # 100 % of the link tokens of a 200 MB result at the world's downlink rate
-
-
-def job(**changes: object) -> RequestSpec:
-    base = RequestSpec(
-        name="job",
-        workload="image:v1",
-        cpu_millicores=1000,
-        run_seconds=600,
-        storage_mb=500,
-        output_mb=200,
-        not_before=EPOCH,
-        deadline=EPOCH + 6 * HOUR,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def world_and_tenant(server: ServerHandle, tenant: str = "acme", **minted: int) -> BrokerClient:
-    build_world(server.broker)
-    return tenant_with(server, tenant, **minted)
-
-
-def tenant_with(server: ServerHandle, tenant: str, **minted: int) -> BrokerClient:
-    key = tenant_key(server, tenant)
-    amounts = {"cpu": MINTED[Kind.CPU], "storage": MINTED[Kind.STORAGE], "link": 10_000}
-    amounts.update(minted)
-    with operator(server) as admin:
-        admin.mint(tenant, **amounts)
-    return BrokerClient(server.target, key, timeout=30)
 
 
 def placed(server: ServerHandle, client: BrokerClient, spec: RequestSpec) -> ServiceRequest:

@@ -8,7 +8,6 @@ hold."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,37 +23,13 @@ from orbitq.ledger.model import Kind
 from orbitq.services.broker import Broker
 from orbitq.services.clock import SimulatedClock
 from tests.conftest import EPOCH, ServerHandle
-from tests.integration.sky import operator, tenant_key
+from tests.integration.sky import operator
 from tests.requests.books import check_books
-from tests.requests.sky import OPERATOR, build_world
+from tests.requests.rpc import HOUR, MINTED, job, world_and_tenant
+from tests.requests.sky import OPERATOR
 
 # The clock starts and completes placed work (no node agent runs in these tests).
 pytestmark = pytest.mark.settlement("plan")
-
-HOUR = timedelta(hours=1)
-MINTED = {Kind.CPU: 100_000, Kind.STORAGE: 100_000, Kind.LINK: 10_000}
-
-
-def job(**changes: object) -> RequestSpec:
-    base = RequestSpec(
-        name="job",
-        workload="image:v1",
-        cpu_millicores=1000,
-        run_seconds=600,
-        storage_mb=500,
-        output_mb=200,
-        not_before=EPOCH,
-        deadline=EPOCH + 6 * HOUR,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def world_and_tenant(server: ServerHandle, tenant: str = "acme") -> BrokerClient:
-    build_world(server.broker)
-    key = tenant_key(server, tenant)
-    with operator(server) as admin:
-        admin.mint(tenant, cpu=MINTED[Kind.CPU], storage=MINTED[Kind.STORAGE], link=10_000)
-    return BrokerClient(server.target, key, timeout=30)
 
 
 def seconds(value: datetime) -> int:

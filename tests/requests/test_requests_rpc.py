@@ -32,8 +32,8 @@ from orbitq.services.requests.watch import WatchSlots
 from tests.conftest import EPOCH, ServerHandle
 from tests.integration.sky import operator, tenant_key
 from tests.requests.books import check_books
+from tests.requests.rpc import MINTED, job, world_and_tenant
 from tests.requests.sky import build_world
-from tests.requests.test_lifecycle_rpc import MINTED, job, world_and_tenant
 
 # The clock starts and completes placed work (no node agent runs in these tests).
 pytestmark = pytest.mark.settlement("plan")
