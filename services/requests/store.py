@@ -632,15 +632,7 @@ def _apply_moves(
         if move.receipt is not None:
             receipts.append(_receipt_row(move.request_id, move.receipt))
         updates.append(_Update(move.request_id, current["sequence"], values))
-        transition = Transition(
-            request_id=move.request_id,
-            sequence=values["sequence"],
-            from_state=state,
-            to_state=move.to,
-            at_ns=now_ns,
-            reason=values["reason"],
-        )
-        transitions.append(_transition_row(transition))
+        transitions.append(_move_row(move.request_id, state, move.to, values, now_ns))
         current.update(values)
         results.append(_stored_of(current))
     _update_in_runs(connection, updates)
@@ -678,15 +670,7 @@ def _plan_receipt_end(
         )
         if move.receipt is not None:
             receipt = _receipt_row(request.id, move.receipt)
-        transition = Transition(
-            request_id=request.id,
-            sequence=step["sequence"],
-            from_state=state,
-            to_state=move.to,
-            at_ns=now_ns,
-            reason=step["reason"],
-        )
-        transitions.append(_transition_row(transition))
+        transitions.append(_move_row(request.id, state, move.to, step, now_ns))
         values.update(step)
         state, sequence = move.to, step["sequence"]
     assert receipt is not None
@@ -921,6 +905,26 @@ def _transition_row(transition: Transition) -> dict[str, Any]:
         "at_ns": transition.at_ns,
         "reason": _cut(transition.reason),
     }
+
+
+def _move_row(
+    request_id: str,
+    from_state: RequestState,
+    to_state: RequestState,
+    values: Mapping[str, Any],
+    now_ns: int,
+) -> dict[str, Any]:
+    """The transition row of one move whose new columns are `values` (sequence, reason)."""
+    return _transition_row(
+        Transition(
+            request_id=request_id,
+            sequence=values["sequence"],
+            from_state=from_state,
+            to_state=to_state,
+            at_ns=now_ns,
+            reason=values["reason"],
+        )
+    )
 
 
 def _transition_of(row: Mapping[Any, Any]) -> Transition:
