@@ -25,6 +25,9 @@ The agent formats (docs/agent-format.md), imported explicitly too, pure and free
 order to run a request on a node, checked onboard), `receipts` (a node's signed usage receipt
 and the charge it backs).
 
+`gc_pause`, imported explicitly too: pausing the cyclic garbage collector over a block that
+builds many acyclic objects (the store's group commit, the contact search's result).
+
 Verification functions return the verified value (or None) and raise a `LedgerIntegrityError`
 subclass on any failure; none returns a bool to forget to check.
 """

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from orbitq.ledger import entries, merkle
 from orbitq.ledger.engine import Engine, WorkingSet
 from orbitq.ledger.entries import Evidence, ReceiptEvidence
+from orbitq.ledger.gc_pause import collector_paused
 from orbitq.ledger.invariants import check_group
 from orbitq.ledger.model import (
     Account,
@@ -58,7 +59,6 @@ from orbitq.ledger.store.dialect import (
     placeholders,
 )
 from orbitq.ledger.store.evidence import EVIDENCE_COLUMNS, evidence_row, existing_index
-from orbitq.ledger.store.gc_pause import collector_paused
 from orbitq.ledger.store.log import LedgerLog
 from orbitq.ledger.store.rows import (
     ACCOUNT_COLUMNS,

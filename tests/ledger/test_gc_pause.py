@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from orbitq.ledger.gc_pause import collector_paused
 from orbitq.ledger.store import CreateTransfers, LedgerStore
-from orbitq.ledger.store.gc_pause import collector_paused
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 
