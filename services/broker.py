@@ -141,7 +141,7 @@ class Broker:
                 f" reservations' grace of {GRACE_SECONDS:,} s: the refund of a missing receipt"
                 " comes before the reservation's own timeout"
             )
-        self.engine = create_engine(config.db_url)
+        self.engine = create_engine(config.db_url, durable=config.durable)
         migrate(self.engine)
         key = load_key_file(config.key_path, config.key_passphrase)
         self.signer = Signer.from_private_key(config.origin, key)

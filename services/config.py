@@ -108,6 +108,10 @@ class BrokerConfig:
     # it costs this share (0..100) of the link tokens of its placement.
     cancel_cutoff_seconds: int = 900
     cancel_fee_percent: int = 100
+    # False only for a throw-away database (the simulator's scratch file): commits return
+    # before they reach the disk (orbitq.services.db.engine.create_engine). Deliberately not
+    # read from config.toml: a broker that acknowledges transfers must make them durable.
+    durable: bool = True
 
     @property
     def key_path(self) -> Path:

@@ -42,8 +42,13 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, **options: Any) -> sa.Engine:
-    """An engine for `url`, configured for orbitq's durability and locking rules."""
+def create_engine(url: str, *, durable: bool = True, **options: Any) -> sa.Engine:
+    """An engine for `url`, configured for orbitq's durability and locking rules.
+
+    `durable` False is for throw-away databases only (the simulator's scratch file, which dies
+    with its run): commits are not flushed to disk before they return (SQLite's
+    synchronous=OFF, PostgreSQL's synchronous_commit=off), so a power cut may lose the last
+    ones; nothing else changes (the same transactions, locks and order)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -59,26 +64,44 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             **options,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, durable=durable)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(
+        engine = sa.create_engine(
             url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_pre_ping=True, **options
         )
+        if not durable:
+            _commit_without_flush(engine)
+        return engine
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///FILE or postgresql://..."
     )
 
 
-def _configure_sqlite(engine: sa.Engine) -> None:
+def _commit_without_flush(engine: sa.Engine) -> None:
+    """PostgreSQL: each session's commits return before the WAL reaches the disk (a session
+    setting, so the URL's own `options`, such as a search_path, are kept)."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET synchronous_commit = off")
+        cursor.close()
+        dbapi_connection.commit()
+
+
+def _configure_sqlite(engine: sa.Engine, *, durable: bool) -> None:
+    synchronous = "FULL" if durable else "OFF"
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so BEGIN is ours to choose.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: every commit is fsync'd before it returns (acknowledged means durable).
-        cursor.execute("PRAGMA synchronous=FULL")
+        # FULL: every commit is fsync'd before it returns (acknowledged means durable); OFF
+        # only for a throw-away database (create_engine's `durable`).
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()

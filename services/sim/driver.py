@@ -199,6 +199,9 @@ def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Brok
         # Notice of new work, in both settlements (the same schedule either way): an agent
         # then pulls when something can be due for it, not every few seconds of a contact.
         ticket_pull_notice_seconds=PULL_NOTICE_SECONDS,
+        # The database dies with the run: flushing each commit to disk would only cost time
+        # (a simulated day commits thousands of times, a few ms each here).
+        durable=False,
     )
     # Request ids from the seed, so the same seed gives the same schedule document.
     ids = random.Random(f"request-ids/{settings.seed}")  # noqa: S311 (ids, not secrets)
