@@ -19,7 +19,9 @@ files and arguments (orbitq.services.commands.sim).
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -148,7 +150,7 @@ def run_simulation(
     fleet = choose_fleet(settings.elements, settings.nodes, settings.seed)
     end = fleet.start + timedelta(hours=settings.hours)
     clock = SimulatedClock(fleet.start)
-    with tempfile.TemporaryDirectory(prefix="orbitq-sim-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="orbitq-sim-", dir=scratch_parent()) as scratch:
         broker = _broker(Path(scratch), settings, clock)
         run: _Run | None = None
         try:
@@ -187,6 +189,28 @@ def run_simulation(
             broker.writer.stop()
             broker.engine.dispose()
     return SimResult(schedule, report)
+
+
+# RAM-backed scratch when there is room: a simulated day with agents makes and removes a few
+# thousand run directories and files, and on a disk whose journal is busy each removal waited
+# milliseconds (measured: 2.2 s against 0.07 s for 500 runs' trees on this machine's ext4 and
+# tmpfs). The run's database and files die with it, so RAM loses nothing a disk would keep.
+SHM_DIR = Path("/dev/shm")  # noqa: S108 (only mkdtemp's private 0700 directory goes there)
+SHM_FREE_BYTES_MIN = 4 * 1024**3
+
+
+def scratch_parent() -> Path | None:
+    """Where the run's scratch directory goes: TMPDIR when the user set it, else /dev/shm when
+    it is a writable directory with at least 4 GiB free, else the system's default (None)."""
+    if os.environ.get("TMPDIR"):
+        return None
+    try:
+        usable = SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK | os.X_OK)
+        if usable and shutil.disk_usage(SHM_DIR).free >= SHM_FREE_BYTES_MIN:
+            return SHM_DIR
+    except OSError:
+        return None
+    return None
 
 
 def _broker(scratch: Path, settings: SimSettings, clock: SimulatedClock) -> Broker:
