@@ -23,12 +23,14 @@ it a database; `audit_store` is the thin function that joins the two, taking any
 
 Does not own: SQL (orbitq.ledger.store), where the verifier key comes from, or output.
 
-Speed: about 185k entries/s by CPU time (bench/ledger_verify.py; docs/ledger-format.md, "The
-offline audit", gives the per-entry budget and what bounds it). The per-entry loop is one
+Speed: 150k-185k entries/s by CPU time on a shared machine (bench/ledger_verify.py;
+docs/ledger-format.md, "The offline audit", gives the per-entry budget and what bounds it;
+docs/performance.md, "Verification", the forms measured and not kept). The per-entry loop is one
 function with its state in local variables; it hashes with `hashlib` directly, keeps the
 frontier (L6) inline, reads each entry with the generated protobuf class (a handful of field
-reads; the flags sub-message is compared as a whole), replays from the transfer row once the
-row is known to equal its entry, and builds error messages only on the slow path.
+reads; the flags sub-message is compared as a whole), unpacks the transfer row once and compares
+its columns one by one, replays from the row's values once the row is known to equal its entry,
+and builds error messages only on the slow path.
 """
 
 from __future__ import annotations
