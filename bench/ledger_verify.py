@@ -15,11 +15,12 @@ leaf, in the same run: the rate no verifier that hashes each leaf once can beat 
 the audit hashes twice per leaf, the leaf and amortised one node, so its own hashing ceiling is
 about half of it).
 
-Where the time goes, per entry (CPU us, a 2-core machine, CPython 3.11): SQLite hands over the
-entry row (~0.6) and the 14-column transfer row (~1.4) as Python objects; the two SHA-256
-calls (~0.85, at hashlib's per-call floor); protobuf decode and the dozen field reads that
-compare the row with its entry (V9, ~1.4); the replay and the loop (~1.1). The per-value
-Python objects, not hashing, bound the audit (docs/ledger-format.md, "The offline audit").
+Where the time goes, per entry (CPU us, a 2-core machine, CPython 3.11): sqlite3 hands over the
+entry row (~0.8) and the 14-column transfer row (~1.9) as Python objects; the two SHA-256
+calls (~0.7, at hashlib's per-call floor); protobuf decode and the dozen field reads that
+compare the row with its entry (V9, ~1.4); the replay and the loop (~1.0). The per-value
+Python objects, not hashing, bound the audit (docs/ledger-format.md, "The offline audit";
+docs/performance.md, "Verification", the forms measured and not kept).
 
 Environment: ORBITQ_BENCH_LEDGER_ENTRIES overrides ENTRIES (e.g. for a quick run).
 """

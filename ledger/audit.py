@@ -23,12 +23,14 @@ it a database; `audit_store` is the thin function that joins the two, taking any
 
 Does not own: SQL (orbitq.ledger.store), where the verifier key comes from, or output.
 
-Speed: about 185k entries/s by CPU time (bench/ledger_verify.py; docs/ledger-format.md, "The
-offline audit", gives the per-entry budget and what bounds it). The per-entry loop is one
+Speed: 150k-185k entries/s by CPU time on a shared machine (bench/ledger_verify.py;
+docs/ledger-format.md, "The offline audit", gives the per-entry budget and what bounds it;
+docs/performance.md, "Verification", the forms measured and not kept). The per-entry loop is one
 function with its state in local variables; it hashes with `hashlib` directly, keeps the
 frontier (L6) inline, reads each entry with the generated protobuf class (a handful of field
-reads; the flags sub-message is compared as a whole), replays from the transfer row once the
-row is known to equal its entry, and builds error messages only on the slow path.
+reads; the flags sub-message is compared as a whole), unpacks the transfer row once and compares
+its columns one by one, replays from the row's values once the row is known to equal its entry,
+and builds error messages only on the slow path.
 """
 
 from __future__ import annotations
@@ -447,6 +449,7 @@ class _Walk:
         position = self.size
         last_ts = self.last_timestamp_ns
         transfers = 0
+        row_at = None if row is None else row[_ENTRY]  # the entry the next row names
         try:
             for index, data, hashes in page:
                 # V1: the rows are the log's positions 0, 1, 2, ... without gaps or duplicates.
@@ -495,58 +498,71 @@ class _Walk:
                         f"timestamp {ts} is not after the previous entry's {last_ts} (A6)",
                     )
                 last_ts = ts
-                if row is not None and row[_ENTRY] == position:
-                    # V9: the transfer row of this entry equals it, field by field.
+                if row_at == position and row is not None:
+                    # V9: the transfer row of this entry equals it, field by field (its columns
+                    # unpacked once: locals are cheaper than indexing the row again).
+                    (
+                        rid,
+                        debit_id,
+                        credit_id,
+                        amount,
+                        pending_id,
+                        user_data,
+                        kind,
+                        code,
+                        flags,
+                        timeout,
+                        stamp,
+                        result,
+                        released,
+                        _,
+                    ) = row
                     recorded = entry.transfer_recorded
                     t = recorded.transfer
-                    decoded = (
-                        t.id,
-                        t.debit_account_id,
-                        t.credit_account_id,
-                        t.amount,
-                        t.pending_id or None,
-                        t.user_data or None,
-                        t.kind,
-                        t.code,
-                        row[_FLAGS],
-                        t.timeout_seconds,
-                        t.timestamp_ns,
-                        recorded.result,
-                    )
                     if (
-                        decoded != row[:_RELEASED]
-                        or ts != row[_TIMESTAMP]
-                        or t.flags != flags_messages.get(row[_FLAGS])
+                        t.id != rid
+                        or t.debit_account_id != debit_id
+                        or t.credit_account_id != credit_id
+                        or t.amount != amount
+                        or (t.pending_id or None) != pending_id
+                        or (t.user_data or None) != user_data
+                        or t.kind != kind
+                        or t.code != code
+                        or t.timeout_seconds != timeout
+                        or t.timestamp_ns != stamp
+                        or ts != stamp
+                        or recorded.result != result
+                        or t.flags != flags_messages.get(flags)
                     ):
                         raise _row_mismatch(position, entry, row)
                     # V17: a settlement against a receipt (its digest as user_data) follows it.
-                    if row[_CODE] == _SETTLE:
+                    if code == _SETTLE:
                         self._settlement(position, row)
                     # V10: replay. The row equals the entry, so its plain Python values are used;
                     # the common case (an OK single-phase transfer) inline, the rest in _replay.
                     transfers += 1
-                    if row[_RESULT] == _OK:
-                        debit = balances.get(row[_DEBIT])
-                        credit = balances.get(row[_CREDIT])
+                    if result == _OK:
+                        debit = balances.get(debit_id)
+                        credit = balances.get(credit_id)
                         if (
-                            row[_FLAGS] <= _LINKED
+                            flags <= _LINKED
                             and debit is not None
                             and credit is not None
-                            and debit[_KIND_AT] == row[_KIND] == credit[_KIND_AT]
-                            and not row[_RELEASED]
+                            and debit[_KIND_AT] == kind == credit[_KIND_AT]
+                            and not released
                         ):
-                            amount = row[_AMOUNT]
                             debit[_DPO] += amount
                             credit[_CPO] += amount
                             if debit[_LIMITED_AT] and debit[_DP] + debit[_DPO] > debit[_CPO]:
                                 raise _overdraft(position, row, debit)
                         else:
                             self._replay(position, row)
-                    elif row[_RESULT] not in _TRANSIENT or row[_RELEASED]:
+                    elif result not in _TRANSIENT or released:
                         raise _failure_error(position, row)
                     row = next(transfer_rows, None)
+                    row_at = None if row is None else row[_ENTRY]
                 else:
-                    if row is not None and (row[_ENTRY] is None or row[_ENTRY] < position):
+                    if row is not None and (row_at is None or row_at < position):
                         raise _orphan_row(row, position)
                     self._other_entry(position, entry)
                 position += 1

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orbitq.ledger import (
     AccountIntegrityError,
@@ -281,6 +283,40 @@ def test_v9_a_transfer_row_must_equal_its_entry(ledger: Ledger) -> None:
     with pytest.raises(EntryIntegrityError, match="stored user_data 72656365697074") as caught:
         ledger.audit()
     assert caught.value.index == index
+
+
+# Values a tampered column may hold: SQLite keeps any type in any column.
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**65), max_value=2**65),
+    st.binary(max_size=20),
+    st.text(max_size=3),
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_v9_any_other_value_in_a_compared_column_names_its_entry(
+    ledger: Ledger, data: st.DataObject
+) -> None:
+    """V9, as a property: whatever other value (another number, bytes where NULL was, empty
+    bytes, text) any of the columns a row shares with its entry holds, the audit fails and
+    names that row's entry."""
+    rows = ledger.source.transfers
+    original = list(rows)
+    at = data.draw(st.integers(0, len(rows) - 1), label="row")
+    column = data.draw(st.integers(0, 11), label="column")
+    stored = rows[at][column]
+    value = data.draw(_ANY_VALUE.filter(lambda value: value != stored), label="value")
+    rows[at] = (*rows[at][:column], value, *rows[at][column + 1 :])
+    try:
+        with pytest.raises(EntryIntegrityError) as caught:
+            ledger.audit()
+        assert caught.value.index == original[at][13]
+    finally:
+        rows[:] = original
 
 
 def test_v9_a_transfer_entry_needs_its_row(ledger: Ledger) -> None:
