@@ -38,9 +38,7 @@ from bench.ledger import (
     open_store,
     write_batches,
 )
-from bench.postgres import postgres_schema
-from orbitq.services.db.engine import create_engine
-from orbitq.services.db.migrate import migrate
+from bench.postgres import postgres_schema, psycopg_conninfo, raw_connection
 
 TRANSFERS = int(os.environ.get("ORBITQ_BENCH_PG_TRANSFERS", "50000"))
 BATCH = 1000
@@ -55,11 +53,6 @@ BATCH_ENTRY_ROWS = "SELECT idx, data, hashes FROM ledger_entries WHERE idx >= %s
 WRITERS = ("ledger", "executemany", "copy")
 
 
-def _psycopg_conninfo(url: str) -> str:
-    """The SQLAlchemy URL as libpq understands it (driver name dropped)."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 def _write(cursor: psycopg.Cursor[Any], table: str, columns: str, rows: Rows, copy: bool) -> None:
     if copy:
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as out:
@@ -68,14 +61,6 @@ def _write(cursor: psycopg.Cursor[Any], table: str, columns: str, rows: Rows, co
     else:
         marks = ", ".join(["%s"] * len(columns.split(",")))
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-
-
-def _raw_connection(url: str) -> psycopg.Connection[Any]:
-    """A connection to a schema holding the ledger's very tables and indexes, empty."""
-    engine = create_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return psycopg.connect(_psycopg_conninfo(url))
 
 
 def _raw_batch(
@@ -95,11 +80,11 @@ def _rates(ledger_url: str, executemany_url: str, copy_url: str) -> dict[str, fl
     The raw writers insert the rows of the ledger's previous batch, so any order works."""
     store, accounts = open_store(ledger_url)
     batches = batches_of(accounts, TRANSFERS, BATCH)
-    raw = {"executemany": _raw_connection(executemany_url), "copy": _raw_connection(copy_url)}
+    raw = {"executemany": raw_connection(executemany_url), "copy": raw_connection(copy_url)}
     seconds = dict.fromkeys(WRITERS, 0.0)
     now = START_NS
     previous: tuple[Rows, Rows] | None = None  # the ledger's last batch, as it stored it
-    with psycopg.connect(_psycopg_conninfo(ledger_url), autocommit=True) as reader:
+    with psycopg.connect(psycopg_conninfo(ledger_url), autocommit=True) as reader:
         for number in range(len(batches) + 1):
             fresh = None
             for writer in WRITERS[number % 3 :] + WRITERS[: number % 3]:
