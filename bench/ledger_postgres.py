@@ -13,11 +13,12 @@ untimed; the two raw writers insert them), the order rotating every batch, so th
 neighbour on a shared machine slows all three alike: measured one after the other, the ratio
 moved between 0.34 and 0.66 from run to run with nothing changed.
 
-What bounds the ratio: round trips, not rows. A raw batch is two COPYs (two round trips each)
-and a commit. The ledger's adds the pool's pre-ping, the head row locked (FOR UPDATE), the
-accounts the batch touches read, and the balances and head written back (one round trip: they
-go pipelined, `Dialect.pipeline`), plus ~15 us of Python per transfer (engine, entry encoding,
-Merkle hashes) during which the server waits.
+What bounds the ratio: a raw batch is BEGIN, two COPYs (two round trips each) and a commit. The
+ledger's has one round trip more — the head row locked (FOR UPDATE) with the accounts the batch
+touches read, BEGIN going with them; the balances and head written back in another (pipelined,
+`Dialect.pipeline`); no pre-ping (orbitq.services.db.engine) — and ~13 us of Python per
+transfer (engine, entry encoding, Merkle hashes, the rows) during which the server waits, where
+the raw writer spends ~3 us (formatting the COPY rows, which the ledger spends too).
 
 Skipped, and said so, when no PostgreSQL answers (ORBITQ_BENCH_PG_URL or the tests' default).
 """
