@@ -94,7 +94,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
 
 def _configure_postgres(engine: sa.Engine) -> None:
-    # Not SQLAlchemy's pre-ping: a SELECT 1 per checkout is a round trip per ledger group
+    # Not SQLAlchemy's pre-ping: a ping per checkout is a round trip per ledger group
     # (docs/performance.md, "PostgreSQL"). A restarted server closes every connection it had,
     # and a closed socket is seen without asking the server anything; the pool then reconnects
     # this connection and discards the others it holds. A connection that dies after checkout

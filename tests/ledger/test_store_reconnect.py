@@ -1,7 +1,7 @@
 """A restarted PostgreSQL server: the ledger's next group is written, and written once.
 
 The engine's pool checks a connection without a round trip (no pre-ping): a connection the
-server closed is seen closed at checkout and replaced. A connection that dies after checkout
+server closed is seen closed at checkout and replaced, a live one is handed out again. A connection that dies after checkout
 fails its group; the write path writes such a group once more when the connection died before
 COMMIT was sent, and never when it died during COMMIT (the outcome is then unknown: the
 caller's retry with the same transfer ids decides).
@@ -145,6 +145,16 @@ def _assert_stored_once(ledger: Ledger, expected: list[Transfer]) -> None:
     ledger.store.check_invariants()
     (globex,) = (a for a in ledger.store.accounts_of("globex") if a.kind is Kind.CPU)
     assert globex.credits_posted == len(expected)
+
+
+def test_a_live_pooled_connection_is_handed_out_again(ledger: Ledger) -> None:
+    _write_ok(ledger, ledger.batch())
+    opened = list(ledger.opened)
+    for _ in range(3):
+        _write_ok(ledger, ledger.batch())
+    # The check at checkout found nothing wrong: no connection was replaced.
+    assert ledger.opened == opened
+    assert set(ledger.checked_out[-3:]) <= set(opened)
 
 
 def test_a_group_after_the_server_closed_the_pools_connections_is_written(ledger: Ledger) -> None:
