@@ -1,10 +1,10 @@
 """A restarted PostgreSQL server: the ledger's next group is written, and written once.
 
 The engine's pool checks a connection without a round trip (no pre-ping): a connection the
-server closed is seen closed at checkout and replaced, a live one is handed out again. A connection that dies after checkout
-fails its group; the write path writes such a group once more when the connection died before
-COMMIT was sent, and never when it died during COMMIT (the outcome is then unknown: the
-caller's retry with the same transfer ids decides).
+server closed is seen closed at checkout and replaced, a live one is handed out again. A
+connection that dies after checkout fails its group; the write path writes such a group once
+more when the connection died before COMMIT was sent, and never when it died during COMMIT (the
+outcome is then unknown: the caller's retry with the same transfer ids decides).
 
 The server's side is real: the backends are terminated from a second connection
 (`pg_terminate_backend`, waiting until they are gone), between groups, inside a group (from the
