@@ -13,11 +13,12 @@ untimed; the two raw writers insert them), the order rotating every batch, so th
 neighbour on a shared machine slows all three alike: measured one after the other, the ratio
 moved between 0.34 and 0.66 from run to run with nothing changed.
 
-What bounds the ratio: round trips, not rows. A raw batch is two COPYs (two round trips each)
-and a commit. The ledger's adds the pool's pre-ping, the head row locked (FOR UPDATE), the
-accounts the batch touches read, and the balances and head written back (one round trip: they
-go pipelined, `Dialect.pipeline`), plus ~15 us of Python per transfer (engine, entry encoding,
-Merkle hashes) during which the server waits.
+What bounds the ratio: a raw batch is BEGIN, two COPYs (two round trips each) and a commit. The
+ledger's has one round trip more — the head row locked (FOR UPDATE) with the accounts the batch
+touches read, BEGIN going with them; the balances and head written back in another (pipelined,
+`Dialect.pipeline`); no pre-ping (orbitq.services.db.engine) — and ~13 us of Python per
+transfer (engine, entry encoding, Merkle hashes, the rows) during which the server waits, where
+the raw writer spends ~3 us (formatting the COPY rows, which the ledger spends too).
 
 Skipped, and said so, when no PostgreSQL answers (ORBITQ_BENCH_PG_URL or the tests' default).
 """
@@ -38,9 +39,7 @@ from bench.ledger import (
     open_store,
     write_batches,
 )
-from bench.postgres import postgres_schema
-from orbitq.services.db.engine import create_engine
-from orbitq.services.db.migrate import migrate
+from bench.postgres import postgres_schema, psycopg_conninfo, raw_connection
 
 TRANSFERS = int(os.environ.get("ORBITQ_BENCH_PG_TRANSFERS", "50000"))
 BATCH = 1000
@@ -55,11 +54,6 @@ BATCH_ENTRY_ROWS = "SELECT idx, data, hashes FROM ledger_entries WHERE idx >= %s
 WRITERS = ("ledger", "executemany", "copy")
 
 
-def _psycopg_conninfo(url: str) -> str:
-    """The SQLAlchemy URL as libpq understands it (driver name dropped)."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 def _write(cursor: psycopg.Cursor[Any], table: str, columns: str, rows: Rows, copy: bool) -> None:
     if copy:
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as out:
@@ -68,14 +62,6 @@ def _write(cursor: psycopg.Cursor[Any], table: str, columns: str, rows: Rows, co
     else:
         marks = ", ".join(["%s"] * len(columns.split(",")))
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-
-
-def _raw_connection(url: str) -> psycopg.Connection[Any]:
-    """A connection to a schema holding the ledger's very tables and indexes, empty."""
-    engine = create_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return psycopg.connect(_psycopg_conninfo(url))
 
 
 def _raw_batch(
@@ -95,11 +81,11 @@ def _rates(ledger_url: str, executemany_url: str, copy_url: str) -> dict[str, fl
     The raw writers insert the rows of the ledger's previous batch, so any order works."""
     store, accounts = open_store(ledger_url)
     batches = batches_of(accounts, TRANSFERS, BATCH)
-    raw = {"executemany": _raw_connection(executemany_url), "copy": _raw_connection(copy_url)}
+    raw = {"executemany": raw_connection(executemany_url), "copy": raw_connection(copy_url)}
     seconds = dict.fromkeys(WRITERS, 0.0)
     now = START_NS
     previous: tuple[Rows, Rows] | None = None  # the ledger's last batch, as it stored it
-    with psycopg.connect(_psycopg_conninfo(ledger_url), autocommit=True) as reader:
+    with psycopg.connect(psycopg_conninfo(ledger_url), autocommit=True) as reader:
         for number in range(len(batches) + 1):
             fresh = None
             for writer in WRITERS[number % 3 :] + WRITERS[: number % 3]:

@@ -11,8 +11,13 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+
+from orbitq.services.db.engine import create_engine
+from orbitq.services.db.migrate import migrate
 
 PG_URL = os.environ.get("ORBITQ_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -40,3 +45,17 @@ def postgres_schema() -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+def psycopg_conninfo(url: str) -> str:
+    """The SQLAlchemy URL as libpq understands it (driver name dropped)."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def raw_connection(url: str) -> psycopg.Connection[Any]:
+    """A connection to a schema holding the broker's very tables and indexes (migrated the same
+    way), for raw inserts to measure against."""
+    engine = create_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return psycopg.connect(psycopg_conninfo(url))

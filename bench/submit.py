@@ -15,6 +15,15 @@ what a tenant's Submit meets, so it stays in the figure.
 Figures: `submit_ratio` (target >= 0.5) and p50/p99 beside the empty call's
 (`submit_p99_ratio`, target <= 3). With ORBITQ_BENCH_PG_URL set (or PostgreSQL reachable at the
 test default), the same on PostgreSQL.
+
+On PostgreSQL also `raw_executemany_ratio` (issue 13 item 3, target >= 0.5): Submits/s against
+raw inserts of the same rows on the same server. The rows are read back after the run from
+the broker's own schema — per Submit, its three reservations (transfer row, log entry, pending
+status) and its request row with its first two transitions, as stored at the end — and written
+into a fresh schema migrated the same way with psycopg `executemany` (pipelined), one commit per
+batch of as many Submits as the broker's ledger groups held on average during the Submit load
+(the same number of durable commits for the same rows). Untimed: reading them back, and the
+tenant row the requests' foreign key needs.
 """
 
 from __future__ import annotations
@@ -32,14 +41,17 @@ from typing import Any
 
 import grpc
 import grpc.aio
+import psycopg
 import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.common import peak_rss_mb, percentile, publish
-from bench.postgres import postgres_schema
+from bench.postgres import postgres_schema, psycopg_conninfo, raw_connection
 from orbitq.clients import BrokerClient
-from orbitq.ledger.model import Kind
+from orbitq.ledger.model import Code, Kind
+from orbitq.ledger.store.rows import TRANSFER_COLUMNS
+from orbitq.ledger.store.writer import CommitInfo
 from orbitq.services.agents.enrollment import EnrollRequest
 from orbitq.services.auth import Principal
 from orbitq.services.broker import Broker, init_data_dir
@@ -59,12 +71,110 @@ SATELLITES = 60
 CLOCK_START = datetime(2025, 12, 6, tzinfo=UTC)
 TARGET_RATIO = 0.5
 TARGET_P99_RATIO = 3.0
+TARGET_RAW_RATIO = 0.5  # PostgreSQL: Submits/s against raw inserts of their rows (issue 13)
 EMPTY_METHOD = "/orbitq.bench.Bench/Empty"
 SUBMIT_METHOD = "/orbitq.v1.RequestService/Submit"
 OPERATOR = Principal("bench", Role.OPERATOR)
 # The smallest valid WASI command: a request must name a pushed module.
 AGENT_FUEL_PER_CORE_SECOND = 16 * 10**9
 MODULE_WAT = '(module (memory (export "memory") 1) (func (export "_start")))'
+
+
+# Per table, in an order the foreign keys allow, the query that reads back the Submits' rows
+# (the column list: None for every column), each ordered by Submit so that equal shares of
+# every table hold the rows of the same Submits.
+_RESERVE = int(Code.RESERVE)
+SUBMIT_ROWS: tuple[tuple[str, str], ...] = (
+    (
+        "ledger_transfers",
+        f"SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE code = {_RESERVE}"
+        " ORDER BY timestamp_ns",
+    ),
+    (
+        "ledger_entries",
+        "SELECT e.idx, e.data, e.hashes FROM ledger_entries e"
+        f" JOIN ledger_transfers t ON t.entry_index = e.idx WHERE t.code = {_RESERVE}"
+        " ORDER BY e.idx",
+    ),
+    (
+        "ledger_pending",
+        "SELECT p.id, p.status, p.expires_ns FROM ledger_pending p"
+        f" JOIN ledger_transfers t ON t.id = p.id WHERE t.code = {_RESERVE}"
+        " ORDER BY t.timestamp_ns",
+    ),
+    ("requests", "SELECT * FROM requests ORDER BY submitted_ns, id"),
+    (
+        "request_transitions",
+        "SELECT x.* FROM request_transitions x JOIN requests r ON r.id = x.request_id"
+        " WHERE x.sequence <= 2 ORDER BY r.submitted_ns, r.id, x.sequence",
+    ),
+)
+Table = tuple[str, str, list[tuple[Any, ...]]]  # name, columns, rows
+
+
+def _submit_rows(db_url: str) -> tuple[list[Table], list[tuple[Any, ...]], str]:
+    """The Submits' rows, table by table; and the tenants' rows with their columns."""
+    tables: list[Table] = []
+    with psycopg.connect(psycopg_conninfo(db_url), autocommit=True) as reader:
+        for name, query in SUBMIT_ROWS:
+            cursor = reader.execute(query)
+            assert cursor.description is not None
+            columns = ", ".join(column.name for column in cursor.description)
+            tables.append((name, columns, cursor.fetchall()))
+        cursor = reader.execute("SELECT * FROM tenants")
+        assert cursor.description is not None
+        tenant_columns = ", ".join(column.name for column in cursor.description)
+        return tables, cursor.fetchall(), tenant_columns
+
+
+def _insert(cursor: psycopg.Cursor[Any], table: str, columns: str, rows: list[Any]) -> None:
+    if rows:
+        marks = ", ".join(["%s"] * len(columns.split(",")))
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+
+def _batch(tables: list[Table], batch: int, commits: int) -> list[Table]:
+    """The rows of the `batch`th of `commits` equal shares of the Submits: an equal share of
+    each ledger table's rows, and the transitions of exactly the share's requests (their
+    foreign key)."""
+    shares: list[Table] = []
+    requests: set[Any] = set()
+    for name, columns, rows in tables:
+        names = [column.strip() for column in columns.split(",")]
+        if name == "request_transitions":
+            at = names.index("request_id")
+            shares.append((name, columns, [row for row in rows if row[at] in requests]))
+            continue
+        share = rows[len(rows) * batch // commits : len(rows) * (batch + 1) // commits]
+        if name == "requests":
+            at = names.index("id")
+            requests = {row[at] for row in share}
+        shares.append((name, columns, share))
+    return shares
+
+
+def _raw_submits_per_s(db_url: str, raw_url: str, submits_per_commit: float) -> float:
+    """Submits/s of raw executemany inserts of the Submits' rows (module docstring)."""
+    tables, tenants, tenant_columns = _submit_rows(db_url)
+    submits = len(tables[3][2])  # the request rows
+    assert submits > 0
+    commits = max(1, round(submits / max(submits_per_commit, 1.0)))
+    connection = raw_connection(raw_url)
+    try:
+        with connection.cursor() as cursor:
+            _insert(cursor, "tenants", tenant_columns, tenants)
+        connection.commit()
+        batches = [_batch(tables, batch, commits) for batch in range(commits)]
+        began = time.perf_counter()
+        for batch_tables in batches:
+            with connection.cursor() as cursor:
+                for name, columns, rows in batch_tables:
+                    _insert(cursor, name, columns, rows)
+            connection.commit()
+        took = time.perf_counter() - began
+    finally:
+        connection.close()
+    return submits / took
 
 
 def _empty_handler() -> grpc.GenericRpcHandler[Any, Any]:
@@ -150,7 +260,7 @@ def _world(broker: Broker) -> None:
         )
 
 
-def _run(directory: Path, db_url: str | None) -> dict[str, Any]:
+def _run(directory: Path, db_url: str | None, raw_url: str | None = None) -> dict[str, Any]:
     spec = f"shifted:{CLOCK_START.isoformat().replace('+00:00', 'Z')}"
     init_data_dir(directory, origin="bench.orbitq/submit", db_url=db_url, clock_spec=spec)
     broker = Broker(load_config(directory))
@@ -172,21 +282,42 @@ def _run(directory: Path, db_url: str | None) -> dict[str, Any]:
         body = _submit_bytes(workload, broker.clock.now())
         context = multiprocessing.get_context("spawn")
         figures: dict[str, dict[str, float]] = {}
+        # Work items per ledger group commit while the Submit load runs (the writer's thread
+        # appends; read once the load is over).
+        groups: list[int] = []
+        counting = [False]
+
+        def count_group(info: CommitInfo) -> None:
+            if counting[0]:
+                groups.append(info.items)
+
+        broker.on_commit(count_group)
         for kind in ("empty", "submit", "empty_again"):
             queue = context.Queue()
             process = context.Process(
                 target=_load_process,
                 args=(target, key, kind.removesuffix("_again"), body, queue),
             )
+            counting[0] = kind == "submit"
             process.start()
             figures[kind] = queue.get(timeout=SECONDS * 10 + 60)
             process.join()
+            counting[0] = False
         states = Counter(request.state.name for request in broker.requests.store.all())
     finally:
         running.stop(grace=1.0)
         broker.stop()
     empty = max((figures["empty"], figures["empty_again"]), key=lambda f: f["per_s"])
     submit = figures["submit"]
+    raw: dict[str, Any] = {}
+    if db_url is not None and raw_url is not None:
+        per_commit = sum(groups) / max(len(groups), 1)
+        raw_per_s = _raw_submits_per_s(db_url, raw_url, per_commit)
+        raw = {
+            "submits_per_group_commit": round(per_commit, 2),
+            "raw_executemany_submits_per_s": round(raw_per_s),
+            "raw_executemany_ratio": round(submit["per_s"] / raw_per_s, 3),
+        }
     return {
         "submits_per_s": round(submit["per_s"]),
         "empty_per_s": round(empty["per_s"]),
@@ -197,6 +328,7 @@ def _run(directory: Path, db_url: str | None) -> dict[str, Any]:
         "empty_p99_ms": round(empty["p99_ms"], 2),
         "submit_p99_ratio": round(submit["p99_ms"] / empty["p99_ms"], 2),
         "requests_by_state": dict(sorted(states.items())),
+        **raw,
     }
 
 
@@ -204,9 +336,9 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="orbitq-bench-submit-") as name:
         results["sqlite"] = _run(Path(name) / "sqlite", None)
-        with postgres_schema() as url:
-            if url is not None:
-                results["postgres"] = _run(Path(name) / "postgres", url)
+        with postgres_schema() as url, postgres_schema() as raw_url:
+            if url is not None and raw_url is not None:
+                results["postgres"] = _run(Path(name) / "postgres", url, raw_url)
     publish(
         "submit",
         {
@@ -215,7 +347,11 @@ def main() -> None:
             "satellites": SATELLITES,
             **results,
             "peak_rss_mb": round(peak_rss_mb(), 1),
-            "targets": {"submit_ratio": TARGET_RATIO, "submit_p99_ratio_max": TARGET_P99_RATIO},
+            "targets": {
+                "submit_ratio": TARGET_RATIO,
+                "submit_p99_ratio_max": TARGET_P99_RATIO,
+                "raw_executemany_ratio": TARGET_RAW_RATIO,
+            },
         },
     )
 

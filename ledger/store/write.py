@@ -17,6 +17,13 @@ group is written optimistically and the primary key is the arbiter. A duplicate 
 retry) makes the insert fail; the group is then redone with every id loaded, which gives the
 precise EXISTS / ID_ALREADY_FAILED results. Retries stay correct and the hot path saves a query.
 
+A group whose PostgreSQL connection dies before its COMMIT is sent (a restarted server) was
+rolled back by the server, and is written once more on a fresh connection: the pool checks no
+connection with a round trip (orbitq.services.db.engine), so a connection may die between its
+checkout and its use. One that dies during COMMIT is not retried here: whether the server
+committed is unknown, and the caller's retry with the same transfer ids is what is safe
+(EXISTS for what was committed).
+
 Invariants are asserted in production, as TigerBeetle keeps its assertions on: before the
 transaction commits, `check_group` (orbitq.ledger.invariants) verifies that the group's changes
 to the accounts it touched keep, per kind, Σ debits = Σ credits (posted and pending), and that
@@ -145,6 +152,20 @@ class _DuplicateIdError(Exception):
     """A transfer id assumed new already exists: redo the group with every id loaded."""
 
 
+class _LostBeforeCommitError(Exception):
+    """The group's connection died before its COMMIT was sent: nothing of it is stored."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _lost(driver: Any) -> bool:
+    """Whether a PostgreSQL (psycopg) connection is gone: closed, or broken by a lost server.
+    A SQLite connection has no server to lose."""
+    return bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
+
+
 class WritePath:
     """Group commits over one engine. Writes must come from one thread (the group-commit
     writer, or a tool or test calling directly).
@@ -195,16 +216,30 @@ class WritePath:
         """Apply `items` in order in one durable transaction; one result per item."""
         with collector_paused():  # the group's objects die with it (gc_pause says why)
             try:
-                return self._write_once(items, now_ns, load_every_id=False)
-            except _DuplicateIdError:
-                return self._write_once(items, now_ns, load_every_id=True)
+                return self._write_ids(items, now_ns)
+            except _LostBeforeCommitError:
+                # The connection died before COMMIT was sent (a restarted server), so the server
+                # rolled the group back; the pool hands out a live connection now. Once only.
+                try:
+                    return self._write_ids(items, now_ns)
+                except _LostBeforeCommitError as again:
+                    raise again.error from None
+
+    def _write_ids(self, items: Sequence[WorkItem], now_ns: int) -> list[WorkResult]:
+        try:
+            return self._write_once(items, now_ns, load_every_id=False)
+        except _DuplicateIdError:
+            return self._write_once(items, now_ns, load_every_id=True)
 
     def _write_once(
         self, items: Sequence[WorkItem], now_ns: int, *, load_every_id: bool
     ) -> list[WorkResult]:
         sql = self._dialect.sql
+        driver: Any = None  # the DBAPI connection, to tell a lost one from other errors
+        committing = False
         try:
             with write_transaction(self._engine) as conn:
+                driver = conn.connection.dbapi_connection
                 cursor = conn.connection.cursor()
                 head, preloaded = self._lock_head(cursor, items)
                 if head.size != self._known_size:
@@ -257,10 +292,16 @@ class WritePath:
                 for stored in state.created:
                     if next_expiry is not None and stored.expires_ns and stored.result is Result.OK:
                         next_expiry = min(next_expiry, stored.expires_ns)
-        except BaseException:
+                # Leaving the block sends COMMIT: a connection lost from here on leaves the
+                # outcome unknown, so the error goes to the caller, whose retry the transfer ids
+                # make safe (EXISTS), never retried here.
+                committing = True
+        except BaseException as error:
             # The in-memory state may hold changes that were rolled back.
             self._log.remember(None)
             self._forget()
+            if not committing and _lost(driver):
+                raise _LostBeforeCommitError(error) from error
             raise
         self._log.remember(frontier)
         self._known_size = size

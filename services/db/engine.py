@@ -3,8 +3,9 @@
 Owns: URL handling (`sqlite:///path`, `postgresql://...`), the SQLite pragmas that make it a
 durable single-file store (WAL, synchronous=FULL, foreign keys, busy timeout), explicit
 transaction control on SQLite (deferred for readers, IMMEDIATE for connections carrying the
-`orbitq_write` execution option, so a writer never fails to upgrade its lock), and applying the
-migrations on start.
+`orbitq_write` execution option, so a writer never fails to upgrade its lock), the check that
+hands out no pooled PostgreSQL connection the server has closed (`server_closed`), and applying
+the migrations on start.
 
 `write_transaction` is orbitq.ledger.store.transactions' (the ledger store uses it too),
 re-exported here for the services. The services reach the database one way: SQLAlchemy Core
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -67,9 +69,8 @@ def create_engine(url: str, *, durable: bool = True, **options: Any) -> sa.Engin
         _configure_sqlite(engine, durable=durable)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        engine = sa.create_engine(
-            url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_pre_ping=True, **options
-        )
+        engine = sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, **options)
+        _configure_postgres(engine)
         if not durable:
             _commit_without_flush(engine)
         return engine
@@ -114,6 +115,35 @@ def _configure_sqlite(engine: sa.Engine, *, durable: bool) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+def _configure_postgres(engine: sa.Engine) -> None:
+    # Not SQLAlchemy's pre-ping: a ping per checkout is a round trip per ledger group
+    # (docs/performance.md, "PostgreSQL"). A restarted server closes every connection it had,
+    # and a closed socket is seen without asking the server anything; the pool then reconnects
+    # this connection and discards the others it holds. A connection that dies after checkout
+    # fails its transaction; the ledger's write path retries such a group once
+    # (orbitq.ledger.store.write), other callers see the error as before.
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if server_closed(dbapi_connection):
+            raise sa.exc.InvalidatePoolError("the server closed this pooled connection")
+
+
+def server_closed(dbapi_connection: Any) -> bool:
+    """Whether an idle psycopg connection is known to be closed by the server, found without a
+    round trip: what the server sent meanwhile is read without waiting (a non-blocking read
+    each). A server that terminates a backend sends an error and then closes the socket; the
+    first read may take only the error, the second then meets the end."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    pgconn = dbapi_connection.pgconn
+    try:
+        for _ in range(2):
+            pgconn.consume_input()
+    except psycopg.OperationalError:
+        return True
+    return bool(pgconn.status != psycopg.pq.ConnStatus.OK)
+
+
 def driver_sql(connection: sa.Connection, sql: str) -> str:
     """`sql`, written with `?` placeholders, in the driver's style (psycopg takes `%s`; no `?`
     may appear elsewhere in it)."""
@@ -141,5 +171,6 @@ __all__ = [
     "driver_row",
     "driver_sql",
     "normalize_url",
+    "server_closed",
     "write_transaction",
 ]
