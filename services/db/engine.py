@@ -4,7 +4,8 @@ Owns: URL handling (`sqlite:///path`, `postgresql://...`), the SQLite pragmas th
 durable single-file store (WAL, synchronous=FULL, foreign keys, busy timeout), explicit
 transaction control on SQLite (deferred for readers, IMMEDIATE for connections carrying the
 `orbitq_write` execution option, so a writer never fails to upgrade its lock), the check that
-hands out no pooled PostgreSQL connection the server has closed (`server_closed`), and applying
+hands out no pooled PostgreSQL connection the server has closed (`server_closed`), commits
+left unflushed for a throw-away database only (`durable=False`: the simulator's), and applying
 the migrations on start.
 
 `write_transaction` is orbitq.ledger.store.transactions' (the ledger store uses it too),
