@@ -7,9 +7,10 @@ charge from escrow (one ledger item per kind) while releasing the rest. The targ
 11): receipts settle at >= 0.5 x the rate of plain `QuotaService.Transfer` calls made by the
 same number of concurrent clients against the same broker.
 
-Setup: a real broker (SQLite file, durable) behind a real gRPC server on loopback, on a
-simulated clock; six real satellites; every node enrolled over EnrollNode with ground link
-"always"; REQUESTS requests with a real module placed by the scheduler, each node's tickets
+Setup: a real broker (SQLite file, durable) behind a real gRPC server on loopback (its
+start-up heap frozen out of the cyclic collector's walks, as `serve` does), on a simulated
+clock; six real satellites; every node enrolled over EnrollNode with ground link "always";
+REQUESTS requests with a real module placed by the scheduler, each node's tickets
 pulled over PullTickets at their uplink times; then, at a time all have started, CLIENTS
 threads report one signed receipt each per call until all are reported (each a fresh
 settlement), and CLIENTS threads make the same number of Transfer calls. The two kinds of
@@ -45,7 +46,7 @@ from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.clock import SimulatedClock
 from orbitq.services.config import load_config
 from orbitq.services.requests import RequestState
-from orbitq.services.server import build_server
+from orbitq.services.server import build_server, freeze_startup_heap
 from orbitq.v1 import agent_pb2, common_pb2, quota_pb2, quota_pb2_grpc
 from tests.agents.support import TestAgent, module_bytes
 from tests.conftest import EPOCH
@@ -105,6 +106,7 @@ def main() -> None:
         broker = Broker(config, clock)
         broker.writer.start()
         running = build_server(broker, "127.0.0.1:0")
+        freeze_startup_heap()  # as `serve` does once the broker serves
         target = f"127.0.0.1:{running.port}"
         operator = (("authorization", f"Bearer {made.operator_key.token}"),)
         try:

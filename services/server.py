@@ -5,13 +5,16 @@ stream admission, authentication), the six orbitq services, the
 standard health service and server reflection (so grpcurl and `buf curl` work), message size
 and concurrency limits, the share of worker threads long-lived streams may hold and their
 lifetime, optional TLS — and serving until SIGTERM/SIGINT, then shutting down
-gracefully (health NOT_SERVING, stop accepting, let calls in flight finish, stop the broker).
+gracefully (health NOT_SERVING, stop accepting, let calls in flight finish, stop the broker);
+once serving, the start-up heap is frozen out of the cyclic collector's walks
+(`freeze_startup_heap`).
 
 Does not own: any method's behaviour.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -170,6 +173,18 @@ def build_server(
     return RunningServer(server, port, health_servicer, gate)
 
 
+def freeze_startup_heap() -> None:
+    """Move every object the process holds now (modules, protobuf descriptors, SQLAlchemy's
+    tables and compiled statements, the broker's caches: some 160,000 once a broker serves)
+    out of the cyclic collector's reach, for good: they live as long as the process, so
+    walking them finds nothing, yet each full collection walked them all. Measured under
+    bench/receipt_settlement.py: its one full collection took ~210 ms with them and ~27 ms
+    without, a pause of the whole process (it holds the GIL) that landed in a receipt round.
+    Objects made later are collected as before; frozen ones are still freed by reference
+    counting. Call once, after the broker and its server are up (`serve` does)."""
+    gc.freeze()
+
+
 def _stop_serving(health_servicer: health.HealthServicer, reason: str) -> None:
     # Every service the health servicer knows, "" included, turns NOT_SERVING for good.
     log.critical("health: NOT_SERVING (the ledger writer halted): %s", reason)
@@ -190,6 +205,7 @@ def serve(
         endpoint = MetricsEndpoint.start(metrics_listen, metrics.registry)
     broker.start()
     running = build_server(broker, listen, tls=tls, metrics=metrics)
+    freeze_startup_heap()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -5,6 +5,7 @@ the SDK does not drag in the server."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import ipaddress
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from orbitq.clients import BrokerClient, TLSConfig, UnavailableError
 from orbitq.services.demo.process import running_broker
-from orbitq.services.server import SERVICE_NAMES, build_server
+from orbitq.services.server import SERVICE_NAMES, build_server, freeze_startup_heap
 from orbitq.v1 import (
     admin_pb2,
     agent_pb2,
@@ -221,3 +222,17 @@ def test_importing_the_sdk_does_not_import_the_server() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_startup_heap_is_frozen_out_of_the_collectors_walks(server: ServerHandle) -> None:
+    """What a serving broker holds is out of the cyclic collector's walks; objects made later
+    are still collected (a cycle made after the freeze is found)."""
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > 0
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()  # the test process's heap goes back to the collector
