@@ -26,7 +26,7 @@ from sqlmodel import SQLModel
 from orbitq.services.blobs.digests import hex_of
 from orbitq.services.blobs.files import BlobFiles
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
-from orbitq.services.db.engine import write_transaction
+from orbitq.services.db.engine import driver_row, write_transaction
 from orbitq.services.errors import ResourceExhaustedError
 
 BLOBS: sa.Table = SQLModel.metadata.tables["blobs"]
@@ -38,6 +38,10 @@ KINDS = (WORKLOAD, INPUT, RESULT)
 LOCK_STRIPES = 64
 # Blobs deleted per pass of the retention job (the next pass takes the rest).
 DELETIONS_PER_PASS_MAX = 10_000
+_REFERENCED_SIZE_SQL = (
+    "SELECT blobs.size FROM blobs JOIN blob_refs ON blob_refs.digest = blobs.digest"
+    " WHERE blobs.digest = ? AND blob_refs.tenant = ? AND blob_refs.kind = ? LIMIT 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,17 +202,11 @@ class BlobStore:
 
     def referenced_size(self, digest_hex: str, *, tenant: str, kind: str) -> int | None:
         """The blob's size if `tenant` holds a reference of `kind` to it, else None."""
-        query = (
-            sa.select(BLOBS.c.size)
-            .join(REFS, REFS.c.digest == BLOBS.c.digest)
-            .where(BLOBS.c.digest == digest_hex)
-            .where(REFS.c.tenant == tenant)
-            .where(REFS.c.kind == kind)
-            .limit(1)
-        )
+        # Through the driver's cursor: every Submit asks, and a statement built and run by
+        # SQLAlchemy (with its BEGIN and ROLLBACK) cost about 0.6 ms of the GIL per call.
         with self._engine.connect() as connection:
-            found = connection.execute(query).first()
-        return int(found.size) if found is not None else None
+            found = driver_row(connection, _REFERENCED_SIZE_SQL, (digest_hex, tenant, kind))
+        return int(found["size"]) if found is not None else None
 
     def readable_by(self, digest_hex: str, tenant: str) -> bool:
         with self._engine.connect() as connection:

@@ -468,13 +468,16 @@ class RequestStore:
         return _stored_of(row) if row is not None else None
 
     def by_key(self, tenant: str, key: str) -> StoredRequest | None:
+        # Through the driver's cursor, as `get_on`: every Submit asks (almost always to find
+        # nothing), and a statement built and run by SQLAlchemy (with its BEGIN and ROLLBACK)
+        # cost about 0.6 ms of the GIL per call.
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(REQUESTS)
-                .where(REQUESTS.c.tenant == tenant)
-                .where(REQUESTS.c.idempotency_key == key)
-            ).first()
-        return _stored_of(row._mapping) if row is not None else None
+            row = driver_row(
+                connection,
+                "SELECT * FROM requests WHERE tenant = ? AND idempotency_key = ?",
+                (tenant, key),
+            )
+        return _stored_of(row) if row is not None else None
 
     def fetch(self, request_ids: Sequence[str]) -> list[StoredRequest]:
         found: list[StoredRequest] = []
