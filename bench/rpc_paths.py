@@ -40,7 +40,7 @@ from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.config import load_config
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.quota import new_operation_id
-from orbitq.services.server import build_server
+from orbitq.services.server import build_server, freeze_startup_heap
 from orbitq.v1 import quota_pb2
 
 TARGET_RATIO = 0.5
@@ -167,6 +167,7 @@ def run(directory: Path) -> dict[str, dict[str, float]]:
     broker.start()
     threads = build_server(broker, "127.0.0.1:0", extra_handlers=[_empty_threads_handler()])
     aio = _AioServer(_aio_handlers(broker))
+    freeze_startup_heap()  # as `serve` does once the broker serves
     candidates = {"threads": threads.port, "asyncio": aio.port}
     try:
         broker.tenants.create(OPERATOR, "payer", "")

@@ -60,7 +60,7 @@ from orbitq.services.constellation import NodeImport
 from orbitq.services.identity.api_keys import Role
 from orbitq.services.orbits import bundled_path
 from orbitq.services.quota import new_operation_id
-from orbitq.services.server import build_server
+from orbitq.services.server import build_server, freeze_startup_heap
 from orbitq.v1 import request_pb2
 
 CONCURRENCY = int(os.environ.get("ORBITQ_BENCH_RPC_CONCURRENCY", "32"))
@@ -266,6 +266,7 @@ def _run(directory: Path, db_url: str | None, raw_url: str | None = None) -> dic
     broker = Broker(load_config(directory))
     broker.start()
     running = build_server(broker, "127.0.0.1:0", extra_handlers=[_empty_handler()])
+    freeze_startup_heap()  # as `serve` does once the broker serves
     try:
         target = f"127.0.0.1:{running.port}"
         _world(broker)
