@@ -28,6 +28,7 @@ $(VENV)/.deps: pyproject.toml
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
+	$(PY) scripts/compile_scheduler.py --link  # the reinstalled link tree lacks `make compile`'s build
 	touch $@
 
 venv: $(VENV)/.installed
@@ -78,8 +79,8 @@ proto-lint: $(BUF)
 
 # Optional: the scheduler's hot modules compiled with mypyc, beside their sources (same
 # placements, ~1.8x the placements per CPU-second; docs/performance.md, "The scheduler").
-# Run again after `make venv` reinstalls (its link tree then runs the source) or after editing
-# a compiled module (the package refuses a stale build at import).
+# Run again after editing a compiled module: the package refuses a stale build at import. A
+# reinstall of the editable package links an existing build into it again.
 compile: $(VENV)/.installed
 	$(PY) scripts/compile_scheduler.py
 

@@ -8,6 +8,8 @@ the same, only faster. Optional: without a build the source runs.
 
     python scripts/compile_scheduler.py           build and install the extension modules
     python scripts/compile_scheduler.py --clean   remove them (the source runs again)
+    python scripts/compile_scheduler.py --link    link an existing build into the editable
+                                                  install again (`make venv` runs it)
 
 How: mypyc needs the modules under their import names, so the repository's package folders are
 copied into a temporary `orbitq/` tree; the group is named `orbitq.services.scheduler._compiled`
@@ -132,20 +134,35 @@ def build(modules: tuple[str, ...], stamp: str, shared: str) -> None:
         for built_file in built:
             shutil.copy2(built_file, SOURCE / built_file.relative_to(output))
     (SOURCE / stamp).write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
-    for installed in [*_built_files(modules, shared), SOURCE / stamp]:
+    link(modules, stamp, shared)
+
+
+def link(modules: tuple[str, ...], stamp: str, shared: str) -> None:
+    """Link an existing build into the editable install's tree (a reinstall rebuilds the tree
+    without it); nothing to do without a build."""
+    built = _built_files(modules, shared)
+    if not built:
+        return
+    for installed in [*built, SOURCE / stamp]:
         for tree in _link_trees():
-            link = tree / installed.relative_to(SOURCE)
-            link.unlink(missing_ok=True)
-            link.symlink_to(installed)
+            target = tree / installed.relative_to(SOURCE)
+            target.unlink(missing_ok=True)
+            target.symlink_to(installed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", action="store_true", help="remove the compiled modules")
+    parser.add_argument(
+        "--link", action="store_true", help="link an existing build into the editable install"
+    )
     args = parser.parse_args()
     modules, stamp, shared = _native()
     if args.clean:
         clean(modules, stamp, shared)
+        return
+    if args.link:
+        link(modules, stamp, shared)
         return
     build(modules, stamp, shared)
     print(f"compiled {len(modules)} scheduler modules into {SOURCE}")
