@@ -78,7 +78,7 @@ proto-lint: $(BUF)
 	cd proto && ../$(BUF) lint
 
 # Optional: the scheduler's hot modules compiled with mypyc, beside their sources (same
-# placements, ~1.8x the placements per CPU-second; docs/performance.md, "The scheduler").
+# placements, 1.2-1.9x the placements per CPU-second; docs/scheduler.md, "Compiled hot modules").
 # Run again after editing a compiled module: the package refuses a stale build at import. A
 # reinstall of the editable package links an existing build into it again.
 compile: $(VENV)/.installed
