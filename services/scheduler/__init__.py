@@ -11,6 +11,13 @@ database, the ledger or the clock (callers pass `now`).
     result = scheduler.run_cycle(pending, now, tenant_usage)
 """
 
+# ruff: noqa: E402 (the compiled-build check runs before the imports it guards)
+
+from orbitq.services.scheduler.native import check as _check_compiled_build
+
+# Before any compiled module is imported: a build older than its source would run old code.
+_check_compiled_build()
+
 from orbitq.services.scheduler.costs import (
     Cost,
     Quote,

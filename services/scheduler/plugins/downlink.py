@@ -31,8 +31,8 @@ REASON_NO_CONTACT = "no downlink contact before deadline"
 REASON_FRAGMENTED = f"downlink would need more than {DOWNLINK_SEGMENTS_MAX} segments"
 # The words of the station selector's and the antennas' reasons, reported under this plugin's
 # name (see uplink.py).
-REASON_NO_ALLOWED_CONTACT = station_selector.REASON_NO_ALLOWED_CONTACT
-REASON_ANTENNAS_BUSY = station_antennas.REASON_BUSY
+REASON_NO_ALLOWED_CONTACT: str = station_selector.REASON_NO_ALLOWED_CONTACT
+REASON_ANTENNAS_BUSY: str = station_antennas.REASON_BUSY
 
 
 class DownlinkPlugin:

@@ -26,8 +26,8 @@ REASON_NO_CONTACT = "no uplink contact before the latest start"
 # The words of the station selector's and the antennas' reasons, reported under this plugin's
 # name: the reasons say what is missing, the plugin which search found it missing. A summary
 # counts a reason once however many plugins gave it (cycle.Unplaced.summary).
-REASON_NO_ALLOWED_CONTACT = station_selector.REASON_NO_ALLOWED_CONTACT
-REASON_ANTENNAS_BUSY = station_antennas.REASON_BUSY
+REASON_NO_ALLOWED_CONTACT: str = station_selector.REASON_NO_ALLOWED_CONTACT
+REASON_ANTENNAS_BUSY: str = station_antennas.REASON_BUSY
 
 
 class UplinkPlugin:
