@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from orbitq.ledger.store.dialect import is_unique_violation
 from orbitq.ledger.tickets import DownlinkWindow, Ticket, sign_ticket
 from orbitq.services.agents.tables import TICKETS
 from orbitq.services.agents.ticket_key import TicketSigner
@@ -38,6 +39,7 @@ from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import NodeRecord
 from orbitq.services.db.engine import (
     IN_LIST_VALUES_MAX,
+    driver_execute,
     driver_row,
     driver_rows,
     write_transaction,
@@ -64,6 +66,25 @@ _TICKET_SQL = "SELECT * FROM request_tickets WHERE request_id = ? AND placement_
 # each, within the bound on a statement's values).
 _PAIR_CLAUSE = "(request_id = ? AND placement_sequence = ?)"
 _PAIRS_PER_READ_MAX = IN_LIST_VALUES_MAX // 2
+_TICKET_COLUMNS = (
+    "request_id",
+    "placement_sequence",
+    "node",
+    "envelope",
+    "digest",
+    "workload_digest",
+    "input_digest",
+    "fuel_max",
+    "output_bytes_max",
+    "start_s",
+    "uplink_seconds",
+    "issued_ns",
+    "pulled_ns",
+)
+_INSERT_TICKET_SQL = (
+    f"INSERT INTO request_tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608  (names only)
+    f" VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
+)
 # Whether a ticket of a node names a blob (`names_blob`).
 _NAMES_BLOB_SQL = (
     "SELECT request_id FROM request_tickets"
@@ -271,9 +292,12 @@ class Tickets:
             "pulled_ns": now_ns,
         }
         try:
+            # One simple statement per ticket made: through the driver's cursor.
             with write_transaction(self._engine) as connection:
-                connection.execute(sa.insert(TICKETS).values(row))
-        except sa.exc.IntegrityError:
+                driver_execute(connection, _INSERT_TICKET_SQL, [row[c] for c in _TICKET_COLUMNS])
+        except Exception as error:  # the driver's own IntegrityError (sqlite3's, psycopg's)
+            if not is_unique_violation(error):
+                raise
             # Another pull made it meanwhile: that one is the ticket (marked pulled after).
             return self.current(request.id, request.sequence)
         return StoredTicket(

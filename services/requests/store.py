@@ -124,6 +124,13 @@ _PLACED_UPLINKS_SQL = (
     "SELECT id, sequence, placement FROM requests"
     " WHERE placed_node = ? AND state = ? AND due_s > ? ORDER BY due_s, id LIMIT ?"
 )
+
+
+def _fetch_sql(ids: int) -> str:
+    """`fetch`'s read of `ids` requests (placeholders only: no value is in the text)."""
+    return f"SELECT * FROM requests WHERE id IN ({', '.join('?' * ids)})"  # noqa: S608
+
+
 # A receipt's end has one or two transitions (PLACED -> RUNNING first when the receipt came
 # before the start was noticed).
 TRANSITIONS_PER_RECEIPT_END_MAX = 2
@@ -488,12 +495,14 @@ class RequestStore:
         return _stored_of(row) if row is not None else None
 
     def fetch(self, request_ids: Sequence[str]) -> list[StoredRequest]:
+        # Through the driver's cursor, as `get_on` (PullTickets reads the requests it makes
+        # tickets for); by primary key, so at most one row per id.
         found: list[StoredRequest] = []
         with self._engine.connect() as connection:
             for first in range(0, len(request_ids), IN_LIST_VALUES_MAX):
                 chunk = list(request_ids[first : first + IN_LIST_VALUES_MAX])
-                rows = connection.execute(sa.select(REQUESTS).where(REQUESTS.c.id.in_(chunk)))
-                found.extend(_stored_of(row._mapping) for row in rows)
+                rows = driver_rows(connection, _fetch_sql(len(chunk)), chunk, len(chunk))
+                found.extend(_stored_of(row) for row in rows)
         return found
 
     def page(
