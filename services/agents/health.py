@@ -29,7 +29,7 @@ from orbitq.services.agents.tickets import Tickets
 from orbitq.services.auth import SYSTEM
 from orbitq.services.clock import NANOS_PER_SECOND, from_ns
 from orbitq.services.constellation import Constellation, NodeRecord, NodeState
-from orbitq.services.db.engine import write_transaction
+from orbitq.services.db.engine import driver_execute, write_transaction
 from orbitq.services.requests.faults import operator_fault
 from orbitq.services.requests.model import RequestState
 from orbitq.services.requests.store import RequestStore
@@ -44,6 +44,10 @@ REQUEST_ID_CHARS = 32
 # Contacts looked at per node per check (a node missing more is long down anyway).
 CONTACTS_COUNTED_MAX = 1_000
 LIVE = frozenset({S.PLACED, S.RUNNING})
+_HEARTBEAT_SQL = (
+    "UPDATE node_agents SET last_heartbeat_ns = ?, missed_contacts = ?, degraded_by_broker = ?"
+    " WHERE node = ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +92,10 @@ class NodeHealth:
         agent = node.agent
         assert agent is not None
         now_ns = self._now_ns()
+        # One simple statement on every heartbeat: through the driver's cursor (SQLAlchemy's
+        # statement work cost more of the GIL than SQLite's write).
         with write_transaction(self._engine) as connection:
-            connection.execute(
-                sa.update(NODE_AGENTS)
-                .where(NODE_AGENTS.c.node == node.id)
-                .values(last_heartbeat_ns=now_ns, missed_contacts=0, degraded_by_broker=False)
-            )
+            driver_execute(connection, _HEARTBEAT_SQL, (now_ns, 0, False, node.id))
         state = node.state
         if state == "degraded" and agent.degraded_by_broker:
             state = self._constellation.set_node_state(SYSTEM, node.id, "ready").state

@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from orbitq.ledger.store.dialect import is_unique_violation
 from orbitq.ledger.tickets import DownlinkWindow, Ticket, sign_ticket
 from orbitq.services.agents.tables import TICKETS
 from orbitq.services.agents.ticket_key import TicketSigner
@@ -36,7 +37,13 @@ from orbitq.services.blobs import digests
 from orbitq.services.blobs.store import BlobStore
 from orbitq.services.clock import NANOS_PER_SECOND
 from orbitq.services.constellation import NodeRecord
-from orbitq.services.db.engine import IN_LIST_VALUES_MAX, driver_row, write_transaction
+from orbitq.services.db.engine import (
+    IN_LIST_VALUES_MAX,
+    driver_execute,
+    driver_row,
+    driver_rows,
+    write_transaction,
+)
 from orbitq.services.requests.model import BYTES_PER_MB, RequestState, StoredRequest
 from orbitq.services.requests.store import PlacedUplink, RequestStore
 from orbitq.services.scheduler.costs import BITS_PER_BYTE, ceil_div
@@ -54,6 +61,40 @@ BITS_PER_MEGABIT = 1_000_000
 _LATEST_TICKET_SQL = (
     "SELECT * FROM request_tickets WHERE request_id = ? ORDER BY placement_sequence DESC LIMIT 1"
 )
+_TICKET_SQL = "SELECT * FROM request_tickets WHERE request_id = ? AND placement_sequence = ?"
+# One placement's ticket in `_made`'s read, and the placements one read asks for (two values
+# each, within the bound on a statement's values).
+_PAIR_CLAUSE = "(request_id = ? AND placement_sequence = ?)"
+_PAIRS_PER_READ_MAX = IN_LIST_VALUES_MAX // 2
+_TICKET_COLUMNS = (
+    "request_id",
+    "placement_sequence",
+    "node",
+    "envelope",
+    "digest",
+    "workload_digest",
+    "input_digest",
+    "fuel_max",
+    "output_bytes_max",
+    "start_s",
+    "uplink_seconds",
+    "issued_ns",
+    "pulled_ns",
+)
+_INSERT_TICKET_SQL = (
+    f"INSERT INTO request_tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608  (names only)
+    f" VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
+)
+# Whether a ticket of a node names a blob (`names_blob`).
+_NAMES_BLOB_SQL = (
+    "SELECT request_id FROM request_tickets"
+    " WHERE node = ? AND (workload_digest = ? OR input_digest = ?) LIMIT 1"
+)
+
+
+def _made_sql(pairs: int) -> str:
+    """`_made`'s read of `pairs` placements (placeholders only: no value is in the text)."""
+    return "SELECT * FROM request_tickets WHERE " + " OR ".join([_PAIR_CLAUSE] * pairs)  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,21 +214,22 @@ class Tickets:
 
     def _made(self, placements: Sequence[tuple[str, int]]) -> dict[tuple[str, int], StoredTicket]:
         """The tickets already made for these (request id, placement sequence)."""
-        wanted = set(placements)
-        ids = sorted({request_id for request_id, _ in placements})
+        # Through the driver's cursor (PullTickets' hot read, as `placed_uplinks`), by
+        # primary key: at most one row per pair asked.
+        pairs = sorted(set(placements))
         found: dict[tuple[str, int], StoredTicket] = {}
         with self._engine.connect() as connection:
-            for first in range(0, len(ids), IN_LIST_VALUES_MAX):
-                rows = connection.execute(
-                    sa.select(TICKETS).where(
-                        TICKETS.c.request_id.in_(ids[first : first + IN_LIST_VALUES_MAX])
-                    )
+            for first in range(0, len(pairs), _PAIRS_PER_READ_MAX):
+                chunk = pairs[first : first + _PAIRS_PER_READ_MAX]
+                rows = driver_rows(
+                    connection,
+                    _made_sql(len(chunk)),
+                    [value for pair in chunk for value in pair],
+                    len(chunk),
                 )
                 for row in rows:
-                    ticket = _ticket_of(row._mapping)
-                    key = (ticket.request_id, ticket.placement_sequence)
-                    if key in wanted:
-                        found[key] = ticket
+                    ticket = _ticket_of(row)
+                    found[(ticket.request_id, ticket.placement_sequence)] = ticket
         return found
 
     def _make(self, node: NodeRecord, request: StoredRequest, now_ns: int) -> StoredTicket | None:
@@ -250,9 +292,12 @@ class Tickets:
             "pulled_ns": now_ns,
         }
         try:
+            # One simple statement per ticket made: through the driver's cursor.
             with write_transaction(self._engine) as connection:
-                connection.execute(sa.insert(TICKETS).values(row))
-        except sa.exc.IntegrityError:
+                driver_execute(connection, _INSERT_TICKET_SQL, [row[c] for c in _TICKET_COLUMNS])
+        except Exception as error:  # the driver's own IntegrityError (sqlite3's, psycopg's)
+            if not is_unique_violation(error):
+                raise
             # Another pull made it meanwhile: that one is the ticket (marked pulled after).
             return self.current(request.id, request.sequence)
         return StoredTicket(
@@ -289,13 +334,13 @@ class Tickets:
         self, request_id: str, placement_sequence: int | None = None
     ) -> StoredTicket | None:
         """The request's ticket for the placement of that sequence (None: its latest)."""
-        query = sa.select(TICKETS).where(TICKETS.c.request_id == request_id)
-        if placement_sequence is not None:
-            query = query.where(TICKETS.c.placement_sequence == placement_sequence)
-        query = query.order_by(TICKETS.c.placement_sequence.desc()).limit(1)
+        # Through the driver's cursor: OpenResult asks on every call.
         with self._engine.connect() as connection:
-            row = connection.execute(query).first()
-        return _ticket_of(row._mapping) if row is not None else None
+            if placement_sequence is None:
+                row = driver_row(connection, _LATEST_TICKET_SQL, (request_id,))
+            else:
+                row = driver_row(connection, _TICKET_SQL, (request_id, placement_sequence))
+        return _ticket_of(row) if row is not None else None
 
     def current_on(self, connection: sa.Connection, request_id: str) -> StoredTicket | None:
         """`current` (the latest) through `connection` (ReportReceipt: one read connection
@@ -324,15 +369,8 @@ class Tickets:
 
     def names_blob(self, node: str, digest_hex: str) -> bool:
         """Whether a ticket of `node` names this module or input."""
-        query = (
-            sa.select(TICKETS.c.request_id)
-            .where(TICKETS.c.node == node)
-            .where(
-                sa.or_(
-                    TICKETS.c.workload_digest == digest_hex, TICKETS.c.input_digest == digest_hex
-                )
-            )
-            .limit(1)
-        )
+        # Through the driver's cursor: FetchBlob asks on every chunk.
         with self._engine.connect() as connection:
-            return connection.execute(query).first() is not None
+            return (
+                driver_row(connection, _NAMES_BLOB_SQL, (node, digest_hex, digest_hex)) is not None
+            )

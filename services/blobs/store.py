@@ -26,7 +26,7 @@ from sqlmodel import SQLModel
 from orbitq.services.blobs.digests import hex_of
 from orbitq.services.blobs.files import BlobFiles
 from orbitq.services.db import models  # noqa: F401  (registers the tables)
-from orbitq.services.db.engine import driver_row, write_transaction
+from orbitq.services.db.engine import driver_execute, driver_row, write_transaction
 from orbitq.services.errors import ResourceExhaustedError
 
 BLOBS: sa.Table = SQLModel.metadata.tables["blobs"]
@@ -41,6 +41,14 @@ DELETIONS_PER_PASS_MAX = 10_000
 _REFERENCED_SIZE_SQL = (
     "SELECT blobs.size FROM blobs JOIN blob_refs ON blob_refs.digest = blobs.digest"
     " WHERE blobs.digest = ? AND blob_refs.tenant = ? AND blob_refs.kind = ? LIMIT 1"
+)
+
+# Storing a blob and its reference (`_insert`), and a blob's size.
+_BLOB_SIZE_SQL = "SELECT size FROM blobs WHERE digest = ?"
+_INSERT_BLOB_SQL = "INSERT INTO blobs (digest, size, created_ns) VALUES (?, ?, ?)"
+_REF_SQL = "SELECT digest FROM blob_refs WHERE digest = ? AND kind = ? AND ref = ?"
+_INSERT_REF_SQL = (
+    "INSERT INTO blob_refs (digest, kind, ref, tenant, created_ns) VALUES (?, ?, ?, ?, ?)"
 )
 
 
@@ -135,24 +143,21 @@ class BlobStore:
             )
 
     def _insert(self, digest: str, size: int, kind: str, tenant: str, ref: str) -> bool:
+        # Through the driver's cursor, statement by statement as SQLAlchemy sent them: every
+        # result stored (OpenResult's, PutResultChunk's last) passes here.
         now_ns = self._now_ns()
         with write_transaction(self._engine) as connection:
-            blob = connection.execute(
-                sa.select(BLOBS.c.size).where(BLOBS.c.digest == digest).with_for_update()
-            ).first()
+            # PostgreSQL locks the blob's row (SQLite's write transaction holds the database).
+            locking = " FOR UPDATE" if connection.dialect.name == "postgresql" else ""
+            blob = driver_row(connection, _BLOB_SIZE_SQL + locking, (digest,))
             if blob is None:
-                connection.execute(
-                    sa.insert(BLOBS).values(digest=digest, size=size, created_ns=now_ns)
-                )
+                driver_execute(connection, _INSERT_BLOB_SQL, (digest, size, now_ns))
             else:
-                assert blob.size == size, f"blob {digest}: stored size {blob.size} != {size}"
-            if _ref_exists(connection, digest, kind, ref):
+                stored = int(blob["size"])
+                assert stored == size, f"blob {digest}: stored size {stored} != {size}"
+            if driver_row(connection, _REF_SQL, (digest, kind, ref)) is not None:
                 return False
-            connection.execute(
-                sa.insert(REFS).values(
-                    digest=digest, kind=kind, ref=ref, tenant=tenant, created_ns=now_ns
-                )
-            )
+            driver_execute(connection, _INSERT_REF_SQL, (digest, kind, ref, tenant, now_ns))
             return True
 
     def expire_results(self, ended_before_ns: int) -> int:
@@ -194,11 +199,10 @@ class BlobStore:
     # -- reads ---------------------------------------------------------------------------------
 
     def size(self, digest_hex: str) -> int | None:
+        # Through the driver's cursor: OpenResult and every ticket made ask.
         with self._engine.connect() as connection:
-            found = connection.execute(
-                sa.select(BLOBS.c.size).where(BLOBS.c.digest == digest_hex)
-            ).first()
-        return int(found.size) if found is not None else None
+            found = driver_row(connection, _BLOB_SIZE_SQL, (digest_hex,))
+        return int(found["size"]) if found is not None else None
 
     def referenced_size(self, digest_hex: str, *, tenant: str, kind: str) -> int | None:
         """The blob's size if `tenant` holds a reference of `kind` to it, else None."""

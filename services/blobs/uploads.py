@@ -29,13 +29,24 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from orbitq.services.blobs.store import RESULT, BlobStore, StripedLocks
-from orbitq.services.db.engine import write_transaction
+from orbitq.services.db.engine import driver_execute, driver_row, write_transaction
 from orbitq.services.errors import FailedPreconditionError, InvalidArgumentError
 
 UPLOADS: sa.Table = SQLModel.metadata.tables["result_uploads"]
 CHUNK_BYTES_MAX = 1024 * 1024
 # Uploads forgotten per pass of the retention job (the next pass takes the rest).
 EXPIRED_PER_PASS_MAX = 10_000
+# The hot path's statements (through the driver's cursor; `?` placeholders).
+_UPLOAD_SQL = "SELECT * FROM result_uploads WHERE request_id = ?"
+_INSERT_UPLOAD_SQL = (
+    "INSERT INTO result_uploads (node, size, sha256, opened_ns, completed_ns, request_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_REPLACE_UPLOAD_SQL = (
+    "UPDATE result_uploads SET node = ?, size = ?, sha256 = ?, opened_ns = ?, completed_ns = ?"
+    " WHERE request_id = ?"
+)
+_FINISH_UPLOAD_SQL = "UPDATE result_uploads SET completed_ns = ? WHERE request_id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +69,18 @@ class ResultUploads:
         return self._locks.of(request_id)
 
     def get(self, request_id: str) -> Upload | None:
+        # Through the driver's cursor: every OpenResult and PutResultChunk asks, and the
+        # statement built and run by SQLAlchemy cost more of the GIL than SQLite's work.
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(UPLOADS).where(UPLOADS.c.request_id == request_id)
-            ).first()
+            row = driver_row(connection, _UPLOAD_SQL, (request_id,))
         if row is None:
             return None
-        return Upload(row.request_id, row.size, bytes(row.sha256), row.completed_ns is not None)
+        return Upload(
+            row["request_id"],
+            int(row["size"]),
+            bytes(row["sha256"]),
+            row["completed_ns"] is not None,
+        )
 
     def open(self, request_id: str, node: str, tenant: str, size: int, sha256: bytes) -> int:
         """Where the upload of this result continues (see the module docstring)."""
@@ -167,28 +183,16 @@ class ResultUploads:
         done: bool = False,
     ) -> None:
         now_ns = self._now_ns()
-        values = {
-            "node": node,
-            "size": size,
-            "sha256": sha256,
-            "opened_ns": now_ns,
-            "completed_ns": now_ns if done else None,
-        }
+        # One simple statement, through the driver's cursor (as `get`).
+        params = (node, size, sha256, now_ns, now_ns if done else None, request_id)
         with write_transaction(self._engine) as connection:
-            if replace:
-                connection.execute(
-                    sa.update(UPLOADS).where(UPLOADS.c.request_id == request_id).values(values)
-                )
-            else:
-                connection.execute(sa.insert(UPLOADS).values(request_id=request_id, **values))
+            driver_execute(
+                connection, _REPLACE_UPLOAD_SQL if replace else _INSERT_UPLOAD_SQL, params
+            )
 
     def _finish(self, request_id: str) -> None:
         with write_transaction(self._engine) as connection:
-            connection.execute(
-                sa.update(UPLOADS)
-                .where(UPLOADS.c.request_id == request_id)
-                .values(completed_ns=self._now_ns())
-            )
+            driver_execute(connection, _FINISH_UPLOAD_SQL, (self._now_ns(), request_id))
 
     def expire(self, ended_before_ns: int) -> int:
         """Forget the uploads (and partial files) of requests that ended before

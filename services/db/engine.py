@@ -12,9 +12,9 @@ the migrations on start.
 re-exported here for the services. The services reach the database one way: SQLAlchemy Core
 statements over the SQLModel-declared tables, on a connection (`engine.connect()` to read,
 `write_transaction` to write); no ORM sessions. A hot path may instead send plain SQL through the
-driver's own cursor on such a connection (`driver_row`; ReportReceipt's end in the ledger's
-group, as the ledger store does), where SQLAlchemy's per-statement work costs more than the
-database's.
+driver's own cursor on such a connection (`driver_row`, `driver_rows`, `driver_execute`;
+ReportReceipt's end in the ledger's group, as the ledger store does), where SQLAlchemy's
+per-statement work costs more than the database's.
 
 Does not own: table definitions (orbitq.ledger.store.tables, orbitq.services.db.models).
 """
@@ -166,10 +166,38 @@ def driver_row(connection: sa.Connection, sql: str, params: Sequence[Any]) -> di
         cursor.close()
 
 
+def driver_rows(
+    connection: sa.Connection, sql: str, params: Sequence[Any], limit: int
+) -> list[dict[str, Any]]:
+    """At most `limit` rows of `sql` as `driver_row` reads one (the statement should bound
+    itself too; `limit` keeps a caller's memory bounded whatever it sends)."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(driver_sql(connection, sql), tuple(params))
+        rows = cursor.fetchmany(limit)
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+    finally:
+        cursor.close()
+
+
+def driver_execute(connection: sa.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run one statement that returns no rows (`?` placeholders) through the driver's cursor
+    on `connection`, in its transaction; the rows it changed."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(driver_sql(connection, sql), tuple(params))
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 __all__ = [
     "IN_LIST_VALUES_MAX",
     "create_engine",
+    "driver_execute",
     "driver_row",
+    "driver_rows",
     "driver_sql",
     "normalize_url",
     "server_closed",

@@ -84,6 +84,24 @@ def test_another_node_never_receives_a_ticket_or_its_blobs(
         assert envelope  # the pulled ticket was this node's
 
 
+def test_a_ticket_made_twice_for_one_placement_is_the_first_one(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    # Two pulls racing to make a placement's ticket: the second's insert meets the first's
+    # row (the driver's own unique violation, on either database) and returns that ticket.
+    with agent_world(server, clock) as world:
+        request, envelope, _ticket = world.pulled()
+        tickets = world.broker.agents.tickets
+        node = world.broker.constellation.node(world.agent.node)
+        stored = world.stored(request.id)
+        clock.set(clock.now() + timedelta(seconds=1))  # a later issue time: other bytes if made
+        again = tickets._make(node, stored, to_ns(clock.now()))
+        assert again is not None
+        assert (again.request_id, again.placement_sequence) == (request.id, stored.sequence)
+        assert again.envelope == envelope
+        assert again.pulled
+
+
 def test_max_tickets_bounds_a_pull(server: ServerHandle, clock: SimulatedClock) -> None:
     with agent_world(server, clock) as world:
         with pytest.raises(grpc.RpcError) as refused:
