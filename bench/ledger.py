@@ -48,7 +48,7 @@ from orbitq.services.broker import Broker, init_data_dir
 from orbitq.services.config import load_config
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
-from orbitq.services.server import build_server
+from orbitq.services.server import build_server, freeze_startup_heap
 from orbitq.v1 import common_pb2, quota_pb2, quota_pb2_grpc
 
 TRANSFERS = int(os.environ.get("ORBITQ_BENCH_LEDGER_TRANSFERS", "200000"))
@@ -283,6 +283,7 @@ def _rpc(directory: Path) -> dict[str, dict[str, float]]:
     broker = Broker(load_config(directory / "broker"))
     broker.start()
     running = build_server(broker, "127.0.0.1:0", extra_handlers=[_empty_handler()])
+    freeze_startup_heap()  # as `serve` does once the broker serves
     try:
         target = f"127.0.0.1:{running.port}"
         operator = result.operator_key.token
