@@ -187,8 +187,9 @@ class Agents:
 
     def _node(self, principal: Principal, action: str, *, cached: bool = False) -> NodeRecord:
         """The caller's node, enrolled and (unless its ground link is "always") in contact.
-        `cached`: the record may be a copy read at the current world version (its identity,
-        capacity, state and enrolled key are then current; its heartbeat counters may not)."""
+        `cached`: the record may be the copy kept as of the current world version (its
+        identity, capacity, state and enrolled key are then current; its heartbeat counters
+        may not be)."""
         if cached:
             return self._node_at(principal, action)[0]
         principal.require_role(Role.NODE, action=action)
@@ -199,7 +200,7 @@ class Agents:
     def _node_at(
         self, principal: Principal, action: str, connection: sa.Connection | None = None
     ) -> tuple[NodeRecord, WorldVersion]:
-        """`_node` from the copy kept at the current world version, with that version (read
+        """`_node` from the copy kept as of the current world version, with that version (read
         once per call, through `connection` when given: the gate's copy of the node's contacts
         is checked against it too)."""
         principal.require_role(Role.NODE, action=action)
@@ -360,9 +361,10 @@ class Agents:
         )
 
     def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:
-        # The copy kept at the world version: its state is current (every change of a node's
-        # state moves the world revision), and so is `degraded_by_broker` whenever the state
-        # is degraded (the broker writes it before degrading the node).
+        # The copy kept as of the world version: its state is current (every change of a
+        # node's state stamps the node with the world revision it moves), and so is
+        # `degraded_by_broker` whenever the state is degraded (the broker writes it before
+        # degrading the node).
         node, version = self._node_at(principal, "send heartbeats for")
         state = self.health.heartbeat(node, refusals)
         now_ns = self._now_ns()
