@@ -237,7 +237,11 @@ class Agents:
                             self._nodes[record.id] = record
                     self._nodes_revision = revision
                 kept_revision = self._nodes_revision
-                found = self._nodes.get(node_id)
+                # Another call may have moved the copies on first, to a revision older than
+                # this call's (its read discarded, ours not applied): then they may miss a
+                # write this call's version holds, and the node is read afresh below.
+                fresh_enough = kept_revision is not None and kept_revision >= revision
+                found = self._nodes.get(node_id) if fresh_enough else None
         if found is not None:
             return found
         node = self._constellation.node(node_id)  # NotFoundError names it
