@@ -9,9 +9,12 @@ or saying the plan's horizon holds none — and the node's next contact windows,
 PullTickets and Heartbeat return so the agent knows when to call again.
 
 Every node call asks this, so it answers from a per-node copy of the node's upcoming contacts
-(`_Window`), read once and kept while the world version (nodes, stations, the contact plan and
-its bookings: WorldVersion) is unchanged and the copy still covers `now`; a call then costs one
-small read (the version) instead of two range scans of the contacts.
+(`_Window`), read once and kept while the contact plan's version is unchanged and the copy
+still covers `now`; a call then costs one small read (the version) instead of two range scans
+of the contacts. The plan's version alone, not the whole WorldVersion: what the copy holds (the
+stored contacts, the booked windows and the stations' booking modes, the plan's horizon) is
+written only by a refresh of the plan or an import of a booked plan, and both move it; writes
+of nodes and stations (the world revision: node states, enrolments) change none of it.
 
 Does not own: the contact plan (orbitq.services.constellation) or what a call does.
 """
@@ -141,7 +144,10 @@ class ContactGate:
         return window
 
     def _covers(self, window: _Window, version: WorldVersion, now_ns: int) -> bool:
-        if window.version != version or now_ns - self._margin_ns < window.from_ns:
+        # The plan's version only (module docstring): a node's state written elsewhere in the
+        # fleet (the world revision) kept every node's copy from being used again.
+        stale = window.version.plan_version != version.plan_version
+        if stale or now_ns - self._margin_ns < window.from_ns:
             return False
         if window.complete:
             return True

@@ -133,7 +133,11 @@ class Agents:
         self._blobs = blobs
         self._now_ns = now_ns
         self.signer = signer
-        self._nodes: dict[str, tuple[WorldVersion, NodeRecord]] = {}
+        # The node calls' copies of their nodes, as of world revision `_nodes_revision`: a
+        # node's copy is read once, then again only when the node itself is written (its row's
+        # `revision` moves past the copy's: `changed_nodes`), not at every write of the world.
+        self._nodes: dict[str, NodeRecord] = {}
+        self._nodes_revision: int | None = None
         self._nodes_lock = threading.Lock()
         store = requests.store
         self.tickets = Tickets(engine, store, blobs, signer, now_ns)
@@ -183,8 +187,9 @@ class Agents:
 
     def _node(self, principal: Principal, action: str, *, cached: bool = False) -> NodeRecord:
         """The caller's node, enrolled and (unless its ground link is "always") in contact.
-        `cached`: the record may be a copy read at the current world version (its identity,
-        capacity, state and enrolled key are then current; its heartbeat counters may not)."""
+        `cached`: the record may be the copy kept as of the current world version (its
+        identity, capacity, state and enrolled key are then current; its heartbeat counters
+        may not be)."""
         if cached:
             return self._node_at(principal, action)[0]
         principal.require_role(Role.NODE, action=action)
@@ -195,25 +200,59 @@ class Agents:
     def _node_at(
         self, principal: Principal, action: str, connection: sa.Connection | None = None
     ) -> tuple[NodeRecord, WorldVersion]:
-        """`_node` from the copy kept at the current world version, with that version (read
+        """`_node` from the copy kept as of the current world version, with that version (read
         once per call, through `connection` when given: the gate's copy of the node's contacts
         is checked against it too)."""
         principal.require_role(Role.NODE, action=action)
         node_id = principal.node_scope("", action)
         version = self._constellation.world_version(connection)
-        with self._nodes_lock:
-            found = self._nodes.get(node_id)
-        if found is not None and found[0] == version:
-            node = found[1]
-        else:
-            node = self._constellation.node(node_id)
-            with self._nodes_lock:
-                if len(self._nodes) >= NODES_KEPT_MAX:
-                    self._nodes.clear()
-                self._nodes[node_id] = (version, node)
+        node = self._kept_node(node_id, version.world_revision)
         agent = self._require_agent(node)
         self.gate.check(node.id, agent, self._now_ns(), version)
         return node, version
+
+    def _kept_node(self, node_id: str, revision: int) -> NodeRecord:
+        """The node's record, at least as new as world revision `revision`. The copies move
+        forward together: at a newer revision, the nodes written since (`changed_nodes`, one
+        read for all of them, usually one or none) replace theirs. Every write of a node's
+        record or its agent's enrolment stamps the node (`touch_nodes`) in the transaction
+        that moves the world revision, so a copy not replaced is still the stored record
+        (but its heartbeat counters, written without the world moving; callers know)."""
+        with self._nodes_lock:
+            kept_revision = self._nodes_revision
+            found = self._nodes.get(node_id)
+        if kept_revision is None or revision > kept_revision:
+            # Read after the caller's version: it holds every write up to `revision`, maybe
+            # later ones too (a later revision then reads them again: harmless). No copy yet:
+            # nothing to replace (each node is read when first asked for).
+            changed = (
+                self._constellation.changed_nodes(kept_revision)
+                if kept_revision is not None
+                else []
+            )
+            with self._nodes_lock:
+                if self._nodes_revision == kept_revision:
+                    for record in changed:
+                        if record.id in self._nodes:
+                            self._nodes[record.id] = record
+                    self._nodes_revision = revision
+                kept_revision = self._nodes_revision
+                # Another call may have moved the copies on first, to a revision older than
+                # this call's (its read discarded, ours not applied): then they may miss a
+                # write this call's version holds, and the node is read afresh below.
+                fresh_enough = kept_revision is not None and kept_revision >= revision
+                found = self._nodes.get(node_id) if fresh_enough else None
+        if found is not None:
+            return found
+        node = self._constellation.node(node_id)  # NotFoundError names it
+        with self._nodes_lock:
+            # Kept only if no other call moved the copies on meanwhile (else this read may be
+            # older than what the move replaced: it serves this call, is read again next time).
+            if self._nodes_revision == kept_revision:
+                if len(self._nodes) >= NODES_KEPT_MAX:
+                    self._nodes.clear()
+                self._nodes[node_id] = node
+        return node
 
     @staticmethod
     def _require_agent(node: NodeRecord) -> NodeAgentInfo:
@@ -326,9 +365,10 @@ class Agents:
         )
 
     def heartbeat(self, principal: Principal, refusals: Sequence[TicketRefusal]) -> Beat:
-        # The copy kept at the world version: its state is current (every change of a node's
-        # state moves the world revision), and so is `degraded_by_broker` whenever the state
-        # is degraded (the broker writes it before degrading the node).
+        # The copy kept as of the world version: its state is current (every change of a
+        # node's state stamps the node with the world revision it moves), and so is
+        # `degraded_by_broker` whenever the state is degraded (the broker writes it before
+        # degrading the node).
         node, version = self._node_at(principal, "send heartbeats for")
         state = self.health.heartbeat(node, refusals)
         now_ns = self._now_ns()

@@ -159,3 +159,24 @@ def test_work_on_a_node_that_went_down_too_late_to_run_again_is_refunded(
         world.broker.constellation.set_node_state(SYSTEM, world.agent.node, "down")
         assert request.id in world.broker.scheduling.run_cycle().evacuated
         _refunded(world.broker, request.id)
+
+
+def test_a_node_call_sees_its_node_s_state_as_written_not_another_s(
+    server: ServerHandle, clock: SimulatedClock
+) -> None:
+    # The node calls keep a copy of each node, moved forward only for the nodes written
+    # since: a write of another node keeps it, a write of this node replaces it.
+    with agent_world(server, clock) as world:
+        constellation = world.broker.constellation
+        node, other = world.agent.node, world.others[0]
+        ready, degraded = constellation_pb2.NODE_STATE_READY, constellation_pb2.NODE_STATE_DEGRADED
+        assert world.agent.heartbeat().state == ready
+        constellation.set_node_state(SYSTEM, other, "degraded")
+        assert world.agent.heartbeat().state == ready
+        constellation.set_node_state(SYSTEM, node, "degraded")
+        assert world.agent.heartbeat().state == degraded  # an operator's: it stays
+        constellation.set_node_state(SYSTEM, other, "ready")
+        assert world.agent.heartbeat().state == degraded
+        constellation.set_node_state(SYSTEM, node, "down")
+        constellation.set_node_state(SYSTEM, node, "ready")
+        assert world.agent.heartbeat().state == ready

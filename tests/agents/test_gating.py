@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
 
+from orbitq.services.auth import SYSTEM
 from orbitq.services.clock import SimulatedClock, from_ns
 from orbitq.services.constellation import StoredContact
 from orbitq.services.scheduler import rfc3339
@@ -96,3 +98,37 @@ def test_a_ground_stand_in_may_call_at_any_time(
         always = world.enroll(node, "always")
         assert _pull_code(always)[0] is grpc.StatusCode.OK
         assert always.heartbeat().contacts  # it learns the node's next contacts anyway
+
+
+def test_the_contacts_copy_outlives_node_writes_and_not_a_new_plan(
+    server: ServerHandle, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A node's state written (the world revision moves) changes no contact: the gate keeps its
+    # copy; a refresh of the plan (its version moves) may, so the copy is read again.
+    with agent_world(server, clock) as world:
+        constellation, gate = world.broker.constellation, world.broker.agents.gate
+        node, other = world.agent.node, world.others[0]
+        reads = []
+        read = constellation.iter_contacts_between
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads.append(kwargs.get("node"))
+            return read(*args, **kwargs)
+
+        monkeypatch.setattr(constellation, "iter_contacts_between", counted)
+        now_ns = int(clock.now().timestamp()) * NS
+        first = constellation.world_version()
+        contacts = gate.next_contacts(node, now_ns, version=first)
+        assert contacts
+        assert reads == [node]
+        constellation.set_node_state(SYSTEM, other, "degraded")
+        moved = constellation.world_version()
+        assert moved.world_revision > first.world_revision
+        assert moved.plan_version == first.plan_version
+        assert gate.next_contacts(node, now_ns, version=moved) == contacts
+        assert reads == [node]
+        constellation.refresh_contacts()
+        refreshed = constellation.world_version()
+        assert refreshed.plan_version > first.plan_version
+        assert gate.next_contacts(node, now_ns, version=refreshed)  # its horizon moved on too
+        assert reads == [node, node]
