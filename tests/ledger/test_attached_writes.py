@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from orbitq.ledger.model import Code, Kind, Result, SystemAccount, Transfer
+from orbitq.ledger.model import Code, Kind, Result, Transfer
 from orbitq.ledger.store import (
-    AccountSpec,
     AttachedWrite,
     AttachedWriteError,
     CreateTransfers,
@@ -24,6 +23,7 @@ from orbitq.ledger.store import (
 )
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
+from tests.ledger.two_tenants import two_tenants
 
 START_NS = 1_764_979_200_000_000_000
 WAIT_SECONDS = 30
@@ -38,15 +38,8 @@ class Books:
         self.store = LedgerStore(engine)
         self.clock = iter(range(START_NS, START_NS + 10**15, 1_000_000))
         self.store.initialize(next(self.clock))
-        specs = [AccountSpec(Kind.CPU, tenant="acme"), AccountSpec(Kind.CPU, tenant="globex")]
-        self.acme, self.globex = (a.id for a in self.store.create_accounts(specs, self.now()))
-        treasury = next(
-            a.id
-            for a in self.store.system_accounts()
-            if a.system is SystemAccount.TREASURY and a.kind is Kind.CPU
-        )
-        mint = Transfer(1, treasury, self.acme, 100, kind=int(Kind.CPU), code=int(Code.MINT))
-        assert [o.ok for o in self.store.create_transfers([mint], self.now())] == [True]
+        books = two_tenants(self.store, self.now, minted=100)
+        self.acme, self.globex = books.acme, books.globex
 
     def now(self) -> int:
         return next(self.clock)

@@ -31,7 +31,6 @@ from orbitq.ledger.model import (
     Transfer,
 )
 from orbitq.ledger.store import (
-    AccountSpec,
     CreateTransfers,
     GroupCommitWriter,
     LedgerStore,
@@ -40,6 +39,7 @@ from orbitq.ledger.store import (
 )
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
+from tests.ledger.two_tenants import two_tenants
 
 START_NS = 1_764_979_200_000_000_000
 # A transfer carrying this user_data makes the faulty engine credit one token too many.
@@ -99,16 +99,8 @@ def _open(db_url: str, *, assert_invariants: bool = True) -> Ledger:
     store = LedgerStore(engine, assert_invariants=assert_invariants, rules=rules)
     clock = count(START_NS, 1_000_000)
     store.initialize(next(clock))
-    specs = [AccountSpec(Kind.CPU, tenant="acme"), AccountSpec(Kind.CPU, tenant="globex")]
-    acme, globex = (account.id for account in store.create_accounts(specs, next(clock)))
-    treasury = next(
-        a.id
-        for a in store.system_accounts()
-        if a.system is SystemAccount.TREASURY and a.kind is Kind.CPU
-    )
-    mint = Transfer(1, treasury, acme, 1000, kind=int(Kind.CPU), code=int(Code.MINT))
-    assert [o.ok for o in store.create_transfers([mint], next(clock))] == [True]
-    return Ledger(store, clock, treasury, acme, globex, engines)
+    books = two_tenants(store, clock.__next__, minted=1000)
+    return Ledger(store, clock, books.treasury, books.acme, books.globex, engines)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from orbitq.ledger.store import AccountSpec, CreateTransfers, LedgerStore
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 from tests.ledger.reference_model import Model
+from tests.ledger.two_tenants import cpu_treasury
 
 START_NS = 1_764_979_200_000_000_000
 SECOND = 1_000_000_000
@@ -252,14 +253,9 @@ def test_a_duplicate_id_in_one_group_gets_exists(db_url: str) -> None:
         store = LedgerStore(engine)
         store.initialize(START_NS)
         (account,) = store.create_accounts([AccountSpec(Kind.CPU, tenant="a")], START_NS)
-        treasury = next(
-            a
-            for a in store.system_accounts()
-            if a.system is SystemAccount.TREASURY and a.kind is Kind.CPU
-        )
         mint = Transfer(
             id=7,
-            debit_account_id=treasury.id,
+            debit_account_id=cpu_treasury(store),
             credit_account_id=account.id,
             amount=5,
             kind=1,

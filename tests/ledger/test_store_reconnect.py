@@ -24,11 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from orbitq.ledger.engine import Engine, WorkingSet
-from orbitq.ledger.model import Code, Kind, SystemAccount, Transfer
-from orbitq.ledger.store import AccountSpec, LedgerStore
+from orbitq.ledger.model import Code, Kind, Transfer
+from orbitq.ledger.store import LedgerStore
 from orbitq.services.db.engine import create_engine
 from orbitq.services.db.migrate import migrate
 from tests.conftest import PG_URL
+from tests.ledger.two_tenants import two_tenants
 
 pytestmark = [
     pytest.mark.postgres,
@@ -105,16 +106,8 @@ def ledger(db_url: str) -> Iterator[Ledger]:
     store = LedgerStore(engine, rules=rules)
     clock = count(START_NS, 1_000_000)
     store.initialize(next(clock))
-    specs = [AccountSpec(Kind.CPU, tenant="acme"), AccountSpec(Kind.CPU, tenant="globex")]
-    acme, globex = (account.id for account in store.create_accounts(specs, next(clock)))
-    treasury = next(
-        a.id
-        for a in store.system_accounts()
-        if a.system is SystemAccount.TREASURY and a.kind is Kind.CPU
-    )
-    mint = Transfer(1, treasury, acme, 10**6, kind=int(Kind.CPU), code=int(Code.MINT))
-    assert [o.ok for o in store.create_transfers([mint], next(clock))] == [True]
-    opened = Ledger(store, clock, acme, globex)
+    books = two_tenants(store, clock.__next__, minted=10**6)
+    opened = Ledger(store, clock, books.acme, books.globex)
     holder.append(opened)
 
     @event.listens_for(engine, "connect")
